@@ -1,0 +1,42 @@
+# Two entry points (README): `make demo` and `make test`. Everything else is a helper of those.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE_HOST  ?= samples/hosts/dual-xeon-ht
+SAMPLE_GUEST ?= samples/xml/linux-db.xml
+
+.PHONY: demo test lint unit e2e bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.demo-stamp: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q .
+	touch $@
+
+$(VENV)/.test-stamp: $(BIN)/python pyproject.toml
+	scripts/libvirt-up.sh --install-only
+	$(BIN)/python -m pip install -q -e '.[dev,live]'
+	touch $@
+
+demo: $(VENV)/.demo-stamp
+	$(BIN)/vmtune host --sysfs $(SAMPLE_HOST)
+	$(BIN)/vmtune plan $(SAMPLE_GUEST) --sysfs $(SAMPLE_HOST) --domains samples/tenants --explain
+
+lint: $(VENV)/.test-stamp
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(VENV)/.test-stamp lint
+	scripts/libvirt-up.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; scripts/libvirt-down.sh; exit $$rc
+
+bench: $(VENV)/.test-stamp
+	$(BIN)/python bench/host_render.py
+	$(BIN)/python bench/placement.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

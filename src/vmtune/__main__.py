@@ -1,0 +1,5 @@
+import sys
+
+from vmtune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The typer app and the one place where exceptions become exit codes (house rule 9)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vmtune.errors import ExitCode, VmtuneError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="vmtune",
+    help="Make libvirt/KVM guests fast and predictable on this host: plan, apply, check, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register_all() -> None:
+    from vmtune.cli import check_cmd, host_cmd, plan_cmd
+
+    for module in (host_cmd, plan_cmd, check_cmd):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, map VmtuneError to its exit code with one stderr line."""
+    _register_all()
+    try:
+        app(args=argv, prog_name="vmtune", standalone_mode=False)
+    except VmtuneError as err:
+        print(f"vmtune: error: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    except typer.Exit as done:
+        return int(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("vmtune: aborted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:
+        # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return int(ExitCode.BAD_INPUT)
+        raise
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Options shared by several commands (HOST selection, tenants) and the helpers that load them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmtune.core.topology import Host
+from vmtune.errors import InputError
+
+__all__ = [
+    "CapabilitiesOpt",
+    "ConnectOpt",
+    "DomainsOpt",
+    "HostSource",
+    "JsonOpt",
+    "SysfsOpt",
+    "load_host",
+]
+
+SysfsOpt = Annotated[
+    Path | None, typer.Option("--sysfs", help="Read topology from a sysfs root (default: /).", metavar="ROOT")
+]
+CapabilitiesOpt = Annotated[
+    Path | None,
+    typer.Option("--capabilities", help="Read topology from `virsh capabilities` XML.", metavar="FILE"),
+]
+ConnectOpt = Annotated[
+    str | None, typer.Option("--connect", "-c", help="libvirt URI, e.g. qemu:///system.", metavar="URI")
+]
+DomcapsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
+    ),
+]
+DomainsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--domains", help="Directory of domain XMLs: the other tenants of this host.", metavar="DIR"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostSource:
+    sysfs: Path | None = None
+    capabilities: Path | None = None
+    connect: str | None = None
+
+
+def load_host(src: HostSource) -> Host:
+    """Read the host topology from exactly one source; default: the live sysfs at /."""
+    chosen = [name for name, val in (("--sysfs", src.sysfs), ("--capabilities", src.capabilities),
+                                     ("--connect", src.connect)) if val is not None]  # fmt: skip
+    if len(chosen) > 1:
+        raise InputError(f"choose one host source, not {' and '.join(chosen)}")
+    if src.capabilities is not None:
+        from vmtune.adapters.files import read_text
+        from vmtune.xmlmap.capabilities import parse_capabilities
+
+        return parse_capabilities(read_text(src.capabilities), source=str(src.capabilities))
+    if src.connect is not None:
+        from vmtune.adapters.libvirt import open_host
+
+        return open_host(src.connect)
+    from vmtune.adapters.sysfs import read_sysfs
+
+    return read_sysfs(src.sysfs or Path("/"))

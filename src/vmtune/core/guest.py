@@ -1,0 +1,201 @@
+"""What vmtune knows of a guest: read from its domain XML by ``vmtune.xmlmap`` (pure data here).
+
+The small value types (VcpuPin, Timer, HypervFeature, ...) are shared with ``vmtune.core.plan``: a Plan
+says what these owned elements should become, a GuestSpec says what they are now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vmtune.core.intent import Intent, OsFamily
+from vmtune.cpuset import CpuSet
+
+__all__ = [
+    "GuestSpec",
+    "GuestTopology",
+    "HypervFeature",
+    "IOThreadPin",
+    "MemNode",
+    "Memballoon",
+    "MemoryBacking",
+    "NumaCell",
+    "Timer",
+    "VcpuPin",
+    "VcpuSched",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VcpuPin:
+    vcpu: int
+    cpus: CpuSet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IOThreadPin:
+    iothread: int
+    cpus: CpuSet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VcpuSched:
+    """``<vcpusched vcpus= scheduler= priority=>``; scheduler is libvirt's literal (fifo, rr, batch, idle)."""
+
+    vcpus: CpuSet
+    """vCPU ids (libvirt uses cpuset syntax over vCPU ids)."""
+    scheduler: str
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemNode:
+    cellid: int
+    mode: str
+    nodeset: CpuSet
+    """Host NUMA node ids (libvirt nodeset uses the cpuset syntax)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NumaCell:
+    id: int
+    cpus: CpuSet
+    """Guest vCPU ids in this guest NUMA cell."""
+    memory_kib: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuestTopology:
+    sockets: int
+    dies: int = 1
+    clusters: int = 1
+    cores: int = 1
+    threads: int = 1
+
+    @property
+    def vcpus(self) -> int:
+        return self.sockets * self.dies * self.clusters * self.cores * self.threads
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timer:
+    """``<clock><timer name= present= tickpolicy=>``."""
+
+    name: str
+    present: bool | None = None
+    tickpolicy: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HypervFeature:
+    """One child of ``<features><hyperv>``, e.g. ``<spinlocks state='on' retries='8191'/>``.
+
+    ``attrs`` holds extra attributes besides ``state`` (retries, value); ``children`` holds the names of
+    sub-elements that are switched on (``stimer/direct``, ``tlbflush/direct|extended``).
+    """
+
+    name: str
+    state: bool = True
+    attrs: tuple[tuple[str, str], ...] = ()
+    children: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryBacking:
+    hugepages: bool = False
+    page_size_kib: int | None = None
+    """Explicit ``<page size=>`` (None: the host default hugepage size)."""
+    page_nodeset: CpuSet | None = None
+    locked: bool = False
+    nosharepages: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Memballoon:
+    model: str
+    """``virtio``, ``none``, ..."""
+    autodeflate: bool | None = None
+    freepage_reporting: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuestSpec:
+    name: str
+    source: str
+    """File path or ``libvirt:NAME`` (for messages)."""
+    uuid: str | None = None
+    domain_type: str = "kvm"
+    arch: str | None = None
+    machine: str | None = None
+    vcpus: int = 1
+    """Maximum vCPUs (``<vcpu>`` text)."""
+    current_vcpus: int | None = None
+    vcpu_placement: str | None = None
+    vcpu_cpuset: CpuSet | None = None
+    memory_kib: int = 0
+    iothreads: int = 0
+    vcpupins: tuple[VcpuPin, ...] = ()
+    emulatorpin: CpuSet | None = None
+    iothreadpins: tuple[IOThreadPin, ...] = ()
+    vcpusched: tuple[VcpuSched, ...] = ()
+    numatune_mode: str | None = None
+    numatune_nodeset: CpuSet | None = None
+    numatune_placement: str | None = None
+    memnodes: tuple[MemNode, ...] = ()
+    cpu_mode: str | None = None
+    cpu_model: str | None = None
+    topology: GuestTopology | None = None
+    numa_cells: tuple[NumaCell, ...] = ()
+    cpu_features: tuple[tuple[str, str], ...] = ()
+    """(policy, name) pairs from ``<cpu><feature>``."""
+    hyperv_mode: str | None = None
+    """None when there is no ``<hyperv>`` element; else its ``mode`` (custom/passthrough)."""
+    hyperv: tuple[HypervFeature, ...] = ()
+    pmu: bool | None = None
+    kvm_hidden: bool | None = None
+    kvm_hint_dedicated: bool | None = None
+    apic: bool = False
+    timers: tuple[Timer, ...] = ()
+    memory_backing: MemoryBacking | None = None
+    memballoon: Memballoon | None = None
+    """None when the XML has no memballoon (libvirt then adds a virtio one for QEMU guests)."""
+    os_family: OsFamily = OsFamily.UNKNOWN
+    os_id: str | None = None
+    hostdev_pci: tuple[str, ...] = ()
+    """PCI addresses of ``<hostdev type='pci'>`` devices, ``dddd:bb:ss.f``."""
+    intent: Intent | None = None
+    """vmtune's intent from ``<metadata>``; None when vmtune never tuned this guest."""
+    running: bool = False
+
+    def pin_of(self, vcpu: int) -> CpuSet | None:
+        for pin in self.vcpupins:
+            if pin.vcpu == vcpu:
+                return pin.cpus
+        return None
+
+    @property
+    def pinned_cpus(self) -> CpuSet:
+        """Every host CPU this guest's threads are pinned to (vcpupin, emulatorpin, iothreadpin)."""
+        out = CpuSet().union(*(p.cpus for p in self.vcpupins), *(p.cpus for p in self.iothreadpins))
+        if self.emulatorpin is not None:
+            out = out | self.emulatorpin
+        return out
+
+    @property
+    def vcpu_cpus(self) -> CpuSet:
+        """Host CPUs the vCPUs may run on: the vcpupins, else ``vcpu/@cpuset`` (empty = floating)."""
+        if self.vcpupins:
+            return CpuSet().union(*(p.cpus for p in self.vcpupins))
+        return self.vcpu_cpuset or CpuSet()
+
+    def hyperv_feature(self, name: str) -> HypervFeature | None:
+        for feat in self.hyperv:
+            if feat.name == name:
+                return feat
+        return None
+
+    def timer(self, name: str) -> Timer | None:
+        for timer in self.timers:
+            if timer.name == name:
+                return timer
+        return None

@@ -1,0 +1,1 @@
+"""Rich tables, trees and maps; no decisions."""

@@ -1,0 +1,1 @@
+"""The only lxml users: safe parsing, guest reading, plan application, capabilities, diff."""
