@@ -23,29 +23,37 @@ if command -v virsh >/dev/null && virsh -q -c "$URI" version >/dev/null 2>&1; th
     [ -n "$running" ] && note "WARNING: domains still running (left alone): $running"
 fi
 
-# Stop in reverse start order: libvirtd before virtlogd.
-mapfile -t entries < <(tac "$PIDS_FILE")
+# true while pid is a live (non-zombie) process named $2
+alive() {
+    local pid=$1 name=$2 state
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$name" ] || return 1
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Stop libvirtd before virtlogd (guests' and libvirtd's log pipes go to
+# virtlogd); otherwise reverse start order.
+mapfile -t entries < <(tac "$PIDS_FILE" | grep '^libvirtd ' || true; tac "$PIDS_FILE" | grep -v '^libvirtd ' || true)
 stopped=()
 failed=0
 for entry in "${entries[@]}"; do
     read -r name pid <<<"$entry"
     [ -n "${pid:-}" ] || continue
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    if [ "$comm" != "$name" ]; then
+    if ! alive "$pid" "$name"; then
         note "$name pid $pid no longer running; skipped"
         continue
     fi
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do            # up to 10 s
-        [ -d "/proc/$pid" ] || break
+        alive "$pid" "$name" || break
         sleep 0.1
     done
-    if [ -d "/proc/$pid" ]; then
+    if alive "$pid" "$name"; then
         note "$name pid $pid ignored SIGTERM; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.5
     fi
-    if [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$name" ]; then
+    if alive "$pid" "$name"; then
         note "ERROR: could not stop $name pid $pid"
         failed=1
     else

@@ -13,7 +13,8 @@
 #     scripts/libvirt-down.sh stops only those.
 #
 # Prints one summary line on stdout.  Exits non-zero with a message on stderr
-# when the daemons cannot be brought up.
+# when the daemons cannot be brought up (whatever it did start is still in the
+# pids file, so scripts/libvirt-down.sh cleans up after a failure too).
 set -euo pipefail
 
 PIDS_FILE=${VMTUNE_PIDS_FILE:-/run/vmtune-test-daemons.pids}
@@ -83,8 +84,25 @@ set_qemu_conf() {
 # ---------------------------------------------------------------- daemons
 libvirt_ok() { virsh -q -c "$URI" version >/dev/null 2>&1; }
 
-# pid of a running daemon by exact process name (newest), empty if none
-daemon_pid() { pgrep -n -x "$1" 2>/dev/null || true; }
+# true while pid is a live (non-zombie) process named $2.  Zombies count as
+# dead: without systemd, pid 1 may reap a stopped daemon only later.
+alive() {
+    local pid=$1 name=$2 state
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$name" ] || return 1
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# pid of a live daemon by exact process name, empty if none
+daemon_pid() {
+    local pid
+    for pid in $(pgrep -x "$1" 2>/dev/null || true); do
+        if alive "$pid" "$1"; then
+            echo "$pid"
+            return 0
+        fi
+    done
+}
 
 # read the pid a daemonised process wrote into its pid file (root paths)
 pidfile_pid() {
@@ -97,39 +115,60 @@ STARTED=()   # "name pid"
 start_daemon() {
     local name=$1 pidfile=$2 pid
     shift 2
-    "$@" || die "'$*' failed to start (exit $?); see $LOG_DIR/$name.log"
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        show_log "$name"
+        die "'$*' failed to start (exit $rc); see $LOG_DIR/$name.log"
+    fi
     # -d forks; the pid file appears once the daemon has initialised.
     local i
     for i in $(seq 1 50); do
         pid=$(pidfile_pid "$pidfile")
-        [ -n "$pid" ] && [ -d "/proc/$pid" ] && break
+        [ -n "$pid" ] && alive "$pid" "$name" && break
         pid=""
         sleep 0.1
     done
     [ -n "$pid" ] || pid=$(daemon_pid "$name")
-    [ -n "$pid" ] || die "$name exited right after start; see $LOG_DIR/$name.log"
+    if [ -z "$pid" ]; then
+        show_log "$name"
+        die "$name exited right after start; see $LOG_DIR/$name.log"
+    fi
     STARTED+=("$name $pid")
+    record_pids "$name $pid"   # record at once, so a later failure can be cleaned up
 }
 
+show_log() {
+    local f="$LOG_DIR/$1.log"
+    if [ -s "$f" ]; then
+        note "last lines of $f:"
+        tail -n 5 "$f" >&2 || true
+    fi
+}
+
+# append "name pid" entries to the pids file, dropping dead earlier entries
 record_pids() {
-    [ "${#STARTED[@]}" -eq 0 ] && return 0
     local tmp entry name pid
     tmp=$(mktemp "${PIDS_FILE}.XXXXXX")
     # keep still-alive entries from an earlier run, then add the new ones
     if [ -f "$PIDS_FILE" ]; then
         while read -r name pid; do
             [ -n "${pid:-}" ] || continue
-            if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+            if alive "$pid" "$name"; then
                 echo "$name $pid" >>"$tmp"
             fi
         done <"$PIDS_FILE"
     fi
-    for entry in "${STARTED[@]}"; do echo "$entry" >>"$tmp"; done
+    for entry in "$@"; do echo "$entry" >>"$tmp"; done
     mv "$tmp" "$PIDS_FILE"
 }
 
 main() {
     install_packages
+    # `make test` installs packages before pip (libvirt-python builds against libvirt-dev)
+    if [ "${1:-}" = "--install-only" ]; then
+        return 0
+    fi
 
     for cmd in virsh libvirtd virtlogd; do
         command -v "$cmd" >/dev/null || die "$cmd not found after package install"
@@ -145,23 +184,30 @@ main() {
     t0=$(now)
     mkdir -p "$LOG_DIR"
 
-    if libvirt_ok; then
-        lv_pid=$(daemon_pid libvirtd)
-        if [ "$QEMU_CONF_CHANGED" -eq 1 ]; then
-            note "WARNING: $QEMU_CONF changed while libvirtd${lv_pid:+ (pid $lv_pid)} was running;" \
-                 "run scripts/libvirt-down.sh (or restart libvirtd) for it to take effect"
-        fi
-        echo "libvirt-up: nothing started; libvirtd${lv_pid:+ (pid $lv_pid)} already answers on $URI"
-        return 0
-    fi
-
-    [ "$(id -u)" -eq 0 ] || die "libvirtd is not running on $URI and starting it needs root"
-
+    # virtlogd is needed by every guest start (stdio_handler = "logd"), so it
+    # is checked on its own even when libvirtd already answers.
     if [ -z "$(daemon_pid virtlogd)" ]; then
+        [ "$(id -u)" -eq 0 ] || die "virtlogd is not running and starting it needs root"
         start_daemon virtlogd /var/run/virtlogd.pid \
             env LIBVIRT_LOG_OUTPUTS="${LIBVIRT_LOG_OUTPUTS:-3:file:$LOG_DIR/virtlogd.log}" \
             virtlogd -d
     fi
+
+    if libvirt_ok; then
+        lv_pid=$(daemon_pid libvirtd)
+        if [ "$QEMU_CONF_CHANGED" -eq 1 ]; then
+            note "WARNING: $QEMU_CONF changed while libvirtd${lv_pid:+ (pid $lv_pid)} was running;" \
+                 "restart libvirtd (scripts/libvirt-down.sh; scripts/libvirt-up.sh) for it to take effect"
+        fi
+        if [ "${#STARTED[@]}" -gt 0 ]; then
+            echo "libvirt-up: started ${STARTED[0]/ / pid }; libvirtd${lv_pid:+ (pid $lv_pid)} already answers on $URI"
+        else
+            echo "libvirt-up: nothing started; libvirtd${lv_pid:+ (pid $lv_pid)} already answers on $URI"
+        fi
+        return 0
+    fi
+
+    [ "$(id -u)" -eq 0 ] || die "libvirtd is not running on $URI and starting it needs root"
 
     lv_pid=$(daemon_pid libvirtd)
     if [ -n "$lv_pid" ]; then
@@ -172,7 +218,6 @@ main() {
             env LIBVIRT_LOG_OUTPUTS="${LIBVIRT_LOG_OUTPUTS:-3:file:$LOG_DIR/libvirtd.log}" \
             libvirtd -d
     fi
-    record_pids
 
     local deadline
     deadline=$(( $(date +%s) + TIMEOUT ))
@@ -181,14 +226,11 @@ main() {
             local err
             err=$(virsh -q -c "$URI" version 2>&1 || true)
             note "virsh -c $URI version: $err"
-            if [ -f "$LOG_DIR/libvirtd.log" ]; then
-                note "last lines of $LOG_DIR/libvirtd.log:"
-                tail -n 15 "$LOG_DIR/libvirtd.log" >&2 || true
-            fi
+            show_log libvirtd
             die "libvirtd did not answer on $URI within ${TIMEOUT}s (socket $SOCK $( [ -S "$SOCK" ] && echo exists || echo missing ))"
         fi
         if [ -z "$(daemon_pid libvirtd)" ]; then
-            [ -f "$LOG_DIR/libvirtd.log" ] && tail -n 15 "$LOG_DIR/libvirtd.log" >&2
+            show_log libvirtd
             die "libvirtd died during startup; see $LOG_DIR/libvirtd.log"
         fi
         sleep 0.2
