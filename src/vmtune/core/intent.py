@@ -118,3 +118,10 @@ class Resolved:
     reserve: CpuSet | None = None
     latency: bool = False
     realtime: bool = False
+    hugepages_required: bool = False
+    """Hugepages are a must (realtime, or an explicit ``--hugepages`` size): not enough free is infeasible."""
+    hugepages_off: bool = False
+    """``--hugepages none``: back memory with normal pages, removing ``<hugepages>``."""
+    hyperv_off: bool = False
+    """``--hyperv off``: remove ``<hyperv>`` and the hypervclock timer."""
+    force: bool = False

@@ -27,12 +27,13 @@ HUGEPAGE_SIZES = {"2M": 2048, "1G": 1048576}
 
 
 def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
+    """Fill in the profiles' defaults; raise InputError naming the flag when a knob can't apply."""
     realtime = intent.has(Profile.REALTIME)
     latency = realtime or intent.has(Profile.LATENCY)
     os_family = intent.os or guest.os_family
-    windows = intent.has(Profile.WINDOWS) or (
-        intent.hyperv is HypervMode.AUTO and os_family is OsFamily.WINDOWS
-    )
+    # The windows profile (timers) follows the OS even with --hyperv off: rtc/pit/hpet are not Hyper-V
+    # features, and a Windows guest needs them whether or not the host can enlighten it.
+    windows = intent.has(Profile.WINDOWS) or os_family is OsFamily.WINDOWS
     hyperv = intent.hyperv is HypervMode.ON or (intent.hyperv is HypervMode.AUTO and windows)
 
     thread_policy = intent.thread_policy or (ThreadPolicy.ISOLATE if latency else ThreadPolicy.PREFER)
@@ -40,25 +41,24 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
 
     hugepages_kib: int | None = None
     if_free = False
-    if intent.hugepages is not None and intent.hugepages != "none":
+    required = False
+    off = intent.hugepages == "none"
+    if intent.hugepages is not None and not off:
         if intent.hugepages not in HUGEPAGE_SIZES:
             raise InputError(f"--hugepages: expected 2M, 1G or none, got {intent.hugepages!r}")
         hugepages_kib = HUGEPAGE_SIZES[intent.hugepages]
+        required = True
     elif intent.hugepages is None and latency:
-        # realtime insists on hugepages (locked, no faults); latency takes them when the host has them
-        hugepages_kib = None
+        # Both pick the size by what the bound nodes have free (1G first); realtime insists on
+        # hugepages (locked memory without page faults), latency falls back to normal pages.
         if_free = True
+        required = realtime
 
     realtime_vcpus = CpuSet()
     if realtime:
-        mask = intent.realtime_mask or "^0"
-        spec = mask if not mask.startswith("^") else f"0-{guest.vcpus - 1},{mask}"
-        realtime_vcpus = CpuSet.parse(spec, what="--realtime-mask") & CpuSet.range(0, guest.vcpus - 1)
-        if len(realtime_vcpus) == guest.vcpus and not intent.force:
-            raise InputError(
-                "--realtime-mask: every vCPU would be realtime, leaving none for housekeeping "
-                "(keep one non-RT vCPU, e.g. '^0', or pass --force)"
-            )
+        realtime_vcpus = _realtime_vcpus(intent, guest)
+    elif intent.realtime_mask is not None:
+        raise InputError("--realtime-mask: only meaningful with --profile realtime")
 
     numa = intent.numa
     if numa not in ("auto", "off") and not numa.isdigit():
@@ -80,4 +80,38 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         reserve=intent.reserve,
         latency=latency,
         realtime=realtime,
+        hugepages_required=required,
+        hugepages_off=off,
+        hyperv_off=intent.hyperv is HypervMode.OFF,
+        force=intent.force,
     )
+
+
+def _realtime_vcpus(intent: Intent, guest: GuestSpec) -> CpuSet:
+    """The vCPUs that get SCHED_FIFO: ``--realtime-mask`` over vCPU ids, default all but vCPU 0.
+
+    A mask made only of exclusions (``^0``) is taken relative to all vCPUs, as libvirt's cpuset syntax
+    reads it. Keeping one vCPU non-RT matters: a guest whose every vCPU spins at FIFO priority starves
+    its own housekeeping (timers, RCU, kworkers) and can lock up the host core it sits on.
+    """
+    every = CpuSet.range(0, guest.vcpus - 1)
+    mask = intent.realtime_mask if intent.realtime_mask is not None else "^0"
+    items = [item.strip() for item in mask.split(",")]
+    spec = mask if any(item and not item.startswith("^") for item in items) else f"0-{guest.vcpus - 1},{mask}"
+    chosen = CpuSet.parse(spec, what="--realtime-mask")
+    outside = chosen - every
+    if outside:
+        raise InputError(f"--realtime-mask: vCPU {outside} not in the guest's vCPUs {every}")
+    if not chosen:
+        if intent.realtime_mask is None:
+            raise InputError(
+                f"--realtime-mask: {guest.name} has one vCPU, so the default '^0' leaves no realtime vCPU "
+                "(give it more vCPUs, or pass --realtime-mask 0 --force)"
+            )
+        raise InputError(f"--realtime-mask: {mask!r} selects no vCPU")
+    if chosen == every and not intent.force:
+        raise InputError(
+            "--realtime-mask: every vCPU would be realtime, leaving none for housekeeping "
+            "(keep one non-RT vCPU, e.g. '^0', or pass --force)"
+        )
+    return chosen
