@@ -28,6 +28,8 @@ class HostCaps:
     cgroup_version: int | None = None
     rt_runtime_us: int | None = None
     """``cpu.rt_runtime_us`` available to the machine slice under cgroup v1 (0 makes SCHED_FIFO fail)."""
+    rt_runtime_path: str | None = None
+    """Where ``rt_runtime_us`` was read (the file the fix writes to)."""
     pci_numa: tuple[tuple[str, int], ...] = ()
     """(PCI address, NUMA node) for host PCI devices guests pass through."""
 

@@ -1,0 +1,130 @@
+"""Host probes: the kernel state domcapabilities does not show, read from a root path (tests use fake roots).
+
+* APICv / AVIC: ``/sys/module/kvm_intel/parameters/enable_apicv``, ``/sys/module/kvm_amd/parameters/avic``
+  (``Y``/``N``, or ``1``/``0`` on old kernels).
+* cgroup version: cgroup v2 mounts one hierarchy whose root has ``cgroup.controllers``; anything else
+  (v1, or systemd's hybrid mode, where the cpu controller is still v1) counts as v1.
+* RT runtime of the machine slice under cgroup v1: with CONFIG_RT_GROUP_SCHED a new cgroup starts with
+  ``cpu.rt_runtime_us = 0``, and SCHED_FIFO for a task in it fails (EPERM). systemd names the slice
+  ``machine.slice``; libvirt without systemd uses ``machine``. When the kernel has RT group scheduling (the
+  root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0.
+* NUMA node of each PCI device (``/sys/bus/pci/devices/<addr>/numa_node``; -1 = no affinity, skipped).
+
+Every probe that can't read its file answers None ("unknown"); nothing here raises for a missing file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+
+from vmtune.core.caps import HostCaps
+
+__all__ = ["merge_caps", "probe_host_caps"]
+
+_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
+_SLICES = ("machine.slice", "machine")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _flag(path: Path) -> bool | None:
+    value = _read(path)
+    if value is None:
+        return None
+    if value in ("Y", "y", "1"):
+        return True
+    if value in ("N", "n", "0"):
+        return False
+    return None
+
+
+def _int(path: Path) -> int | None:
+    value = _read(path)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _apicv(root: Path) -> bool | None:
+    params = root / "sys" / "module"
+    intel = _flag(params / "kvm_intel" / "parameters" / "enable_apicv")
+    if intel is not None:
+        return intel
+    return _flag(params / "kvm_amd" / "parameters" / "avic")
+
+
+def _cgroup(root: Path) -> tuple[int | None, int | None, str | None]:
+    """(cgroup version, machine slice rt_runtime_us, path shown to the user) under ``root``."""
+    base = root / "sys" / "fs" / "cgroup"
+    if (base / "cgroup.controllers").is_file():
+        return 2, None, None
+    if not base.is_dir():
+        return None, None, None
+    for cpu_dir in _CPU_DIRS:
+        ctl = base / cpu_dir
+        if not ctl.is_dir():
+            continue
+        for slice_name in _SLICES:
+            value = _int(ctl / slice_name / "cpu.rt_runtime_us")
+            if value is not None:
+                return 1, value, f"/sys/fs/cgroup/{cpu_dir}/{slice_name}/cpu.rt_runtime_us"
+        if _int(ctl / "cpu.rt_runtime_us") is not None:
+            # RT group scheduling is compiled in, the slice does not exist yet: systemd creates it at
+            # the first guest start with no RT budget.
+            return 1, 0, f"/sys/fs/cgroup/{cpu_dir}/machine.slice/cpu.rt_runtime_us"
+        return 1, None, None
+    return 1, None, None
+
+
+def _pci_numa(root: Path) -> tuple[tuple[str, int], ...]:
+    devices = root / "sys" / "bus" / "pci" / "devices"
+    try:
+        entries = sorted(devices.iterdir())
+    except OSError:
+        return ()
+    out: list[tuple[str, int]] = []
+    for dev in entries:
+        node = _int(dev / "numa_node")
+        if node is not None and node >= 0:
+            out.append((dev.name, node))
+    return tuple(out)
+
+
+def probe_host_caps(root: Path = Path("/")) -> HostCaps:
+    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA)."""
+    version, rt_runtime, rt_path = _cgroup(root)
+    return HostCaps(
+        source=f"probes of {root}",
+        apicv=_apicv(root),
+        cgroup_version=version,
+        rt_runtime_us=rt_runtime,
+        rt_runtime_path=rt_path,
+        pci_numa=_pci_numa(root),
+    )
+
+
+def merge_caps(*parts: HostCaps | None) -> HostCaps | None:
+    """Combine domcapabilities and probes: for each field the first part that knows it wins."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    merged = present[0]
+    for part in present[1:]:
+        changes: dict[str, object] = {}
+        for f in fields(HostCaps):
+            if f.name == "source":
+                continue
+            mine, theirs = getattr(merged, f.name), getattr(part, f.name)
+            if mine is None or (f.name == "pci_numa" and not mine):
+                changes[f.name] = theirs
+        sources = [s for s in (merged.source, part.source) if s]
+        changes["source"] = " + ".join(sources)
+        merged = replace(merged, **changes)  # type: ignore[arg-type]
+    return merged

@@ -1,0 +1,64 @@
+"""Read ``virsh domcapabilities`` XML into HostCaps: what this host's QEMU/KVM can give a guest.
+
+Only what vmtune gates on is read: the Hyper-V enlightenments listed under
+``<features><hyperv><enum name='features'>`` (libvirt >= 8.0 fills them from QEMU's query of KVM's
+Hyper-V CPUID; nested KVM lists only spinlocks and vendor_id), the supported ``<cpu><mode>`` names, the
+vendor of the host-model CPU, the domain type (kvm / qemu = TCG) and iothreads support.
+An element libvirt did not print means "unknown" (None), not "unsupported": older libvirt has no
+``<hyperv>`` in domcapabilities at all.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from vmtune.core.caps import HostCaps
+from vmtune.xmlmap.safe import parse_xml
+
+__all__ = ["parse_domcapabilities"]
+
+
+def _supported(elem: etree._Element | None) -> bool | None:
+    if elem is None:
+        return None
+    value = elem.get("supported")
+    return None if value is None else value == "yes"
+
+
+def _text(root: etree._Element, path: str) -> str | None:
+    found = root.findtext(path)
+    return found.strip() or None if found is not None else None
+
+
+def parse_domcapabilities(text: str | bytes, source: str) -> HostCaps:
+    """Parse domcapabilities XML; InputError names ``source`` (file:line:col) on malformed input."""
+    root = parse_xml(text, source=source, root="domainCapabilities").getroot()
+
+    hyperv: frozenset[str] | None = None
+    hv = root.find("features/hyperv")
+    hv_supported = _supported(hv)
+    if hv is not None and hv_supported is False:
+        hyperv = frozenset()
+    elif hv is not None:
+        values = hv.xpath("enum[@name='features']/value/text()")
+        if hv.find("enum[@name='features']") is not None and isinstance(values, list):
+            hyperv = frozenset(str(v).strip() for v in values)
+
+    cpu_modes: frozenset[str] | None = None
+    modes = root.findall("cpu/mode")
+    if modes:
+        cpu_modes = frozenset(m.get("name", "") for m in modes if m.get("supported") == "yes") - {""}
+
+    vendor = None
+    for mode in modes:
+        if mode.get("name") == "host-model" and mode.get("supported") == "yes":
+            vendor = _text(mode, "vendor")
+
+    return HostCaps(
+        source=source,
+        hyperv=hyperv,
+        cpu_modes=cpu_modes,
+        cpu_vendor=vendor,
+        domain_type=_text(root, "domain"),
+        iothreads=_supported(root.find("iothreads")),
+    )
