@@ -1,0 +1,163 @@
+"""CPU rules VT101-VT109 on GuestSpecs built in code: each fires on its bad guest, not on the twin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from rulehosts import findings, guest, make_host, pins
+from vmtune.core.audit import claimed_cpus, is_dedicated
+from vmtune.core.caps import HostCaps
+from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin
+from vmtune.core.intent import Intent, Profile
+from vmtune.core.plan import Level
+from vmtune.core.topology import Host
+from vmtune.cpuset import CpuSet
+
+H = make_host()  # 2 nodes x 4 cores x 2 threads; core k = CPUs k, k+8; node 0 = 0-3,8-11
+L2_CLUSTERS = make_host(nodes=1, cores_per_node=8, threads=1, l2_cores=4)  # Phytium-like: 4 cores per L2
+INTENT = Intent()
+LATENCY = Intent(profiles=(Profile.LATENCY,))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    code: str
+    bad: tuple[GuestSpec, ...]
+    fixed: tuple[GuestSpec, ...]
+    host: Host = H
+    tenants: tuple[GuestSpec, ...] = ()
+    fixed_tenants: tuple[GuestSpec, ...] | None = None
+    reserved: str = ""
+    caps: HostCaps = field(default_factory=HostCaps)
+    severity: Level | None = None
+
+
+CASES = [
+    Case("intent-unpinned", "VT101", (guest(vcpus=4, intent=INTENT),),
+         (guest(vcpupins=pins("0", "8", "1", "9"), intent=INTENT),), severity=Level.ERROR),
+    Case("partial-pins", "VT101", (guest(vcpus=4, vcpupins=pins("0", "8")),),
+         (guest(vcpupins=pins("0", "8", "1", "9")),), severity=Level.WARNING),
+    Case("hint-dedicated", "VT101", (guest(vcpus=2, kvm_hint_dedicated=True),),
+         (guest(vcpus=2, kvm_hint_dedicated=False),), severity=Level.ERROR),
+    Case("pin-spans-nodes", "VT102", (guest(vcpupins=pins("0-7", "0-7")),),
+         (guest(vcpupins=pins("0-3", "0-3")),)),
+    Case("split-siblings", "VT103", (guest("a", vcpupins=pins("0", "1")),),
+         (guest("a", vcpupins=pins("0", "8")),),
+         tenants=(guest("b", vcpupins=pins("8", "9")),),
+         fixed_tenants=(guest("b", vcpupins=pins("1", "9")),)),
+    Case("overlap", "VT104", (guest("a", vcpupins=pins("0", "8")),), (guest("a", vcpupins=pins("0", "8")),),
+         tenants=(guest("b", vcpupins=pins("8", "2")),),
+         fixed_tenants=(guest("b", vcpupins=pins("2", "10")),),
+         severity=Level.ERROR),
+    Case("shared-l2-cluster", "VT105", (guest("a", vcpupins=pins("0", "1")),),
+         (guest("a", vcpupins=pins("4", "5")),), host=L2_CLUSTERS,
+         tenants=(guest("b", vcpupins=pins("2", "3")),)),
+    Case("shared-l3", "VT105", (guest("a", vcpupins=pins("0", "8")),),
+         (guest("a", vcpupins=pins("4", "12")),),
+         tenants=(guest("b", vcpupins=pins("1", "9")),)),
+    Case("emulator-on-vcpus", "VT106",
+         (guest(vcpupins=pins("1", "9"), emulatorpin=CpuSet.parse("1"), intent=LATENCY),),
+         (guest(vcpupins=pins("1", "9"), emulatorpin=CpuSet.parse("2"), intent=LATENCY),)),
+    Case("emulator-unpinned", "VT106", (guest(vcpupins=pins("1", "9"), intent=LATENCY),),
+         (guest(vcpupins=pins("1", "9"), intent=INTENT),)),
+    Case("iothread-on-vcpus", "VT106",
+         (guest(vcpupins=pins("1", "9"), emulatorpin=CpuSet.parse("0"), iothreads=1,
+                iothreadpins=(IOThreadPin(iothread=1, cpus=CpuSet.parse("9")),), intent=LATENCY),),
+         (guest(vcpupins=pins("1", "9"), emulatorpin=CpuSet.parse("0"), iothreads=1,
+                iothreadpins=(IOThreadPin(iothread=1, cpus=CpuSet.parse("0")),), intent=LATENCY),)),
+    Case("reserved", "VT107", (guest(vcpupins=pins("0", "8")),), (guest(vcpupins=pins("1", "9")),),
+         reserved="0,8"),
+    Case("intent-reserve", "VT107",
+         (guest(vcpupins=pins("0", "8"), intent=Intent(reserve=CpuSet.parse("0"))),),
+         (guest(vcpupins=pins("1", "9"), intent=Intent(reserve=CpuSet.parse("0"))),)),
+    Case("outside-isolcpus", "VT107", (guest(vcpupins=pins("0", "8")),), (guest(vcpupins=pins("1", "9")),),
+         host=make_host(isolated="1-7,9-15")),
+    Case("missing-cpu", "VT108", (guest(vcpupins=pins("0", "64")),), (guest(vcpupins=pins("0", "8")),),
+         severity=Level.ERROR),
+    Case("offline-emulator", "VT108", (guest(vcpupins=pins("0"), emulatorpin=CpuSet.parse("14-15")),),
+         (guest(vcpupins=pins("0"), emulatorpin=CpuSet.parse("6-7")),), host=make_host(offline="15"),
+         severity=Level.WARNING),
+    Case("threads-not-siblings", "VT109",
+         (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=1, threads=2)),),
+         (guest(vcpupins=pins("0", "8"), topology=GuestTopology(sockets=1, cores=1, threads=2)),)),
+    Case("siblings-hidden", "VT109",
+         (guest(vcpupins=pins("0", "8"), topology=GuestTopology(sockets=1, cores=2, threads=1)),),
+         (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=2, threads=1)),)),
+    Case("threads-no-smt", "VT109",
+         (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=1, threads=2)),),
+         (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=2, threads=1)),),
+         host=make_host(threads=1)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.code}-{c.id}")
+def test_rule_fires_on_bad_not_on_fixed(case: Case) -> None:
+    kw = {"host": case.host, "caps": case.caps, "reserved": case.reserved}
+    bad = findings(case.code, case.bad, tenants=case.tenants, **kw)  # type: ignore[arg-type]
+    assert bad, f"{case.code} did not fire"
+    assert all(f.code == case.code and f.guest == case.bad[0].name for f in bad)
+    assert all(f.message and f.fix and f.location for f in bad)
+    if case.severity is not None:
+        assert {f.severity for f in bad} == {case.severity}
+    tenants = case.tenants if case.fixed_tenants is None else case.fixed_tenants
+    fixed = findings(case.code, case.fixed, tenants=tenants, **kw)  # type: ignore[arg-type]
+    assert fixed == ()
+
+
+def test_every_cpu_rule_has_a_case() -> None:
+    assert {c.code for c in CASES} == {f"VT10{i}" for i in range(1, 10)}
+
+
+def test_dedicated_intent_signals() -> None:
+    assert is_dedicated(guest(intent=INTENT), H)
+    assert is_dedicated(guest(kvm_hint_dedicated=True), H)
+    assert is_dedicated(guest(vcpupins=pins("0", "8")), H)  # 1:1 pins
+    assert is_dedicated(guest(vcpupins=pins("0,8", "1,9")), H)  # core pins
+    assert not is_dedicated(guest(vcpupins=pins("0-3", "0-3")), H)  # floating over a node: shares on purpose
+    assert not is_dedicated(guest(vcpus=2), H)
+    assert claimed_cpus(guest(vcpupins=pins("0-3", "0-3")), H) == CpuSet()
+    assert claimed_cpus(guest(vcpupins=pins("0", "8")), H) == CpuSet.parse("0,8")
+
+
+def test_floating_guests_never_trigger_cross_guest_rules() -> None:
+    a = guest("a", vcpupins=pins("0-7", "0-7"))
+    b = guest("b", vcpupins=pins("0-7", "0-7"))
+    for code in ("VT103", "VT104", "VT105"):
+        assert findings(code, (a, b)) == ()
+
+
+def test_cross_guest_findings_name_both_guests_once_each() -> None:
+    a = guest("a", vcpupins=pins("0", "1"))
+    b = guest("b", vcpupins=pins("0", "1"))
+    found = findings("VT104", (a, b))
+    assert [(f.guest, f.location) for f in found] == [("a", "CPUs 0-1"), ("b", "CPUs 0-1")]
+    assert "also pinned exclusively by b" in found[0].message
+
+
+def test_only_targets_get_findings_tenants_are_context() -> None:
+    a = guest("a", vcpupins=pins("0", "1"))
+    b = guest("b", vcpupins=pins("0", "1"))
+    assert [f.guest for f in findings("VT104", (a,), tenants=(b,))] == ["a"]
+
+
+def test_no_idle_group_means_no_vt105() -> None:
+    # both L3 groups are in use, so sharing one is the best the host can do
+    a = guest("a", vcpupins=pins("0"))
+    b = guest("b", vcpupins=pins("1"))
+    c = guest("c", vcpupins=pins("4"))
+    assert findings("VT105", (a, b, c)) == ()
+
+
+def test_vt102_aggregates_vcpus_with_the_same_pin() -> None:
+    found = findings("VT102", (guest(vcpupins=pins("0-15", "0-15", "0-15", "0")),))
+    assert len(found) == 1
+    assert found[0].message.startswith("vCPUs 0-2 pinned to CPUs 0-15")
+    assert found[0].location == "/domain/cputune/vcpupin[@vcpu='0']"
+
+
+def test_vt109_ignores_partly_pinned_guests() -> None:
+    g = guest(vcpus=4, vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=2, threads=2))
+    assert findings("VT109", (g,)) == ()
