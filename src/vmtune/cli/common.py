@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -68,6 +69,11 @@ def load_host(src: HostSource) -> Host:
         from vmtune.adapters.libvirt import open_host
 
         return open_host(src.connect)
+    from vmtune.adapters.snapshot import is_snapshot, open_root
     from vmtune.adapters.sysfs import read_sysfs
 
-    return read_sysfs(src.sysfs or Path("/"))
+    root = src.sysfs or Path("/")
+    if is_snapshot(root):  # `vmtune host snapshot` output: extracted to a temp dir, named after the file
+        with open_root(root) as extracted:
+            return dataclasses.replace(read_sysfs(extracted), name=str(root))
+    return read_sysfs(root)

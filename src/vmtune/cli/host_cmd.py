@@ -1,14 +1,131 @@
-"""`vmtune host` (being written)."""
+"""`vmtune host [HOST] [--domains DIR] [--json | --map]` and `vmtune host snapshot OUT.tar.gz`.
+
+``host`` is a typer group whose callback is the default action (``invoke_without_command``), so both
+``vmtune host --json`` and ``vmtune host snapshot OUT`` work; the callback does nothing when a subcommand
+follows.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from vmtune.cli.common import (
+    CapabilitiesOpt,
+    ConnectOpt,
+    DomainsOpt,
+    HostSource,
+    JsonOpt,
+    SysfsOpt,
+    load_host,
+)
+from vmtune.core.guest import GuestSpec
+from vmtune.errors import InputError
 
 __all__ = ["register"]
 
+MapOpt = Annotated[bool, typer.Option("--map", help="Show a grid of every CPU coloured by owner.")]
+ReserveOpt = Annotated[
+    str | None,
+    typer.Option("--reserve", help="Host housekeeping CPUs never given to guests (shown in --map).",
+                 metavar="CPUSET"),
+]  # fmt: skip
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("host")
-    def host_cmd() -> None:
-        """Not implemented yet."""
-        raise typer.Exit(1)
+    host_app = typer.Typer(
+        name="host",
+        help="Show the host topology, and who owns which CPU.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+        add_completion=False,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
+
+    @host_app.callback(invoke_without_command=True)
+    def host_cmd(  # noqa: PLR0917 - typer maps each parameter to an option
+        ctx: typer.Context,
+        sysfs: SysfsOpt = None,
+        capabilities: CapabilitiesOpt = None,
+        connect: ConnectOpt = None,
+        domains: DomainsOpt = None,
+        as_json: JsonOpt = False,
+        as_map: MapOpt = False,
+        reserve: ReserveOpt = None,
+    ) -> None:
+        """Show sockets > NUMA nodes > caches > cores with memory and hugepages (--json, --map)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if as_json and as_map:
+            raise InputError("--json and --map: choose one")
+        show_host(
+            HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            domains=domains,
+            as_json=as_json,
+            as_map=as_map,
+            reserve=reserve,
+        )
+
+    @host_app.command("snapshot")
+    def snapshot_cmd(
+        out: Annotated[
+            Path, typer.Argument(help="Where to write the snapshot (.tar.gz).", metavar="OUT.tar.gz")
+        ],
+        sysfs: SysfsOpt = None,
+    ) -> None:
+        """Capture this host's topology files (/sys, /proc) for offline use with --sysfs."""
+        from vmtune.adapters.snapshot import open_root, write_snapshot
+
+        root = sysfs or Path("/")
+        if not root.exists():
+            raise InputError(f"{root}: no such directory (expected a sysfs root such as /)")
+        with open_root(root) as real_root:
+            stats = write_snapshot(real_root, out)
+        skipped = f", {stats.skipped} unreadable skipped" if stats.skipped else ""
+        print(f"vmtune: wrote {out}: {stats.files} files, {stats.links} links{skipped}", file=sys.stderr)
+
+    app.add_typer(host_app)
+
+
+def show_host(
+    src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
+) -> None:
+    from vmtune.core.ownership import cpu_owners
+    from vmtune.cpuset import CpuSet
+    from vmtune.render.console import make_console
+    from vmtune.render.host import print_warnings
+
+    reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
+    host = load_host(src)
+    tenants = _load_tenants(domains) if domains is not None else None
+    print_warnings(make_console(stderr=True), host.warnings)
+    if as_json:
+        from vmtune.render.hostjson import host_json
+
+        owners = cpu_owners(host, tenants, reserved) if tenants is not None else None
+        sys.stdout.write(json.dumps(host_json(host, owners=owners), indent=2) + "\n")
+        return
+    console = make_console()
+    if as_map:
+        from vmtune.render.hostmap import print_map
+
+        print_map(console, host, tenants or [], reserved)
+        return
+    from vmtune.render.host import print_host
+
+    print_host(console, host)
+
+
+def _load_tenants(directory: Path) -> list[GuestSpec]:
+    """Every ``*.xml`` in ``directory`` as a tenant."""
+    from vmtune.adapters.files import read_bytes
+    from vmtune.xmlmap.guest import read_guest
+
+    if not directory.is_dir():
+        raise InputError(f"--domains {directory}: no such directory")
+    return [read_guest(read_bytes(p), source=str(p)) for p in sorted(directory.glob("*.xml"))]

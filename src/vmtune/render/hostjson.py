@@ -1,0 +1,94 @@
+"""``vmtune host --json``: the topology as JSON with stable keys.
+
+Stable means: every key is always present (``null`` when the source doesn't say), lists are in id order,
+CPU and node sets are canonical kernel list strings (``"0-3,8"``), and object keys that are ids
+(``distances``, ``owners``) are the id as a decimal string, because JSON keys are strings.
+``summary`` carries the integer counts DESIGN.md fixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from vmtune.core.topology import Host
+
+__all__ = ["host_json"]
+
+
+def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "host": {
+            "name": host.name,
+            "arch": host.arch,
+            "vendor": host.vendor,
+            "model": host.model,
+            "memory_total_kib": host.memory_total_kib,
+            "cmdline": host.cmdline,
+        },
+        "summary": {k: int(v) for k, v in asdict(host.summary()).items()},
+        "cpus": [
+            {
+                "id": c.id,
+                "online": c.online,
+                "socket": c.socket,
+                "node": c.node,
+                "core": c.core,
+                "package_id": c.package_id,
+                "die_id": c.die_id,
+                "cluster_id": c.cluster_id,
+                "core_id": c.core_id,
+                "capacity": c.capacity,
+                "l2": c.l2,
+                "l3": c.l3,
+            }
+            for c in host.cpus
+        ],
+        "sockets": [
+            {"index": s.index, "package_id": s.package_id, "cpus": str(s.cpus)} for s in host.sockets
+        ],
+        "nodes": [
+            {
+                "id": n.id,
+                "cpus": str(n.cpus),
+                "memory_total_kib": n.mem_total_kib,
+                "memory_free_kib": n.mem_free_kib,
+                "hugepages": [
+                    {"size_kib": h.size_kib, "total": h.total, "free": h.free} for h in n.hugepages
+                ],
+                "distances": {str(other): dist for other, dist in n.distances},
+            }
+            for n in host.nodes
+        ],
+        "caches": [
+            {
+                "index": g.index,
+                "level": g.level,
+                "cpus": str(g.cpus),
+                "size_kib": g.size_kib,
+                "cache_id": g.cache_id,
+            }
+            for g in host.caches
+        ],
+        "cores": [
+            {
+                "index": c.index,
+                "cpus": str(c.cpus),
+                "socket": c.socket,
+                "node": c.node,
+                "l2": c.l2,
+                "l3": c.l3,
+                "capacity": c.capacity,
+            }
+            for c in host.cores
+        ],
+        "online": str(host.online),
+        "offline": str(host.offline),
+        "isolated": str(host.isolated),
+        "nohz_full": str(host.nohz_full),
+        "warnings": list(host.warnings),
+    }
+    if owners is not None:
+        doc["owners"] = {str(cpu): str(owner) for cpu, owner in sorted(owners.items())}
+    return doc

@@ -1,0 +1,294 @@
+"""``vmtune host --map``: every CPU as one cell, coloured (and lettered) by owner.
+
+Layout: one block per NUMA node; one *column per physical core* and one *row per SMT thread*, so the
+siblings of a core stand on top of each other and a core split between two domains is visible at a
+glance (and marked ``^`` underneath, for terminals without colour). Columns are gapped at cache-group
+boundaries (L3, else shared L2), and every 8 cores inside groups larger than 16. Each row is labelled
+with the CPUs it shows (``0-29``; ``0,2..58`` for a regular stride; ``0..61`` otherwise).
+
+Every cell carries a glyph as well as a colour, so the map reads the same with ``NO_COLOR`` or in a
+pipe: tenants are letters ``A``-``Z``, ``a``-``z`` in name order (then ``+``), ``·`` free, ``#`` reserved,
+``~`` isolated, ``x`` offline, ``!`` pinned by several domains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.text import Text
+
+from vmtune.core.guest import GuestSpec
+from vmtune.core.ownership import (
+    TENANT_JOIN,
+    Owner,
+    SharedCore,
+    clashes,
+    cpu_owners,
+    shared_cores,
+    tenant_cpus,
+    unknown_pins,
+)
+from vmtune.core.topology import Core, Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["MapStyle", "map_styles", "natural_key", "print_map", "row_label"]
+
+# Cores per gap-separated group when cache groups are large (or absent): 8 is easy to count.
+GROUP = 8
+MAX_CELLS = 72
+MAX_SHARED_LISTED = 8
+
+_LETTERS = string.ascii_uppercase + string.ascii_lowercase
+_PALETTE = (
+    "black on green",
+    "black on cyan",
+    "black on magenta",
+    "black on yellow",
+    "white on blue",
+    "black on bright_green",
+    "black on bright_cyan",
+    "black on bright_magenta",
+    "white on dark_orange3",
+    "white on purple4",
+    "black on light_sky_blue1",
+    "black on khaki1",
+)
+_SPECIAL = {
+    Owner.FREE: ("·", "dim", "free"),
+    Owner.RESERVED: ("#", "bold yellow", "reserved for the host (--reserve)"),
+    Owner.ISOLATED: ("~", "bold blue", "isolated (isolcpus), not used by a domain"),
+    Owner.OFFLINE: ("x", "red", "offline"),
+}
+_MULTI = ("!", "bold white on red", "pinned by several domains")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapStyle:
+    glyph: str
+    style: str
+    label: str
+
+
+def map_styles(tenant_names: Sequence[str]) -> dict[str, MapStyle]:
+    """Glyph and colour per owner string: the four ``Owner`` values, then tenants in name order."""
+    styles = {str(owner): MapStyle(glyph=g, style=s, label=lbl) for owner, (g, s, lbl) in _SPECIAL.items()}
+    for i, name in enumerate(sorted(set(tenant_names), key=natural_key)):
+        glyph = _LETTERS[i] if i < len(_LETTERS) else "+"
+        styles[name] = MapStyle(glyph=glyph, style=_PALETTE[i % len(_PALETTE)], label=name)
+    return styles
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """``web2`` before ``web10``: digit runs compare as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def row_label(cpus: Sequence[int]) -> str:
+    """``0-29`` when contiguous, ``0,2..58`` for a regular stride, ``0..61`` otherwise."""
+    if not cpus:
+        return ""
+    if len(cpus) <= 2:
+        return ",".join(map(str, cpus))
+    steps = {b - a for a, b in itertools.pairwise(cpus)}
+    if steps == {1}:
+        return f"{cpus[0]}-{cpus[-1]}"
+    if len(steps) == 1:
+        return f"{cpus[0]},{cpus[1]}..{cpus[-1]}"
+    return f"{cpus[0]}..{cpus[-1]}"
+
+
+def print_map(
+    console: Console, host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None
+) -> None:
+    owners = cpu_owners(host, tenants, reserved)
+    names = [t.name for t in tenants]
+    styles = map_styles(names)
+    shared = shared_cores(host, tenants)
+    shared_idx = {s.core for s in shared}
+
+    blocks = _blocks(host, owners, styles, shared_idx)
+    label_w = max((len(lbl) for _, rows in blocks for lbl, _ in rows), default=8)
+    label_w = max(label_w, 7)
+    console.print(Text(f"CPU map of {host.name}: one column per core, one row per thread", style="bold"))
+    for title, rows in blocks:
+        console.print(Text(title, style="bold cyan"))
+        for label, cells in rows:
+            line = Text("  " + label.rjust(label_w) + "  ", style="dim")
+            line.append_text(cells)
+            console.print(line, no_wrap=True, overflow="ignore", crop=False)
+    console.print(_legend(owners, styles, tenants))
+    _problems(console, host, tenants, shared)
+
+
+def _blocks(
+    host: Host, owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared_idx: set[int]
+) -> list[tuple[str, list[tuple[str, Text]]]]:
+    blocks: list[tuple[str, list[tuple[str, Text]]]] = []
+    gap = _gap_key(host)
+    node_ids = [n.id for n in host.nodes]
+    by_node: dict[int, list[Core]] = {}
+    for core in host.cores:
+        by_node.setdefault(core.node, []).append(core)
+    offline_by_node: dict[int, list[int]] = {}
+    for cpu in host.cpus:
+        if not cpu.online:
+            key = cpu.node if cpu.node in node_ids else -1
+            offline_by_node.setdefault(key, []).append(cpu.id)
+    order = [n for n in node_ids if n in by_node or n in offline_by_node]
+    order += [n for n in by_node if n not in node_ids]
+    for node_id in order:
+        cores = sorted(by_node.get(node_id, []), key=lambda c: c.index)
+        rows: list[tuple[str, Text]] = []
+        for chunk in _chunks(cores, gap):
+            rows.extend(_core_rows(chunk, owners, styles, shared_idx))
+        offline = offline_by_node.get(node_id, [])
+        if offline:
+            rows.append((_offline_label(offline), _cells(offline, owners, styles)))
+        cpus = CpuSet().union(*(c.cpus for c in cores))
+        blocks.append((f"node {node_id} · {len(cores)} cores · CPUs {cpus or '-'}", rows))
+    if -1 in offline_by_node:
+        offline = offline_by_node[-1]
+        blocks.append(("offline, no node", [(_offline_label(offline), _cells(offline, owners, styles))]))
+    return blocks
+
+
+def _offline_label(cpus: Sequence[int]) -> str:
+    return row_label(cpus)
+
+
+def _gap_key(host: Host) -> Callable[[Core], int | None]:
+    """The cache group a core's column is gapped by: its L3, else its L2 when shared, else none."""
+    l2_cores: dict[int, int] = {}
+    for core in host.cores:
+        if core.l2 is not None:
+            l2_cores[core.l2] = l2_cores.get(core.l2, 0) + 1
+
+    def key(core: Core) -> int | None:
+        if core.l3 is not None:
+            return core.l3
+        if core.l2 is not None and l2_cores[core.l2] > 1:
+            return core.l2
+        return None
+
+    return key
+
+
+def _chunks(cores: Sequence[Core], key: Callable[[Core], int | None]) -> list[list[list[Core]]]:
+    """Lines of gap-separated groups: break where the cache group changes, and every GROUP cores inside
+    groups bigger than 2*GROUP (or without cache data); at most ~72 cells per line to fit 100 columns."""
+    sizes: dict[int | None, int] = {}
+    for core in cores:
+        sizes[key(core)] = sizes.get(key(core), 0) + 1
+    groups: list[list[Core]] = []
+    current: object = object()
+    for core in cores:
+        k = key(core)
+        big = k is None or sizes[k] > 2 * GROUP
+        if not groups or k != current or (big and len(groups[-1]) >= GROUP):
+            groups.append([])
+            current = k
+        groups[-1].append(core)
+    lines: list[list[list[Core]]] = [[]]
+    for group in groups:
+        width = sum(len(g) + 1 for g in lines[-1])
+        if lines[-1] and width + len(group) > MAX_CELLS:
+            lines.append([])
+        lines[-1].append(group)
+    return [line for line in lines if line]
+
+
+def _core_rows(
+    line: list[list[Core]], owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared_idx: set[int]
+) -> list[tuple[str, Text]]:
+    threads = max(len(c.cpus) for g in line for c in g)
+    rows: list[tuple[str, Text]] = []
+    for rank in range(threads):
+        cells = Text()
+        shown: list[int] = []
+        for gi, group in enumerate(line):
+            if gi:
+                cells.append(" ")
+            for core in group:
+                cpus = list(core.cpus)
+                if rank < len(cpus):
+                    shown.append(cpus[rank])
+                    cells.append_text(_cell(cpus[rank], owners, styles, core.index in shared_idx))
+                else:
+                    cells.append(" ")
+        rows.append((row_label(shown), cells))
+    if any(c.index in shared_idx for g in line for c in g):
+        marks = " ".join("".join("^" if c.index in shared_idx else " " for c in g) for g in line)
+        rows.append(("shared", Text(marks.rstrip(), style="bold red")))
+    return rows
+
+
+def _cells(cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]) -> Text:
+    out = Text()
+    for cpu in cpus:
+        out.append_text(_cell(cpu, owners, styles, False))
+    return out
+
+
+def _cell(cpu: int, owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared: bool) -> Text:
+    owner = owners.get(cpu, Owner.FREE)
+    style = styles.get(owner)
+    if style is None:  # several tenants: "a+b"
+        glyph, colour = _MULTI[0], _MULTI[1]
+    else:
+        glyph, colour = style.glyph, style.style
+    return Text(glyph, style=colour + (" underline" if shared else ""))
+
+
+def _legend(owners: Mapping[int, str], styles: Mapping[str, MapStyle], tenants: Sequence[GuestSpec]) -> Text:
+    counts: dict[str, list[int]] = {}
+    for cpu, owner in owners.items():
+        counts.setdefault(owner, []).append(cpu)
+    out = Text("legend:", style="bold")
+    for owner in Owner:
+        cpus = counts.get(owner, [])
+        if not cpus and owner is not Owner.FREE:
+            continue
+        st = styles[owner]
+        out.append("\n  ")
+        out.append(st.glyph, style=st.style)
+        out.append(f" {st.label}: {_cpus(len(cpus))}")
+    by_name = {t.name: t for t in tenants}
+    for name in sorted(by_name, key=natural_key):
+        st = styles[name]
+        mine = CpuSet(c for c, o in owners.items() if name in o.split(TENANT_JOIN))
+        out.append("\n  ")
+        out.append(st.glyph, style=st.style)
+        taken = tenant_cpus(by_name[name])
+        what = f"{_cpus(len(mine))}: {mine}" if taken else "floating (no pinned CPUs)"
+        out.append(f" {name}: {what}")
+    multi = [o for o in counts if TENANT_JOIN in o and o not in styles]
+    if multi:
+        out.append("\n  ")
+        out.append(_MULTI[0], style=_MULTI[1])
+        out.append(f" {_MULTI[2]}: " + "; ".join(f"{o} on {CpuSet(counts[o])}" for o in sorted(multi)))
+    return out
+
+
+def _cpus(n: int) -> str:
+    return f"{n} CPU" + ("" if n == 1 else "s")
+
+
+def _problems(
+    console: Console, host: Host, tenants: Sequence[GuestSpec], cores: Sequence[SharedCore]
+) -> None:
+    lines: list[str] = []
+    if cores:
+        listed = ", ".join(f"{s.cpus} ({'+'.join(s.tenants)})" for s in cores[:MAX_SHARED_LISTED])
+        more = f" and {len(cores) - MAX_SHARED_LISTED} more" if len(cores) > MAX_SHARED_LISTED else ""
+        lines.append(f"^ shared cores, SMT siblings in different domains: {listed}{more}")
+    for clash in clashes(host, tenants)[:MAX_SHARED_LISTED]:
+        lines.append(f"! CPU {clash.cpu} is pinned by {' and '.join(clash.tenants)}")
+    for name, cpus in unknown_pins(host, tenants).items():
+        lines.append(f"x {name} pins offline or missing CPUs {cpus}")
+    for line in lines:
+        console.print(Text(line, style="bold red"))

@@ -1,0 +1,308 @@
+"""The host tree, JSON and map renderers on Host objects built here (no reader involved), plus ownership."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from vmtune.core.guest import GuestSpec, VcpuPin
+from vmtune.core.ownership import Owner, clashes, cpu_owners, owner_tenants, shared_cores, unknown_pins
+from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.cpuset import CpuSet
+from vmtune.render.console import make_console
+from vmtune.render.host import print_host
+from vmtune.render.hostjson import host_json
+from vmtune.render.hostmap import print_map
+from vmtune.render.hostview import CacheBox, CoreRun, build_view, fmt_kib
+
+
+def make_host(
+    *,
+    sockets: int = 1,
+    nodes_per_socket: int = 1,
+    cores_per_node: int = 4,
+    threads: int = 1,
+    interleaved: bool = True,
+    l3_cores: int = 0,
+    l2_cores: int = 1,
+    offline: tuple[int, ...] = (),
+    isolated: str = "",
+    cpuless_nodes: int = 0,
+    name: str = "model-host",
+) -> Host:
+    """A regular host: node n holds cores n*cores_per_node...; siblings interleaved or adjacent."""
+    n_nodes = sockets * nodes_per_socket
+    n_cores = n_nodes * cores_per_node
+    layout: list[tuple[int, int]] = []  # (cpu id, core number)
+    for core in range(n_cores):
+        for t in range(threads):
+            cpu = core + t * n_cores if interleaved else core * threads + t
+            layout.append((cpu, core))
+    layout.sort()
+    online_core_cpus: dict[int, list[int]] = {}
+    for cpu, core in layout:
+        if cpu not in offline:
+            online_core_cpus.setdefault(core, []).append(cpu)
+    core_numbers = sorted(online_core_cpus, key=lambda c: min(online_core_cpus[c]))
+    dense = {core: i for i, core in enumerate(core_numbers)}
+    caches: list[CacheGroup] = []
+    l2_of: dict[int, int] = {}
+    l3_of: dict[int, int] = {}
+    groups: dict[tuple[int, int], list[int]] = {}
+    for core, cpus in online_core_cpus.items():
+        groups.setdefault((2, core // l2_cores), []).extend(cpus)
+        if l3_cores:
+            groups.setdefault((3, core // l3_cores), []).extend(cpus)
+    for (level, key), cpus in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
+        idx = len(caches)
+        caches.append(CacheGroup(index=idx, level=level, cpus=CpuSet(cpus), size_kib=1024 * level * 8))
+        for core in online_core_cpus:
+            if (core // (l2_cores if level == 2 else l3_cores or 1)) == key:
+                (l2_of if level == 2 else l3_of)[core] = idx
+    cpus_out = []
+    for cpu, core in layout:
+        node = core // cores_per_node
+        socket = node // nodes_per_socket
+        on = cpu not in offline
+        cpus_out.append(
+            Cpu(
+                id=cpu,
+                online=on,
+                socket=socket if on else -1,
+                core=dense[core] if on else -1,
+                node=node,
+                package_id=socket,
+                core_id=core % cores_per_node,
+                l2=l2_of.get(core) if on else None,
+                l3=l3_of.get(core) if on else None,
+            )
+        )
+    cores_out = tuple(
+        Core(
+            index=dense[c],
+            cpus=CpuSet(online_core_cpus[c]),
+            socket=c // cores_per_node // nodes_per_socket,
+            node=c // cores_per_node,
+            l2=l2_of.get(c),
+            l3=l3_of.get(c),
+        )
+        for c in core_numbers
+    )
+    online = [c for c in cpus_out if c.online]
+    nodes = [
+        Node(
+            id=n,
+            cpus=CpuSet(c.id for c in online if c.node == n),
+            mem_total_kib=16 << 20,
+            mem_free_kib=12 << 20,
+            hugepages=(HugePages(size_kib=2048, total=512, free=500),),
+            distances=tuple((m, 10 if m == n else 21) for m in range(n_nodes + cpuless_nodes)),
+        )
+        for n in range(n_nodes)
+    ]
+    for extra in range(cpuless_nodes):
+        nid = n_nodes + extra
+        nodes.append(
+            Node(
+                id=nid,
+                cpus=CpuSet(),
+                mem_total_kib=64 << 20,
+                mem_free_kib=64 << 20,
+                distances=tuple((m, 10 if m == nid else 40) for m in range(n_nodes + cpuless_nodes)),
+            )
+        )
+    socks = tuple(
+        Socket(index=s, package_id=s, cpus=CpuSet(c.id for c in online if c.socket == s))
+        for s in range(sockets)
+    )
+    return Host(
+        name=name,
+        cpus=tuple(cpus_out),
+        cores=cores_out,
+        sockets=socks,
+        nodes=tuple(nodes),
+        caches=tuple(caches),
+        arch="x86_64",
+        vendor="Intel",
+        isolated=CpuSet.parse(isolated),
+    )
+
+
+def guest(name: str, cpus: str, emulator: str | None = None) -> GuestSpec:
+    pins = tuple(VcpuPin(vcpu=i, cpus=CpuSet([c])) for i, c in enumerate(CpuSet.parse(cpus)))
+    return GuestSpec(
+        name=name,
+        source=f"{name}.xml",
+        vcpus=len(pins),
+        vcpupins=pins,
+        emulatorpin=CpuSet.parse(emulator) if emulator else None,
+    )
+
+
+def render(fn: object, *args: object) -> str:
+    buf = io.StringIO()
+    console = make_console(file=buf, width=100)
+    fn(console, *args)  # type: ignore[operator]
+    return buf.getvalue()
+
+
+def test_model_host_is_consistent() -> None:
+    host = make_host(sockets=2, cores_per_node=4, threads=2, l3_cores=4)
+    s = host.summary()
+    assert (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core) == (2, 2, 8, 16, 2)
+    assert (s.l2_groups, s.l3_groups) == (8, 2)
+    assert host.siblings(0) == CpuSet([0, 8])
+
+
+def test_tree_shows_every_level() -> None:
+    host = make_host(sockets=2, cores_per_node=4, threads=2, l3_cores=4)
+    out = render(print_host, host)
+    assert "socket 0" in out and "socket 1" in out
+    assert "node 0 · 8 CPUs · 16 GiB (12 GiB free) · hugepages 2M 500/512 free" in out
+    assert "L3 · 24 MiB · 4 cores" in out
+    assert "cores 0-3 (2 threads each): 0-3,8-11" in out
+    assert "distances" in out
+
+
+def test_identical_l3_groups_fold_and_keep_their_cpus_apart() -> None:
+    host = make_host(cores_per_node=30, threads=2, l3_cores=10)
+    out = render(print_host, host)
+    assert "L3 ×3 · 24 MiB · 10 cores each" in out
+    assert "cores 0-29 (2 threads each): 0-9,30-39 | 10-19,40-49 | 20-29,50-59" in out
+
+
+def test_shared_l2_gets_a_box_private_l2_does_not() -> None:
+    shared = render(print_host, make_host(cores_per_node=8, l2_cores=4))
+    private = render(print_host, make_host(cores_per_node=8, l2_cores=1))
+    assert "L2 ×2 · 16 MiB · 4 cores each" in shared
+    assert "cores 0-7 (1 thread each): 0-3 | 4-7" in shared
+    assert "L2" not in private.split("\n", 2)[2]  # only the header mentions L2
+
+
+def test_huge_host_fits_a_screen() -> None:
+    host = make_host(sockets=8, nodes_per_socket=2, cores_per_node=30, threads=2, l3_cores=10)
+    assert len(host.online) == 960
+    out = render(print_host, host)
+    lines = out.splitlines()
+    assert len(lines) < 80, len(lines)
+    assert max(len(line) for line in lines) <= 100
+    assert "cores 0-29 (2 threads each): 0-9,480-489 | 10-19,490-499 | 20-29,500-509" in out
+
+
+def test_offline_cpus_and_cpuless_nodes_are_shown() -> None:
+    host = make_host(sockets=2, cores_per_node=2, threads=2, offline=(3,), cpuless_nodes=1)
+    out = render(print_host, host)
+    assert "offline 3" in out
+    assert "node 2 · no CPUs · 64 GiB" in out
+    # core 3 lost its sibling (cpu 3 offline, cpu 7 still online): its own line, 1 thread
+    assert "core 3 (1 thread): 7" in out
+
+
+def test_view_folding_is_lossless() -> None:
+    host = make_host(sockets=2, nodes_per_socket=2, cores_per_node=12, threads=2, l3_cores=4, l2_cores=2)
+    sockets, _ = build_view(host)
+
+    def cpus(items: tuple[CacheBox | CoreRun, ...]) -> CpuSet:
+        out = CpuSet()
+        for item in items:
+            out = out | (item.cpus if isinstance(item, CoreRun) else cpus(item.children))
+        return out
+
+    seen = CpuSet().union(*(cpus(nb.children) for s in sockets for nb in s.nodes))
+    assert seen == host.online
+
+
+@pytest.mark.parametrize(
+    ("kib", "text"), [(512, "512 KiB"), (1280, "1.25 MiB"), (14080, "13.75 MiB"), (100 << 20, "100 GiB")]
+)
+def test_fmt_kib(kib: int, text: str) -> None:
+    assert fmt_kib(kib) == text
+
+
+# -- ownership ---------------------------------------------------------------------------------------
+
+
+def test_owner_precedence() -> None:
+    host = make_host(cores_per_node=4, threads=2, offline=(7,), isolated="4-7")
+    tenants = [guest("web", "0-1", emulator="7"), guest("db", "1,4")]
+    owners = cpu_owners(host, tenants, reserved=CpuSet([2, 6]))
+    assert owners[0] == "web"
+    assert owners[1] == "db+web"  # both pin cpu 1: shown, not hidden
+    assert owners[2] == Owner.RESERVED
+    assert owners[3] == Owner.FREE
+    assert owners[4] == "db"  # a tenant on an isolated CPU is that tenant's
+    assert owners[5] == Owner.ISOLATED
+    assert owners[6] == Owner.RESERVED  # reserved wins over isolated
+    assert owners[7] == Owner.OFFLINE  # offline wins over the stale emulatorpin
+    assert set(owners) == {c.id for c in host.cpus}
+    assert owner_tenants("db+web", ["db", "web"]) == ("db", "web")
+    assert owner_tenants("free", ["db"]) == ()
+
+
+def test_clashes_shared_cores_unknown_pins() -> None:
+    host = make_host(cores_per_node=4, threads=2, offline=(7,))
+    tenants = [guest("a", "0,1"), guest("b", "1,4,7,99"), guest("c", "2,6")]
+    assert [(c.cpu, c.tenants) for c in clashes(host, tenants)] == [(1, ("a", "b"))]
+    # core 0 = {0,4}: a and b; core 1 = {1,5}: a and b on cpu 1; core 2 = {2,6}: c alone
+    assert [(s.core, s.tenants) for s in shared_cores(host, tenants)] == [(0, ("a", "b")), (1, ("a", "b"))]
+    assert unknown_pins(host, tenants) == {"b": CpuSet([7, 99])}
+
+
+def test_floating_tenant_owns_nothing() -> None:
+    host = make_host()
+    floating = GuestSpec(name="float", source="f.xml", vcpus=4)
+    assert set(cpu_owners(host, [floating]).values()) == {Owner.FREE}
+
+
+# -- JSON and map ------------------------------------------------------------------------------------
+
+
+def test_json_summary_ints_and_canonical_sets() -> None:
+    host = make_host(sockets=2, cores_per_node=2, threads=2, l3_cores=2)
+    doc = json.loads(json.dumps(host_json(host)))
+    assert doc["summary"] == {
+        "sockets": 2,
+        "numa_nodes": 2,
+        "cores": 4,
+        "threads": 8,
+        "threads_per_core": 2,
+        "l2_groups": 4,
+        "l3_groups": 2,
+    }
+    assert all(type(v) is int for v in doc["summary"].values())
+    assert doc["nodes"][0]["cpus"] == "0-1,4-5"
+    assert doc["nodes"][0]["distances"] == {"0": 10, "1": 21}
+    assert doc["cpus"][4] == {
+        "id": 4,
+        "online": True,
+        "socket": 0,
+        "node": 0,
+        "core": 0,
+        "package_id": 0,
+        "die_id": None,
+        "cluster_id": None,
+        "core_id": 0,
+        "capacity": None,
+        "l2": 0,
+        "l3": 4,
+    }
+    assert "owners" not in doc
+
+
+def test_json_owners_when_tenants_given() -> None:
+    host = make_host(cores_per_node=2)
+    doc = host_json(host, owners=cpu_owners(host, [guest("vm", "1")]))
+    assert doc["owners"] == {"0": "free", "1": "vm"}
+
+
+def test_map_shows_each_tenant_and_shared_cores() -> None:
+    host = make_host(cores_per_node=8, threads=2, offline=(15,), isolated="12-14")
+    tenants = [guest("alpha", "0-1,8-9"), guest("beta", "2,11"), guest("gamma", "3")]
+    out = render(print_map, host, tenants, CpuSet([7]))
+    for name in ("alpha", "beta", "gamma", "free", "reserved", "isolated", "offline"):
+        assert name in out
+    # beta on cpu 11 and gamma on cpu 3 share core 3 = {3, 11}
+    assert "shared core" in out
+    assert "beta+gamma" in out or "3,11" in out
