@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from vmtune.core.guest import GuestSpec
 from vmtune.core.topology import Host
 from vmtune.errors import InputError
 
@@ -20,6 +21,7 @@ __all__ = [
     "JsonOpt",
     "SysfsOpt",
     "load_host",
+    "load_tenants",
 ]
 
 SysfsOpt = Annotated[
@@ -77,3 +79,22 @@ def load_host(src: HostSource) -> Host:
         with open_root(root) as extracted:
             return dataclasses.replace(read_sysfs(extracted), name=str(root))
     return read_sysfs(root)
+
+
+def load_tenants(directory: Path, exclude_name: str | None = None) -> list[GuestSpec]:
+    """Every domain XML (``*.xml``) in ``directory`` as a tenant of the host, except ``exclude_name``.
+
+    A directory that is not there is an InputError naming ``--domains``; a bad tenant file is an
+    InputError naming that file (a wrong tenant would silently give its CPUs away).
+    """
+    from vmtune.adapters.files import read_bytes
+    from vmtune.xmlmap.guest import read_guest
+
+    if not directory.is_dir():
+        raise InputError(f"--domains {directory}: not a directory")
+    tenants = []
+    for path in sorted(directory.glob("*.xml")):
+        guest = read_guest(read_bytes(path), source=str(path))
+        if exclude_name is None or guest.name != exclude_name:
+            tenants.append(guest)
+    return tenants
