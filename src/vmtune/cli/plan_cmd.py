@@ -1,14 +1,122 @@
-"""`vmtune plan` (being written)."""
+"""`vmtune plan` (decide, show the diff, write nothing) and `vmtune apply` (offline files)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from vmtune.cli.common import CapabilitiesOpt, ConnectOpt, DomainsOpt, HostSource, JsonOpt, SysfsOpt
+from vmtune.cli.tuning import (
+    CoreKindOpt,
+    DomcapsOpt,
+    EmulatorOpt,
+    ForceOpt,
+    HugepagesOpt,
+    HypervOpt,
+    IOThreadsOpt,
+    MemoryModeOpt,
+    NumaOpt,
+    OsOpt,
+    ProfileOpt,
+    RealtimeMaskOpt,
+    ReserveOpt,
+    ThreadPolicyOpt,
+    Tuning,
+)
+
 __all__ = ["register"]
+
+FilesArg = Annotated[
+    list[Path], typer.Argument(help="Domain XML files or directories of them.", metavar="DOMAIN.xml...")
+]
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print the reason for every decision (stdout).")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Write here (a directory for many files).", metavar="OUT"),
+]
+InPlaceOpt = Annotated[bool, typer.Option("--in-place", help="Rewrite the input files atomically.")]
+BackupOpt = Annotated[bool, typer.Option("--backup", help="With --in-place: keep the old file as FILE~.")]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("plan")
-    def plan_cmd() -> None:
-        """Not implemented yet."""
-        raise typer.Exit(1)
+    def plan_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
+        files: FilesArg,
+        sysfs: SysfsOpt = None,
+        capabilities: CapabilitiesOpt = None,
+        connect: ConnectOpt = None,
+        domcapabilities: DomcapsOpt = None,
+        domains: DomainsOpt = None,
+        json_out: JsonOpt = False,
+        explain: ExplainOpt = False,
+        profile: ProfileOpt = None,
+        thread_policy: ThreadPolicyOpt = None,
+        emulator: EmulatorOpt = None,
+        iothreads: IOThreadsOpt = None,
+        numa: NumaOpt = None,
+        memory_mode: MemoryModeOpt = None,
+        hugepages: HugepagesOpt = None,
+        realtime_mask: RealtimeMaskOpt = None,
+        hyperv: HypervOpt = None,
+        reserve: ReserveOpt = None,
+        os: OsOpt = None,
+        core_kind: CoreKindOpt = None,
+        force: ForceOpt = False,
+    ) -> None:
+        """Decide pinning/NUMA/features for each domain and print the diff; write nothing."""
+        from vmtune.cli.plan_run import run
+
+        tuning = Tuning(
+            profile=profile, thread_policy=thread_policy, emulator=emulator, iothreads=iothreads, numa=numa,
+            memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
+            reserve=reserve, os=os, core_kind=core_kind, force=force,
+        )  # fmt: skip
+        code = run(
+            files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            domcaps=domcapabilities, domains=domains, tuning=tuning, json_out=json_out, explain=explain,
+        )  # fmt: skip
+        if code:
+            raise typer.Exit(code)
+
+    @app.command("apply")
+    def apply_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
+        files: FilesArg,
+        output: OutOpt = None,
+        in_place: InPlaceOpt = False,
+        backup: BackupOpt = False,
+        sysfs: SysfsOpt = None,
+        capabilities: CapabilitiesOpt = None,
+        connect: ConnectOpt = None,
+        domcapabilities: DomcapsOpt = None,
+        domains: DomainsOpt = None,
+        profile: ProfileOpt = None,
+        thread_policy: ThreadPolicyOpt = None,
+        emulator: EmulatorOpt = None,
+        iothreads: IOThreadsOpt = None,
+        numa: NumaOpt = None,
+        memory_mode: MemoryModeOpt = None,
+        hugepages: HugepagesOpt = None,
+        realtime_mask: RealtimeMaskOpt = None,
+        hyperv: HypervOpt = None,
+        reserve: ReserveOpt = None,
+        os: OsOpt = None,
+        core_kind: CoreKindOpt = None,
+        force: ForceOpt = False,
+    ) -> None:
+        """Plan each domain XML and write it: -o OUT, or --in-place [--backup]; atomic, validated."""
+        from vmtune.cli.plan_run import run
+
+        tuning = Tuning(
+            profile=profile, thread_policy=thread_policy, emulator=emulator, iothreads=iothreads, numa=numa,
+            memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
+            reserve=reserve, os=os, core_kind=core_kind, force=force,
+        )  # fmt: skip
+        code = run(
+            files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            domcaps=domcapabilities, domains=domains, tuning=tuning, write_to=output, in_place=in_place,
+            backup=backup, apply=True,
+        )  # fmt: skip
+        if code:
+            raise typer.Exit(code)

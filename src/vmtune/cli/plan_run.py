@@ -1,0 +1,117 @@
+"""The body of `vmtune plan` / `vmtune apply`: gather host + tenants, run each file, show the results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress, TaskID
+
+from vmtune.cli.common import HostSource, load_host, load_tenants
+from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
+from vmtune.cli.tuning import Tuning, load_caps
+from vmtune.core.guest import GuestSpec
+from vmtune.errors import ExitCode, InputError, VmtuneError
+from vmtune.render.console import make_console
+from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
+
+__all__ = ["run"]
+
+
+def _check_targets(files: list[Path], write_to: Path | None, in_place: bool, backup: bool) -> None:
+    if write_to is not None and in_place:
+        raise InputError("choose one of -o OUT and --in-place")
+    if write_to is None and not in_place:
+        raise InputError("vmtune apply needs -o OUT or --in-place (use vmtune plan to only look)")
+    if backup and not in_place:
+        raise InputError("--backup goes with --in-place")
+    if write_to is not None and len(files) > 1 and not write_to.is_dir():
+        raise InputError(f"-o {write_to}: must be an existing directory when applying {len(files)} files")
+
+
+def _target(path: Path, write_to: Path | None) -> Path:
+    if write_to is None:
+        return path
+    return write_to / path.name if write_to.is_dir() else write_to
+
+
+def run(
+    paths: Sequence[Path],
+    *,
+    host: HostSource,
+    domcaps: Path | None,
+    domains: Path | None,
+    tuning: Tuning,
+    json_out: bool = False,
+    explain: bool = False,
+    write_to: Path | None = None,
+    in_place: bool = False,
+    backup: bool = False,
+    apply: bool = False,
+) -> int:
+    """Process every file; return the exit code (the worst failure, 0 when all went well)."""
+    files = expand_paths(paths)
+    if apply:
+        _check_targets(files, write_to, in_place, backup)
+    tuning.intent()  # validate the flags once, before any file is read
+    topology = load_host(host)
+    caps = load_caps(domcaps)
+    tenants: list[GuestSpec] = load_tenants(domains) if domains is not None else []
+    planner = planner_for(host=topology, intent_of=lambda g: tuning.intent(g.intent), caps=caps)
+    out = make_console()
+    err = make_console(stderr=True)
+    notes_to = out if explain else err
+    single = len(files) == 1
+    rows: list[FileRow] = []
+    docs: list[dict[str, object]] = []
+    worst = 0
+    progress = _progress(err, len(files)) if not single else None
+    for path in files:
+        try:
+            prep = prepare(path, planner, tenants)
+            if apply and (prep.changed or write_to is not None):
+                write(prep, _target(path, write_to), backup=backup)
+            # the guest as planned becomes a tenant for the next file of the batch
+            tenants = [t for t in tenants if t.name != prep.guest.name] + [prep.new_guest]
+        except VmtuneError as error:
+            if single:
+                raise
+            worst = max(worst, int(error.exit_code))
+            rows.append(FileRow(path=str(path), status="failed", reason=str(error)))
+            err.print(f"vmtune: error: {error}", soft_wrap=True, markup=False)
+        else:
+            rows.append(FileRow(path=str(path), status="changed" if prep.changed else "unchanged"))
+            _show(prep, out, notes_to, json_out=json_out, apply=apply, docs=docs)
+        if progress is not None:
+            progress[0].advance(progress[1])
+    if progress is not None:
+        progress[0].stop()
+    if json_out:
+        print(json.dumps(docs[0] if single and docs else docs, indent=2))
+    if not single:
+        print_summary(out if apply else err, rows, title="vmtune apply" if apply else "vmtune plan")
+    elif apply and rows:
+        err.print(f"{rows[0].path}: {rows[0].status}", markup=False)
+    return worst if worst else int(ExitCode.OK)
+
+
+def _show(prep: Prepared, out: Console, notes_to: Console, *, json_out: bool, apply: bool,
+          docs: list[dict[str, object]]) -> None:  # fmt: skip
+    if json_out:
+        docs.append(plan_json(prep.plan, source=str(prep.path), changed=prep.changed))
+        return
+    if not apply:
+        print_diff(out, prep.diff())
+    print_notes(notes_to, prep.plan, source=str(prep.path))
+
+
+def _progress(err: Console, total: int) -> tuple[Progress, TaskID] | None:
+    """A rich progress bar on stderr, only when stderr is a terminal (never in pipes or logs)."""
+    if not err.is_terminal:
+        return None
+    progress = Progress(console=err, transient=True)
+    task = progress.add_task("vmtune", total=total)
+    progress.start()
+    return progress, task

@@ -1,0 +1,152 @@
+"""The TUNING options (DESIGN.md "Commands") and their translation into an Intent; plus --domcapabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmtune.core.caps import HostCaps
+from vmtune.core.intent import (
+    CoreKind,
+    EmulatorPolicy,
+    HypervMode,
+    Intent,
+    MemoryMode,
+    OsFamily,
+    Profile,
+    ThreadPolicy,
+)
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
+
+__all__ = [
+    "CoreKindOpt",
+    "DomcapsOpt",
+    "EmulatorOpt",
+    "ForceOpt",
+    "HugepagesOpt",
+    "HypervOpt",
+    "IOThreadsOpt",
+    "MemoryModeOpt",
+    "NumaOpt",
+    "OsOpt",
+    "ProfileOpt",
+    "RealtimeMaskOpt",
+    "ReserveOpt",
+    "ThreadPolicyOpt",
+    "Tuning",
+    "load_caps",
+]
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="balanced|latency|realtime|windows, comma-combinable.", metavar="LIST"),
+]
+ThreadPolicyOpt = Annotated[
+    ThreadPolicy | None, typer.Option("--thread-policy", help="SMT siblings: prefer, isolate or require.")
+]
+EmulatorOpt = Annotated[
+    EmulatorPolicy | None, typer.Option("--emulator", help="Emulator thread: share or isolate.")
+]
+IOThreadsOpt = Annotated[int | None, typer.Option("--iothreads", min=0, help="Number of IOThreads.")]
+NumaOpt = Annotated[str | None, typer.Option("--numa", help="auto, off, or a number of host nodes.")]
+MemoryModeOpt = Annotated[
+    MemoryMode | None, typer.Option("--memory-mode", help="numatune mode for the guest memory.")
+]
+HugepagesOpt = Annotated[str | None, typer.Option("--hugepages", help="2M, 1G or none.")]
+RealtimeMaskOpt = Annotated[
+    str | None,
+    typer.Option("--realtime-mask", help="vCPUs that get SCHED_FIFO, cpuset syntax (^0).", metavar="SPEC"),
+]
+HypervOpt = Annotated[
+    HypervMode | None, typer.Option("--hyperv", help="Hyper-V enlightenments: auto/on/off.")
+]
+ReserveOpt = Annotated[
+    str | None, typer.Option("--reserve", help="Host CPUs never given to guests.", metavar="CPUSET")
+]
+OsOpt = Annotated[OsFamily | None, typer.Option("--os", help="Guest OS when libosinfo metadata is missing.")]
+CoreKindOpt = Annotated[CoreKind | None, typer.Option("--core-kind", help="Hybrid CPUs: big, little or any.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Ignore host gates (domcapabilities, cgroup RT).")]
+DomcapsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """The raw TUNING flags; ``intent()`` validates them (InputError names the flag)."""
+
+    profile: str | None = None
+    thread_policy: ThreadPolicy | None = None
+    emulator: EmulatorPolicy | None = None
+    iothreads: int | None = None
+    numa: str | None = None
+    memory_mode: MemoryMode | None = None
+    hugepages: str | None = None
+    realtime_mask: str | None = None
+    hyperv: HypervMode | None = None
+    reserve: str | None = None
+    os: OsFamily | None = None
+    core_kind: CoreKind | None = None
+    force: bool = False
+
+    @property
+    def given(self) -> bool:
+        """True when any knob was set on the command line (else a stored intent is reused)."""
+        return any(getattr(self, name) not in (None, False) for name in self.__slots__)
+
+    def intent(self, stored: Intent | None = None) -> Intent:
+        """The Intent these flags ask for; with no flags at all, the guest's stored intent wins."""
+        if not self.given and stored is not None:
+            return stored
+        profiles: tuple[Profile, ...] = (Profile.BALANCED,)
+        if self.profile is not None:
+            try:
+                profiles = tuple(Profile(p.strip()) for p in self.profile.split(",") if p.strip())
+            except ValueError:
+                choices = ", ".join(p.value for p in Profile)
+                raise InputError(f"--profile {self.profile!r}: choose from {choices}") from None
+            if not profiles:
+                raise InputError("--profile: empty list")
+        numa = (self.numa or "auto").strip().lower()
+        if numa not in ("auto", "off") and not (numa.isdigit() and int(numa) >= 1):
+            raise InputError(f"--numa {self.numa!r}: expected auto, off or a number of nodes >= 1")
+        hugepages = self.hugepages
+        if hugepages is not None:
+            hugepages = {"2m": "2M", "1g": "1G", "none": "none"}.get(hugepages.strip().lower(), "")
+            if not hugepages:
+                raise InputError(f"--hugepages {self.hugepages!r}: expected 2M, 1G or none")
+        if self.realtime_mask is not None:
+            CpuSet.parse(self.realtime_mask, what="--realtime-mask")
+        reserve = None if self.reserve is None else CpuSet.parse(self.reserve, what="--reserve")
+        return Intent(
+            profiles=profiles,
+            thread_policy=self.thread_policy,
+            emulator=self.emulator,
+            iothreads=self.iothreads,
+            numa=numa,
+            memory_mode=self.memory_mode,
+            hugepages=hugepages,
+            realtime_mask=self.realtime_mask,
+            hyperv=self.hyperv or HypervMode.AUTO,
+            reserve=reserve,
+            os=self.os,
+            core_kind=self.core_kind,
+            force=self.force,
+        )
+
+
+def load_caps(path: Path | None) -> HostCaps | None:
+    """Parse ``--domcapabilities FILE`` (None when not given)."""
+    if path is None:
+        return None
+    from vmtune.adapters.files import read_bytes
+    from vmtune.xmlmap.domcaps import parse_domcapabilities
+
+    return parse_domcapabilities(read_bytes(path), source=str(path))
