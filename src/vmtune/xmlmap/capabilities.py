@@ -1,0 +1,221 @@
+"""Read host topology from ``virsh capabilities`` XML into the same :class:`Host` the sysfs reader builds.
+
+What libvirt puts there (src/conf/capabilities.c) and how it maps:
+
+- ``host/topology/cells/cell``: one NUMA node each, with ``memory`` (KiB), ``pages`` (counts per page
+  size, the first being the base page, not a hugepage), ``distances/sibling`` and ``cpus/cpu``.
+- ``cpu``: ``socket_id``, ``die_id``, ``cluster_id``, ``core_id`` and ``siblings`` (the thread siblings)
+  are printed only for online CPUs; an offline CPU is a bare ``<cpu id='N'/>``. The test driver prints
+  bare CPUs for every CPU, so when no CPU in the file has details they are all taken as online.
+- ``host/cache/bank``: libvirt only exposes caches from level 3 up (``cache_min_level = 3`` in
+  virCapabilitiesInitCaches), so L2 groups are known only when a bank says level 2; otherwise
+  ``l2_groups`` is 0 from this reader while sysfs counts them.
+- No free-memory or free-hugepage numbers exist in this XML: ``mem_free_kib`` stays None and free
+  hugepages are taken as equal to the total, with a warning.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
+from vmtune.core.topology import Host, HugePages
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
+from vmtune.xmlmap.safe import parse_xml
+
+__all__ = ["parse_capabilities"]
+
+_UNITS_KIB = {
+    "b": 1 / 1024,
+    "bytes": 1 / 1024,
+    "k": 1,
+    "kb": 1,
+    "kib": 1,
+    "m": 1024,
+    "mb": 1024,
+    "mib": 1024,
+    "g": 1024**2,
+    "gb": 1024**2,
+    "gib": 1024**2,
+    "t": 1024**3,
+    "tb": 1024**3,
+    "tib": 1024**3,
+}
+
+
+def parse_capabilities(text: str, source: str) -> Host:
+    """Parse ``virsh capabilities`` output; errors name ``source`` (and line:col for XML errors)."""
+    root = parse_xml(text, source=source, root="capabilities").getroot()
+    host = root.find("host")
+    if host is None:
+        raise InputError(f"{source}: no <host> element in <capabilities>")
+    cpu_el = host.find("cpu")
+    arch = _text(cpu_el, "arch")
+    vendor = _text(cpu_el, "vendor")
+    model = _text(cpu_el, "model")
+    base_page = _base_page(cpu_el, source)
+
+    cells = host.findall("topology/cells/cell")
+    if not cells:
+        raise InputError(
+            f"{source}: no <host><topology><cells>: this capabilities XML does not describe the host's "
+            "CPUs and NUMA nodes (libvirt test driver?); use --sysfs instead"
+        )
+    warnings: list[str] = []
+    cpu_els: list[tuple[etree._Element, int]] = []
+    nodes: list[NodeRecord] = []
+    any_pages = False
+    for cell in cells:
+        nid = _int_attr(cell, "id", source)
+        if nid is None:
+            raise InputError(f"{source}:{cell.sourceline}: <cell> without id")
+        ids: list[int] = []
+        for cpu in cell.findall("cpus/cpu"):
+            cid = _int_attr(cpu, "id", source)
+            if cid is None:
+                raise InputError(f"{source}:{cpu.sourceline}: <cpu> without id")
+            ids.append(cid)
+            cpu_els.append((cpu, nid))
+        mem_el = cell.find("memory")
+        mem = _size_kib(mem_el, source) if mem_el is not None else None
+        pages: list[HugePages] = []
+        sized = [(_size_kib(p, source, size_attr=True), p) for p in cell.findall("pages")]
+        # The base page size is no hugepage pool; without host/cpu/pages it is the cell's smallest size.
+        base = base_page if base_page is not None else min((s for s, _ in sized if s), default=None)
+        for size, page in sized:
+            if size is None or size == base:
+                continue
+            count = _int_text(page, source)
+            pages.append(HugePages(size_kib=int(size), total=count, free=count))
+            any_pages = any_pages or count > 0
+        dists = []
+        for sib in cell.findall("distances/sibling"):
+            other, value = _int_attr(sib, "id", source), _int_attr(sib, "value", source)
+            if other is None or value is None:
+                raise InputError(f"{source}:{sib.sourceline}: <sibling> needs id and value")
+            dists.append((other, value))
+        nodes.append(
+            NodeRecord(
+                id=nid,
+                cpus=CpuSet(ids),
+                mem_total_kib=int(mem) if mem is not None else None,
+                hugepages=tuple(pages),
+                distances=tuple(dists),
+            )
+        )
+    if any_pages:
+        warnings.append(f"{source}: capabilities XML has no free hugepage counts; assuming all are free")
+
+    banks = _banks(host, source)
+    detailed = any(el.get("siblings") is not None or el.get("core_id") is not None for el, _ in cpu_els)
+    records: list[CpuRecord] = []
+    for el, _nid in cpu_els:
+        cid = _int_attr(el, "id", source)
+        assert cid is not None  # checked above
+        has_details = el.get("siblings") is not None or el.get("core_id") is not None
+        if detailed and not has_details:
+            records.append(CpuRecord(id=cid, online=False, has_topology=False))
+            continue
+        sib_attr = el.get("siblings")
+        records.append(
+            CpuRecord(
+                id=cid,
+                has_topology=has_details,
+                package_id=_int_attr(el, "socket_id", source),
+                die_id=_int_attr(el, "die_id", source),
+                cluster_id=_int_attr(el, "cluster_id", source),
+                core_id=_int_attr(el, "core_id", source),
+                siblings=CpuSet.parse(sib_attr, what=f"{source}:{el.sourceline}: siblings")
+                if sib_attr
+                else None,
+                caches=tuple(b for b in banks if cid in b.cpus),
+            )
+        )
+    seen: set[int] = set()
+    for rec in records:
+        if rec.id in seen:
+            raise InputError(f"{source}: CPU {rec.id} is listed in two cells")
+        seen.add(rec.id)
+    totals = [n.mem_total_kib for n in nodes if n.mem_total_kib is not None]
+    return build_host(
+        name=source,
+        cpus=records,
+        nodes=nodes,
+        arch=arch,
+        vendor=vendor,
+        model=model,
+        memory_total_kib=sum(totals) if totals else None,
+        warnings=warnings,
+    )
+
+
+def _banks(host: etree._Element, source: str) -> list[CacheRecord]:
+    out = []
+    for bank in host.findall("cache/bank"):
+        level = _int_attr(bank, "level", source)
+        if level is None or bank.get("type", "both") == "code":
+            continue  # instruction side of CDP-split caches: not a sharing group of its own
+        cpus_attr = bank.get("cpus")
+        if not cpus_attr:
+            raise InputError(f"{source}:{bank.sourceline}: <bank> without cpus")
+        size = _size_kib(bank, source, size_attr=True)
+        out.append(
+            CacheRecord(
+                level=level,
+                cpus=CpuSet.parse(cpus_attr, what=f"{source}:{bank.sourceline}: bank cpus"),
+                size_kib=int(size) if size is not None else None,
+                cache_id=_int_attr(bank, "id", source),
+            )
+        )
+    return out
+
+
+def _base_page(cpu_el: etree._Element | None, source: str) -> int | None:
+    """The system page size: the first ``host/cpu/pages`` (libvirt lists it before hugepage sizes)."""
+    if cpu_el is None:
+        return None
+    first = cpu_el.find("pages")
+    if first is None:
+        return None
+    size = _size_kib(first, source, size_attr=True)
+    return int(size) if size is not None else None
+
+
+def _text(parent: etree._Element | None, tag: str) -> str | None:
+    if parent is None:
+        return None
+    el = parent.find(tag)
+    return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+
+def _int_attr(el: etree._Element, name: str, source: str) -> int | None:
+    raw = el.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise InputError(f"{source}:{el.sourceline}: <{el.tag} {name}={raw!r}> is not an integer") from None
+
+
+def _int_text(el: etree._Element, source: str) -> int:
+    raw = (el.text or "").strip()
+    if not raw.isdigit():
+        raise InputError(f"{source}:{el.sourceline}: <{el.tag}> should hold a number, found {raw[:40]!r}")
+    return int(raw)
+
+
+def _size_kib(el: etree._Element, source: str, *, size_attr: bool = False) -> float | None:
+    """``<memory unit='KiB'>N</memory>`` or ``<pages unit='KiB' size='2048'>`` / ``<bank size unit>``."""
+    unit = (el.get("unit") or "KiB").lower()
+    scale = _UNITS_KIB.get(unit)
+    if scale is None:
+        raise InputError(f"{source}:{el.sourceline}: <{el.tag}> has unknown unit {unit!r}")
+    raw = el.get("size") if size_attr else el.text
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isdigit():
+        raise InputError(f"{source}:{el.sourceline}: <{el.tag}> size {raw[:40]!r} is not a number")
+    return int(raw) * scale
