@@ -39,7 +39,9 @@ def host_advice(
         missing_iso = cores - host.isolated
         missing_nohz = cores - host.nohz_full
         if missing_iso or missing_nohz:
-            cmdline = f"isolcpus=managed_irq,domain,{cores} nohz_full={cores} rcu_nocbs={cores}"
+            # The parameters replace the current lists, so keep what is already isolated for other guests.
+            iso, nohz = cores | host.isolated, cores | host.nohz_full
+            cmdline = f"isolcpus=managed_irq,domain,{iso} nohz_full={nohz} rcu_nocbs={nohz}"
             out.append(
                 f"kernel command line: {cmdline} "
                 "(keeps the scheduler, the timer tick and RCU callbacks off the dedicated cores; reboot "

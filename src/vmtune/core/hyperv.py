@@ -25,6 +25,7 @@ __all__ = [
     "WindowsTuning",
     "hyperv_tuning",
     "hypervclock_available",
+    "plan_enlightenments",
 ]
 
 SPINLOCK_RETRIES = "8191"
@@ -119,7 +120,7 @@ def hyperv_tuning(
             hyperv = ()
             notes.append(Note(topic="hyperv", message="--hyperv off: removing <hyperv>", xpath=_XP[:-1]))
     elif enlighten:
-        hyperv = _enlightenments(guest, offered, vendor, clock_ok, notes)
+        hyperv = plan_enlightenments(guest, offered=offered, vendor=vendor, clock_ok=clock_ok, notes=notes)
 
     out_timers = _timers(
         guest, enlighten=enlighten and not remove, windows=timers, clock_ok=clock_ok, caps=caps, notes=notes
@@ -127,13 +128,16 @@ def hyperv_tuning(
     return WindowsTuning(hyperv=hyperv, timers=out_timers, notes=tuple(notes))
 
 
-def _enlightenments(
+def plan_enlightenments(
     guest: GuestSpec,
+    *,
     offered: frozenset[str] | None,
     vendor: str | None,
     clock_ok: bool,
     notes: list[Note],
 ) -> tuple[HypervFeature, ...]:
+    """The profile's enlightenments (+ the guest's own extras) that ``offered`` allows and whose bases
+    survive; ``notes`` gets one Note per dropped feature. ``offered`` None: unknown, keep all."""
     wanted: list[HypervFeature] = list(_PROFILE)
     if vendor == "Intel":
         wanted.append(_EVMCS)
@@ -187,7 +191,7 @@ def _enlightenments(
         notes.append(
             Note(
                 topic="hyperv",
-                message=f"Hyper-V enlightenments: {_list(_describe(f) for f in kept)} "
+                message=f"Hyper-V enlightenments: {', '.join(_describe(f) for f in kept)} "
                 "(remove the VM exits Windows takes on APIC, timers, IPIs and TLB flushes)",
                 xpath=_XP[:-1],
             )
