@@ -1,0 +1,286 @@
+"""Pick a guest's CPUs inside one placement domain (a NUMA node, or the whole host with ``--numa off``).
+
+Pure and deterministic, in the style of kubelet's ``cpu_assignment.go``: the free pool is seen through the
+thread policy as *units* per physical core, then the cache hierarchy is walked top-down:
+
+1. a core's units: ``prefer``/``require`` use every thread of a wholly free core (``prefer`` may fall back
+   to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
+   solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
+2. at each grouping level (NUMA node when the domain is the whole host, then L3, then L2 - only levels
+   where a group holds more than one core), if one group can hold the request, choose it:
+   - a *small* guest (at most half a group) first fills partly used groups that only hold small guests
+     (best fit), so whole groups stay free for big guests; then an idle group;
+   - a bigger guest takes an idle group (no other guest's CPU in it) before a partly used one, so two
+     guests never share an L2/L3 while an idle group could hold the guest;
+   - among idle groups the smallest that fits wins (latency guests: the largest cache first);
+3. if no single group can hold it, take whole groups (idle first, largest first) until the rest fits in
+   one group, chosen by rule 2 - the fewest groups;
+4. inside the last group, whole cores in id order, siblings kept together so the guest sees them as
+   thread pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vmtune.core.intent import ThreadPolicy
+from vmtune.core.ledger import Tenant
+from vmtune.core.topology import Core, Host
+from vmtune.cpuset import CpuSet
+
+__all__ = [
+    "KIND_LEVEL",
+    "NODE_LEVEL",
+    "CoreView",
+    "DomainPick",
+    "GroupUse",
+    "core_views",
+    "grouping_levels",
+    "pick_in_domain",
+]
+
+NODE_LEVEL = 0
+"""Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
+KIND_LEVEL = 1
+"""Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreView:
+    core: Core
+    units: tuple[int, ...]
+    """CPUs of this core the guest may use under the thread policy, in thread order."""
+    whole: bool
+    """Every online thread of the core is free."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupUse:
+    level: int
+    key: int
+    cpus: CpuSet
+    idle: bool
+    """No other guest had a CPU in this group."""
+    whole: bool
+    """The guest takes all of the group's usable units."""
+
+
+@dataclass(slots=True)
+class _Ctx:
+    host: Host
+    tenants: Sequence[Tenant]
+    latency: bool
+    uses: list[GroupUse] = field(default_factory=list)
+    quality: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainPick:
+    cpus: tuple[int, ...]
+    """Chosen host CPUs in guest order (siblings adjacent)."""
+    cores: tuple[Core, ...]
+    groups: tuple[GroupUse, ...]
+    quality: tuple[int, int]
+    """(groups spanned at the top grouping level, fit class): lower is a better cache fit."""
+
+
+def core_views(
+    host: Host, free: CpuSet, policy: ThreadPolicy, *, partial: bool, cores: Sequence[Core] | None = None
+) -> list[CoreView]:
+    out: list[CoreView] = []
+    for core in host.cores if cores is None else cores:
+        if not core.cpus:
+            continue
+        whole = core.cpus.issubset(free)
+        units: tuple[int, ...]
+        if whole:
+            units = (core.cpus.first(),) if policy is ThreadPolicy.ISOLATE else tuple(core.cpus)
+        elif partial and policy is ThreadPolicy.PREFER:
+            units = tuple(core.cpus & free)
+        else:
+            units = ()
+        if units:
+            out.append(CoreView(core=core, units=units, whole=whole))
+    return out
+
+
+def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
+    """Levels that actually group several cores (an L2 per core or one L3 per node adds nothing)."""
+    levels: list[int] = [NODE_LEVEL] if with_nodes else []
+    if len({c.capacity for c in host.cores if c.cpus}) > 1:
+        levels.append(KIND_LEVEL)
+    for level in (3, 2):
+        per_group: dict[int, int] = {}
+        for core in host.cores:
+            key = core.l3 if level == 3 else core.l2
+            if key is not None:
+                per_group[key] = per_group.get(key, 0) + 1
+        if any(n > 1 for n in per_group.values()):
+            levels.append(level)
+    return tuple(levels)
+
+
+def _key(core: Core, level: int) -> int:
+    if level == KIND_LEVEL:
+        return core.capacity or 0
+    raw = core.node if level == NODE_LEVEL else core.l3 if level == 3 else core.l2
+    # a core without cache data is its own group
+    return -1 - core.index if raw is None else raw
+
+
+def _capacity(views: Sequence[CoreView]) -> int:
+    return sum(len(v.units) for v in views)
+
+
+def pick_in_domain(
+    *,
+    host: Host,
+    views: Sequence[CoreView],
+    vcpus: int,
+    policy: ThreadPolicy,
+    levels: Sequence[int],
+    tenants: Sequence[Tenant],
+    latency: bool,
+) -> DomainPick | None:
+    """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many."""
+    if _capacity(views) < vcpus:
+        return None
+    ctx = _Ctx(host=host, tenants=tenants, latency=latency)
+    chosen = _select(list(views), vcpus, tuple(levels), ctx, policy, top=True)
+    taken: list[tuple[Core, tuple[int, ...]]] = []
+    count = 0
+    for view in chosen:
+        if count >= vcpus:
+            break
+        units = view.units[: vcpus - count]
+        taken.append((view.core, units))
+        count += len(units)
+    # guest order follows host core order: readable pins, and a core's threads stay adjacent vCPUs
+    taken.sort(key=lambda item: item[0].index)
+    return DomainPick(
+        cpus=tuple(cpu for _, units in taken for cpu in units),
+        cores=tuple(core for core, _ in taken),
+        groups=tuple(ctx.uses),
+        quality=ctx.quality or (0, 0),
+    )
+
+
+def _full_units(views: Sequence[CoreView], policy: ThreadPolicy) -> int:
+    """Units of these cores if they were all free: the group's size class."""
+    if policy is ThreadPolicy.ISOLATE:
+        return len(views)
+    return sum(len(v.core.cpus) for v in views)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Group:
+    key: int
+    views: list[CoreView]
+    cpus: CpuSet
+    cap: int
+    full: int
+    idle: bool
+    small_only: bool
+    """Partly used, and only by guests no bigger than half the group."""
+    size_kib: int
+
+
+def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPolicy) -> list[_Group]:
+    by_key: dict[int, list[CoreView]] = {}
+    for view in views:
+        by_key.setdefault(_key(view.core, level), []).append(view)
+    out: list[_Group] = []
+    for key, members in by_key.items():
+        if level == NODE_LEVEL:
+            node = ctx.host.node(key)
+            gcpus = node.cpus if node else CpuSet().union(*(v.core.cpus for v in members))
+            size_kib = 0
+        elif level == KIND_LEVEL:
+            gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if c.capacity == key))
+            size_kib = key  # latency guests: the bigger kind first
+        elif key >= 0 and key < len(ctx.host.caches):
+            cache = ctx.host.caches[key]
+            gcpus = cache.cpus
+            size_kib = cache.size_kib or 0
+        else:
+            gcpus = CpuSet().union(*(v.core.cpus for v in members))
+            size_kib = 0
+        full = _full_units(members, policy)
+        occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
+        small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
+        out.append(
+            _Group(
+                key=key,
+                views=members,
+                cpus=gcpus,
+                cap=_capacity(members),
+                full=full,
+                idle=not occupants,
+                small_only=small_only,
+                size_kib=size_kib,
+            )
+        )
+    out.sort(key=lambda g: g.views[0].core.index)
+    return out
+
+
+def _fit_key(group: _Group, vcpus: int, latency: bool) -> tuple[int, int, int, int]:
+    cache_rank = -group.size_kib if latency else 0
+    first = group.views[0].core.index
+    small = vcpus * 2 <= group.full
+    if small:
+        if not group.idle and group.small_only:
+            return (0, group.cap, 0, first)
+        if group.idle:
+            return (1, cache_rank, group.full, first)
+        return (2, group.cap, 0, first)
+    if group.idle:
+        return (0, cache_rank, group.full, first)
+    return (1, group.cap, 0, first)
+
+
+def _select(
+    views: list[CoreView], vcpus: int, levels: tuple[int, ...], ctx: _Ctx, policy: ThreadPolicy, *, top: bool
+) -> list[CoreView]:
+    if not levels:
+        # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
+        return sorted(views, key=lambda v: (not v.whole, v.core.index))
+    level, rest = levels[0], levels[1:]
+    groups = _groups(views, level, ctx, policy)
+    if len(groups) == 1:
+        return _select(views, vcpus, rest, ctx, policy, top=top)
+    fitting = [g for g in groups if g.cap >= vcpus]
+    if fitting:
+        best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx.latency))
+        if top:
+            ctx.quality = (1, _fit_key(best, vcpus, ctx.latency)[0])
+        ctx.uses.append(
+            GroupUse(level=level, key=best.key, cpus=best.cpus, idle=best.idle, whole=best.cap == vcpus)
+        )
+        return _select(best.views, vcpus, rest, ctx, policy, top=False)
+    # 3: fewest groups - idle ones first, largest first, until the remainder fits in one group
+    order = sorted(groups, key=lambda g: (not g.idle, -g.cap, g.views[0].core.index))
+    chosen: list[CoreView] = []
+    remaining = vcpus
+    spanned = 0
+    while remaining > 0 and order:
+        fits = [g for g in order if g.cap >= remaining]
+        if fits:
+            best = min(fits, key=lambda g: _fit_key(g, remaining, ctx.latency))
+            ctx.uses.append(
+                GroupUse(
+                    level=level, key=best.key, cpus=best.cpus, idle=best.idle, whole=best.cap == remaining
+                )
+            )
+            chosen.extend(_select(best.views, remaining, rest, ctx, policy, top=False))
+            spanned += 1
+            break
+        group = order.pop(0)
+        ctx.uses.append(GroupUse(level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=True))
+        chosen.extend(sorted(group.views, key=lambda v: (not v.whole, v.core.index)))
+        remaining -= group.cap
+        spanned += 1
+    if top:
+        ctx.quality = (spanned, 0)
+    return chosen

@@ -1,0 +1,161 @@
+"""The free pool a guest is planned into: online CPUs minus reserved minus what other tenants pinned.
+
+Rules (issue 3, priority 1):
+
+* offline CPUs are never used;
+* *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them;
+  without it vmtune reserves, by default, **the first physical core of each NUMA node** (all of its SMT
+  threads; on the usual one-node-per-socket host that is the first core of each socket) on a host without
+  ``isolcpus=``: the kernel's own kthreads, IRQs and the emulator threads of ``--emulator share`` guests
+  need somewhere to run that is not a guest's dedicated core, and per node so that a guest's emulator
+  thread (which touches guest memory for every emulated device access) stays on the guest's node;
+* with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
+  *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
+  balance onto isolated CPUs, so a thread left floating there would be stuck);
+* a tenant's ``vcpupin``/``emulatorpin``/``iothreadpin`` and ``vcpu/@cpuset`` CPUs are taken;
+  a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
+* the guest's own current pins are free for itself (re-planning must be able to keep them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vmtune.core.guest import GuestSpec
+from vmtune.core.ownership import tenant_cpus
+from vmtune.core.plan import Level, Note
+from vmtune.core.topology import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["Ledger", "Tenant", "build_ledger", "default_reserve", "is_same_guest"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tenant:
+    name: str
+    cpus: CpuSet
+    """Every host CPU the tenant takes."""
+    vcpus: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger:
+    online: CpuSet
+    reserved: CpuSet
+    """CPUs no dedicated vCPU may use (housekeeping; with isolcpus: everything outside it)."""
+    housekeeping: CpuSet
+    """Where ``--emulator share`` threads go: the reserved CPUs (or the non-isolated ones)."""
+    taken: CpuSet
+    """CPUs other tenants pinned."""
+    free: CpuSet
+    """CPUs a dedicated vCPU of this guest may get."""
+    tenants: tuple[Tenant, ...]
+    isolcpus: bool
+    notes: tuple[Note, ...]
+
+
+def default_reserve(host: Host) -> CpuSet:
+    """The first physical core (all its online threads) of each NUMA node: the documented default."""
+    out = CpuSet()
+    for node in host.nodes:
+        first = next((c for c in host.cores if c.node == node.id and c.cpus), None)
+        if first is not None:
+            out = out | first.cpus
+    if not out:
+        # no NUMA data (s390, tiny boards): the first core of each socket
+        for socket in host.sockets:
+            first = next((c for c in host.cores if c.socket == socket.index and c.cpus), None)
+            if first is not None:
+                out = out | first.cpus
+    return out
+
+
+def is_same_guest(a: GuestSpec, b: GuestSpec) -> bool:
+    if a.uuid and b.uuid:
+        return a.uuid.lower() == b.uuid.lower()
+    return a.name == b.name
+
+
+def build_ledger(
+    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+) -> Ledger:
+    notes: list[Note] = []
+    online = host.online
+    isolated = host.isolated & online
+    if isolated:
+        housekeeping = online - isolated
+        reserved = housekeeping | ((reserve or CpuSet()) & online)
+        notes.append(
+            Note(
+                topic="host",
+                message=f"isolcpus={isolated}: dedicated vCPUs go inside it, emulator and housekeeping "
+                f"threads on {housekeeping or 'nothing'} outside it",
+            )
+        )
+        if not housekeeping:
+            notes.append(
+                Note(
+                    topic="host",
+                    level=Level.WARNING,
+                    message="every online CPU is in isolcpus: nothing is left for housekeeping threads",
+                )
+            )
+    else:
+        if reserve is None:
+            reserved = default_reserve(host)
+            notes.append(
+                Note(
+                    topic="host",
+                    message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
+                    "core of each NUMA node; --reserve CPUSET to change)",
+                )
+            )
+        else:
+            reserved = reserve & online
+            notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
+        housekeeping = reserved
+
+    taken = CpuSet()
+    ledger_tenants: list[Tenant] = []
+    floating: list[str] = []
+    for tenant in sorted(tenants, key=lambda t: t.name):
+        if is_same_guest(tenant, guest):
+            continue
+        cpus = tenant_cpus(tenant)
+        if not cpus:
+            floating.append(tenant.name)
+            continue
+        # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share).
+        taken = taken | (cpus - housekeeping)
+        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus))
+    if floating:
+        notes.append(
+            Note(
+                topic="tenants",
+                level=Level.WARNING,
+                message=f"{', '.join(floating)} {'has' if len(floating) == 1 else 'have'} no CPU pins and "
+                "will float over every CPU, including the cores dedicated here; pin them too (vmtune apply)",
+            )
+        )
+    offline_pins = taken - online
+    if offline_pins:
+        notes.append(
+            Note(
+                topic="tenants",
+                level=Level.WARNING,
+                message=f"tenants pin offline or missing CPUs {offline_pins}; ignored",
+            )
+        )
+    base = isolated if isolated else online
+    free = base - reserved - taken
+    return Ledger(
+        online=online,
+        reserved=reserved,
+        housekeeping=housekeeping,
+        taken=taken & online,
+        free=free,
+        tenants=tuple(ledger_tenants),
+        isolcpus=bool(isolated),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,396 @@
+"""plan_guest: decide where a guest's vCPUs, emulator, iothreads and memory go, and what topology it sees.
+
+Pure and deterministic. The steps, each explained by a Note (``vmtune plan --explain``):
+
+1. resolve the intent (profiles + knobs) and build the ledger: online - reserved - other tenants' pins,
+   the guest's own current pins counting as free for itself (``core.ledger``);
+2. narrow the cores to the requested core kind on hybrid hosts (latency/realtime: the big cores);
+3. find the node of passthrough PCI devices;
+4. place the vCPUs: whole cores per the thread policy, one node when one fits, else the fewest closest
+   nodes, whole idle cache groups (``core.numa`` + ``core.allocator``); keep the current pins instead when
+   they are already as good (idempotent re-plan);
+5. hugepages: node choice needs the requested size free; the backing is decided in ``core.hugepages``;
+6. emulator and iothreads (``core.emulator``);
+7. guest topology, NUMA cells and memnodes (``core.guesttopo``), numatune;
+8. device/profile tuning (``core.tuning``, when present) merged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from vmtune.core.allocator import DomainPick, grouping_levels
+from vmtune.core.caps import HostCaps
+from vmtune.core.emulator import place_emulator
+from vmtune.core.explain import cache_notes, cpu_note, infeasible_message, numa_note
+from vmtune.core.guest import GuestSpec
+from vmtune.core.guesttopo import Cell, guest_layout
+from vmtune.core.intent import CoreKind, Intent, Resolved, ThreadPolicy
+from vmtune.core.ledger import Ledger, build_ledger
+from vmtune.core.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
+from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
+from vmtune.core.profiles import resolve
+from vmtune.core.topology import Core, Host
+from vmtune.core.tuning import DeviceTuning, device_tuning
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError, InputError
+
+__all__ = ["plan_guest"]
+
+# x86 default hugepage size; what libvirt uses for <hugepages/> without <page size>
+DEFAULT_HUGEPAGE_KIB = 2048
+
+
+def plan_guest(
+    *,
+    host: Host,
+    guest: GuestSpec,
+    tenants: Sequence[GuestSpec],
+    intent: Intent,
+    caps: HostCaps | None = None,
+) -> Plan:
+    if guest.vcpus < 1:
+        raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
+    resolved = resolve(intent, guest)
+    notes: list[Note] = []
+    ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
+    notes.extend(ledger.notes)
+    kind_cores, fallback_cores = _cores_for_kind(
+        host, resolved.core_kind, intent.core_kind is not None, notes
+    )
+    pci_node = _device_node(guest, caps, notes)
+    hugepage_kib = _hugepage_size(resolved, guest)
+
+    placement = _place(host=host, guest=guest, ledger=ledger, resolved=resolved, cores=kind_cores,
+                       hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
+    if isinstance(placement, Failure) and fallback_cores is not None:
+        notes.append(
+            Note(
+                topic="cpu",
+                level=Level.WARNING,
+                message="not enough free big cores for this latency guest; using any core kind",
+            )
+        )
+        placement = _place(host=host, guest=guest, ledger=ledger, resolved=resolved, cores=fallback_cores,
+                           hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
+    if isinstance(placement, Failure):
+        raise InfeasibleError(
+            infeasible_message(
+                guest=guest, policy=resolved.thread_policy, failure=placement, hugepage_kib=hugepage_kib
+            )
+        )
+    kept = _keep_current(host=host, guest=guest, ledger=ledger, resolved=resolved, fresh=placement,
+                         cores=kind_cores, hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
+    if kept is not None:
+        placement = kept
+        notes.append(
+            Note(
+                topic="cpu",
+                message="current pins are already well placed (whole cores, fewest nodes and cache groups): "
+                "kept as they are",
+            )
+        )
+
+    cpus = placement.cpus
+    guest_cpus = CpuSet(cpus)
+    numa_off = placement.shares[0].node == ANY_NODE
+    nodes = sorted(host.nodes_of(guest_cpus)) if numa_off else [s.node for s in placement.shares]
+    notes.append(cpu_note(host=host, policy=resolved.thread_policy, cpus=cpus, partial=placement.partial))
+    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node))
+    notes.extend(cache_notes(host=host, placement=placement))
+
+    emu = place_emulator(
+        host=host,
+        ledger=ledger,
+        policy=resolved.emulator,
+        iothreads=resolved.iothreads,
+        guest_cpus=guest_cpus,
+        nodes=nodes,
+        realtime=resolved.realtime,
+        current=guest.emulatorpin,
+    )
+    notes.extend(emu.notes)
+
+    cells, numa_cells = _cells(guest, placement, numa_off)
+    layout = guest_layout(
+        host=host, cpus=cpus, cells=cells, memory_mode=resolved.memory_mode.value, numa_cells=numa_cells
+    )
+    notes.append(_topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
+
+    vcpu_cpuset = guest_cpus
+    if resolved.thread_policy is ThreadPolicy.ISOLATE:
+        # The idle siblings belong to this guest: listing them in vcpu/@cpuset makes every ledger (ours,
+        # `vmtune host --map`, a later plan of another guest) see those cores as taken, not half free.
+        idle = CpuSet().union(*(host.siblings(c) for c in cpus)) & ledger.free
+        vcpu_cpuset = vcpu_cpuset | (idle - emu.used)
+    numatune = None
+    if numa_off:
+        notes.append(Note(topic="memory", message="--numa off: memory placement left to the host kernel"))
+    else:
+        numatune = NumaTunePlan(
+            mode=resolved.memory_mode.value, nodeset=CpuSet(nodes), memnodes=layout.memnodes
+        )
+        notes.append(
+            Note(
+                topic="memory",
+                message=f"memory bound to node(s) {CpuSet(nodes)} with mode {resolved.memory_mode.value}"
+                + (", one <memnode> per guest cell" if layout.memnodes else ""),
+                xpath="/domain/numatune",
+            )
+        )
+
+    plan = Plan(
+        guest=guest.name,
+        vcpu_placement="static",
+        vcpu_cpuset=vcpu_cpuset,
+        vcpupins=layout.pins,
+        emulatorpin=emu.emulatorpin,
+        iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
+        iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
+        numatune=numatune,
+        cpu=CpuPlan(topology=layout.topology, numa_cells=None if numa_off else layout.cells),
+        intent=intent,
+        notes=tuple(notes),
+    )
+    tuning = device_tuning(
+        host=host,
+        guest=guest,
+        resolved=resolved,
+        caps=caps,
+        vcpu_cpus=guest_cpus,
+        emulator_cpus=emu.emulatorpin,
+        nodes=CpuSet(nodes),
+        vcpupins=layout.pins,
+        topology=layout.topology,
+    )
+    return _merge_tuning(plan, tuning)
+
+
+# -- steps ----------------------------------------------------------------------------------------------
+
+
+def _cores_for_kind(
+    host: Host, kind: CoreKind, explicit: bool, notes: list[Note]
+) -> tuple[Sequence[Core], Sequence[Core] | None]:
+    """(cores to use, fallback cores when the profile's default kind is full) - issue 3, priority 6."""
+    cores = [c for c in host.cores if c.cpus]
+    capacities = sorted({c.capacity for c in cores if c.capacity is not None})
+    if len(capacities) < 2:
+        if explicit and kind is not CoreKind.ANY:
+            notes.append(Note(topic="cpu", message=f"--core-kind {kind}: every core of this host is alike"))
+        return cores, None
+    if kind is CoreKind.ANY:
+        notes.append(
+            Note(topic="cpu", message="hybrid host: any core kind (--core-kind big|little to choose)")
+        )
+        return cores, None
+    want = capacities[-1] if kind is CoreKind.BIG else capacities[0]
+    chosen = [c for c in cores if c.capacity == want]
+    notes.append(
+        Note(
+            topic="cpu",
+            message=f"hybrid host: {kind} cores only (cpu_capacity {want}, CPUs "
+            f"{CpuSet().union(*(c.cpus for c in chosen))})"
+            + ("" if explicit else "; latency and realtime guests get the big cores"),
+        )
+    )
+    return chosen, (None if explicit else cores)
+
+
+def _device_node(guest: GuestSpec, caps: HostCaps | None, notes: list[Note]) -> int | None:
+    if not guest.hostdev_pci:
+        return None
+    found = {addr: caps.pci_node(addr) if caps else None for addr in guest.hostdev_pci}
+    known = {a: n for a, n in found.items() if n is not None and n >= 0}
+    if not known:
+        notes.append(
+            Note(
+                topic="numa",
+                level=Level.WARNING,
+                message=f"NUMA node of passthrough device(s) {', '.join(guest.hostdev_pci)} unknown "
+                "(sysfs numa_node -1 or not read): placed by CPU and memory only",
+            )
+        )
+        return None
+    count: dict[int, int] = {}
+    for node in known.values():
+        count[node] = count.get(node, 0) + 1
+    best = min(count, key=lambda n: (-count[n], n))
+    if len(count) > 1:
+        notes.append(
+            Note(
+                topic="numa",
+                level=Level.WARNING,
+                message="passthrough devices sit on different nodes ("
+                + ", ".join(f"{a} node {n}" for a, n in sorted(known.items()))
+                + f"): preferring node {best}, which has the most of them",
+            )
+        )
+    return best
+
+
+def _hugepage_size(resolved: Resolved, guest: GuestSpec) -> int | None:
+    """Page size node choice must find free (the backing itself is decided by ``core.hugepages``)."""
+    if resolved.hugepages_off:
+        return None
+    if resolved.hugepages_kib:
+        return resolved.hugepages_kib
+    current = guest.memory_backing
+    if current is not None and current.hugepages and not guest.running:
+        return current.page_size_kib or DEFAULT_HUGEPAGE_KIB
+    return None
+
+
+def _place(
+    *,
+    host: Host,
+    guest: GuestSpec,
+    ledger: Ledger,
+    resolved: Resolved,
+    cores: Sequence[Core],
+    hugepage_kib: int | None,
+    pci_node: int | None,
+) -> Placement | Failure:
+    return place(
+        host=host,
+        free=ledger.free,
+        cores=cores,
+        vcpus=guest.vcpus,
+        policy=resolved.thread_policy,
+        numa=resolved.numa,
+        memory_kib=guest.memory_kib,
+        hugepage_kib=hugepage_kib,
+        tenants=ledger.tenants,
+        latency=resolved.latency,
+        pci_node=pci_node,
+    )
+
+
+def _spread(host: Host, cpus: CpuSet, ledger: Ledger) -> tuple[int, int, int]:
+    """(nodes, cache groups, groups shared with other guests) a CPU set touches."""
+    keys: set[tuple[int, int]] = set()
+    shared: set[tuple[int, int]] = set()
+    taken = CpuSet().union(*(t.cpus for t in ledger.tenants))
+    for level in grouping_levels(host, with_nodes=False):
+        if level not in (2, 3):
+            continue
+        for cpu in cpus:
+            core = host.core_of(cpu)
+            key = None if core is None else core.l3 if level == 3 else core.l2
+            if key is None:
+                continue
+            keys.add((level, key))
+            if not host.caches[key].cpus.isdisjoint(taken):
+                shared.add((level, key))
+    return len(host.nodes_of(cpus)), len(keys), len(shared)
+
+
+def _keep_current(
+    *,
+    host: Host,
+    guest: GuestSpec,
+    ledger: Ledger,
+    resolved: Resolved,
+    fresh: Placement,
+    cores: Sequence[Core],
+    hugepage_kib: int | None,
+    pci_node: int | None,
+) -> Placement | None:
+    """The current pins, when they are as good as a fresh placement (issue 3, priority 7: stability)."""
+    n = guest.vcpus
+    pins = [guest.pin_of(i) for i in range(n)]
+    if any(p is None or len(p) != 1 for p in pins):
+        return None
+    cpus = [p.first() for p in pins if p is not None]
+    current = CpuSet(cpus)
+    if len(current) != n or not current.issubset(ledger.free):
+        return None
+    allowed = CpuSet().union(*(c.cpus for c in cores))
+    if not current.issubset(allowed):
+        return None
+    used = [host.core_of(c) for c in cpus]
+    if any(c is None for c in used):
+        return None
+    used_cores = {c.index: c for c in used if c is not None}
+    whole = all(c.cpus.issubset(ledger.free) for c in used_cores.values())
+    policy = resolved.thread_policy
+    if (policy is ThreadPolicy.ISOLATE and len(used_cores) != n) or (not whole and not fresh.partial):
+        return None
+    numa_off = fresh.shares[0].node == ANY_NODE
+    # Same node count and cache-group count as a fresh plan. A neighbour that moved into one of the guest's
+    # cache groups since does not make the guest move: that would only churn (the neighbour was placed
+    # knowing the guest was there).
+    mine, best = _spread(host, current, ledger), _spread(host, CpuSet(fresh.cpus), ledger)
+    if mine[0] > best[0] or mine[1] > best[1]:
+        return None
+    nodes = sorted(host.nodes_of(current))
+    if pci_node is not None and pci_node in [s.node for s in fresh.shares] and pci_node not in nodes:
+        return None
+    if numa_off:
+        return replace(fresh, shares=(replace(fresh.shares[0], pick=_pick(cpus)),), order=tuple(cpus))
+    shares: list[NodeShare] = []
+    for node_id in nodes:
+        node = host.node(node_id)
+        here = [c for c in cpus if host.node_of(c) == node_id]
+        mem = guest.memory_kib * len(here) // n
+        if node is None or memory_shortfall(node, mem, hugepage_kib):
+            return None
+        shares.append(NodeShare(node=node_id, pick=_pick(here), memory_kib=mem))
+    if len(shares) > 1 and guest.memory_kib:
+        shares[-1] = replace(shares[-1], memory_kib=guest.memory_kib - sum(s.memory_kib for s in shares[:-1]))
+    # keep vCPU order exactly: a cell lists the vCPUs that sit on its node
+    return Placement(shares=tuple(shares), partial=fresh.partial, free_units=fresh.free_units,
+                     candidates=fresh.candidates, order=tuple(cpus))  # fmt: skip
+
+
+def _pick(cpus: Sequence[int]) -> DomainPick:
+    return DomainPick(cpus=tuple(cpus), cores=(), groups=(), quality=(0, 0))
+
+
+def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list[Cell], bool]:
+    order = placement.cpus
+    cells: list[Cell] = []
+    for share in placement.shares:
+        vcpus = CpuSet(i for i, cpu in enumerate(order) if cpu in share.pick.cpus)
+        cells.append(Cell(node=share.node, vcpus=vcpus, memory_kib=share.memory_kib))
+    wanted = not numa_off and (len(cells) > 1 or bool(guest.numa_cells))
+    if wanted and guest.memory_kib <= 0:
+        wanted = False
+    return cells, wanted
+
+
+def _topology_note(sockets: int, cores: int, threads: int, cells: int) -> Note:
+    if threads > 1:
+        groups = ["-".join(str(v) for v in range(i, i + threads)) for i in range(0, threads * 3, threads)]
+        more = "..." if sockets * cores > 3 else ""
+        pairs = f"; vCPUs {', '.join(groups[: sockets * cores])}{more} are SMT siblings on the host too"
+    else:
+        pairs = "; each vCPU on its own host core as far as the guest can tell (threads=1)"
+    return Note(
+        topic="topology",
+        message=f"guest sees {sockets} socket(s) x {cores} core(s) x {threads} thread(s){pairs}"
+        + (", one socket per NUMA cell" if sockets == cells > 1 else ""),
+        xpath="/domain/cpu/topology",
+    )
+
+
+# -- device/profile tuning (core.tuning, written by the profiles engineer) ----------------------------------
+
+
+def _merge_tuning(plan: Plan, tuning: DeviceTuning) -> Plan:
+    """Device/profile settings from ``core.tuning``; the planner keeps ``<cpu>`` topology and cells."""
+    cpu = plan.cpu or CpuPlan()
+    if tuning.cpu_mode is not None or tuning.cpu_features:
+        cpu = replace(cpu, mode=tuning.cpu_mode, features=tuning.cpu_features)
+    return replace(
+        plan,
+        cpu=cpu,
+        features=tuning.features,
+        timers=tuning.timers,
+        memory_backing=tuning.memory_backing,
+        memballoon=tuning.memballoon,
+        vcpusched=tuning.vcpusched,
+        notes=(*plan.notes, *tuning.notes),
+        advice=(*plan.advice, *tuning.advice),
+    )

@@ -1,0 +1,166 @@
+"""Test/bench helpers for the planner: Host objects straight from ``sysfsgen.HostSpec`` (no sysfs IO),
+tenant GuestSpecs with pins, and a stable text rendering of a Plan for goldens.
+
+Building the Host from the same ``layout()`` the sysfs fixtures are written from keeps the planner's tests
+independent of the sysfs reader while describing exactly the same machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sysfsgen import NAMED_HOSTS, HostSpec
+from vmtune.core.guest import GuestSpec, VcpuPin
+from vmtune.core.plan import Plan
+from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.cpuset import CpuSet
+
+__all__ = ["guest", "host_named", "host_of", "render_plan", "tenant"]
+
+GIB = 1024 * 1024
+
+
+def host_of(spec: HostSpec) -> Host:
+    raw = spec.layout()
+    kinds = spec.core_kinds()
+    online = [c for c in raw if c.online]
+    core_keys = sorted({c.core for c in online}, key=lambda k: min(c.id for c in online if c.core == k))
+    core_index = {k: i for i, k in enumerate(core_keys)}
+    socket_keys = sorted({c.socket for c in online})
+    socket_index = {k: i for i, k in enumerate(socket_keys)}
+    caches: list[CacheGroup] = []
+    for level, attr in ((2, "l2"), (3, "l3")):
+        groups: dict[int, list[int]] = {}
+        for c in online:
+            key = getattr(c, attr)
+            if key >= 0:
+                groups.setdefault(key, []).append(c.id)
+        for members in sorted(groups.values(), key=min):
+            first = next(c for c in online if c.id == members[0])
+            size = kinds[first.kind].l2_kib if level == 2 else spec.l3_kib
+            caches.append(CacheGroup(index=len(caches), level=level, cpus=CpuSet(members), size_kib=size))
+    cache_of = {(g.level, cpu): g.index for g in caches for cpu in g.cpus}
+    cpus = tuple(
+        Cpu(
+            id=c.id,
+            online=c.online,
+            socket=socket_index[c.socket] if c.online else -1,
+            core=core_index[c.core] if c.online else -1,
+            node=c.node,
+            package_id=c.socket,
+            core_id=c.core_id,
+            capacity=kinds[c.kind].capacity,
+            l2=cache_of.get((2, c.id)),
+            l3=cache_of.get((3, c.id)),
+        )
+        for c in raw
+    )
+    cores = tuple(
+        Core(
+            index=i,
+            cpus=CpuSet(c.id for c in online if c.core == key),
+            socket=socket_index[next(c.socket for c in online if c.core == key)],
+            node=next(c.node for c in online if c.core == key),
+            l2=cache_of.get((2, min(c.id for c in online if c.core == key))),
+            l3=cache_of.get((3, min(c.id for c in online if c.core == key))),
+            capacity=kinds[next(c.kind for c in online if c.core == key)].capacity,
+        )
+        for i, key in enumerate(core_keys)
+    )
+    sockets = tuple(
+        Socket(index=i, package_id=k, cpus=CpuSet(c.id for c in online if c.socket == k))
+        for i, k in enumerate(socket_keys)
+    )
+    nodes = []
+    for node_id in spec.node_ids():
+        mem = spec.node_memory(node_id)
+        nodes.append(
+            Node(
+                id=node_id,
+                cpus=CpuSet(c.id for c in online if c.node == node_id),
+                mem_total_kib=mem.total,
+                mem_free_kib=mem.free,
+                hugepages=tuple(
+                    HugePages(size_kib=size, total=nr, free=free)
+                    for size, (nr, free) in sorted(mem.huge.items())
+                ),
+                distances=tuple((other, spec.distance(node_id, other)) for other in spec.node_ids()),
+            )
+        )
+    return Host(
+        name=spec.name,
+        cpus=cpus,
+        cores=cores,
+        sockets=sockets,
+        nodes=tuple(nodes),
+        caches=tuple(caches),
+        arch=spec.arch,
+        vendor=spec.vendor or None,
+        isolated=CpuSet(spec.isolated),
+    )
+
+
+def host_named(name: str) -> Host:
+    return host_of(NAMED_HOSTS[name])
+
+
+def guest(name: str = "guest", vcpus: int = 4, memory_gib: float = 4, **kw: object) -> GuestSpec:
+    return GuestSpec(name=name, source=f"{name}.xml", vcpus=vcpus, memory_kib=int(memory_gib * GIB), **kw)  # type: ignore[arg-type]
+
+
+def tenant(name: str, cpus: Iterable[int], *, emulator: Iterable[int] = ()) -> GuestSpec:
+    ids = list(cpus)
+    return GuestSpec(
+        name=name,
+        source=f"{name}.xml",
+        vcpus=len(ids),
+        memory_kib=GIB,
+        vcpupins=tuple(VcpuPin(vcpu=i, cpus=CpuSet([c])) for i, c in enumerate(ids)),
+        emulatorpin=CpuSet(emulator) if emulator else None,
+    )
+
+
+def as_tenant(plan: Plan, spec: GuestSpec) -> GuestSpec:
+    """The guest after applying ``plan``: what the next planning round sees as a tenant."""
+    return GuestSpec(
+        name=spec.name,
+        source=spec.source,
+        vcpus=spec.vcpus,
+        memory_kib=spec.memory_kib,
+        vcpu_cpuset=plan.vcpu_cpuset,
+        vcpupins=plan.vcpupins or (),
+        emulatorpin=plan.emulatorpin,
+        iothreadpins=plan.iothreadpins or (),
+    )
+
+
+def render_plan(plan: Plan) -> str:
+    """Stable text of every field a planner sets, then the notes as ``plan --explain`` lists them."""
+    lines = [f"guest: {plan.guest}"]
+    lines.append(f"vcpu placement={plan.vcpu_placement} cpuset={plan.vcpu_cpuset}")
+    for pin in plan.vcpupins or ():
+        lines.append(f"  vcpupin vcpu={pin.vcpu} cpuset={pin.cpus}")
+    lines.append(f"emulatorpin: {plan.emulatorpin}")
+    if plan.iothreads is not None:
+        lines.append(f"iothreads: {plan.iothreads}")
+    for io in plan.iothreadpins or ():
+        lines.append(f"  iothreadpin iothread={io.iothread} cpuset={io.cpus}")
+    if plan.numatune:
+        lines.append(f"numatune: memory mode={plan.numatune.mode} nodeset={plan.numatune.nodeset}")
+        for mn in plan.numatune.memnodes:
+            lines.append(f"  memnode cellid={mn.cellid} mode={mn.mode} nodeset={mn.nodeset}")
+    if plan.cpu and plan.cpu.topology:
+        t = plan.cpu.topology
+        lines.append(f"cpu topology: sockets={t.sockets} dies={t.dies} cores={t.cores} threads={t.threads}")
+    for cell in (plan.cpu.numa_cells if plan.cpu else None) or ():
+        lines.append(f"  cell id={cell.id} cpus={cell.cpus} memory={cell.memory_kib}KiB")
+    if plan.memory_backing:
+        mb = plan.memory_backing
+        lines.append(f"memoryBacking: hugepages={mb.hugepages} size={mb.page_size_kib}KiB")
+    lines.append("notes:")
+    lines.extend(f"  [{n.level}] {n.topic}: {n.message}" for n in plan.notes)
+    return "\n".join(lines) + "\n"
+
+
+def cores_of(host: Host, cpus: Sequence[int]) -> set[int]:
+    return {c.index for c in (host.core_of(x) for x in cpus) if c is not None}

@@ -1,0 +1,179 @@
+"""plan_guest over named hosts: concrete requests and the exact CPUs they must get."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner_hosts import as_tenant, cores_of, guest, host_named, tenant
+from vmtune.core.guest import GuestSpec, VcpuPin
+from vmtune.core.intent import CoreKind, EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.ledger import default_reserve
+from vmtune.core.plan import Level, Plan
+from vmtune.core.planner import plan_guest
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError
+
+
+def pins(plan: Plan) -> list[int]:
+    return [p.cpus.first() for p in plan.vcpupins or ()]
+
+
+def plan(host: str, g: GuestSpec, tenants: list[GuestSpec] | None = None, **intent: object) -> Plan:
+    return plan_guest(host=host_named(host), guest=g, tenants=tenants or [], intent=Intent(**intent))  # type: ignore[arg-type]
+
+
+# host, vCPUs, intent knobs, tenants' pinned CPUs, expected vCPU pins in guest order, expected node set
+CASES = [
+    # first core of each node is reserved; siblings adjacent in guest order (interleaved numbering: N, N+20)
+    ("dual-skylake-ht-interleaved", 4, {}, [], [1, 21, 2, 22], "0"),
+    # node 0 mostly taken: the guest moves to node 1 (most free room)
+    ("dual-skylake-ht-interleaved", 4, {}, [range(1, 8)], [11, 31, 12, 32], "1"),
+    # adjacent numbering, isolate: one thread per core, siblings left empty
+    ("dual-ht-adjacent", 4, {"thread_policy": ThreadPolicy.ISOLATE}, [], [2, 4, 6, 8], "0"),
+    # EPYC NPS4: 8 vCPUs = one whole idle CCX (4 cores x 2 threads); node 0's first CCX holds the reserve
+    ("epyc-2ccx-per-node", 8, {}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
+    # a small guest fills the CCX another small guest already uses (node 1's second CCX: cores 12-15)
+    ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [13, 45], "1"),
+    # a big guest never joins a used CCX while an idle one holds it
+    ("epyc-2ccx-per-node", 8, {}, [[4, 36]], [12, 44, 13, 45, 14, 46, 15, 47], "1"),
+    # Phytium: 4 vCPUs = one whole idle L2 cluster of 4 cores (not the 3 left beside the reserved core)
+    ("phytium-s2500", 4, {}, [], [4, 5, 6, 7], "0"),
+    # hybrid: latency guests get the P cores, one per vCPU; --core-kind little the E cluster
+    ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [2, 4, 6, 8], "0"),
+    ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [16, 17, 18, 19], "0"),
+    # isolcpus: vCPUs inside the isolated set
+    ("snc2-xeon", 4, {}, [], [10, 50, 11, 51], "1"),
+    # offline CPUs 3 and 12 are never used
+    ("offline-cpus", 6, {}, [], [5, 13, 6, 14, 7, 15], "1"),
+]
+
+
+@pytest.mark.parametrize(("host", "vcpus", "knobs", "taken", "expected", "nodes"), CASES)
+def test_concrete_requests(  # noqa: PLR0917 - one parameter per table column
+    host: str, vcpus: int, knobs: dict[str, object], taken: list[list[int]], expected: list[int], nodes: str
+) -> None:
+    tenants = [tenant(f"t{i}", cpus) for i, cpus in enumerate(taken)]
+    result = plan(host, guest(vcpus=vcpus, memory_gib=1), tenants, **knobs)
+    assert pins(result) == expected
+    assert result.numatune is not None
+    assert result.numatune.nodeset == CpuSet.parse(nodes)
+
+
+def test_isolate_claims_the_empty_siblings_in_vcpu_cpuset() -> None:
+    result = plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), thread_policy=ThreadPolicy.ISOLATE)
+    assert result.vcpu_cpuset == CpuSet.parse("2-9")
+    # and the next guest does not get those siblings
+    nxt = plan_guest(
+        host=host_named("dual-ht-adjacent"),
+        guest=guest("next", vcpus=4, memory_gib=1),
+        tenants=[as_tenant(result, guest(vcpus=4, memory_gib=1))],
+        intent=Intent(),
+    )
+    assert CpuSet(pins(nxt)).isdisjoint(CpuSet.parse("2-9"))
+
+
+def test_wide_guest_gets_cells_mirroring_the_nodes() -> None:
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=24, memory_gib=8))
+    assert result.numatune is not None and result.cpu is not None and result.cpu.topology is not None
+    assert result.numatune.nodeset == CpuSet.parse("0-1")
+    assert [(m.cellid, str(m.nodeset)) for m in result.numatune.memnodes] == [(0, "0"), (1, "1")]
+    cells = result.cpu.numa_cells or ()
+    assert [(str(c.cpus), c.memory_kib) for c in cells] == [("0-11", 4194304), ("12-23", 4194304)]
+    t = result.cpu.topology
+    assert (t.sockets, t.cores, t.threads) == (2, 6, 2)
+
+
+def test_memory_too_big_for_one_node_spans_two() -> None:
+    # MemFree per node is 79.6 GiB on this host: 100 GiB needs both nodes although 4 vCPUs fit one
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=4, memory_gib=100))
+    assert result.numatune is not None and result.cpu is not None
+    assert result.numatune.nodeset == CpuSet.parse("0-1")
+    assert [c.memory_kib for c in result.cpu.numa_cells or ()] == [50 * 1024 * 1024] * 2
+
+
+def test_memory_infeasible_says_needed_vs_free_per_node() -> None:
+    with pytest.raises(InfeasibleError, match=r"node 0 needs 200 GiB, MemFree 79\.6 GiB; node 1"):
+        plan("dual-skylake-ht-interleaved", guest(vcpus=4, memory_gib=200))
+
+
+def test_require_fails_rather_than_split_cores() -> None:
+    half = [tenant("a", range(2, 16, 2)), tenant("b", range(18, 32, 2))]
+    with pytest.raises(InfeasibleError, match="whole cores required"):
+        plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), half, thread_policy=ThreadPolicy.REQUIRE)
+    shared = plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), half)
+    assert pins(shared) == [3, 5, 7, 9]
+    assert any(n.level is Level.WARNING and "share a physical core" in n.message for n in shared.notes)
+
+
+def test_emulator_share_uses_housekeeping_of_the_guest_node() -> None:
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=4, memory_gib=1))
+    assert result.emulatorpin == CpuSet.parse("0,20")
+
+
+def test_emulator_isolate_takes_a_sibling_for_latency_not_for_realtime() -> None:
+    lat = plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), profiles=(Profile.LATENCY,))
+    assert lat.emulatorpin == CpuSet([3])  # the empty sibling of vCPU 0's core
+    rt = plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), profiles=(Profile.REALTIME,))
+    assert rt.emulatorpin == CpuSet([10])  # a free core of its own
+    assert rt.emulatorpin.isdisjoint(
+        CpuSet().union(*(host_named("dual-ht-adjacent").siblings(c) for c in pins(rt)))
+    )
+
+
+def test_isolcpus_emulator_outside_vcpus_inside() -> None:
+    host = host_named("snc2-xeon")
+    result = plan("snc2-xeon", guest(vcpus=4, memory_gib=1), emulator=EmulatorPolicy.ISOLATE, iothreads=1)
+    assert CpuSet(pins(result)).issubset(host.isolated)
+    assert result.emulatorpin is not None and result.emulatorpin.isdisjoint(host.isolated)
+    assert [p.iothread for p in result.iothreadpins or ()] == [1]
+
+
+def test_pci_device_node_wins_when_it_fits() -> None:
+    from vmtune.core.caps import HostCaps
+
+    g = guest(vcpus=4, memory_gib=1, hostdev_pci=("0000:81:00.0",))
+    caps = HostCaps(pci_numa=(("0000:81:00.0", 1),))
+    result = plan_guest(host=host_named("dual-skylake-ht-interleaved"), guest=g, tenants=[], intent=Intent(),
+                        caps=caps)  # fmt: skip
+    assert result.numatune is not None and result.numatune.nodeset == CpuSet([1])
+
+
+def test_floating_tenant_warns() -> None:
+    result = plan(
+        "dual-ht-adjacent", guest(vcpus=2, memory_gib=1), [GuestSpec(name="drifter", source="d.xml")]
+    )
+    assert any(n.level is Level.WARNING and "drifter" in n.message for n in result.notes)
+
+
+def test_replan_keeps_well_placed_pins_even_when_the_host_changed() -> None:
+    g = guest(vcpus=4, memory_gib=1)
+    first = plan("dual-skylake-ht-interleaved", g)
+    placed = GuestSpec(
+        name=g.name, source=g.source, vcpus=4, memory_kib=g.memory_kib, vcpupins=first.vcpupins or ()
+    )
+    # node 1 is emptier now than node 0 would be after this guest; the guest still stays put
+    again = plan("dual-skylake-ht-interleaved", placed, [tenant("other", [5, 25])])
+    assert pins(again) == pins(first)
+    assert any("kept as they are" in n.message for n in again.notes)
+
+
+def test_replan_moves_badly_placed_pins() -> None:
+    # vCPUs straddling two nodes although one node has room
+    bad = (VcpuPin(vcpu=0, cpus=CpuSet([1])), VcpuPin(vcpu=1, cpus=CpuSet([11])))
+    g = guest(vcpus=2, memory_gib=1, vcpupins=bad)
+    result = plan("dual-skylake-ht-interleaved", g)
+    assert len(host_named("dual-skylake-ht-interleaved").nodes_of(CpuSet(pins(result)))) == 1
+
+
+def test_default_reserve_is_first_core_of_each_node() -> None:
+    assert default_reserve(host_named("epyc-2ccx-per-node")) == CpuSet.parse("0,8,16,24,32,40,48,56")
+    assert default_reserve(host_named("dual-ht-adjacent")) == CpuSet.parse("0-1,16-17")
+
+
+def test_huge_host_wide_guest_spans_fewest_cache_groups() -> None:
+    host = host_named("huge-960")
+    result = plan("huge-960", guest(vcpus=100, memory_gib=8))
+    cpus = pins(result)
+    assert len(cores_of(host, cpus)) == 50
+    l3 = {host.core_of(c).l3 for c in cpus}  # type: ignore[union-attr]
+    assert len(l3) == 6  # 25 cores per node: 2 whole idle L3 groups + the reserved one's remaining 9
