@@ -1,5 +1,195 @@
-"""libvirt hook entry (qemu.d): stdin XML -> stdout XML. Never opens a libvirt connection (being written)."""
+"""libvirt hook entry (``/etc/libvirt/hooks/qemu.d/vmtune``): ``vmtune hook GUEST OP SUBOP EXTRA < XML``.
+
+libvirt's contract (https://libvirt.org/hooks.html): the domain XML arrives on stdin; for
+``migrate begin`` and ``restore begin`` whatever the hook prints on stdout *replaces* the XML (so print
+nothing when nothing changes); a non-zero exit at ``prepare begin`` aborts the start and libvirt logs the
+hook's stderr. The hook runs while libvirtd holds the domain's job: it must never open a libvirt
+connection (that deadlocks), so everything comes from disk (``vmtune.adapters.hookenv``).
+
+* ``prepare begin``: a guest with vmtune intent whose pins collide with a running (or starting) guest
+  (VT104), or that asks for what this host can't provide (VT304 Hyper-V enlightenments, VT406 realtime
+  without an RT budget), is refused with one stderr line. With an explicit ``--hugepages`` intent, its
+  hugepages are reserved on its bound nodes (journalled, released at ``release end``).
+* ``migrate begin`` / ``restore begin``: re-plan the incoming XML for *this* host with the stored intent.
+* everything else: exit 0, no output.
+
+Only guests that carry vmtune intent in ``<metadata>`` are touched; the hook is silent for the rest.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import os
+import sys
+from collections.abc import Mapping
+from typing import BinaryIO, TextIO
+
+from vmtune.adapters.hookenv import (
+    HookPaths,
+    HugepageGrant,
+    drop_claim,
+    hook_lock,
+    read_tenants,
+    release_hugepages,
+    reserve_hugepages,
+    sweep,
+    write_claim,
+)
+from vmtune.core.caps import HostCaps
+from vmtune.core.guest import GuestSpec
+from vmtune.core.topology import Host
+from vmtune.errors import ExitCode, InputError, VmtuneError
+
+__all__ = ["PREPARE_RULES", "hugepage_wants", "main", "run_hook"]
+
+PREPARE_RULES = frozenset({"VT104", "VT304", "VT406"})
+"""What makes ``prepare begin`` refuse a start: collisions and what the host can't provide."""
+MAX_STDIN = 64 * 1024 * 1024
+
+
+def _host(paths: HookPaths) -> Host:
+    from vmtune.adapters.sysfs import read_sysfs
+
+    return read_sysfs(paths.sysfs_root)
+
+
+def _caps(paths: HookPaths) -> HostCaps | None:
+    from vmtune.adapters.files import read_text
+    from vmtune.adapters.probes import merge_caps, probe_host_caps
+    from vmtune.xmlmap.domcaps import parse_domcapabilities
+
+    domcaps = None
+    if paths.domcaps is not None and paths.domcaps.is_file():
+        domcaps = parse_domcapabilities(read_text(paths.domcaps), source=str(paths.domcaps))
+    return merge_caps(domcaps, probe_host_caps(paths.sysfs_root))
+
+
+def hugepage_wants(guest: GuestSpec, host: Host) -> tuple[HugepageGrant, ...]:
+    """Pages per bound node the guest's ``<memoryBacking><hugepages>`` needs (opt-in: explicit intent).
+
+    ``<memnode>`` cells say per node; otherwise the memory is split evenly over the numatune nodeset
+    (libvirt's strict binding lets the kernel fill the nodes in order, so even is the safe upper bound
+    per node only when rounded up).
+    """
+    intent, backing = guest.intent, guest.memory_backing
+    if intent is None or intent.hugepages in (None, "none") or backing is None or not backing.hugepages:
+        return ()
+    size = backing.page_size_kib or {"2M": 2048, "1G": 1048576}.get(intent.hugepages or "", 2048)
+    nodes = sorted(guest.numatune_nodeset) if guest.numatune_nodeset else [n.id for n in host.nodes[:1]]
+    per_node: dict[int, int] = {}
+    cells = {c.id: c.memory_kib for c in guest.numa_cells}
+    if guest.memnodes and cells:
+        for mn in guest.memnodes:
+            targets = sorted(mn.nodeset)
+            for node in targets:
+                share = -(-cells.get(mn.cellid, 0) // len(targets))
+                per_node[node] = per_node.get(node, 0) + share
+    else:
+        for node in nodes:
+            per_node[node] = -(-guest.memory_kib // len(nodes))
+    return tuple(
+        HugepageGrant(node=node, size_kib=size, pages=-(-kib // size))
+        for node, kib in sorted(per_node.items())
+    )
+
+
+def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
+    """None when the start may go on, else the one line to refuse it with."""
+    from vmtune.core.audit import run_rules
+    from vmtune.xmlmap.guest import read_guest
+
+    guest = read_guest(xml, source=f"hook:{name}")
+    if guest.intent is None:
+        return None
+    with hook_lock(paths):
+        sweep(paths)
+        tenants = read_tenants(paths, exclude=guest.name)
+        host = _host(paths)
+        found = run_rules(host, [guest], tenants=tenants, caps=_caps(paths), select=PREPARE_RULES)
+        if found:
+            first = found[0]
+            more = (
+                f" (+{len(found) - 1} more: {', '.join(sorted({f.code for f in found[1:]}))})"
+                if found[1:]
+                else ""
+            )
+            return f"vmtune: refusing to start '{guest.name}': {first.code} {first.message}{more}"
+        wants = hugepage_wants(guest, host)
+        if wants:
+            reserve_hugepages(paths, guest.name, wants)
+        write_claim(paths, guest.name, xml)
+    return None
+
+
+def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
+    """The rewritten XML, or b"" when this guest has no intent or nothing changes."""
+    from vmtune.xmlmap.guest import read_guest
+    from vmtune.xmlmap.live import retune
+
+    guest = read_guest(xml, source=f"hook:{name}")
+    if guest.intent is None:
+        return b""
+    with hook_lock(paths):
+        sweep(paths)
+        tenants = read_tenants(paths, exclude=guest.name)
+        result = retune(xml, source=f"hook:{name}", host=_host(paths), tenants=tenants, caps=_caps(paths))
+        # the claim keeps parallel incoming guests off these CPUs until libvirt writes the status file
+        write_claim(paths, guest.name, result.after)
+    return result.after if result.changed else b""
+
+
+def _release(name: str, paths: HookPaths) -> None:
+    with hook_lock(paths):
+        release_hugepages(paths, name)
+        drop_claim(paths, name)
+
+
+def run_hook(
+    argv: list[str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    stderr: TextIO,
+    *,
+    env: Mapping[str, str] | None = None,
+    paths: HookPaths | None = None,
+) -> int:
+    """Run one hook invocation; returns the exit code. Never raises for a VmtuneError."""
+    paths = paths or HookPaths.from_env(env if env is not None else os.environ)
+    if len(argv) < 3:
+        print("vmtune hook: usage: vmtune hook GUEST OP SUBOP [EXTRA] < DOMAIN.xml", file=stderr)
+        return int(ExitCode.BAD_INPUT)
+    name, op, subop = argv[0], argv[1], argv[2]
+    try:
+        if op == "prepare" and subop == "begin":
+            refusal = _prepare(_read_stdin(stdin), name, paths)
+            if refusal:
+                print(refusal, file=stderr)
+                return int(ExitCode.INFEASIBLE)
+        elif op in ("migrate", "restore") and subop == "begin":
+            out = _replan(_read_stdin(stdin), name, paths)
+            if out:
+                stdout.write(out)
+                stdout.flush()
+        elif op == "release" and subop == "end":
+            _release(name, paths)
+    except VmtuneError as err:
+        print(f"vmtune: hook {op} {subop} '{name}': {err}", file=stderr)
+        return int(err.exit_code)
+    return int(ExitCode.OK)
+
+
+def _read_stdin(stdin: BinaryIO) -> bytes:
+    data = stdin.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise InputError("stdin: domain XML larger than 64 MiB")
+    if not data.strip():
+        raise InputError("stdin: no domain XML (libvirt passes it on stdin)")
+    return data
+
+
+def main() -> int:
+    """``python -m vmtune.hook GUEST OP SUBOP EXTRA``: what the installed hook script execs (no typer)."""
+    return run_hook(sys.argv[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

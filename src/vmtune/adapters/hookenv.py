@@ -1,0 +1,292 @@
+"""The hook's world: one file lock, the tenants libvirt keeps on disk, CPU claims, hugepage journal.
+
+The hook runs inside libvirtd's start/migrate path, so it must not open a libvirt connection (the
+daemon holds the domain's job lock and a callback into it deadlocks). Instead:
+
+* tenants are the running guests' status files ``/run/libvirt/qemu/<name>.xml`` (``<domstatus>``);
+* a guest being started or migrated in has no status file yet, so the hook records its own *claim*
+  (the domain XML it let through) under ``<state>/claims/``; the next hook sees it as a tenant. This is
+  what keeps N guests started in parallel off each other's CPUs. A claim dies at ``release end``, or
+  when it is older than ``CLAIM_TTL`` and libvirt never wrote a status file (a start that failed
+  before ``prepare``, a migration that was cancelled);
+* hugepage reservations are journalled in ``<state>/hugepages/<name>.json`` *before* the sysfs write,
+  so a hook that crashed halfway is undone by the next run (``sweep``).
+
+Everything runs under one ``flock`` on ``<state>/hook.lock``: read tenants, decide, claim, release.
+All paths are parameters (``HookPaths``) so tests run against temp directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmtune.adapters.files import atomic_write, read_bytes
+from vmtune.core.guest import GuestSpec
+from vmtune.errors import InfeasibleError, InputError, VmtuneError
+
+__all__ = [
+    "CLAIM_TTL",
+    "HookPaths",
+    "HugepageGrant",
+    "drop_claim",
+    "hook_lock",
+    "read_tenants",
+    "release_hugepages",
+    "reserve_hugepages",
+    "sweep",
+    "write_claim",
+]
+
+CLAIM_TTL = 600.0
+"""Seconds a claim without a status file stays valid (libvirt's own start timeout is shorter)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookPaths:
+    status_dir: Path = Path("/run/libvirt/qemu")
+    state_dir: Path = Path("/run/vmtune")
+    """Lock, claims and hugepage journal. /run is right: a reboot resets both guests and hugepages."""
+    sysfs_root: Path = Path("/")
+    domcaps: Path | None = Path("/var/cache/vmtune/domcapabilities.xml")
+    """`vmtune hook install --connect URI` saves domcapabilities here; the hook cannot ask libvirt."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HookPaths:
+        base = cls()
+        dc = env.get("VMTUNE_HOOK_DOMCAPS")
+        return cls(
+            status_dir=Path(env.get("VMTUNE_HOOK_STATUS_DIR", str(base.status_dir))),
+            state_dir=Path(env.get("VMTUNE_HOOK_STATE_DIR", str(base.state_dir))),
+            sysfs_root=Path(env.get("VMTUNE_HOOK_SYSFS", str(base.sysfs_root))),
+            domcaps=base.domcaps if dc is None else (Path(dc) if dc else None),
+        )
+
+    @property
+    def claims(self) -> Path:
+        return self.state_dir / "claims"
+
+    @property
+    def journal(self) -> Path:
+        return self.state_dir / "hugepages"
+
+
+@contextlib.contextmanager
+def hook_lock(paths: HookPaths) -> Iterator[None]:
+    """Exclusive ``flock`` for the whole decide-and-claim step (released when the process dies, too)."""
+    try:
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(paths.state_dir / "hook.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise VmtuneError(f"{paths.state_dir}/hook.lock: cannot open: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _status_files(paths: HookPaths) -> dict[str, Path]:
+    try:
+        return {p.stem: p for p in sorted(paths.status_dir.glob("*.xml"))}
+    except OSError:
+        return {}
+
+
+def read_tenants(paths: HookPaths, *, exclude: str, now: float | None = None) -> tuple[GuestSpec, ...]:
+    """Running guests (status files) plus live claims of guests still starting, except ``exclude``.
+
+    A status file that does not parse is skipped with its name in the InputError only when it is the
+    last word: one broken file must not block every other start, so it is ignored here.
+    """
+    from vmtune.xmlmap.guest import read_guest
+    from vmtune.xmlmap.live import read_status
+
+    now = time.time() if now is None else now
+    out: dict[str, GuestSpec] = {}
+    status = _status_files(paths)
+    for name, path in status.items():
+        if name == exclude:
+            continue
+        with contextlib.suppress(InputError):
+            out[name] = read_status(read_bytes(path), source=str(path)).guest
+    for path in sorted(paths.claims.glob("*.xml")) if paths.claims.is_dir() else ():
+        name = path.stem
+        if name == exclude or name in out:
+            continue
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > CLAIM_TTL:
+                continue
+        with contextlib.suppress(InputError):
+            out[name] = read_guest(read_bytes(path), source=str(path))
+    return tuple(out[n] for n in sorted(out))
+
+
+def _safe_name(name: str) -> str:
+    if not name or "/" in name or name.startswith(".") or "\x00" in name:
+        raise InputError(f"hook: guest name {name!r} cannot be a file name")
+    return name
+
+
+def write_claim(paths: HookPaths, name: str, xml: bytes) -> None:
+    paths.claims.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths.claims / f"{_safe_name(name)}.xml", xml, mode=0o600)
+
+
+def drop_claim(paths: HookPaths, name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (paths.claims / f"{_safe_name(name)}.xml").unlink()
+
+
+# -- hugepages ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HugepageGrant:
+    node: int
+    size_kib: int
+    pages: int
+    """Pages this guest needs on the node."""
+    added: int = 0
+    """How many vmtune added to ``nr_hugepages`` (0 when enough were free already)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Journal:
+    guest: str
+    grants: tuple[HugepageGrant, ...] = field(default_factory=tuple)
+
+
+def _hp_dir(paths: HookPaths, node: int, size_kib: int) -> Path:
+    return paths.sysfs_root / f"sys/devices/system/node/node{node}/hugepages/hugepages-{size_kib}kB"
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError) as err:
+        raise InfeasibleError(f"{path}: cannot read hugepage count: {err}") from None
+
+
+def _write_int(path: Path, value: int) -> None:
+    try:
+        path.write_text(f"{value}\n")
+    except OSError as err:
+        raise InfeasibleError(f"{path}: cannot write {value}: {err.strerror or err}") from None
+
+
+def _journal_path(paths: HookPaths, name: str) -> Path:
+    return paths.journal / f"{_safe_name(name)}.json"
+
+
+def _save(paths: HookPaths, journal: _Journal) -> None:
+    paths.journal.mkdir(parents=True, exist_ok=True)
+    body = {"guest": journal.guest, "grants": [
+        {"node": g.node, "size_kib": g.size_kib, "pages": g.pages, "added": g.added} for g in journal.grants
+    ]}  # fmt: skip
+    atomic_write(_journal_path(paths, journal.guest), json.dumps(body, indent=1).encode(), mode=0o600)
+
+
+def _load(path: Path) -> _Journal | None:
+    try:
+        body = json.loads(path.read_text())
+        grants = tuple(
+            HugepageGrant(
+                node=int(g["node"]), size_kib=int(g["size_kib"]), pages=int(g["pages"]), added=int(g["added"])
+            )
+            for g in body["grants"]
+        )
+        return _Journal(guest=str(body["guest"]), grants=grants)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def reserve_hugepages(
+    paths: HookPaths, name: str, wants: tuple[HugepageGrant, ...]
+) -> tuple[HugepageGrant, ...]:
+    """Make sure each node has ``pages`` free hugepages of ``size_kib`` for this guest, growing the pool.
+
+    Journal first, then write ``nr_hugepages``, then read it back: the kernel grants fewer when memory
+    is fragmented. On any shortfall every grant made so far is given back and InfeasibleError says
+    needed vs. free on which node.
+    """
+    done: list[HugepageGrant] = []
+    try:
+        for want in wants:
+            base = _hp_dir(paths, want.node, want.size_kib)
+            free = _read_int(base / "free_hugepages")
+            short = max(0, want.pages - free)
+            grant = HugepageGrant(node=want.node, size_kib=want.size_kib, pages=want.pages, added=short)
+            if short:
+                _save(paths, _Journal(guest=name, grants=(*done, grant)))  # before the write: crash-safe
+                total = _read_int(base / "nr_hugepages")
+                _write_int(base / "nr_hugepages", total + short)
+                got = _read_int(base / "nr_hugepages") - total
+                if got < short:
+                    grant = HugepageGrant(node=want.node, size_kib=want.size_kib, pages=want.pages, added=got)
+                    done.append(grant)
+                    raise InfeasibleError(
+                        f"node {want.node} can't supply {want.pages} hugepages of {want.size_kib} KiB for "
+                        f"'{name}': {free + got} free after growing the pool"
+                    )
+            done.append(grant)
+        if any(g.added for g in done):
+            _save(paths, _Journal(guest=name, grants=tuple(done)))
+        return tuple(done)
+    except BaseException:
+        _give_back(paths, tuple(done))
+        with contextlib.suppress(FileNotFoundError):
+            _journal_path(paths, name).unlink()
+        raise
+
+
+def _give_back(paths: HookPaths, grants: tuple[HugepageGrant, ...]) -> None:
+    for grant in grants:
+        if not grant.added:
+            continue
+        nr = _hp_dir(paths, grant.node, grant.size_kib) / "nr_hugepages"
+        with contextlib.suppress(InfeasibleError):
+            _write_int(nr, max(0, _read_int(nr) - grant.added))
+
+
+def release_hugepages(paths: HookPaths, name: str) -> tuple[HugepageGrant, ...]:
+    """Undo what the journal says this guest added; no journal, nothing to do."""
+    path = _journal_path(paths, name)
+    journal = _load(path)
+    if journal is None:
+        return ()
+    _give_back(paths, journal.grants)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return journal.grants
+
+
+def sweep(paths: HookPaths, *, now: float | None = None) -> tuple[str, ...]:
+    """Release journalled hugepages and drop claims of guests that neither run nor are starting.
+
+    Called at the start of every hook run (under the lock): this is what makes a crashed hook or a
+    libvirtd that died before ``release end`` never leak a reservation for longer than ``CLAIM_TTL``.
+    """
+    now = time.time() if now is None else now
+    running = set(_status_files(paths))
+    swept: list[str] = []
+    for path in sorted(paths.journal.glob("*.json")) if paths.journal.is_dir() else ():
+        name = path.stem
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
+        if name not in running and age > CLAIM_TTL:
+            release_hugepages(paths, name)
+            swept.append(name)
+    for path in sorted(paths.claims.glob("*.xml")) if paths.claims.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if path.stem not in running and now - path.stat().st_mtime > CLAIM_TTL:
+                path.unlink()
+    return tuple(swept)

@@ -1,0 +1,299 @@
+"""libvirt through libvirt-python: the only ``import libvirt`` in vmtune, and a lazy one.
+
+* ``open_host(uri)``: topology from ``getCapabilities()``;
+* ``open_caps``: ``getDomainCapabilities()`` for the guest's emulator/arch/machine/virttype, plus the
+  host probes when the URI is local;
+* ``read_tenants``: every defined domain; running ones with their *live* pins (``vcpuPinInfo``,
+  ``emulatorPinInfo``, ``iothreadInfo``), which ``virsh vcpupin --live`` may have moved off the XML;
+* ``apply_to_domain``: plan, ``defineXML`` with ``VIR_DOMAIN_DEFINE_VALIDATE`` (libvirt checks its own
+  RelaxNG schema), read back and compare the owned sections (libvirt silently drops what it doesn't
+  understand), roll back on mismatch; with ``live`` re-pin a running guest now with
+  ``pinVcpuFlags``/``pinEmulator``/``pinIOThread`` (``AFFECT_LIVE|AFFECT_CONFIG``).
+
+Every ``libvirtError`` becomes ``vmtune.errors.LibvirtError`` (exit 4) naming the operation and domain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from vmtune.core.caps import HostCaps
+from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin
+from vmtune.core.intent import Intent
+from vmtune.core.plan import Plan
+from vmtune.core.readback import owned_mismatches
+from vmtune.core.topology import Host
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError, LibvirtError
+
+__all__ = [
+    "ApplyResult",
+    "Connection",
+    "connect",
+    "import_libvirt",
+    "is_local",
+    "open_host",
+    "qemu_pid",
+]
+
+T = TypeVar("T")
+INSTALL_HINT = "--connect needs the libvirt Python binding: pip install 'vmtune[live]' (libvirt-python)"
+
+
+def import_libvirt() -> ModuleType:
+    try:
+        import libvirt
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    module: ModuleType = libvirt
+    return module
+
+
+def is_local(uri: str) -> bool:
+    """True when the URI names this host (``qemu:///system``), so /proc and sysfs describe its guests."""
+    parts = urlsplit(uri)
+    return not parts.hostname and "+" not in parts.scheme.replace("+unix", "")
+
+
+class Connection:
+    """A libvirt connection whose calls raise LibvirtError naming the operation and the domain."""
+
+    def __init__(self, uri: str, raw: Any, lv: ModuleType) -> None:
+        self.uri = uri
+        self.raw = raw
+        self.lv = lv
+
+    def call(self, op: str, fn: Callable[..., T], *args: Any, domain: str | None = None) -> T:
+        try:
+            return fn(*args)
+        except self.lv.libvirtError as err:
+            where = f" of domain '{domain}'" if domain else ""
+            raise LibvirtError(f"{op}{where} on {self.uri}: {err.get_error_message() or err}") from None
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def host(self) -> Host:
+        from vmtune.xmlmap.capabilities import parse_capabilities
+
+        xml = self.call("getCapabilities", self.raw.getCapabilities)
+        return parse_capabilities(xml, source=self.uri)
+
+    def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
+        from vmtune.adapters.probes import merge_caps, probe_host_caps
+        from vmtune.xmlmap.domcaps import parse_domcapabilities
+
+        args = (
+            None,
+            guest.arch if guest else None,
+            guest.machine if guest else None,
+            guest.domain_type if guest else None,
+            0,
+        )
+        xml = self.call("getDomainCapabilities", self.raw.getDomainCapabilities, *args)
+        domcaps = parse_domcapabilities(xml, source=f"{self.uri} domcapabilities")
+        probes = probe_host_caps(Path("/")) if is_local(self.uri) else None
+        return merge_caps(domcaps, probes)
+
+    def lookup(self, name: str) -> Any:
+        return self.call("lookupByName", self.raw.lookupByName, name, domain=name)
+
+    def ncpus(self) -> int:
+        ncpus, _map, _online = self.call("getCPUMap", self.raw.getCPUMap, 0)
+        return int(ncpus)
+
+    def guest(self, dom: Any, *, inactive: bool = False) -> GuestSpec:
+        from vmtune.xmlmap.guest import read_guest
+
+        name = dom.name()
+        flags = self.lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        xml = self.call("XMLDesc", dom.XMLDesc, flags, domain=name)
+        guest = read_guest(xml, source=f"libvirt:{name}")
+        active = bool(self.call("isActive", dom.isActive, domain=name))
+        return replace(guest, running=active) if active else guest
+
+    def tenants(self, *, exclude: str | None = None) -> tuple[GuestSpec, ...]:
+        """Every defined domain but ``exclude``; running ones carry their live pins."""
+        out: list[GuestSpec] = []
+        for dom in self.call("listAllDomains", self.raw.listAllDomains, 0):
+            if dom.name() == exclude:
+                continue
+            guest = self.guest(dom)
+            out.append(self._live_pins(dom, guest) if guest.running else guest)
+        return tuple(sorted(out, key=lambda g: g.name))
+
+    def _live_pins(self, dom: Any, guest: GuestSpec) -> GuestSpec:
+        """Overlay pins moved at runtime (``virsh vcpupin --live``) that the XML may not show.
+
+        libvirt reports an unpinned vCPU as pinned to every host CPU, so only strict subsets count.
+        """
+        name, live = guest.name, self.lv.VIR_DOMAIN_AFFECT_LIVE
+        every = CpuSet.range(0, self.ncpus() - 1)
+        vmaps = self.call("vcpuPinInfo", dom.vcpuPinInfo, live, domain=name)
+        vcpupins = list(guest.vcpupins)
+        for vcpu, cpumap in enumerate(vmaps):
+            cpus = _from_map(cpumap)
+            if cpus != every and cpus != guest.pin_of(vcpu):
+                vcpupins = [p for p in vcpupins if p.vcpu != vcpu] + [VcpuPin(vcpu=vcpu, cpus=cpus)]
+        emu = _from_map(self.call("emulatorPinInfo", dom.emulatorPinInfo, live, domain=name))
+        iopins = list(guest.iothreadpins)
+        for iothread, cpumap in self.call("iothreadInfo", dom.iothreadInfo, live, domain=name) or ():
+            cpus = _from_map(cpumap)
+            if cpus != every:
+                iopins = [p for p in iopins if p.iothread != iothread] + [
+                    IOThreadPin(iothread=iothread, cpus=cpus)
+                ]
+        return replace(
+            guest,
+            vcpupins=tuple(sorted(vcpupins, key=lambda p: p.vcpu)),
+            emulatorpin=emu if emu != every else guest.emulatorpin,
+            iothreadpins=tuple(sorted(iopins, key=lambda p: p.iothread)),
+        )
+
+
+def _from_map(cpumap: Any) -> CpuSet:
+    return CpuSet(i for i, on in enumerate(cpumap) if on)
+
+
+def _to_map(cpus: CpuSet, ncpus: int) -> tuple[bool, ...]:
+    return tuple(i in cpus for i in range(max(ncpus, cpus.last() + 1 if cpus else 0)))
+
+
+@contextlib.contextmanager
+def connect(uri: str, *, readonly: bool = False) -> Iterator[Connection]:
+    lv = import_libvirt()
+    # libvirt prints every error to stderr by default as well; we report it once, ourselves
+    lv.registerErrorHandler(lambda _ctx, _err: None, None)
+    try:
+        raw = lv.openReadOnly(uri) if readonly else lv.open(uri)
+    except lv.libvirtError as err:
+        raise LibvirtError(f"connect to {uri}: {err.get_error_message() or err}") from None
+    try:
+        yield Connection(uri, raw, lv)
+    finally:
+        with contextlib.suppress(lv.libvirtError):
+            raw.close()
+
+
+def open_host(uri: str) -> Host:
+    with connect(uri, readonly=True) as conn:
+        return conn.host()
+
+
+def qemu_pid(name: str, *, run_dir: Path = Path("/run/libvirt/qemu")) -> int | None:
+    """The QEMU pid libvirt recorded for a running guest (local hosts only)."""
+    try:
+        text = (run_dir / f"{name}.pid").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+# -- apply ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyResult:
+    domain: str
+    plan: Plan
+    diff: str
+    defined: bool
+    live_now: tuple[str, ...] = ()
+    """Changes that took effect on the running guest now (``--live``)."""
+    needs_restart: tuple[str, ...] = ()
+    """Owned sections that differ between the running guest and its new definition."""
+
+
+def apply_to_domain(uri: str, name: str, intent: Intent | None, *, live: bool = False) -> ApplyResult:
+    """Plan domain ``name`` of ``uri`` with ``intent`` (None: its stored intent), define, verify, re-pin."""
+    from vmtune.xmlmap.live import retune
+
+    with connect(uri) as conn:
+        dom = conn.lookup(name)
+        original = conn.call("XMLDesc", dom.XMLDesc, conn.lv.VIR_DOMAIN_XML_INACTIVE, domain=name)
+        current = conn.guest(dom, inactive=True)
+        tenants = conn.tenants(exclude=name)
+        result = retune(
+            original,
+            source=f"libvirt:{name}",
+            host=conn.host(),
+            tenants=tenants,
+            intent=intent,
+            caps=conn.caps(current),
+        )
+        defined = False
+        if result.changed:
+            _define_checked(conn, name, result.after, original, result.plan)
+            defined = True
+        running = bool(conn.call("isActive", dom.isActive, domain=name))
+        if not running:
+            return ApplyResult(domain=name, plan=result.plan, diff=result.diff, defined=defined)
+        now = _repin(conn, dom, result.plan) if live else ()
+        after = conn.guest(dom)
+        return ApplyResult(
+            domain=name,
+            plan=result.plan,
+            diff=result.diff,
+            defined=defined,
+            live_now=now,
+            needs_restart=owned_mismatches(result.plan, after),
+        )
+
+
+def _define_checked(conn: Connection, name: str, xml: bytes, original: str, plan: Plan) -> None:
+    from vmtune.xmlmap.guest import read_guest
+
+    flags = conn.lv.VIR_DOMAIN_DEFINE_VALIDATE
+    conn.call("defineXMLFlags (validate)", conn.raw.defineXMLFlags, xml.decode("utf-8"), flags, domain=name)
+    dom = conn.lookup(name)
+    back = conn.call("XMLDesc", dom.XMLDesc, conn.lv.VIR_DOMAIN_XML_INACTIVE, domain=name)
+    lost = owned_mismatches(plan, read_guest(back, source=f"libvirt:{name}"))
+    if lost:
+        # put the old definition back: nothing is written when anything fails (DESIGN.md)
+        conn.call("defineXML (rollback)", conn.raw.defineXML, original, domain=name)
+        raise LibvirtError(
+            f"defineXML of domain '{name}' on {conn.uri}: libvirt did not keep {'; '.join(lost)} "
+            "(old definition restored)"
+        )
+
+
+def _repin(conn: Connection, dom: Any, plan: Plan) -> tuple[str, ...]:
+    lv, name = conn.lv, dom.name()
+    flags = lv.VIR_DOMAIN_AFFECT_LIVE | lv.VIR_DOMAIN_AFFECT_CONFIG
+    ncpus = conn.ncpus()
+    done: list[str] = []
+    live_vcpus = len(conn.call("vcpuPinInfo", dom.vcpuPinInfo, lv.VIR_DOMAIN_AFFECT_LIVE, domain=name))
+    for pin in plan.vcpupins or ():
+        if pin.vcpu >= live_vcpus:
+            continue  # a vCPU the running guest doesn't have yet: applies at the next start
+        conn.call(
+            f"pinVcpuFlags vcpu {pin.vcpu}",
+            dom.pinVcpuFlags,
+            pin.vcpu,
+            _to_map(pin.cpus, ncpus),
+            flags,
+            domain=name,
+        )
+        done.append(f"vcpu {pin.vcpu} -> {pin.cpus}")
+    if plan.emulatorpin is not None:
+        conn.call("pinEmulator", dom.pinEmulator, _to_map(plan.emulatorpin, ncpus), flags, domain=name)
+        done.append(f"emulator -> {plan.emulatorpin}")
+    live_iothreads = {i for i, _ in conn.call("iothreadInfo", dom.iothreadInfo, lv.VIR_DOMAIN_AFFECT_LIVE,
+                                                 domain=name) or ()}  # fmt: skip
+    for io in plan.iothreadpins or ():
+        if io.iothread not in live_iothreads:
+            continue
+        conn.call(
+            f"pinIOThread {io.iothread}",
+            dom.pinIOThread,
+            io.iothread,
+            _to_map(io.cpus, ncpus),
+            flags,
+            domain=name,
+        )
+        done.append(f"iothread {io.iothread} -> {io.cpus}")
+    return tuple(done)

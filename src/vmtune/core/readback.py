@@ -1,0 +1,88 @@
+"""Did the owned sections survive? Compare a Plan with the GuestSpec read back from libvirt (pure).
+
+libvirt parses, normalizes and re-formats every definition: an element it does not understand on this
+version is dropped without an error (``defineXML`` succeeds), a cpuset is re-printed canonically, a
+``<vcpusched>`` group may come back split. So the comparison is semantic, field by field, over the
+fields the plan sets (``None`` = vmtune left it alone, nothing to check). The same comparison against
+the *live* XML of a running guest tells which changes still need a restart.
+"""
+
+from __future__ import annotations
+
+from vmtune.core.guest import GuestSpec, VcpuSched
+from vmtune.core.plan import Plan
+
+__all__ = ["owned_mismatches"]
+
+
+def _sched_map(entries: tuple[VcpuSched, ...]) -> dict[int, tuple[str, int | None]]:
+    return {vcpu: (s.scheduler, s.priority) for s in entries for vcpu in s.vcpus}
+
+
+def _pins(pins: tuple[object, ...]) -> str:
+    return " ".join(str(p) for p in pins) or "none"
+
+
+def owned_mismatches(plan: Plan, guest: GuestSpec) -> tuple[str, ...]:
+    """One short text per owned section where ``guest`` does not say what ``plan`` asked."""
+    out: list[str] = []
+
+    def check(section: str, want: object, got: object) -> None:
+        if want != got:
+            out.append(f"{section} (wanted {want}, got {got})")
+
+    if plan.vcpupins is not None:
+        want = {p.vcpu: str(p.cpus) for p in plan.vcpupins}
+        got = {p.vcpu: str(p.cpus) for p in guest.vcpupins}
+        check("cputune/vcpupin", want, got)
+    if plan.vcpu_cpuset is not None:
+        check("vcpu/@cpuset", str(plan.vcpu_cpuset), str(guest.vcpu_cpuset or ""))
+    if plan.emulatorpin is not None:
+        check("cputune/emulatorpin", str(plan.emulatorpin), str(guest.emulatorpin or ""))
+    if plan.iothreads is not None:
+        check("iothreads", plan.iothreads, guest.iothreads)
+    if plan.iothreadpins is not None:
+        check(
+            "cputune/iothreadpin",
+            {p.iothread: str(p.cpus) for p in plan.iothreadpins},
+            {p.iothread: str(p.cpus) for p in guest.iothreadpins},
+        )
+    if plan.vcpusched is not None:
+        check("cputune/vcpusched", _sched_map(plan.vcpusched), _sched_map(guest.vcpusched))
+    if plan.numatune is not None:
+        check(
+            "numatune/memory",
+            (plan.numatune.mode, str(plan.numatune.nodeset)),
+            (guest.numatune_mode, str(guest.numatune_nodeset or "")),
+        )
+        check(
+            "numatune/memnode",
+            {m.cellid: (m.mode, str(m.nodeset)) for m in plan.numatune.memnodes},
+            {m.cellid: (m.mode, str(m.nodeset)) for m in guest.memnodes},
+        )
+    if plan.cpu is not None:
+        if plan.cpu.mode is not None:
+            check("cpu/@mode", plan.cpu.mode, guest.cpu_mode)
+        if plan.cpu.topology is not None:
+            check("cpu/topology", plan.cpu.topology, guest.topology)
+        if plan.cpu.numa_cells is not None:
+            check(
+                "cpu/numa",
+                {c.id: (str(c.cpus), c.memory_kib) for c in plan.cpu.numa_cells},
+                {c.id: (str(c.cpus), c.memory_kib) for c in guest.numa_cells},
+            )
+    if plan.features is not None and plan.features.hyperv is not None:
+        want_hv = sorted(f.name for f in plan.features.hyperv if f.state)
+        got_hv = sorted(f.name for f in guest.hyperv if f.state)
+        check("features/hyperv", want_hv, got_hv)
+    if plan.memory_backing is not None:
+        mb = guest.memory_backing
+        check("memoryBacking/hugepages", plan.memory_backing.hugepages, bool(mb and mb.hugepages))
+        check("memoryBacking/locked", plan.memory_backing.locked, bool(mb and mb.locked))
+    if plan.memballoon is not None:
+        check(
+            "devices/memballoon", plan.memballoon.model, guest.memballoon.model if guest.memballoon else None
+        )
+    if plan.intent is not None:
+        check("metadata (vmtune intent)", plan.intent, guest.intent)
+    return tuple(out)
