@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sysfsgen import NAMED_HOSTS, write_sysfs
 
+from sysfsgen import NAMED_HOSTS, write_sysfs
 from vmtune.adapters.hookenv import (
     CLAIM_TTL,
     HookPaths,
@@ -55,7 +55,8 @@ def domain_xml(
     return (
         f"<domain type='kvm'>\n  <name>{name}</name>\n  {meta}\n  <memory unit='MiB'>{memory_mib}</memory>\n"
         f"  <vcpu placement='static'>{vcpus}</vcpu>\n  {cputune}\n"
-        "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n  <devices><memballoon model='none'/></devices>\n"
+        "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
+        "  <devices><memballoon model='none'/></devices>\n"
         "</domain>\n"
     ).encode()
 
@@ -271,7 +272,8 @@ def test_crashed_reservation_is_swept(env: HookPaths) -> None:
 def test_prepare_begin_reserves_explicit_hugepages(env: HookPaths) -> None:
     xml = domain_xml("hp", vcpus=1, pins={0: "8"}, extra=" hugepages='2M'", memory_mib=64).replace(
         b"<os>",
-        b"<memoryBacking><hugepages/></memoryBacking><numatune><memory mode='strict' nodeset='1'/></numatune><os>",
+        b"<memoryBacking><hugepages/></memoryBacking>"
+        b"<numatune><memory mode='strict' nodeset='1'/></numatune><os>",
     )
     hp = _hp(env, 1)
     (hp / "nr_hugepages").write_text("0\n")
