@@ -77,10 +77,14 @@ def test_wide_guest_gets_cells_mirroring_the_nodes() -> None:
     assert result.numatune is not None and result.cpu is not None and result.cpu.topology is not None
     assert result.numatune.nodeset == CpuSet.parse("0-1")
     assert [(m.cellid, str(m.nodeset)) for m in result.numatune.memnodes] == [(0, "0"), (1, "1")]
+    # node 0 is filled (9 free cores = 18 vCPUs), the rest goes to node 1: no crumbs left on either
     cells = result.cpu.numa_cells or ()
-    assert [(str(c.cpus), c.memory_kib) for c in cells] == [("0-11", 4194304), ("12-23", 4194304)]
+    assert [(str(c.cpus), c.memory_kib) for c in cells] == [
+        ("0-17", 6 * 1024 * 1024),
+        ("18-23", 2 * 1024 * 1024),
+    ]
     t = result.cpu.topology
-    assert (t.sockets, t.cores, t.threads) == (2, 6, 2)
+    assert (t.sockets, t.cores, t.threads) == (1, 12, 2)
 
 
 def test_memory_too_big_for_one_node_spans_two() -> None:

@@ -6,7 +6,8 @@ Rules (issue 3, priority 3), applied after the whole-core rule of the thread pol
   with the best cache-group fit, then the most free room left, ties to the lowest node id; a passthrough
   PCI device's node comes first when it fits (its DMA and interrupts stay local);
 * a guest too big for one node spans the fewest nodes, closest by the ACPI SLIT distance matrix; its vCPUs
-  are split as evenly as the nodes allow, in whole cores, and its memory follows the vCPUs proportionally;
+  fill the nodes with the least room first, in whole cores (no crumbs left behind), and its memory follows
+  the vCPUs proportionally;
 * memory must fit ``MemFree`` of each node, and with hugepages the node's free pages of that size: a node
   that can't hold its share is skipped, and when nothing fits the error says needed vs. free per node.
 """
@@ -111,15 +112,21 @@ def split_memory(total_kib: int, vcpus: Sequence[int], granule_kib: int) -> tupl
     return tuple(out)
 
 
-def _water_fill(caps: Sequence[int], need: int) -> list[int] | None:
-    """Hand out ``need`` steps one at a time to the least-loaded node that has room: an even split."""
-    alloc = [0] * len(caps)
-    for _ in range(need):
-        open_ = [i for i in range(len(caps)) if alloc[i] < caps[i]]
-        if not open_:
-            return None
-        best = min(open_, key=lambda i: (alloc[i], -(caps[i] - alloc[i]), i))
-        alloc[best] += 1
+def _pack(caps: Sequence[int], need: int) -> list[int] | None:
+    """Fill the nodes with the least room completely and leave the remainder on the roomiest one.
+
+    An even split looks tidier, but on a full host it leaves a core or two free on every node it touched,
+    and the next guest then straddles nodes (the benchmark showed 40% more nodes spanned on Phytium).
+    """
+    if sum(caps) < need or need < len(caps) or min(caps) < 1:
+        return None
+    # every node of the set gets a step: a node chosen for its memory must also run some of the vCPUs
+    alloc = [1] * len(caps)
+    need -= len(caps)
+    for i in sorted(range(len(caps)), key=lambda i: (caps[i], i)):
+        extra = min(caps[i] - 1, need)
+        alloc[i] += extra
+        need -= extra
     return alloc
 
 
@@ -309,7 +316,7 @@ def _split(
     counts: list[int] | None = None
     for s in dict.fromkeys((step, 1)):
         need = -(-vcpus // s)
-        alloc = _water_fill([sum(len(v.units) for v in by_node[n]) // s for n in node_set], need)
+        alloc = _pack([sum(len(v.units) for v in by_node[n]) // s for n in node_set], need)
         if alloc is not None:
             counts = [a * s for a in alloc]
             # trim the overshoot of the last step (odd vCPU count) from the largest, highest-id share

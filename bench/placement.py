@@ -1,0 +1,323 @@
+"""Placement benchmark (issue 3): vmtune's planner vs. two baselines on named host shapes.
+
+For each host, a fixed seeded sequence of guests of mixed sizes (1, 2, 4, 8, 16, 32 vCPUs and some wider
+than a node) is placed one after another until the host is full (10 refusals in a row, or the sequence
+ends); a refused guest is skipped. Metrics per host and algorithm, over the final state:
+
+* placed    - guests placed;
+* core-sh   - fraction of guests sharing a physical core with another guest (final state, including the
+              sharing a nearly full host forces);
+* avoid-sh  - guests that share a core with an earlier guest although enough wholly free cores existed;
+* nodes/min - NUMA nodes spanned summed over guests / the minimum possible (ceil(vCPUs / free CPUs per
+              node on an empty host));
+* 1n-miss   - guests that fitted one node when placed but span more;
+* grp/min   - cache groups (the host's finest grouping cache level) spanned / the minimum the free CPUs
+              allowed when the guest was placed (fewest groups whose free CPUs hold it), summed over the run;
+* grp-sh    - cache groups holding CPUs of two or more guests;
+* ms/guest  - mean planning time (vmtune: plan_guest incl. device tuning; baselines: their pick).
+
+Then one timing: planning one 8-vCPU guest on the 960-CPU host with 100 tenants in-process.
+Times are process CPU time (``time.process_time``): the benchmark machine is shared, and wall-clock time
+there measures the neighbours' load as much as the planner.
+
+Run: ``.venv/bin/python bench/placement.py`` (prints the table, writes bench/results/placement.{md,png}).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from baselines import packed, sequential  # noqa: E402
+
+from planner_hosts import as_tenant, host_named  # noqa: E402
+from vmtune.core.allocator import grouping_levels  # noqa: E402
+from vmtune.core.guest import GuestSpec  # noqa: E402
+from vmtune.core.intent import Intent  # noqa: E402
+from vmtune.core.ledger import default_reserve  # noqa: E402
+from vmtune.core.planner import plan_guest  # noqa: E402
+from vmtune.core.topology import Host  # noqa: E402
+from vmtune.cpuset import CpuSet  # noqa: E402
+from vmtune.errors import InfeasibleError  # noqa: E402
+
+HOSTS = (
+    "dual-skylake-ht-interleaved",
+    "dual-ht-adjacent",
+    "epyc-2ccx-per-node",
+    "snc2-xeon",
+    "phytium-s2500",
+    "hybrid-pe",
+    "big-256",
+    "huge-960",
+)
+SIZES = (1, 2, 4, 8, 16, 32)
+WEIGHTS = (4, 4, 4, 3, 2, 1)
+MIB_PER_VCPU = 256
+SEED = 20240531
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Placed:
+    vcpus: int
+    cpus: CpuSet
+    one_node: bool
+    """Some node had room for the whole guest when it was placed."""
+    avoidable_share: bool
+    """It shares a core with an earlier guest although enough wholly free cores existed."""
+    min_groups: int
+    """Fewest cache groups the free CPUs allowed at that moment."""
+
+
+def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
+    pool = _pool(host)
+    others = pool - free
+    cores = {c.index: c for c in (host.core_of(x) for x in cpus) if c is not None}
+    shares = any(not core.cpus.isdisjoint(others) for core in cores.values())
+    whole = sum(len(c.cpus) for c in host.cores if c.cpus and c.cpus.issubset(free))
+    group = _group_of(host)
+    by_group: dict[int, int] = {}
+    for cpu in free:
+        key = group(cpu)
+        if key is not None:
+            by_group[key] = by_group.get(key, 0) + 1
+    need, groups = n, 0
+    for count in sorted(by_group.values(), reverse=True):
+        if need <= 0:
+            break
+        need -= count
+        groups += 1
+    return Placed(
+        vcpus=n,
+        cpus=cpus,
+        one_node=_fits_one_node(host, free, n),
+        avoidable_share=shares and whole >= n,
+        min_groups=max(1, groups) if by_group else 0,
+    )
+
+
+@dataclass
+class Run:
+    algo: str
+    placed: list[Placed] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def guest_sequence(host: Host, count: int = 400) -> list[int]:
+    rng = random.Random(f"{SEED}-{host.name}")
+    node_cpus = max(len(n.cpus) for n in host.nodes)
+    out = []
+    for _ in range(count):
+        if rng.random() < 0.04:
+            out.append(node_cpus + rng.choice((2, 4, 8)))  # wider than a node
+        else:
+            out.append(rng.choices(SIZES, WEIGHTS)[0])
+    return out
+
+
+def _pool(host: Host) -> CpuSet:
+    return host.isolated & host.online if host.isolated else host.online - default_reserve(host)
+
+
+def _fits_one_node(host: Host, free: CpuSet, n: int) -> bool:
+    return any(len(node.cpus & free) >= n for node in host.nodes)
+
+
+def run_vmtune(host: Host, seq: Sequence[int]) -> Run:
+    run = Run("vmtune")
+    tenants: list[GuestSpec] = []
+    taken = CpuSet()
+    refusals = 0
+    for i, n in enumerate(seq):
+        spec = GuestSpec(
+            name=f"g{i:03d}", source=f"g{i:03d}.xml", vcpus=n, memory_kib=n * MIB_PER_VCPU * 1024
+        )
+        start = time.process_time()
+        try:
+            plan = plan_guest(host=host, guest=spec, tenants=tenants, intent=Intent())
+        except InfeasibleError:
+            refusals += 1
+            if refusals >= 10:
+                break
+            continue
+        finally:
+            run.seconds.append(time.process_time() - start)
+        refusals = 0
+        cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+        tenants.append(as_tenant(plan, spec))
+        run.placed.append(observe(host, _pool(host) - taken, n, cpus))
+        taken = taken | (plan.vcpu_cpuset or cpus)
+    return run
+
+
+def run_baseline(
+    name: str, pick: Callable[[Host, CpuSet, int], CpuSet | None], host: Host, seq: Sequence[int]
+) -> Run:
+    run = Run(name)
+    free = _pool(host)
+    refusals = 0
+    for n in seq:
+        start = time.process_time()
+        cpus = pick(host, free, n)
+        run.seconds.append(time.process_time() - start)
+        if cpus is None:
+            refusals += 1
+            if refusals >= 10:
+                break
+            continue
+        refusals = 0
+        run.placed.append(observe(host, free, n, cpus))
+        free = free - cpus
+    return run
+
+
+@dataclass(frozen=True)
+class Metrics:
+    placed: int
+    core_sharing: float
+    avoidable: int
+    nodes_ratio: float
+    one_node_misses: int
+    groups_ratio: float
+    groups_shared: int
+    ms_per_guest: float
+
+
+def _group_of(host: Host) -> Callable[[int], int | None]:
+    levels = [lv for lv in grouping_levels(host, with_nodes=False) if lv in (2, 3)]
+    level = levels[-1] if levels else None
+
+    def group(cpu: int) -> int | None:
+        core = host.core_of(cpu)
+        if core is None or level is None:
+            return None
+        return core.l2 if level == 2 else core.l3
+
+    return group
+
+
+def metrics(host: Host, run: Run) -> Metrics:
+    core_owner: dict[int, set[int]] = {}
+    group_owner: dict[int, set[int]] = {}
+    group = _group_of(host)
+    pool = _pool(host)
+    per_node = max(len(node.cpus & pool) for node in host.nodes)
+    spanned = minimum = misses = g_spanned = g_min = 0
+    for i, p in enumerate(run.placed):
+        nodes = len(host.nodes_of(p.cpus))
+        spanned += nodes
+        minimum += math.ceil(p.vcpus / per_node)
+        misses += int(p.one_node and nodes > 1)
+        for cpu in p.cpus:
+            core = host.core_of(cpu)
+            if core is not None:
+                core_owner.setdefault(core.index, set()).add(i)
+            key = group(cpu)
+            if key is not None:
+                group_owner.setdefault(key, set()).add(i)
+        if p.min_groups:
+            g_spanned += len({group(c) for c in p.cpus})
+            g_min += p.min_groups
+    sharing = {g for owners in core_owner.values() if len(owners) > 1 for g in owners}
+    count = len(run.placed)
+    return Metrics(
+        placed=count,
+        core_sharing=len(sharing) / count if count else 0.0,
+        avoidable=sum(p.avoidable_share for p in run.placed),
+        nodes_ratio=spanned / minimum if minimum else 1.0,
+        one_node_misses=misses,
+        groups_ratio=g_spanned / g_min if g_min else 1.0,
+        groups_shared=sum(1 for owners in group_owner.values() if len(owners) > 1),
+        ms_per_guest=1000 * sum(run.seconds) / max(1, len(run.seconds)),
+    )
+
+
+def big_host_timing(tenants: int = 100, rounds: int = 20) -> tuple[float, float]:
+    """(median, max) ms to plan one 8-vCPU guest on huge-960 with ``tenants`` 4-vCPU tenants."""
+    host = host_named("huge-960")
+    placed: list[GuestSpec] = []
+    for i in range(tenants):
+        spec = GuestSpec(name=f"t{i:03d}", source="t.xml", vcpus=4, memory_kib=1024 * 1024)
+        placed.append(as_tenant(plan_guest(host=host, guest=spec, tenants=placed, intent=Intent()), spec))
+    spec = GuestSpec(name="probe", source="p.xml", vcpus=8, memory_kib=8 * 1024 * 1024)
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        plan_guest(host=host, guest=spec, tenants=placed, intent=Intent())
+        times.append(1000 * (time.process_time() - start))
+    times.sort()
+    return times[len(times) // 2], times[-1]
+
+
+def main() -> int:
+    rows: list[tuple[str, str, Metrics]] = []
+    for name in HOSTS:
+        host = host_named(name)
+        seq = guest_sequence(host)
+        for run in (
+            run_vmtune(host, seq),
+            run_baseline("sequential", sequential, host, seq),
+            run_baseline("packed", packed, host, seq),
+        ):
+            rows.append((name, run.algo, metrics(host, run)))
+    header = (
+        "| host | algo | placed | core-sh | avoid-sh | nodes/min | 1n-miss | grp/min | grp-sh | ms/guest |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [header]
+    for host_name, algo, m in rows:
+        lines.append(
+            f"| {host_name} | {algo} | {m.placed} | {m.core_sharing:.2f} | {m.avoidable} | "
+            f"{m.nodes_ratio:.2f} | {m.one_node_misses} | {m.groups_ratio:.2f} | {m.groups_shared} | "
+            f"{m.ms_per_guest:.2f} |"
+        )
+    median, worst = big_host_timing()
+    lines.append("")
+    lines.append(f"huge-960 (960 CPUs, 16 nodes) with 100 tenants: plan one 8-vCPU guest in {median:.1f} ms "
+                 f"median, {worst:.1f} ms max (target < 20 ms)")  # fmt: skip
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "placement.md").write_text(text + "\n")
+    _plot(rows)
+    return 0
+
+
+def _plot(rows: Sequence[tuple[str, str, Metrics]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hosts = list(dict.fromkeys(h for h, _, _ in rows))
+    algos = list(dict.fromkeys(a for _, a, _ in rows))
+    by = {(h, a): m for h, a, m in rows}
+    panels = (
+        ("guests placed", lambda m: m.placed),
+        ("fraction sharing a core", lambda m: m.core_sharing),
+        ("cache groups spanned / min", lambda m: m.groups_ratio),
+        ("cache groups shared", lambda m: m.groups_shared),
+    )
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 12), constrained_layout=True)
+    width = 0.8 / len(algos)
+    for ax, (title, get) in zip(axes, panels, strict=True):
+        for j, algo in enumerate(algos):
+            xs = [i + j * width for i in range(len(hosts))]
+            ax.bar(xs, [get(by[h, algo]) for h in hosts], width, label=algo)
+        ax.set_title(title)
+        ax.set_xticks([i + width for i in range(len(hosts))], hosts, rotation=15, fontsize=8)
+    axes[0].legend()
+    fig.savefig(RESULTS / "placement.png", dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
