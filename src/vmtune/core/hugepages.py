@@ -175,6 +175,13 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
         f"node {n.node}: needs {n.need} x {page_label(n.size_kib)}, {n.free} free of {n.total}" for n in short
     )
     fix = "; ".join(f"echo {n.total + n.short} > {sysfs_nr_path(n.node, n.size_kib)}" for n in short)
+    for other, other_needs in checked[1:]:
+        # Say why the smaller size did not do either, so the operator can pick which pool to grow.
+        detail += (
+            f" ({page_label(other)}: "
+            + ", ".join(f"node {n.node} needs {n.need}, {n.free} free" for n in other_needs)
+            + ")"
+        )
     if resolved.hugepages_required and not resolved.force:
         what = "realtime needs locked hugepages" if resolved.realtime else "--hugepages asks for them"
         raise InfeasibleError(
