@@ -35,11 +35,13 @@ from vmtune.errors import InputError, LibvirtError
 __all__ = [
     "ApplyResult",
     "Connection",
+    "apply_to_domain",
     "connect",
     "import_libvirt",
     "is_local",
     "open_host",
     "qemu_pid",
+    "running_guests",
 ]
 
 T = TypeVar("T")
@@ -184,6 +186,20 @@ def open_host(uri: str) -> Host:
         return conn.host()
 
 
+def running_guests(uri: str, name: str | None = None) -> tuple[GuestSpec, ...]:
+    """The live definition of running domain ``name`` (or of every running domain)."""
+    with connect(uri, readonly=True) as conn:
+        if name is not None:
+            dom = conn.lookup(name)
+            guest = conn.guest(dom)
+            if not guest.running:
+                raise InputError(f"--domain {name}: not running on {uri}, nothing to verify")
+            return (guest,)
+        flags = conn.lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+        doms = conn.call("listAllDomains", conn.raw.listAllDomains, flags)
+        return tuple(sorted((conn.guest(d) for d in doms), key=lambda g: g.name))
+
+
 def qemu_pid(name: str, *, run_dir: Path = Path("/run/libvirt/qemu")) -> int | None:
     """The QEMU pid libvirt recorded for a running guest (local hosts only)."""
     try:
@@ -208,8 +224,14 @@ class ApplyResult:
     """Owned sections that differ between the running guest and its new definition."""
 
 
-def apply_to_domain(uri: str, name: str, intent: Intent | None, *, live: bool = False) -> ApplyResult:
-    """Plan domain ``name`` of ``uri`` with ``intent`` (None: its stored intent), define, verify, re-pin."""
+def apply_to_domain(
+    uri: str, name: str, intent_for: Callable[[Intent | None], Intent], *, live: bool = False
+) -> ApplyResult:
+    """Plan domain ``name`` of ``uri``, define it, check the read-back, and with ``live`` re-pin it now.
+
+    ``intent_for(stored)`` turns the domain's stored intent (None if never tuned) into the one to plan
+    with (the CLI's TUNING flags win over the stored intent).
+    """
     from vmtune.xmlmap.live import retune
 
     with connect(uri) as conn:
@@ -222,7 +244,7 @@ def apply_to_domain(uri: str, name: str, intent: Intent | None, *, live: bool = 
             source=f"libvirt:{name}",
             host=conn.host(),
             tenants=tenants,
-            intent=intent,
+            intent=intent_for(current.intent),
             caps=conn.caps(current),
         )
         defined = False

@@ -21,9 +21,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from vmtune.cli import check_cmd, host_cmd, plan_cmd
+    from vmtune.cli import check_cmd, host_cmd, live_cmd, plan_cmd
 
-    for module in (host_cmd, plan_cmd, check_cmd):
+    for module in (host_cmd, plan_cmd, check_cmd, live_cmd):
         module.register(app)
 
 

@@ -1,0 +1,164 @@
+"""`vmtune verify` and `vmtune hook` (run by libvirt, or `hook install`); the `apply --connect` helper."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmtune.cli.common import ConnectOpt, JsonOpt
+from vmtune.cli.tuning import Tuning
+from vmtune.errors import ExitCode, InputError
+
+__all__ = ["HOOK_NAME", "apply_live", "hook_script", "install_hook", "register"]
+
+HOOK_NAME = "vmtune"
+DomainOpt = Annotated[str | None, typer.Option("--domain", "-d", help="Domain name.", metavar="NAME")]
+ProcOpt = Annotated[
+    Path, typer.Option("--proc", help="procfs root to read threads from (tests).", metavar="DIR", hidden=True)
+]
+RunDirOpt = Annotated[
+    Path,
+    typer.Option("--run-dir", help="Where libvirt keeps <name>.pid (tests).", metavar="DIR", hidden=True),
+]
+HookArgs = Annotated[
+    list[str] | None,
+    typer.Argument(help="GUEST OP SUBOP EXTRA as libvirt passes them, or `install`.", metavar="ARGS..."),
+]
+DirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dir", help="libvirt's hooks directory (install puts qemu.d/vmtune in it).", metavar="DIR"
+    ),
+]
+
+
+def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
+    """`apply --connect URI --domain NAME [--live]`: diff on stdout, what happened on stderr."""
+    from vmtune.adapters.libvirt import apply_to_domain
+
+    result = apply_to_domain(uri, domain, tuning.intent, live=live)
+    sys.stdout.write(result.diff)
+    err = sys.stderr
+    for note in result.plan.notes:
+        print(f"vmtune: {note.level.value}: {note.topic}: {note.message}", file=err)
+    print(f"vmtune: {'defined' if result.defined else 'unchanged'}: domain '{domain}' on {uri}", file=err)
+    for change in result.live_now:
+        print(f"vmtune: live now: {change}", file=err)
+    for section in result.needs_restart:
+        print(f"vmtune: needs a guest restart: {section}", file=err)
+    return int(ExitCode.OK)
+
+
+def hook_script(python: str) -> str:
+    return (
+        "#!/bin/sh\n"
+        "# Installed by `vmtune hook install`. libvirt runs it as: vmtune GUEST OP SUBOP EXTRA < DOMAIN.xml\n"
+        "# (it never connects back to libvirtd; see `vmtune hook --help`)\n"
+        f"exec '{python}' -m vmtune.hook \"$@\"\n"
+    )
+
+
+def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, bool]:
+    """Write ``hooks_dir/qemu.d/vmtune`` (0755); returns (path, changed). Idempotent."""
+    from vmtune.adapters.files import atomic_write
+
+    if "'" in (python := python or sys.executable):
+        raise InputError(f"python path {python!r} contains a quote; cannot write the hook script")
+    target = hooks_dir / "qemu.d" / HOOK_NAME
+    body = hook_script(python).encode()
+    try:
+        if target.read_bytes() == body and target.stat().st_mode & 0o777 == 0o755:
+            return target, False
+    except OSError:
+        pass
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--dir {hooks_dir}: cannot create {target.parent}: {err.strerror or err}") from None
+    atomic_write(target, body, mode=0o755)
+    return target, True
+
+
+def _verify(uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path) -> int:
+    from vmtune.adapters.libvirt import is_local, qemu_pid, running_guests
+    from vmtune.adapters.procfs import read_process
+    from vmtune.core.verify import compare, expectation_from_guest
+    from vmtune.render.verify import verify_json, verify_text
+
+    if not is_local(uri):
+        raise InputError(f"--connect {uri}: verify reads this host's /proc; run it on the guest's host")
+    reports = []
+    for guest in running_guests(uri, domain):
+        pid = qemu_pid(guest.name, run_dir=run_dir)
+        if pid is None:
+            raise InputError(f"{run_dir}/{guest.name}.pid: no QEMU pid for running domain '{guest.name}'")
+        reports.append(compare(expectation_from_guest(guest), read_process(guest.name, pid, proc=proc)))
+    sys.stdout.write(verify_json(reports) if json_out else verify_text(reports))
+    if not reports:
+        print(f"vmtune: no running domains on {uri}", file=sys.stderr)
+    return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FINDINGS)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("verify")
+    def verify_cmd(
+        connect: ConnectOpt = None,
+        domain: DomainOpt = None,
+        json_out: JsonOpt = False,
+        proc: ProcOpt = Path("/proc"),
+        run_dir: RunDirOpt = Path("/run/libvirt/qemu"),
+    ) -> None:
+        """What running guests really do (thread affinity, scheduler, memory per node) vs. their XML.
+
+        Exit 5 when anything drifted.
+        """
+        if connect is None:
+            raise InputError("verify needs --connect URI (e.g. qemu:///system)")
+        code = _verify(connect, domain, json_out, proc, run_dir)
+        if code:
+            raise typer.Exit(code)
+
+    @app.command("hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+    def hook_cmd(
+        args: HookArgs = None,
+        hooks_dir: DirOpt = Path("/etc/libvirt/hooks"),
+        connect: ConnectOpt = None,
+    ) -> None:
+        """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`.
+
+        `install` writes DIR/qemu.d/vmtune (mode 0755; libvirtd looks for hooks only when it starts).
+        With --connect it also saves the host's domcapabilities for the hook, which must never call libvirt.
+        """
+        argv = list(args or [])
+        if argv == ["install"]:
+            path, changed = install_hook(hooks_dir)
+            print(path)
+            if connect is not None:
+                _save_domcaps(connect)
+            if changed:
+                print(
+                    "vmtune: restart libvirtd: it looks for hook scripts only when it starts", file=sys.stderr
+                )
+            return
+        from vmtune.hook import run_hook
+
+        code = run_hook(argv, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+        if code:
+            raise typer.Exit(code)
+
+
+def _save_domcaps(uri: str) -> None:
+    from vmtune.adapters.files import atomic_write
+    from vmtune.adapters.hookenv import HookPaths
+    from vmtune.adapters.libvirt import connect
+
+    target = HookPaths().domcaps
+    assert target is not None
+    with connect(uri, readonly=True) as conn:
+        xml = conn.call("getDomainCapabilities", conn.raw.getDomainCapabilities, None, None, None, None, 0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, xml.encode(), mode=0o644)
+    print(f"vmtune: saved domcapabilities of {uri} to {target}", file=sys.stderr)
