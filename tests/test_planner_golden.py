@@ -1,0 +1,46 @@
+"""Golden ``plan --explain``-style renderings of plans (tests/golden/plans/<host>--<case>.txt)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import GOLDEN, check_golden
+from planner_hosts import guest, host_named, render_plan, tenant
+from vmtune.core.guest import GuestSpec
+from vmtune.core.intent import CoreKind, EmulatorPolicy, Intent, OsFamily, Profile, ThreadPolicy
+from vmtune.core.planner import plan_guest
+
+CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
+    "balanced-4": ("dual-skylake-ht-interleaved", guest("web", 4, 8), [], Intent()),
+    "wide-24": ("dual-skylake-ht-interleaved", guest("db", 24, 64), [], Intent()),
+    "tenants-floating": (
+        "dual-ht-adjacent",
+        guest("app", 6, 4),
+        [tenant("a", range(2, 10)), GuestSpec(name="drifter", source="drifter.xml", vcpus=2)],
+        Intent(),
+    ),
+    "ccx-8": ("epyc-2ccx-per-node", guest("ccx", 8, 16), [tenant("small", [12, 44])], Intent()),
+    "latency-isolate": (
+        "dual-ht-adjacent",
+        guest("lat", 4, 2),
+        [],
+        Intent(profiles=(Profile.LATENCY,), iothreads=1),
+    ),
+    "realtime": ("dual-skylake-ht-interleaved", guest("rt", 4, 2), [], Intent(profiles=(Profile.REALTIME,))),
+    "isolcpus-emulator-isolate": (
+        "snc2-xeon",
+        guest("nfv", 8, 8),
+        [],
+        Intent(emulator=EmulatorPolicy.ISOLATE, thread_policy=ThreadPolicy.REQUIRE),
+    ),
+    "phytium-l2": ("phytium-s2500", guest("arm", 6, 4), [], Intent()),
+    "hybrid-little": ("hybrid-pe", guest("batch", 4, 2), [], Intent(core_kind=CoreKind.LITTLE)),
+    "windows-balanced": ("dual-skylake-ht-interleaved", guest("win", 4, 8), [], Intent(os=OsFamily.WINDOWS)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_plan_golden(case: str, regen: bool) -> None:
+    host, g, tenants, intent = CASES[case]
+    plan = plan_guest(host=host_named(host), guest=g, tenants=tenants, intent=intent)
+    check_golden(GOLDEN / "plans" / f"{host}--{case}.txt", render_plan(plan), regen)
