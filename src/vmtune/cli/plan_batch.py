@@ -6,6 +6,7 @@ Writes are atomic (``adapters.files.atomic_write``) and refused when the file ch
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,24 @@ def prepare(path: Path, planner: Planner, tenants: Sequence[GuestSpec]) -> Prepa
         plan=plan,
         before=serialize(doc, style),
         after=serialize(new_doc, style),
-        new_guest=read_guest(new_doc, source=source),
+        new_guest=_as_planned(guest, plan),
     )
+
+
+def _as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
+    """The guest as the next file of a batch sees it: a tenant owning the CPUs and nodes just planned.
+
+    Cheaper than re-reading the new tree (batch speed); only the fields tenants are judged by change.
+    """
+    changes: dict[str, object] = {}
+    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent"):
+        value = getattr(plan, name)
+        if value is not None:
+            changes[name] = value
+    if plan.numatune is not None:
+        changes |= {"numatune_mode": plan.numatune.mode, "numatune_nodeset": plan.numatune.nodeset,
+                    "memnodes": plan.numatune.memnodes}  # fmt: skip
+    return dataclasses.replace(guest, **changes)  # type: ignore[arg-type]
 
 
 def write(prep: Prepared, out: Path, *, backup: bool = False, schema: Path | None = None) -> None:

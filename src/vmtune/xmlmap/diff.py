@@ -46,7 +46,9 @@ def detect_style(raw: bytes, doc: etree._ElementTree | None = None) -> Style:
 
 # Tokens lxml emits: comments, CDATA, PIs and the doctype are copied verbatim; start tags get requoted.
 _TOKEN = re.compile(
-    rb"(<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)|(<[A-Za-z_][^>]*>)", re.S
+    rb"(<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)"
+    rb"|(<[A-Za-z_][^>\"]*\"[^>]*>)",  # only start tags with an attribute value
+    re.S,
 )
 _VALUE = re.compile(rb'"([^"]*)"')
 

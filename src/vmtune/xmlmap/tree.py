@@ -31,19 +31,17 @@ Element = etree._Element
 
 def is_element(node: object) -> bool:
     """True for real elements (lxml also yields comments, PIs and entities as children)."""
-    return isinstance(node, etree._Element) and isinstance(node.tag, str)
+    return isinstance(getattr(node, "tag", None), str)
 
 
 def children(parent: Element, tag: str) -> list[Element]:
     """Direct children named ``tag`` in the null namespace (libvirt's elements)."""
-    return [c for c in parent if is_element(c) and c.tag == tag]
+    # findall with a bare name matches only null-namespace elements and skips comments/PIs (in C)
+    return parent.findall(tag)
 
 
 def child(parent: Element, tag: str) -> Element | None:
-    for c in parent:
-        if is_element(c) and c.tag == tag:
-            return c
-    return None
+    return parent.find(tag)
 
 
 def attr(elem: Element, name: str) -> str | None:
