@@ -32,7 +32,7 @@ def _time(cmd: list[str], stdin: Path | None, runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         start = time.perf_counter()
-        with stdin.open("rb") if stdin else open("/dev/null", "rb") as fh:  # noqa: SIM115
+        with stdin.open("rb") if stdin else open("/dev/null", "rb") as fh:
             subprocess.run(cmd, stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         out.append(time.perf_counter() - start)
     return out
