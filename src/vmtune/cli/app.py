@@ -21,6 +21,8 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
+    if app.registered_commands or app.registered_groups:
+        return  # main() runs many times in one test process: registering twice duplicates every command
     from vmtune.cli import check_cmd, host_cmd, live_cmd, plan_cmd
 
     for module in (host_cmd, plan_cmd, check_cmd, live_cmd):
@@ -31,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, map VmtuneError to its exit code with one stderr line."""
     _register_all()
     try:
-        app(args=argv, prog_name="vmtune", standalone_mode=False)
+        # click returns (not raises) the code of a typer.Exit in non-standalone mode: `check` exits 5 so
+        result = app(args=argv, prog_name="vmtune", standalone_mode=False)
+        if isinstance(result, int) and result:
+            return result
     except VmtuneError as err:
         print(f"vmtune: error: {err}", file=sys.stderr)
         return int(err.exit_code)
