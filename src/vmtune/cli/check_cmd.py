@@ -1,14 +1,276 @@
-"""`vmtune check` (being written)."""
+"""`vmtune check FILE...|DIR [HOST] [--domains DIR] [--json|--sarif] [--select/--ignore CODES] [--fix]`.
+
+Gather (guest XML files, tenants, host topology, host caps) -> ``core.audit.run_rules`` -> render. Every
+guest named on the command line is checked; ``--domains`` tenants only take part in the cross-guest rules.
+A file that can't be read is reported on stderr and skipped (the others are still checked) and makes the
+exit code 2; otherwise exit 5 when an error-level finding remains, else 0.
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-__all__ = ["register"]
+from vmtune.cli.common import (
+    CapabilitiesOpt,
+    ConnectOpt,
+    DomainsOpt,
+    DomcapsOpt,
+    HostSource,
+    JsonOpt,
+    SysfsOpt,
+    load_host,
+)
+from vmtune.core.audit import Finding, catalog, parse_codes, run_rules
+from vmtune.core.caps import HostCaps
+from vmtune.core.guest import GuestSpec
+from vmtune.core.plan import Level
+from vmtune.core.topology import Host
+from vmtune.cpuset import CpuSet
+from vmtune.errors import ExitCode, InputError, VmtuneError
+
+__all__ = ["check_help", "register"]
+
+TargetsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Domain XML files, or directories searched for *.xml.", metavar="FILE...|DIR"),
+]
+SarifOpt = Annotated[bool, typer.Option("--sarif", help="Print SARIF 2.1.0 (for CI systems and editors).")]
+SelectOpt = Annotated[
+    str | None,
+    typer.Option("--select", help="Only these rule codes or prefixes (VT101,VT2).", metavar="CODES"),
+]
+IgnoreOpt = Annotated[
+    str | None, typer.Option("--ignore", help="Skip these rule codes or prefixes.", metavar="CODES")
+]
+ReserveOpt = Annotated[
+    str | None,
+    typer.Option("--reserve", help="Host housekeeping CPUs no guest should be pinned to.", metavar="CPUSET"),
+]
+AllOpt = Annotated[bool, typer.Option("--all", help="With --connect: also check defined, inactive domains.")]
+FixOpt = Annotated[
+    bool, typer.Option("--fix", help="Plan and apply (in place) every guest with findings, then re-check.")
+]
+
+
+def check_help() -> str:
+    """The command help: what it does plus the whole rule catalog, one code per line."""
+    lines = [
+        "Audit domains against the host; exit 5 when an error-level finding remains.",
+        "",
+        "Rules (codes are stable; docs/rules/VTnnn.md says why each matters and how to fix it):",
+        "",
+        "\b",  # click: keep the following lines as they are (no re-wrapping)
+    ]
+    lines += [f"{r.code}  {r.title}" for r in catalog()]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Loaded:
+    guests: tuple[GuestSpec, ...]
+    failed: int
+
+
+def _xml_files(targets: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            found = sorted(p for p in target.rglob("*.xml") if p.is_file())
+            if not found:
+                print(f"vmtune: warning: {target}: no *.xml files", file=sys.stderr)
+            out.extend(found)
+        else:
+            out.append(target)  # missing files fail in read_bytes with the path named
+    return out
+
+
+def _read_guests(paths: list[Path]) -> _Loaded:
+    from vmtune.adapters.files import read_bytes
+    from vmtune.xmlmap.guest import read_guest
+
+    guests: list[GuestSpec] = []
+    failed = 0
+    for path in paths:
+        try:
+            guests.append(read_guest(read_bytes(path), source=str(path)))
+        except VmtuneError as err:
+            # one bad file never hides the findings of the others
+            print(f"vmtune: error: {err}", file=sys.stderr)
+            failed += 1
+    return _Loaded(guests=tuple(guests), failed=failed)
+
+
+def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[GuestSpec, ...]:
+    if domains is None:
+        return ()
+    if not domains.is_dir():
+        raise InputError(f"--domains {domains}: not a directory")
+    loaded = _read_guests(sorted(p for p in domains.glob("*.xml") if p.is_file()))
+    own = {Path(g.source).resolve() for g in targets}
+    uuids = {g.uuid.lower() for g in targets if g.uuid}
+    # a target that also sits in --domains is the same guest, not a rival tenant
+    return tuple(
+        t
+        for t in loaded.guests
+        if Path(t.source).resolve() not in own and not (t.uuid and t.uuid.lower() in uuids)
+    )
+
+
+def _caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
+    from vmtune.adapters.files import read_text
+    from vmtune.adapters.probes import merge_caps, probe_host_caps
+    from vmtune.xmlmap.domcaps import parse_domcapabilities
+
+    parts: list[HostCaps | None] = []
+    if domcaps is not None:
+        parts.append(parse_domcapabilities(read_text(domcaps), source=str(domcaps)))
+    if src.capabilities is None and src.connect is None:
+        # kernel state (APICv, cgroups, RT runtime) of the sysfs root that gave the topology
+        root = src.sysfs or Path("/")
+        if root.is_dir():
+            parts.append(probe_host_caps(root))
+    return merge_caps(*parts)
+
+
+def _fix(
+    host: Host,
+    guests: tuple[GuestSpec, ...],
+    tenants: tuple[GuestSpec, ...],
+    caps: HostCaps | None,
+    findings: tuple[Finding, ...],
+) -> tuple[GuestSpec, ...]:
+    """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read."""
+    from vmtune.adapters.files import atomic_write, read_bytes
+    from vmtune.core.intent import Intent
+    from vmtune.core.planner import plan_guest
+    from vmtune.errors import SchemaError
+    from vmtune.xmlmap.apply import apply_plan
+    from vmtune.xmlmap.diff import detect_style, serialize
+    from vmtune.xmlmap.guest import read_guest
+    from vmtune.xmlmap.safe import parse_xml
+    from vmtune.xmlmap.validate import validate_domain
+
+    to_fix = {f.source for f in findings}
+    current = list(guests)
+    for i, guest in enumerate(current):
+        if guest.source not in to_fix or guest.source.startswith("libvirt:"):
+            continue
+        path = Path(guest.source)
+        raw = read_bytes(path)
+        doc = parse_xml(raw, source=guest.source, root="domain")
+        others = [*current[:i], *current[i + 1 :], *tenants]
+        plan = plan_guest(host=host, guest=guest, tenants=others, intent=guest.intent or Intent(), caps=caps)
+        new = apply_plan(doc, plan)
+        try:
+            checkable = validate_domain(doc, source=guest.source)
+        except SchemaError:
+            checkable = False  # the input already breaks libvirt's schema: nothing to compare against
+        if checkable:
+            validate_domain(new, source=guest.source)
+        data = serialize(new, detect_style(raw, doc))
+        if data != raw:
+            atomic_write(path, data)
+            print(f"vmtune: fixed {path}", file=sys.stderr)
+        current[i] = read_guest(data, source=guest.source)
+    return tuple(current)
+
+
+def run_check(
+    *,
+    targets: list[Path] | None,
+    src: HostSource,
+    domains: Path | None,
+    domcaps: Path | None,
+    all_domains: bool,
+    as_json: bool,
+    as_sarif: bool,
+    select: str | None,
+    ignore: str | None,
+    reserve: str | None,
+    fix: bool,
+) -> int:
+    if as_json and as_sarif:
+        raise InputError("--json and --sarif: choose one")
+    if src.connect is not None and not targets:
+        raise InputError(
+            "--connect: checking live domains needs the libvirt adapter, not available in this build yet; "
+            "check saved XML instead (virsh dumpxml NAME > NAME.xml; vmtune check NAME.xml)"
+        )
+    if all_domains:
+        raise InputError("--all only applies with --connect")
+    if not targets:
+        raise InputError("give domain XML files or a directory to check (vmtune check FILE...|DIR)")
+    selected = parse_codes(select, what="--select") if select else None
+    ignored = parse_codes(ignore, what="--ignore") if ignore else frozenset()
+    reserved = CpuSet.parse(reserve, what="--reserve") if reserve else None
+
+    loaded = _read_guests(_xml_files(targets))
+    host = load_host(src)
+    caps = _caps(src, domcaps)
+    tenants = _tenants(domains, loaded.guests)
+
+    def audit(guests: tuple[GuestSpec, ...]) -> tuple[Finding, ...]:
+        return run_rules(host, guests, tenants=tenants, caps=caps, reserved=reserved,
+                         select=selected, ignore=ignored)  # fmt: skip
+
+    guests = loaded.guests
+    findings = audit(guests)
+    if fix and findings:
+        guests = _fix(host, guests, tenants, caps, findings)
+        findings = audit(guests)
+
+    from vmtune.render.check import render_json, render_sarif, render_table
+
+    if as_json:
+        print(render_json(findings, len(guests)))
+    elif as_sarif:
+        print(render_sarif(findings, catalog()))
+    else:
+        from vmtune.render.console import make_console
+
+        render_table(make_console(), findings, len(guests))
+    if loaded.failed:
+        return int(ExitCode.BAD_INPUT)
+    if any(f.severity is Level.ERROR for f in findings):
+        return int(ExitCode.FINDINGS)
+    return int(ExitCode.OK)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("check")
-    def check_cmd() -> None:
-        """Not implemented yet."""
-        raise typer.Exit(1)
+    @app.command("check", help=check_help(), no_args_is_help=True)
+    def check_cmd(
+        *,
+        targets: TargetsArg = None,
+        sysfs: SysfsOpt = None,
+        capabilities: CapabilitiesOpt = None,
+        connect: ConnectOpt = None,
+        all_domains: AllOpt = False,
+        domains: DomainsOpt = None,
+        domcapabilities: DomcapsOpt = None,
+        as_json: JsonOpt = False,
+        as_sarif: SarifOpt = False,
+        select: SelectOpt = None,
+        ignore: IgnoreOpt = None,
+        reserve: ReserveOpt = None,
+        fix: FixOpt = False,
+    ) -> None:
+        code = run_check(
+            targets=targets,
+            src=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            domains=domains,
+            domcaps=domcapabilities,
+            all_domains=all_domains,
+            as_json=as_json,
+            as_sarif=as_sarif,
+            select=select,
+            ignore=ignore,
+            reserve=reserve,
+            fix=fix,
+        )
+        if code:
+            raise typer.Exit(code)

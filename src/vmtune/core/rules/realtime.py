@@ -119,12 +119,13 @@ def vt406(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     caps = ctx.caps
     if not realtime_vcpus(g) or caps.cgroup_version != 1 or caps.rt_runtime_us != 0:
         return
+    path = caps.rt_runtime_path or "/sys/fs/cgroup/cpu,cpuacct/machine.slice/cpu.rt_runtime_us"
     yield Hit(
         guest=g,
-        location="host: /sys/fs/cgroup/cpu,cpuacct/machine.slice/cpu.rt_runtime_us",
+        location=f"host: {path}",
         message="cgroup v1 gives the machine slice no RT runtime: SCHED_FIFO vCPUs fail at start "
         '("Cannot set scheduler parameters")',
-        fix="give it runtime (echo 950000 > /sys/fs/cgroup/cpu,cpuacct/machine.slice/cpu.rt_runtime_us) "
+        fix=f"give it runtime (echo 950000 > {path}, after its parent cgroups) "
         "or boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
     )
 

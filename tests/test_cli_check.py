@@ -1,0 +1,303 @@
+"""`vmtune check` end to end on the committed fixtures (tests/data/check): one bad/fixed pair per rule,
+the catalog meta-test (fixture + docs page + --help line for every code), exit codes, --select/--ignore,
+JSON and SARIF 2.1.0 output, and the corpus run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from vmtune.cli.app import main
+from vmtune.core.audit import catalog
+
+REPO = Path(__file__).resolve().parent.parent
+CHECK = REPO / "tests" / "data" / "check"
+HOST = CHECK / "hosts" / "2n4c2t"
+CASES: dict[str, dict[str, Any]] = tomllib.loads((CHECK / "cases.toml").read_text())
+CODES = [r.code for r in catalog()]
+# what make_fixtures.py's OLD_KVM_PROBES adds: APICv off, cgroup v1 machine slice with no RT runtime
+OLD_KVM_PROBES = {
+    "sys/module/kvm_intel/parameters/enable_apicv": "N",
+    "sys/fs/cgroup/cpu,cpuacct/machine.slice/cpu.rt_runtime_us": "0",
+}
+
+
+@pytest.fixture(scope="session")
+def old_kvm_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hosts") / "2n4c2t-oldkvm"
+    shutil.copytree(HOST, root, symlinks=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").unlink()
+    for path, text in OLD_KVM_PROBES.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text + "\n")
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main(["check", *(str(a) for a in args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def codes_of(out: str) -> set[str]:
+    return {f["code"] for f in json.loads(out)["findings"]}
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_rule_fires_on_its_fixture_and_not_on_the_fixed_twin(
+    code: str, capsys: pytest.CaptureFixture[str], old_kvm_host: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # cases.toml names files relative to the repo
+    case = CASES.get(code, {})
+    hosts = {"2n4c2t": HOST, "2n4c2t-oldkvm": old_kvm_host}
+    for side, wanted in (("bad", True), ("fixed", False)):
+        host = hosts[case.get(f"{side}_host", case.get("host", "2n4c2t"))]
+        rc, out, err = run(capsys, CHECK / code / side, "--sysfs", host, "--json", *case.get("args", []))
+        assert rc in (0, 5), err
+        assert (code in codes_of(out)) is wanted, f"{code} {side}: {json.loads(out)['findings']}"
+
+
+def test_every_code_has_fixtures_a_docs_page_and_a_help_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(CODES) == 25 and len(set(CODES)) == 25
+    assert main(["check", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for rule in catalog():
+        assert (CHECK / rule.code / "bad").is_dir() and (CHECK / rule.code / "fixed").is_dir(), rule.code
+        doc = REPO / "docs" / "rules" / f"{rule.code}.md"
+        assert doc.is_file(), f"{doc} missing"
+        text = doc.read_text()
+        assert text.startswith(f"# {rule.code}: {rule.title}\n"), f"{doc}: title must match the catalog"
+        for section in ("## Why it matters", "## How to fix", "## Example"):
+            assert section in text, f"{doc}: no {section!r}"
+        assert f"{rule.code}  {rule.title}" in help_text, f"{rule.code} not in check --help"
+    assert {p.name for p in CHECK.iterdir() if p.name.startswith("VT")} == set(CODES)
+    assert set(CASES) <= set(CODES)
+
+
+def test_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, out, _ = run(capsys, CHECK / "VT108" / "bad", "--sysfs", HOST)  # error-level finding
+    assert rc == 5 and "VT108" in out
+    rc, _, _ = run(capsys, CHECK / "VT102" / "bad", "--sysfs", HOST)  # warning only
+    assert rc == 0
+    rc, out, _ = run(capsys, CHECK / "VT108" / "bad", "--sysfs", HOST, "--ignore", "VT108")
+    assert rc == 0 and "VT108" not in out
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<domain><name>x</name")
+    rc, out, err = run(capsys, CHECK / "VT102" / "bad" / "web.xml", bad, "--sysfs", HOST, "--json")
+    assert rc == 2  # one unreadable file: reported, the other file still checked
+    assert "broken.xml" in err and codes_of(out) == {"VT102"}
+
+
+def test_select_and_ignore_take_codes_and_prefixes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = (CHECK / "VT104" / "bad", "--sysfs", HOST, "--json")
+    _, out, _ = run(capsys, *args)
+    assert {"VT104", "VT105"} <= codes_of(out)
+    _, out, _ = run(capsys, *args, "--select", "VT104")
+    assert codes_of(out) == {"VT104"}
+    _, out, _ = run(capsys, *args, "--select", "vt1", "--ignore", "VT104")
+    assert "VT104" not in codes_of(out) and codes_of(out) <= {f"VT10{i}" for i in range(10)}
+    rc, _, err = run(capsys, *args, "--select", "VT999")
+    assert rc == 2 and "--select: unknown rule code 'VT999'" in err
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, CHECK / "VT101" / "bad", "--sysfs", HOST, "--json", "--sarif")
+    assert rc == 2 and err.strip() == "vmtune: error: --json and --sarif: choose one"
+    rc, _, err = run(capsys, "--connect", "qemu:///system")
+    assert rc == 2 and "--connect" in err and "Traceback" not in err
+
+
+def test_tenants_take_part_in_cross_guest_rules_only(capsys: pytest.CaptureFixture[str]) -> None:
+    a = CHECK / "VT104" / "bad" / "a.xml"
+    _, out, _ = run(capsys, a, "--sysfs", HOST, "--json", "--domains", CHECK / "VT104" / "bad")
+    found = json.loads(out)["findings"]
+    assert {f["guest"] for f in found} == {"a"}  # b is a tenant: context, not a target
+    assert any(f["code"] == "VT104" and "also pinned exclusively by b" in f["message"] for f in found)
+
+
+def test_table_groups_by_guest(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "140")
+    _, out, _ = run(capsys, CHECK / "VT103" / "bad", "--sysfs", HOST)
+    lines = out.splitlines()
+    assert lines[0].startswith("a  ") and any(line.startswith("b  ") for line in lines)
+    assert out.rstrip().splitlines()[-1].startswith("4 finding(s) in 2 of 2 guest(s)")
+
+
+# -- SARIF -----------------------------------------------------------------------------------------------
+# No installed package ships the OASIS SARIF 2.1.0 schema, so this is the part of it vmtune's output uses,
+# transcribed by hand from the spec (sarif-schema-2.1.0.json): the same required properties, enums and
+# closed objects (additionalProperties: false) for sarifLog, run, tool, toolComponent, reportingDescriptor,
+# result, message, location, physicalLocation, artifactLocation and logicalLocation.
+_MSG = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"text": {"type": "string"}, "markdown": {"type": "string"}, "id": {"type": "string"}},
+    "anyOf": [{"required": ["text"]}, {"required": ["id"]}],
+}
+_MULTI = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"text": {"type": "string"}, "markdown": {"type": "string"}},
+    "required": ["text"],
+}
+_LEVEL = {"enum": ["none", "note", "warning", "error"]}
+_BAG = {"type": "object"}
+SARIF_SUBSET: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["version", "runs"],
+    "properties": {
+        "$schema": {"type": "string", "format": "uri"},
+        "version": {"enum": ["2.1.0"]},
+        "runs": {"type": "array", "items": {"$ref": "#/definitions/run"}},
+    },
+    "definitions": {
+        "run": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["tool"],
+            "properties": {
+                "tool": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["driver"],
+                    "properties": {"driver": {"$ref": "#/definitions/toolComponent"}},
+                },
+                "results": {"type": "array", "items": {"$ref": "#/definitions/result"}},
+                "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
+            },
+        },
+        "toolComponent": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "semanticVersion": {"type": "string"},
+                "rules": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": {"$ref": "#/definitions/reportingDescriptor"},
+                },
+            },
+        },
+        "reportingDescriptor": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "shortDescription": _MULTI,
+                "fullDescription": _MULTI,
+                "help": _MULTI,
+                "defaultConfiguration": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"level": _LEVEL, "enabled": {"type": "boolean"}},
+                },
+                "properties": _BAG,
+            },
+        },
+        "result": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["message"],
+            "properties": {
+                "ruleId": {"type": "string"},
+                "ruleIndex": {"type": "integer", "minimum": -1},
+                "level": _LEVEL,
+                "message": _MSG,
+                "locations": {"type": "array", "items": {"$ref": "#/definitions/location"}},
+                "properties": _BAG,
+            },
+        },
+        "location": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "physicalLocation": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"artifactLocation": {"$ref": "#/definitions/artifactLocation"}},
+                    "anyOf": [{"required": ["address"]}, {"required": ["artifactLocation"]}],
+                },
+                "logicalLocations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "fullyQualifiedName": {"type": "string"},
+                            "kind": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "artifactLocation": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "uri": {"type": "string", "format": "uri-reference"},
+                "uriBaseId": {"type": "string"},
+            },
+        },
+    },
+}
+
+
+def test_sarif_validates_and_reads_back_with_sarif_tools(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rc, out, _ = run(capsys, CHECK / "VT104" / "bad", CHECK / "VT407" / "bad", "--sysfs", HOST, "--sarif")
+    assert rc == 5
+    log = json.loads(out)
+    jsonschema.Draft7Validator.check_schema(SARIF_SUBSET)
+    jsonschema.validate(log, SARIF_SUBSET, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    driver = log["runs"][0]["tool"]["driver"]
+    assert [r["id"] for r in driver["rules"]] == CODES
+    results = log["runs"][0]["results"]
+    for res in results:
+        assert driver["rules"][res["ruleIndex"]]["id"] == res["ruleId"]
+    assert {r["level"] for r in results} <= {"error", "warning", "note"}
+
+    from sarif import loader
+
+    path = tmp_path / "check.sarif"
+    path.write_text(out)
+    sarif = loader.load_sarif_file(str(path))
+    assert sarif.get_distinct_tool_names() == ["vmtune"]
+    assert sarif.get_result_count() == len(results) > 0
+    records = sarif.get_records()
+    assert {r["Code"].split()[0] for r in records} == {r["ruleId"] for r in results}
+    assert any(r["Location"].endswith("a.xml") for r in records)
+    assert "error" in sarif.get_severities()
+
+
+# -- the real corpus -------------------------------------------------------------------------------------
+CORPUS_HOSTS = ["hwloc-16em64t-4s2c2t", "hwloc-64amd64-4s2n4ca2co", "hwloc-128arm-2pa2n8cluster4co"]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("machine", CORPUS_HOSTS)
+def test_corpus_domains_never_crash(machine: str, corpora: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    domains = corpora / "domains"
+    start = time.perf_counter()
+    rc, out, err = run(capsys, domains, "--sysfs", corpora / "sysfs" / machine, "--json")
+    elapsed = time.perf_counter() - start
+    assert rc in (0, 5), err
+    assert "Traceback" not in err
+    summary = json.loads(out)["summary"]
+    assert summary["guests"] == 606
+    print(f"\n{machine}: {summary['findings']} findings in {elapsed:.2f}s: {summary['codes']}")
