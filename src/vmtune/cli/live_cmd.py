@@ -12,7 +12,7 @@ from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
 from vmtune.errors import ExitCode, InputError
 
-__all__ = ["HOOK_NAME", "apply_live", "hook_script", "install_hook", "register"]
+__all__ = ["HOOK_NAME", "apply_connect", "apply_live", "hook_script", "install_hook", "register"]
 
 HOOK_NAME = "vmtune"
 DomainOpt = Annotated[str | None, typer.Option("--domain", "-d", help="Domain name.", metavar="NAME")]
@@ -162,3 +162,27 @@ def _save_domcaps(uri: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, xml.encode(), mode=0o644)
     print(f"vmtune: saved domcapabilities of {uri} to {target}", file=sys.stderr)
+
+
+def apply_connect(
+    files: list[Path] | None,
+    *,
+    connect: str | None,
+    domain: str | None,
+    live: bool,
+    tuning: Tuning,
+    offline_flags: dict[str, object],
+) -> int:
+    """The `apply --connect URI --domain NAME [--live]` branch of `vmtune apply` (plan_cmd.py calls it)."""
+    if domain is None:
+        raise InputError("--live needs --connect URI --domain NAME")
+    if connect is None:
+        raise InputError(f"--domain {domain}: needs --connect URI (e.g. qemu:///system)")
+    if files:
+        raise InputError(f"--domain {domain}: give either DOMAIN.xml files or --domain, not both")
+    clash = [flag for flag, value in offline_flags.items() if value not in (None, False)]
+    if clash:
+        raise InputError(
+            f"--domain {domain}: {', '.join(clash)} only apply to files, not to a libvirt domain"
+        )
+    return apply_live(connect, domain, tuning, live=live)

@@ -38,6 +38,14 @@ OutOpt = Annotated[
 ]
 InPlaceOpt = Annotated[bool, typer.Option("--in-place", help="Rewrite the input files atomically.")]
 BackupOpt = Annotated[bool, typer.Option("--backup", help="With --in-place: keep the old file as FILE~.")]
+LiveFilesArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Domain XML files or directories (not with --domain).", metavar="[DOMAIN.xml...]"),
+]
+LiveDomainOpt = Annotated[
+    str | None, typer.Option("--domain", help="With --connect: tune this libvirt domain.", metavar="NAME")
+]
+LiveOpt = Annotated[bool, typer.Option("--live", help="With --domain: also re-pin the running guest now.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -82,7 +90,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
-        files: FilesArg,
+        files: LiveFilesArg = None,
+        domain: LiveDomainOpt = None,
+        live: LiveOpt = False,
         output: OutOpt = None,
         in_place: InPlaceOpt = False,
         backup: BackupOpt = False,
@@ -113,6 +123,21 @@ def register(app: typer.Typer) -> None:
             memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
             reserve=reserve, os=os, core_kind=core_kind, force=force,
         )  # fmt: skip
+        if domain is not None or live:  # through libvirt (issue 6): vmtune.cli.live_cmd
+            from vmtune.cli.live_cmd import apply_connect
+
+            code = apply_connect(
+                files, connect=connect, domain=domain, live=live, tuning=tuning,
+                offline_flags={"-o": output, "--in-place": in_place, "--sysfs": sysfs,
+                               "--capabilities": capabilities, "--domains": domains},
+            )  # fmt: skip
+            if code:
+                raise typer.Exit(code)
+            return
+        if not files:
+            from vmtune.errors import InputError
+
+            raise InputError("apply: give DOMAIN.xml files, or --connect URI --domain NAME")
         code = run(
             files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
             domcaps=domcapabilities, domains=domains, tuning=tuning, write_to=output, in_place=in_place,
