@@ -102,7 +102,7 @@ class _Reader:
         finally:
             os.close(fd)
         try:
-            return data.decode("utf-8").replace("\x00", "").strip()
+            return data.replace(b"\x00", b"").strip().decode("utf-8")
         except UnicodeDecodeError:
             raise InputError(f"{path}: not text") from None
 
@@ -278,8 +278,9 @@ class _Reader:
             level = self.integer(f"{idx}/level")
             if level not in (2, 3):
                 continue
-            ctype = self.text(f"{idx}/type")
-            if ctype == "Instruction":
+            # Only L2 can be split (Itanium's L2I/L2D); no CPU has an instruction-only L3, so the
+            # type is read where it can matter (one read less per CPU on big hosts).
+            if level == 2 and self.text(f"{idx}/type") == "Instruction":
                 continue
             # The mask first, as hwloc does: the hwloc-64amd64-4s2n4ca2co dump (Bulldozer, L2 shared
             # by the two cores of a module) has shared_cpu_list "6" where shared_cpu_map says 6-7.
