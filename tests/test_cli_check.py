@@ -110,8 +110,11 @@ def test_select_and_ignore_take_codes_and_prefixes(capsys: pytest.CaptureFixture
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run(capsys, CHECK / "VT101" / "bad", "--sysfs", HOST, "--json", "--sarif")
     assert rc == 2 and err.strip() == "vmtune: error: --json and --sarif: choose one"
-    rc, _, err = run(capsys, "--connect", "qemu:///system")
-    assert rc == 2 and "--connect" in err and "Traceback" not in err
+    # no such libvirt driver: exit 4 naming the URI (2 with the install hint where libvirt-python is absent)
+    rc, _, err = run(capsys, "--connect", "bogus:///x")
+    assert rc in (2, 4) and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    rc, _, err = run(capsys, CHECK / "VT101" / "bad", "--sysfs", HOST, "--all")
+    assert rc == 2 and "--all only applies with --connect" in err
 
 
 def test_tenants_take_part_in_cross_guest_rules_only(capsys: pytest.CaptureFixture[str]) -> None:
@@ -296,8 +299,10 @@ def test_corpus_domains_never_crash(machine: str, corpora: Path, capsys: pytest.
     start = time.perf_counter()
     rc, out, err = run(capsys, domains, "--sysfs", corpora / "sysfs" / machine, "--json")
     elapsed = time.perf_counter() - start
-    assert rc in (0, 5), err
-    assert "Traceback" not in err
+    # a few corpus files are templates or test inputs libvirt itself rejects: exit 2, one line each
+    unreadable = [line for line in err.splitlines() if line.startswith("vmtune: error: ")]
+    assert rc == (2 if unreadable else 5), err
+    assert "Traceback" not in err and len(unreadable) <= 10
     summary = json.loads(out)["summary"]
-    assert summary["guests"] == 606
+    assert summary["guests"] + len(unreadable) == 606
     print(f"\n{machine}: {summary['findings']} findings in {elapsed:.2f}s: {summary['codes']}")

@@ -84,3 +84,9 @@ def test_vt304_ignores_switched_off_features_and_unknown_caps() -> None:
     off = guest(os_family=WIN, hyperv_mode="custom", hyperv=(HypervFeature(name="synic", state=False),))
     assert findings("VT304", (off,), caps=NESTED) == ()
     assert findings("VT304", (guest(os_family=WIN, hyperv_mode="custom", hyperv=FULL_HV),)) == ()
+
+
+def test_windows_on_arm_has_no_hyperv_or_pc_timers() -> None:
+    g = guest(os_family=WIN, arch="aarch64")
+    assert findings("VT301", (g,)) == () and findings("VT302", (g,)) == ()
+    assert findings("VT301", (guest(os_family=WIN, arch="x86_64"),)) != ()

@@ -137,6 +137,37 @@ def _caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
     return merge_caps(*parts)
 
 
+def _live(
+    uri: str, domcaps: Path | None, *, all_domains: bool
+) -> tuple[Host, HostCaps | None, tuple[GuestSpec, ...], tuple[GuestSpec, ...]]:
+    """Host, caps and domains of a libvirt connection: running domains are checked (``--all``: every
+    defined one); the others are tenants. Running domains carry their live pins."""
+    from vmtune.adapters.files import read_text
+    from vmtune.adapters.libvirt import connect, is_local
+    from vmtune.adapters.probes import merge_caps, probe_host_caps
+    from vmtune.errors import LibvirtError
+    from vmtune.xmlmap.domcaps import parse_domcapabilities
+
+    # an audit only reads: a read-only connection works for unprivileged users too
+    with connect(uri, readonly=True) as conn:
+        host = conn.host()
+        everyone = conn.tenants()
+        try:
+            caps = conn.caps()
+        except LibvirtError as err:
+            # libvirt refuses domcapabilities on read-only connections; host probes still tell a lot
+            print(f"vmtune: note: {err}; pass --domcapabilities FILE for the Hyper-V checks", file=sys.stderr)
+            caps = probe_host_caps(Path("/")) if is_local(uri) else None
+    if domcaps is not None:  # an explicit file wins over what the connection says
+        caps = merge_caps(parse_domcapabilities(read_text(domcaps), source=str(domcaps)), caps)
+    targets = tuple(g for g in everyone if all_domains or g.running)
+    if not targets:
+        print(
+            f"vmtune: note: no domains to check on {uri} (--all adds defined, inactive ones)", file=sys.stderr
+        )
+    return host, caps, targets, tuple(g for g in everyone if not (all_domains or g.running))
+
+
 def _fix(
     host: Host,
     guests: tuple[GuestSpec, ...],
@@ -196,23 +227,22 @@ def run_check(
 ) -> int:
     if as_json and as_sarif:
         raise InputError("--json and --sarif: choose one")
-    if src.connect is not None and not targets:
-        raise InputError(
-            "--connect: checking live domains needs the libvirt adapter, not available in this build yet; "
-            "check saved XML instead (virsh dumpxml NAME > NAME.xml; vmtune check NAME.xml)"
-        )
-    if all_domains:
+    if all_domains and src.connect is None:
         raise InputError("--all only applies with --connect")
-    if not targets:
+    if src.connect is None and not targets:
         raise InputError("give domain XML files or a directory to check (vmtune check FILE...|DIR)")
     selected = parse_codes(select, what="--select") if select else None
     ignored = parse_codes(ignore, what="--ignore") if ignore else frozenset()
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else None
 
-    loaded = _read_guests(_xml_files(targets))
-    host = load_host(src)
-    caps = _caps(src, domcaps)
-    tenants = _tenants(domains, loaded.guests)
+    if src.connect is not None and not targets:
+        host, caps, guests, tenants = _live(src.connect, domcaps, all_domains=all_domains)
+        loaded = _Loaded(guests=guests, failed=0)
+    else:
+        loaded = _read_guests(_xml_files(targets or []))
+        host = load_host(src)
+        caps = _caps(src, domcaps)
+        tenants = _tenants(domains, loaded.guests)
 
     def audit(guests: tuple[GuestSpec, ...]) -> tuple[Finding, ...]:
         return run_rules(host, guests, tenants=tenants, caps=caps, reserved=reserved,
@@ -221,6 +251,9 @@ def run_check(
     guests = loaded.guests
     findings = audit(guests)
     if fix and findings:
+        if any(f.source.startswith("libvirt:") for f in findings):
+            print("vmtune: note: --fix rewrites files only; for libvirt domains run "
+                  "`vmtune apply --connect URI --domain NAME`", file=sys.stderr)  # fmt: skip
         guests = _fix(host, guests, tenants, caps, findings)
         findings = audit(guests)
 

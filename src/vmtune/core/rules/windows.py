@@ -26,12 +26,21 @@ RECOMMENDED_HYPERV = (
 )  # fmt: skip
 
 
+# Hyper-V enlightenments and the PC timers (hpet, pit, rtc ticks) exist only for x86 guests; Windows on arm64
+# (virt-install's aarch64 win11) has neither, so those rules don't apply there.
+_X86 = frozenset({"x86_64", "i686", "i586", "i386"})
+
+
+def _x86_windows(g: GuestSpec) -> bool:
+    return is_windows(g) and (g.arch is None or g.arch in _X86)
+
+
 def _windows_fix(g: GuestSpec) -> str:
     return apply_cmd(g, "--profile windows")
 
 
 def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
-    if not is_windows(g) or g.hyperv_mode == "passthrough":
+    if not _x86_windows(g) or g.hyperv_mode == "passthrough":
         return
     enabled = {f.name for f in g.hyperv if f.state}
     wanted = [n for n in RECOMMENDED_HYPERV if ctx.caps.hyperv is None or n in ctx.caps.hyperv]
@@ -47,7 +56,7 @@ def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
 
 
 def vt302(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
-    if not is_windows(g):
+    if not _x86_windows(g):
         return
     problems = []
     hv = g.timer("hypervclock")
