@@ -133,6 +133,36 @@ def test_table_groups_by_guest(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert out.rstrip().splitlines()[-1].startswith("4 finding(s) in 2 of 2 guest(s)")
 
 
+def test_fix_replans_and_rewrites_the_guests_with_findings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for xml in (CHECK / "VT104" / "bad").glob("*.xml"):
+        shutil.copy(xml, tmp_path / xml.name)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")}
+    rc, out, err = run(capsys, tmp_path, "--sysfs", HOST, "--json", "--fix")
+    assert rc == 0, err
+    assert json.loads(out)["findings"] == []  # what remains after the fix
+    assert "vmtune: fixed" in err
+    after = {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")}
+    assert after != before and b"vmtune:tuning" in after["b.xml"]
+    rc, out, err = run(capsys, tmp_path, "--sysfs", HOST, "--json", "--fix")
+    assert rc == 0 and "fixed" not in err  # nothing left to fix: files untouched
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")} == after
+
+
+def test_fix_writes_nothing_when_a_guest_cannot_be_placed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copy(CHECK / "VT101" / "bad" / "db.xml", tmp_path / "a.xml")
+    big = (CHECK / "VT101" / "bad" / "db.xml").read_text()
+    big = big.replace("<name>db</name>", "<name>big</name>").replace(">2</vcpu>", ">64</vcpu>")
+    (tmp_path / "z.xml").write_text(big)  # 64 vCPUs with balanced intent on a 16-CPU host
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")}
+    rc, _, err = run(capsys, tmp_path, "--sysfs", HOST, "--fix")
+    assert rc == 3, err
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")} == before
+
+
 # -- SARIF -----------------------------------------------------------------------------------------------
 # No installed package ships the OASIS SARIF 2.1.0 schema, so this is the part of it vmtune's output uses,
 # transcribed by hand from the spec (sarif-schema-2.1.0.json): the same required properties, enums and

@@ -188,6 +188,7 @@ def _fix(
 
     to_fix = {f.source for f in findings}
     current = list(guests)
+    writes: list[tuple[Path, bytes]] = []
     for i, guest in enumerate(current):
         if guest.source not in to_fix or guest.source.startswith("libvirt:"):
             continue
@@ -205,9 +206,13 @@ def _fix(
             validate_domain(new, source=guest.source)
         data = serialize(new, detect_style(raw, doc))
         if data != raw:
-            atomic_write(path, data)
-            print(f"vmtune: fixed {path}", file=sys.stderr)
+            writes.append((path, data))
+        # the next guest is planned around this one's new pins
         current[i] = read_guest(data, source=guest.source)
+    # plan everything first, write after: an infeasible guest leaves every file as it was
+    for path, data in writes:
+        atomic_write(path, data)
+        print(f"vmtune: fixed {path}", file=sys.stderr)
     return tuple(current)
 
 
