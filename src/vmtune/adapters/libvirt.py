@@ -143,7 +143,7 @@ class Connection:
                 vcpupins = [p for p in vcpupins if p.vcpu != vcpu] + [VcpuPin(vcpu=vcpu, cpus=cpus)]
         emu = _from_map(self.call("emulatorPinInfo", dom.emulatorPinInfo, live, domain=name))
         iopins = list(guest.iothreadpins)
-        for iothread, cpumap in self.call("iothreadInfo", dom.iothreadInfo, live, domain=name) or ():
+        for iothread, cpumap in self.call("ioThreadInfo", dom.ioThreadInfo, live, domain=name) or ():
             cpus = _from_map(cpumap)
             if cpus != every:
                 iopins = [p for p in iopins if p.iothread != iothread] + [
@@ -304,7 +304,7 @@ def _repin(conn: Connection, dom: Any, plan: Plan) -> tuple[str, ...]:
     if plan.emulatorpin is not None:
         conn.call("pinEmulator", dom.pinEmulator, _to_map(plan.emulatorpin, ncpus), flags, domain=name)
         done.append(f"emulator -> {plan.emulatorpin}")
-    live_iothreads = {i for i, _ in conn.call("iothreadInfo", dom.iothreadInfo, lv.VIR_DOMAIN_AFFECT_LIVE,
+    live_iothreads = {i for i, _ in conn.call("ioThreadInfo", dom.ioThreadInfo, lv.VIR_DOMAIN_AFFECT_LIVE,
                                                  domain=name) or ()}  # fmt: skip
     for io in plan.iothreadpins or ():
         if io.iothread not in live_iothreads:

@@ -1,0 +1,73 @@
+"""Helpers for the e2e tests (the fixtures are in conftest.py): run the real CLI, read /proc directly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+URI = "qemu:///system"
+RUN_DIR = Path("/run/libvirt/qemu")
+
+
+def vmtune(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess (``python -m vmtune``), as an operator runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmtune", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    return proc
+
+
+def qemu_pid(name: str) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            return int((RUN_DIR / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    raise AssertionError(f"no pid file for {name}")
+
+
+def threads(name: str) -> dict[str, list[tuple[int, str]]]:
+    """Thread name -> [(tid, Cpus_allowed_list)], read straight from /proc (not through vmtune)."""
+    pid = qemu_pid(name)
+    out: dict[str, list[tuple[int, str]]] = {}
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        try:
+            comm = (task / "comm").read_text().strip()
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        allowed = next(
+            ln.split(":", 1)[1].strip() for ln in status.splitlines() if ln.startswith("Cpus_allowed_list")
+        )
+        out.setdefault(comm, []).append((int(task.name), allowed))
+    return out
+
+
+def vcpu_affinity(name: str) -> dict[int, str]:
+    """vCPU id -> Cpus_allowed_list of its ``CPU n/KVM`` (or ``/TCG``) thread."""
+    out = {}
+    for comm, entries in threads(name).items():
+        if comm.startswith("CPU ") and comm.endswith(("/KVM", "/TCG")):
+            out[int(comm[4:].split("/")[0])] = entries[0][1]
+    return out
+
+
+def emulator_affinity(name: str) -> set[str]:
+    """Distinct affinities of the emulator threads (all but vCPUs, iothreads and KVM's kernel workers)."""
+    found = set()
+    for comm, entries in threads(name).items():
+        if comm.startswith(("CPU ", "IO iothread", "kvm-")):
+            continue
+        found |= {allowed for _, allowed in entries}
+    return found
