@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rulehosts import findings, guest, make_host, pins
-from vmtune.core.audit import claimed_cpus, is_dedicated
+from vmtune.core.audit import claimed_cpus, is_dedicated, run_rules
 from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin
 from vmtune.core.intent import Intent, Profile
 from vmtune.core.plan import Level
+from vmtune.core.rules import BY_CODE
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
@@ -161,3 +164,34 @@ def test_vt102_aggregates_vcpus_with_the_same_pin() -> None:
 def test_vt109_ignores_partly_pinned_guests() -> None:
     g = guest(vcpus=4, vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=2, threads=2))
     assert findings("VT109", (g,)) == ()
+
+
+# -- invariants over random tenant sets ------------------------------------------------------------------
+_CPU = st.integers(min_value=0, max_value=17)  # 16 online CPUs plus two the host lacks
+_PIN = st.lists(_CPU, min_size=1, max_size=3).map(lambda c: ",".join(map(str, c)))
+_GUEST = st.builds(
+    lambda name, specs, hint: guest(name, vcpupins=pins(*specs), kvm_hint_dedicated=hint),
+    st.sampled_from("abcdef"),
+    st.lists(_PIN, min_size=1, max_size=4),
+    st.booleans(),
+)
+
+
+@given(
+    st.lists(_GUEST, min_size=1, max_size=5, unique_by=lambda g: g.name),
+    st.integers(min_value=0, max_value=4),
+)
+def test_audit_invariants(guests: list[GuestSpec], split: int) -> None:
+    targets, tenants = guests[: split + 1], guests[split + 1 :]
+    found = run_rules(H, targets, tenants=tenants)
+    # deterministic, only targets get findings, every finding is complete and in the catalog
+    assert found == run_rules(H, targets, tenants=tenants)
+    assert {f.source for f in found} <= {g.source for g in targets}
+    assert all(f.code in BY_CODE and f.message and f.fix and f.location for f in found)
+    # overlapping exclusive pins are symmetric: if a target reports VT104, its rival (when a target) does too
+    names = {g.name for g in targets}
+    for f in found:
+        if f.code == "VT104":
+            rivals = f.message.split("exclusively by ")[1].split(" (+")[0].split(", ")
+            for rival in set(rivals) & names:
+                assert any(o.code == "VT104" and o.guest == rival for o in found)
