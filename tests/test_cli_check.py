@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from conftest import GOLDEN, check_golden
 from vmtune.cli.app import main
 from vmtune.core.audit import catalog
 
@@ -161,6 +162,20 @@ def test_fix_writes_nothing_when_a_guest_cannot_be_placed(
     rc, _, err = run(capsys, tmp_path, "--sysfs", HOST, "--fix")
     assert rc == 3, err
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")} == before
+
+
+@pytest.mark.parametrize("fmt", ["txt", "json", "sarif"])
+def test_output_goldens(
+    fmt: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, regen: bool
+) -> None:
+    monkeypatch.chdir(REPO)  # relative sources keep the goldens machine-independent
+    monkeypatch.setenv("COLUMNS", "110")
+    monkeypatch.setenv("NO_COLOR", "1")
+    flags = {"txt": [], "json": ["--json"], "sarif": ["--sarif"]}[fmt]
+    rc, out, _ = run(capsys, "tests/data/check/VT104/bad", "tests/data/check/VT407/bad", "--sysfs",
+                     "tests/data/check/hosts/2n4c2t", *flags)  # fmt: skip
+    assert rc == 5
+    check_golden(GOLDEN / "check" / f"vt104-vt407--2n4c2t.{fmt}", out, regen)
 
 
 # -- SARIF -----------------------------------------------------------------------------------------------

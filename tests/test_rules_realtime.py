@@ -80,7 +80,7 @@ def test_the_good_nfv_guest_is_clean_on_every_rule() -> None:
 def test_vt401_rt_core_shared_with_another_guest() -> None:
     other = guest("other", vcpupins=pins("9"))
     (f,) = findings("VT401", (rt(),), tenants=(other,))
-    assert f.message == "realtime vCPU 1 share their cores with other"
+    assert f.message == "realtime vCPU 1 on cores shared with other"
 
 
 def test_vt406_unknown_or_v2_cgroup_says_nothing() -> None:

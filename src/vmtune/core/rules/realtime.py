@@ -53,7 +53,7 @@ def vt401(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         yield Hit(
             guest=g,
             location=vcpupin_xpath(shared[0]),
-            message=f"realtime {vcpus_text(shared)} share their cores with {names(rivals)}",
+            message=f"realtime {vcpus_text(shared)} on cores shared with {names(rivals)}",
             fix=_rt_fix(g),
         )
 
