@@ -16,13 +16,10 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from e2ehelp import URI
-
-REQUIRED = os.environ.get("VMTUNE_E2E_REQUIRED") == "1"
+from e2ehelp import REQUIRED, URI, Libvirt
 
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
@@ -54,13 +51,6 @@ def kvm_works() -> bool:
     return True
 
 
-@dataclass
-class Libvirt:
-    conn: Any
-    lv: Any
-    domain_type: str
-
-
 @pytest.fixture(scope="session")
 def libvirt_session() -> Iterator[Libvirt]:
     try:
@@ -76,8 +66,10 @@ def libvirt_session() -> Iterator[Libvirt]:
     for dom in conn.listAllDomains(0):
         if dom.name().startswith("vmtune-e2e-"):
             _remove(dom)
-    yield Libvirt(conn=conn, lv=libvirt, domain_type="kvm" if kvm_works() else "qemu")
-    conn.close()
+    session = Libvirt(conn=conn, lv=libvirt, domain_type="kvm" if kvm_works() else "qemu")
+    yield session
+    with contextlib.suppress(libvirt.libvirtError):
+        session.conn.close()  # not `conn`: test_zz_hook_libvirt restarts libvirtd and reconnects
 
 
 def _remove(dom: Any) -> None:
@@ -96,21 +88,20 @@ def _remove(dom: Any) -> None:
 def make_guest(libvirt_session: Libvirt, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
     """``make_guest(vcpus=2)`` defines a diskless guest and returns its name; all are removed afterwards."""
     made: list[str] = []
-    conn = libvirt_session.conn
 
     def make(*, vcpus: int, xml: str | None = None) -> str:
         tag = request.node.name.removeprefix("test_").replace("_", "-")[:20]
         name = f"vmtune-e2e-{tag}-{uuid.uuid4().hex[:6]}"
         cpu = CPU_KVM if libvirt_session.domain_type == "kvm" else ""
         body = xml or GUEST.format(type=libvirt_session.domain_type, name=name, vcpus=vcpus, cpu=cpu)
-        conn.defineXML(body.replace("NAME", name))
+        libvirt_session.conn.defineXML(body.replace("NAME", name))  # .conn: a restart reconnects
         made.append(name)
         return name
 
     yield make
     for name in made:
         try:
-            dom = conn.lookupByName(name)
+            dom = libvirt_session.conn.lookupByName(name)
         except libvirt_session.lv.libvirtError:
             continue
         _remove(dom)

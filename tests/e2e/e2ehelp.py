@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 URI = "qemu:///system"
 RUN_DIR = Path("/run/libvirt/qemu")
+REQUIRED = os.environ.get("VMTUNE_E2E_REQUIRED") == "1"
+
+
+@dataclass
+class Libvirt:
+    conn: Any
+    lv: Any
+    domain_type: str
 
 
 def vmtune(

@@ -133,7 +133,10 @@ def register(app: typer.Typer) -> None:
         With --connect it also saves the host's domcapabilities for the hook, which must never call libvirt.
         """
         argv = list(args or [])
-        if argv == ["install"]:
+        install = _install_args(argv)
+        if install is not None:
+            hooks_dir = Path(install["--dir"]) if "--dir" in install else hooks_dir
+            connect = install.get("--connect", connect)
             path, changed = install_hook(hooks_dir)
             print(path)
             if connect is not None:
@@ -148,6 +151,32 @@ def register(app: typer.Typer) -> None:
         code = run_hook(argv, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
         if code:
             raise typer.Exit(code)
+
+
+def _install_args(argv: list[str]) -> dict[str, str] | None:
+    """``install [--dir DIR] [--connect URI]`` -> its options; None when argv is a libvirt invocation.
+
+    The hook command keeps libvirt's argv verbatim (``allow_interspersed_args=False``: EXTRA may be
+    anything), so options after ``install`` arrive here unparsed. A guest named ``install`` still works:
+    libvirt always passes OP and SUBOP, which are not options.
+    """
+    if not argv or argv[0] != "install":
+        return None
+    opts: dict[str, str] = {}
+    rest = argv[1:]
+    while rest:
+        key, _, value = rest.pop(0).partition("=")
+        if key in ("--dir", "--connect", "-c"):
+            if not value:
+                if not rest:
+                    raise InputError(f"hook install: {key} needs a value")
+                value = rest.pop(0)
+            opts["--connect" if key == "-c" else key] = value
+        elif key.startswith("-"):
+            raise InputError(f"hook install: unknown option {key} (use --dir DIR, --connect URI)")
+        else:
+            return None  # `install OP SUBOP EXTRA`: a guest named install
+    return opts
 
 
 def _save_domcaps(uri: str) -> None:
