@@ -7,11 +7,15 @@ the same spec, so the tests run before and after the fixtures are committed.
 from __future__ import annotations
 
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from vmtune.adapters.sysfs import read_sysfs
+from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
 from vmtune.core.topology import Host, Summary
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
@@ -284,3 +288,53 @@ def test_cli_exit_code_2_on_missing_root(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2
     assert str(tmp_path / "missing") in err
     assert "Traceback" not in err
+
+
+# -- the pure builder both readers share --------------------------------------------------------------
+@given(
+    st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 4), st.integers(1, 3)),
+    st.sets(st.integers(0, 95)),
+    st.booleans(),
+)
+def test_build_host_partitions_online_cpus(
+    shape: tuple[int, int, int, int], offline: set[int], with_masks: bool
+) -> None:
+    sockets, cores, threads, nodes_per_socket = shape
+    n_cpus = sockets * cores * threads
+    assume(len(set(range(n_cpus)) - offline) > 0)
+    core_of = {cpu: cpu // threads for cpu in range(n_cpus)}
+    socket_of = {cpu: cpu // (cores * threads) for cpu in range(n_cpus)}
+    node_of = {
+        cpu: socket_of[cpu] * nodes_per_socket + core_of[cpu] % nodes_per_socket for cpu in range(n_cpus)
+    }
+    records = [
+        CpuRecord(
+            id=cpu,
+            online=cpu not in offline,
+            package_id=socket_of[cpu],
+            core_id=core_of[cpu] % cores,
+            siblings=CpuSet(c for c in range(n_cpus) if core_of[c] == core_of[cpu]) if with_masks else None,
+            package_cpus=CpuSet(c for c in range(n_cpus) if socket_of[c] == socket_of[cpu])
+            if with_masks
+            else None,
+            caches=(
+                CacheRecord(level=3, cpus=CpuSet(c for c in range(n_cpus) if socket_of[c] == socket_of[cpu])),
+            ),
+        )
+        for cpu in range(n_cpus)
+    ]
+    node_recs = [
+        NodeRecord(id=n, cpus=CpuSet(c for c in range(n_cpus) if node_of[c] == n))
+        for n in range(sockets * nodes_per_socket)
+    ]
+    host = build_host(name="gen", cpus=records, nodes=node_recs)
+    online = CpuSet(set(range(n_cpus)) - offline)
+    assert host.online == online
+    for parts in ([c.cpus for c in host.cores], [s.cpus for s in host.sockets], [n.cpus for n in host.nodes]):
+        assert CpuSet().union(*parts) == online and sum(map(len, parts)) == len(online)
+    # a physical core is never split, and never merged with another (whatever core_id repeats)
+    assert len(host.cores) == len({core_of[c] for c in online})
+    assert len(host.sockets) == len({socket_of[c] for c in online})
+    assert len(host.groups(3)) == len(host.sockets)
+    assert [c.index for c in host.cores] == list(range(len(host.cores)))
+    assert all(c.cpus.first() < d.cpus.first() for c, d in pairwise(host.cores))  # dense, ordered
