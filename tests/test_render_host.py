@@ -306,3 +306,17 @@ def test_map_shows_each_tenant_and_shared_cores() -> None:
     # beta on cpu 11 and gamma on cpu 3 share core 3 = {3, 11}
     assert "shared core" in out
     assert "beta+gamma" in out or "3,11" in out
+
+
+def test_json_text_is_valid_and_line_per_item() -> None:
+    from vmtune.render.hostjson import dumps
+
+    host = make_host(sockets=2, cores_per_node=2, threads=2, l3_cores=2, offline=(7,))
+    doc = host_json(host, owners=cpu_owners(host, [guest("vm", "0-1")]))
+    text = dumps(doc)
+    assert json.loads(text) == json.loads(json.dumps(doc))
+    cpu_lines = [
+        line for line in text.splitlines() if line.lstrip().startswith('{"id": ') and '"online"' in line
+    ]
+    assert len(cpu_lines) == len(host.cpus)
+    assert dumps({"empty": [], "x": 1}) == '{\n  "empty": [],\n  "x": 1\n}\n'

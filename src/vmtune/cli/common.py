@@ -71,11 +71,12 @@ def load_host(src: HostSource) -> Host:
         from vmtune.adapters.libvirt import open_host
 
         return open_host(src.connect)
-    from vmtune.adapters.snapshot import is_snapshot, open_root
     from vmtune.adapters.sysfs import read_sysfs
 
     root = src.sysfs or Path("/")
-    if is_snapshot(root):  # `vmtune host snapshot` output: extracted to a temp dir, named after the file
+    if root.is_file():  # `vmtune host snapshot` output: extracted to a temp dir, named after the file
+        from vmtune.adapters.snapshot import open_root
+
         with open_root(root) as extracted:
             return dataclasses.replace(read_sysfs(extracted), name=str(root))
     return read_sysfs(root)

@@ -7,7 +7,6 @@ follows.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +21,8 @@ from vmtune.cli.common import (
     JsonOpt,
     SysfsOpt,
     load_host,
+    load_tenants,
 )
-from vmtune.core.guest import GuestSpec
 from vmtune.errors import InputError
 
 __all__ = ["register"]
@@ -95,21 +94,23 @@ def register(app: typer.Typer) -> None:
 def show_host(
     src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
 ) -> None:
+    # rich is imported only for the views that draw; --json stays on the fast path.
     from vmtune.core.ownership import cpu_owners
     from vmtune.cpuset import CpuSet
-    from vmtune.render.console import make_console
-    from vmtune.render.host import print_warnings
 
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
     host = load_host(src)
-    tenants = _load_tenants(domains) if domains is not None else None
-    print_warnings(make_console(stderr=True), host.warnings)
+    tenants = load_tenants(domains) if domains is not None else None
+    for warning in host.warnings:
+        print(f"vmtune: warning: {warning}", file=sys.stderr)
     if as_json:
-        from vmtune.render.hostjson import host_json
+        from vmtune.render.hostjson import dumps, host_json
 
         owners = cpu_owners(host, tenants, reserved) if tenants is not None else None
-        sys.stdout.write(json.dumps(host_json(host, owners=owners), indent=2) + "\n")
+        sys.stdout.write(dumps(host_json(host, owners=owners)))
         return
+    from vmtune.render.console import make_console
+
     console = make_console()
     if as_map:
         from vmtune.render.hostmap import print_map
@@ -119,13 +120,3 @@ def show_host(
     from vmtune.render.host import print_host
 
     print_host(console, host)
-
-
-def _load_tenants(directory: Path) -> list[GuestSpec]:
-    """Every ``*.xml`` in ``directory`` as a tenant."""
-    from vmtune.adapters.files import read_bytes
-    from vmtune.xmlmap.guest import read_guest
-
-    if not directory.is_dir():
-        raise InputError(f"--domains {directory}: no such directory")
-    return [read_guest(read_bytes(p), source=str(p)) for p in sorted(directory.glob("*.xml"))]

@@ -11,7 +11,7 @@ from rich.tree import Tree
 from vmtune.core.topology import Host, Node
 from vmtune.render.hostview import CacheBox, CoreRun, NodeBox, SocketBox, build_view, fmt_kib, parts_text
 
-__all__ = ["distance_lines", "header_lines", "host_tree", "print_host", "print_warnings"]
+__all__ = ["distance_lines", "header_lines", "host_tree", "print_host"]
 
 # Distances print as a matrix only while it fits a 100-column terminal; bigger hosts have them in --json.
 MAX_MATRIX_NODES = 16
@@ -94,7 +94,8 @@ def _node_label(nb: NodeBox) -> Text:
     else:
         label.append(" · no CPUs")
     if nb.also_sockets:
-        label.append(f" · also in socket {nb.also_sockets}", style=S_WARN)
+        plural = "s" if len(nb.also_sockets) > 1 else ""
+        label.append(f" · also in socket{plural} {nb.also_sockets}", style=S_WARN)
     label.append(_memory_text(node))
     return label
 
@@ -174,8 +175,3 @@ def print_host(console: Console, host: Host) -> None:
     parts: list[RenderableType] = [*header_lines(host), host_tree(host)]
     parts.extend(distance_lines(host))
     console.print(Group(*parts))
-
-
-def print_warnings(console: Console, warnings: Iterable[str]) -> None:
-    for warning in warnings:
-        console.print(Text(f"vmtune: warning: {warning}", style=S_WARN))

@@ -4,17 +4,22 @@ Stable means: every key is always present (``null`` when the source doesn't say)
 CPU and node sets are canonical kernel list strings (``"0-3,8"``), and object keys that are ids
 (``distances``, ``owners``) are the id as a decimal string, because JSON keys are strings.
 ``summary`` carries the integer counts DESIGN.md fixes.
+
+``dumps`` prints one top-level key per line and one list item (a CPU, a node, a core) per line: easy to
+grep and diff, and it lets the C encoder do the work (``json.dumps(indent=...)`` falls back to the pure
+Python encoder, ~5x slower on a 960-CPU host).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from vmtune.core.topology import Host
 
-__all__ = ["host_json"]
+__all__ = ["dumps", "host_json"]
 
 
 def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[str, Any]:
@@ -92,3 +97,21 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
     if owners is not None:
         doc["owners"] = {str(cpu): str(owner) for cpu, owner in sorted(owners.items())}
     return doc
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """``doc`` as JSON text: one top-level key per line, list items one per line, everything else compact."""
+    compact = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False).encode
+    lines = ["{"]
+    items = list(doc.items())
+    for i, (key, value) in enumerate(items):
+        comma = "," if i < len(items) - 1 else ""
+        if isinstance(value, list) and value:
+            lines.append(f"  {compact(key)}: [")
+            lines.extend(f"    {compact(v)}," for v in value[:-1])
+            lines.append(f"    {compact(value[-1])}")
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {compact(key)}: {compact(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,163 @@
+"""`vmtune host snapshot`: what it captures, `--sysfs SNAPSHOT` reads the same host, safe extraction."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from test_cli_host import host_root, run
+from vmtune.adapters.snapshot import open_root, snapshot_members, write_snapshot
+from vmtune.adapters.sysfs import read_sysfs
+from vmtune.errors import InputError
+
+ROUND_TRIP_HOSTS = ("dual-skylake-ht-interleaved", "offline-cpus", "memoryless-node", "phytium-s2500")
+
+
+@pytest.fixture(scope="module")
+def hosts_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("snaphosts")
+
+
+def _json(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cwd: Path
+) -> dict:  # type: ignore[type-arg]
+    code, out, err = run(args, capsys, monkeypatch, cwd)
+    assert code == 0, err
+    doc = json.loads(out)
+    doc["host"].pop("name")
+    return doc  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP_HOSTS)
+def test_round_trip_same_json(
+    name: str,
+    hosts_tmp: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = host_root(name, hosts_tmp)
+    snap = tmp_path / f"{name}.tar.gz"
+    code, out, err = run(["host", "snapshot", str(snap), "--sysfs", str(root)], capsys, monkeypatch, tmp_path)
+    assert code == 0 and out == ""
+    assert f"wrote {snap}" in err
+    original = _json(["host", "--sysfs", str(root), "--json"], capsys, monkeypatch, tmp_path)
+    from_tar = _json(["host", "--sysfs", str(snap), "--json"], capsys, monkeypatch, tmp_path)
+    assert from_tar == original
+    assert from_tar["summary"] == original["summary"]
+    # the extracted tarball is a sysfs root too
+    extracted = tmp_path / "x"
+    with tarfile.open(snap) as tar:
+        tar.extractall(extracted, filter="data")
+    assert _json(["host", "--sysfs", str(extracted), "--json"], capsys, monkeypatch, tmp_path) == original
+
+
+def test_snapshot_names_the_host_after_the_file(
+    hosts_tmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = host_root("hybrid-pe", hosts_tmp)
+    write_snapshot(root, tmp_path / "pe.tar.gz")
+    code, out, _ = run(["host", "--sysfs", "pe.tar.gz"], capsys, monkeypatch, tmp_path)
+    assert code == 0
+    assert out.startswith("pe.tar.gz")
+    assert "vmtune-snapshot-" not in out  # the temp dir never shows
+
+
+def test_snapshot_is_deterministic_and_only_topology(hosts_tmp: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(host_root("dual-skylake-ht-interleaved", hosts_tmp), root, symlinks=True)
+    junk = [
+        "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+        "sys/devices/system/cpu/cpu0/cache/index0/uevent",
+        "sys/devices/system/cpu/vulnerabilities/meltdown",
+        "proc/environ",
+        "etc/hostname",
+    ]
+    for rel in junk:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("secret\n")
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    stats = write_snapshot(root, a)
+    write_snapshot(root, b)
+    assert a.read_bytes() == b.read_bytes()
+    with tarfile.open(a) as tar:
+        names = set(tar.getnames())
+        assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
+    assert not names & set(junk)
+    for needed in (
+        "sys/devices/system/cpu/online",
+        "sys/devices/system/cpu/cpu0/topology/core_cpus_list",
+        "sys/devices/system/cpu/cpu0/cache/index3/shared_cpu_list",
+        "sys/devices/system/node/node0/distance",
+        "sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages",
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "proc/meminfo",
+        "proc/cmdline",
+    ):
+        assert needed in names, needed
+    assert stats.files == sum(1 for n in names if (root / n).is_file() and not (root / n).is_symlink())
+
+
+def test_node_cpu_links_survive(hosts_tmp: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(host_root("small-2cpu", hosts_tmp), root, symlinks=True)
+    node0 = root / "sys/devices/system/node/node0"
+    for f in ("cpulist", "cpumap"):
+        (node0 / f).unlink(missing_ok=True)
+    for cpu in (0, 1):
+        link = node0 / f"cpu{cpu}"
+        if not link.is_symlink():
+            link.symlink_to(f"../../cpu/cpu{cpu}")
+    names = dict(snapshot_members(root))
+    assert "sys/devices/system/node/node0/cpu1" in names
+    write_snapshot(root, tmp_path / "s.tar.gz")
+    with open_root(tmp_path / "s.tar.gz") as extracted:
+        assert (extracted / "sys/devices/system/node/node0/cpu1").is_symlink()
+        assert read_sysfs(extracted).summary() == read_sysfs(root).summary()
+
+
+def test_live_machine_round_trip(tmp_path: Path) -> None:
+    live = Path("/")
+    if not (live / "sys/devices/system/cpu/online").exists():
+        pytest.skip("no sysfs here")
+    write_snapshot(live, tmp_path / "me.tar.gz")
+    with open_root(tmp_path / "me.tar.gz") as root:
+        assert read_sysfs(root).summary() == read_sysfs(live).summary()
+
+
+def _tar(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    path = tmp_path / "evil.tar.gz"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_hostile_snapshots_are_refused(tmp_path: Path) -> None:
+    escape = tarfile.TarInfo("../escaped")
+    evil = _tar(tmp_path, [(escape, b"x")])
+    with pytest.raises(InputError, match=r"evil\.tar\.gz"), open_root(evil):
+        pass
+    assert not (tmp_path.parent / "escaped").exists()
+    link = tarfile.TarInfo("sys/devices/system/cpu/online")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/shadow"
+    with pytest.raises(InputError, match=r"evil\.tar\.gz"), open_root(_tar(tmp_path, [(link, b"")])):
+        pass
+    not_sysfs = _tar(tmp_path, [(tarfile.TarInfo("README"), b"hello")])
+    with pytest.raises(InputError, match="no sys/devices/system/cpu"), open_root(not_sysfs):
+        pass
+
+
+def test_snapshot_of_a_non_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a sysfs root"):
+        write_snapshot(tmp_path, tmp_path / "o.tar.gz")
+    assert not (tmp_path / "o.tar.gz").exists()
