@@ -84,5 +84,5 @@ def owned_mismatches(plan: Plan, guest: GuestSpec) -> tuple[str, ...]:
             "devices/memballoon", plan.memballoon.model, guest.memballoon.model if guest.memballoon else None
         )
     if plan.intent is not None:
-        check("metadata (vmtune intent)", plan.intent, guest.intent)
+        check("metadata/vmtune:tuning", plan.intent, guest.intent)
     return tuple(out)
