@@ -48,11 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as err:
-        # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
+        # Usage errors arrive here in non-standalone mode. typer >= 0.29 raises its vendored copy of click's
+        # exceptions (typer._click.exceptions), which are not click.ClickException, so match by class name.
+        if any(cls.__name__ in ("ClickException", "UsageError") for cls in type(err).__mro__):
+            ctx = getattr(err, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            print(f"vmtune: error: {err.format_message()}{where}", file=sys.stderr)  # type: ignore[attr-defined]
             return int(ExitCode.BAD_INPUT)
         raise
     return int(ExitCode.OK)
