@@ -165,6 +165,14 @@ def test_prepare_begin_lets_disjoint_guest_start_and_claims_it(env: HookPaths) -
     assert hook(env, "c", "prepare", "begin", "-", stdin=domain_xml("c", pins={0: "5"}))[0] == 0
 
 
+@pytest.mark.parametrize(("op", "subop"), [("started", "begin"), ("stopped", "end"), ("release", "end")])
+def test_claim_ends_when_libvirt_takes_over(env: HookPaths, op: str, subop: str) -> None:
+    assert hook(env, "b", "prepare", "begin", "-", stdin=domain_xml("b", pins={0: "4"}))[0] == 0
+    assert (env.claims / "b.xml").is_file()
+    assert hook(env, "b", op, subop, "-", stdin=b"") == (0, b"", "")
+    assert not (env.claims / "b.xml").exists()
+
+
 def test_stale_claims_expire(env: HookPaths) -> None:
     assert hook(env, "b", "prepare", "begin", "-", stdin=domain_xml("b", pins={0: "4"}))[0] == 0
     old = time.time() - CLAIM_TTL - 5

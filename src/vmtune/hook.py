@@ -11,6 +11,8 @@ connection (that deadlocks), so everything comes from disk (``vmtune.adapters.ho
   without an RT budget), is refused with one stderr line. With an explicit ``--hugepages`` intent, its
   hugepages are reserved on its bound nodes (journalled, released at ``release end``).
 * ``migrate begin`` / ``restore begin``: re-plan the incoming XML for *this* host with the stored intent.
+* ``started begin`` / ``stopped end`` / ``release end``: drop the guest's claim (``release end`` also
+  gives its hugepages back); silent.
 * everything else: exit 0, no output.
 
 Only guests that carry vmtune intent in ``<metadata>`` are touched; the hook is silent for the rest.
@@ -171,6 +173,11 @@ def run_hook(
                 stdout.flush()
         elif op == "release" and subop == "end":
             _release(name, paths)
+        elif (op, subop) in (("started", "begin"), ("stopped", "end")):
+            # running: libvirt's status file now speaks for the guest; stopped: nothing to protect.
+            # Either way the claim has done its job (a start that failed after prepare gets here too).
+            with hook_lock(paths):
+                drop_claim(paths, name)
     except VmtuneError as err:
         print(f"vmtune: hook {op} {subop} '{name}': {err}", file=stderr)
         return int(err.exit_code)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt
+from e2ehelp import CPU_KVM, REQUIRED, URI, Libvirt
 
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
@@ -31,9 +31,6 @@ GUEST = """<domain type='{type}'>
   <devices><memballoon model='none'/></devices>
 </domain>
 """
-CPU_KVM = (
-    "<cpu mode='host-passthrough' check='none'><feature policy='disable' name='arch-capabilities'/></cpu>"
-)
 
 
 def _unavailable(reason: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, vcpu_affinity, vmtune
+from e2ehelp import CPU_KVM, REQUIRED, URI, Libvirt, vcpu_affinity, vmtune
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def _restart(lv: Libvirt) -> None:
     lv.conn = lv.lv.open(URI)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def hook_installed(libvirt_session: Libvirt) -> Iterator[Path]:
     if not (PIDS.is_file() and any(line.startswith("libvirtd ") for line in PIDS.read_text().splitlines())):
         reason = f"libvirtd was not started by scripts/libvirt-up.sh ({PIDS}); not restarting someone else's"
@@ -50,17 +50,35 @@ def hook_installed(libvirt_session: Libvirt) -> Iterator[Path]:
     assert target.stat().st_mode & 0o777 == 0o755
     again = vmtune("hook", "install", "--dir", str(HOOKS))  # idempotent: no change, no restart hint
     assert (again.returncode, again.stderr) == (0, "")
+    # libvirt reads the hugetlbfs mounts when its QEMU driver starts; without one a hugepage guest
+    # fails with "hugetlbfs filesystem is not mounted". Mount one for this restart, if there is none.
+    mounted = _mount_hugetlbfs()
     _restart(libvirt_session)
     try:
         yield target
     finally:
         if not existed:
             target.unlink(missing_ok=True)
+        if mounted:
+            subprocess.run(["umount", str(HUGETLBFS)], check=False, timeout=30)
         _restart(libvirt_session)
 
 
+HUGETLBFS = Path("/dev/hugepages")
+
+
+def _mount_hugetlbfs() -> bool:
+    if any(line.split()[2:3] == ["hugetlbfs"] for line in Path("/proc/mounts").read_text().splitlines()):
+        return False
+    HUGETLBFS.mkdir(exist_ok=True)
+    res = subprocess.run(["mount", "-t", "hugetlbfs", "hugetlbfs", str(HUGETLBFS)], capture_output=True,
+                         text=True, check=False, timeout=30)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return True
+
+
 def test_hook_refuses_colliding_start(
-    libvirt_session: Libvirt, make_guest: Callable[..., str], hook_installed: Path
+    hook_installed: Path, libvirt_session: Libvirt, make_guest: Callable[..., str]
 ) -> None:
     t0 = time.monotonic()
     first = make_guest(vcpus=1)
@@ -85,3 +103,72 @@ def test_hook_refuses_colliding_start(
     libvirt_session.conn.lookupByName(first).destroy()
     dom.create()
     assert vcpu_affinity(second) == {0: "1"}
+
+
+HP = Path("/sys/devices/system/node/node0/hugepages/hugepages-2048kB")
+
+
+def _nr_hugepages() -> int:
+    return int((HP / "nr_hugepages").read_text())
+
+
+def test_hook_refuses_realtime_start_this_host_cannot_run(
+    hook_installed: Path, libvirt_session: Libvirt, make_guest: Callable[..., str]
+) -> None:
+    """cgroup v1 with rt_runtime 0 in the machine slice: QEMU would die with "Cannot set scheduler
+    parameters"; the hook refuses first and says why (VT406). Skipped where the host has an RT budget."""
+    probe = Path("/sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us")
+    if not probe.is_file() or probe.read_text().strip() != "0":
+        pytest.skip(f"{probe} is not 0 here: SCHED_FIFO vCPUs can start on this host")
+    name = make_guest(vcpus=2)
+    res = vmtune(
+        "apply", "--connect", URI, "--domain", name, "--profile", "realtime", "--reserve", "", "--force"
+    )
+    assert res.returncode == 0, res.stderr
+    assert "VT406" in res.stderr  # apply warned already; --force wrote the FIFO vcpusched anyway
+    with pytest.raises(libvirt_session.lv.libvirtError) as refused:
+        libvirt_session.conn.lookupByName(name).create()
+    print(f"\nlibvirt refused realtime '{name}': {str(refused.value).split(': ', 2)[-1]}")
+    assert "vmtune: refusing to start" in str(refused.value) and "VT406" in str(refused.value)
+
+
+HUGE_GUEST = """<domain type='{type}'>
+  <name>NAME</name>
+  <metadata>
+    <vmtune:tuning xmlns:vmtune='https://vmtune.dev/xmlns/1' profile='latency' hugepages='2M'/>
+  </metadata>
+  <memory unit='MiB'>128</memory>
+  <memoryBacking><hugepages><page size='2048' unit='KiB'/></hugepages></memoryBacking>
+  <vcpu placement='static'>1</vcpu>
+  <cputune><vcpupin vcpu='0' cpuset='1'/><emulatorpin cpuset='0'/></cputune>
+  <numatune><memory mode='strict' nodeset='0'/></numatune>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  {cpu}
+  <devices><memballoon model='none'/></devices>
+</domain>
+"""
+
+
+def test_hook_reserves_and_releases_hugepages(
+    hook_installed: Path, libvirt_session: Libvirt, make_guest: Callable[..., str]
+) -> None:
+    """A guest whose stored intent asks for 2M hugepages (`apply --hugepages 2M` writes that): the hook
+    grows node 0's pool at prepare begin and gives it back at release end, through the real kernel."""
+    before = _nr_hugepages()
+    grow = max(0, 64 - int((HP / "free_hugepages").read_text()))  # 128 MiB / 2 MiB, minus what is free
+    cpu = CPU_KVM if libvirt_session.domain_type == "kvm" else ""
+    name = make_guest(vcpus=1, xml=HUGE_GUEST.format(type=libvirt_session.domain_type, cpu=cpu))
+    dom = libvirt_session.conn.lookupByName(name)
+    dom.create()
+    during = _nr_hugepages()
+    journal = Path("/run/vmtune/hugepages") / f"{name}.json"
+    assert journal.is_file() == (grow > 0)
+    dom.destroy()  # libvirt runs release end
+    deadline = time.monotonic() + 10
+    while _nr_hugepages() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = _nr_hugepages()
+    print(f"\n{name}: node0 2M hugepages before {before}, running {during}, after release {after}")
+    assert during == before + grow
+    assert after == before
+    assert not journal.exists()
