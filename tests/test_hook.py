@@ -290,3 +290,36 @@ def test_prepare_begin_reserves_explicit_hugepages(env: HookPaths) -> None:
     assert (hp / "nr_hugepages").read_text().strip() == "32"  # 64 MiB / 2 MiB on node 1
     assert hook(env, "hp", "release", "end", "-", stdin=b"")[0] == 0
     assert (hp / "nr_hugepages").read_text().strip() == "0"
+
+
+# -- hook install ----------------------------------------------------------------------------------------
+
+
+def test_hook_install_is_idempotent_and_executable(tmp_path: Path) -> None:
+    from vmtune.cli.app import main
+
+    hooks = tmp_path / "hooks"
+    assert main(["hook", "install", "--dir", str(hooks)]) == 0
+    script = hooks / "qemu.d" / "vmtune"
+    assert script.stat().st_mode & 0o777 == 0o755
+    body = script.read_text()
+    assert body.startswith("#!/bin/sh\n") and f"exec '{sys.executable}' -m vmtune.hook \"$@\"" in body
+    mtime = script.stat().st_mtime_ns
+    assert main(["hook", "install", f"--dir={hooks}"]) == 0
+    assert script.stat().st_mtime_ns == mtime  # unchanged: not rewritten
+    # the installed script really is a hook: libvirt's argv + stdin
+    res = subprocess.run(
+        [str(script), "g", "stopped", "end", "-"], input=b"", capture_output=True, check=False
+    )
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+
+
+def test_hook_install_rejects_unknown_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vmtune.cli.app import main
+
+    assert main(["hook", "install", "--dri", str(tmp_path)]) == 2
+    assert "unknown option --dri" in capsys.readouterr().err
+
+
+def test_guest_named_install_is_still_a_hook_call(env: HookPaths) -> None:
+    assert hook(env, "install", "started", "begin", "-", stdin=b"") == (0, b"", "")

@@ -218,6 +218,7 @@ class ApplyResult:
     plan: Plan
     diff: str
     defined: bool
+    running: bool = False
     live_now: tuple[str, ...] = ()
     """Changes that took effect on the running guest now (``--live``)."""
     needs_restart: tuple[str, ...] = ()
@@ -261,6 +262,7 @@ def apply_to_domain(
             plan=result.plan,
             diff=result.diff,
             defined=defined,
+            running=True,
             live_now=now,
             needs_restart=owned_mismatches(result.plan, after),
         )

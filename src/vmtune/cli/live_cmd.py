@@ -45,6 +45,11 @@ def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
     for note in result.plan.notes:
         print(f"vmtune: {note.level.value}: {note.topic}: {note.message}", file=err)
     print(f"vmtune: {'defined' if result.defined else 'unchanged'}: domain '{domain}' on {uri}", file=err)
+    if live and not result.running:
+        print(
+            f"vmtune: note: --live: '{domain}' is not running; the new definition applies when it starts",
+            file=err,
+        )
     for change in result.live_now:
         print(f"vmtune: live now: {change}", file=err)
     for section in result.needs_restart:
