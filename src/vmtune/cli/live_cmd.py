@@ -52,8 +52,10 @@ def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
         )
     for change in result.live_now:
         print(f"vmtune: live now: {change}", file=err)
-    for section in result.needs_restart:
-        print(f"vmtune: needs a guest restart: {section}", file=err)
+    # the stored intent only matters to the next plan/hook run, not to the running guest
+    waiting = [s.split(" (wanted")[0] for s in result.needs_restart if not s.startswith("metadata/")]
+    if waiting:
+        print(f"vmtune: needs a guest restart to take effect: {', '.join(waiting)}", file=err)
     return int(ExitCode.OK)
 
 
