@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import GOLDEN, check_golden
+from testutil import GOLDEN, check_golden
 from vmtune.cli.app import main
 from vmtune.core.audit import catalog
 

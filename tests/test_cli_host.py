@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sysfsgen
-from conftest import GOLDEN, HOSTS, REPO, check_golden
+from testutil import GOLDEN, HOSTS, REPO, check_golden
 from vmtune.cli.app import main
 
 GOLDEN_HOSTS = ("dual-skylake-ht-interleaved", "snc2-xeon", "hybrid-pe")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPORA, DATA
+from testutil import CORPORA, DATA
 from vmtune.cli.app import main
 
 HOST = CORPORA / "sysfs" / "hwloc-16em64t-4s2c2t"

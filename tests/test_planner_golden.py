@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GOLDEN, check_golden
 from planner_hosts import guest, host_named, render_plan, tenant
+from testutil import GOLDEN, check_golden
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent import CoreKind, EmulatorPolicy, Intent, OsFamily, Profile, ThreadPolicy
 from vmtune.core.planner import plan_guest

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOLDEN, check_golden
+from testutil import GOLDEN, check_golden
 from tuning_hosts import GUESTS, HOSTS
 from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, VcpuPin

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, GOLDEN, check_golden
+from testutil import DATA, GOLDEN, check_golden
 from vmtune.core.guest import GuestTopology, Memballoon, MemoryBacking
 from vmtune.core.intent import Intent, Profile
 from vmtune.core.plan import CpuPlan, FeaturesPlan, Plan

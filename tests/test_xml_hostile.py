@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPORA, DATA
+from testutil import CORPORA, DATA
 from vmtune.cli.app import main
 from vmtune.errors import InputError
 from vmtune.xmlmap.guest import read_guest

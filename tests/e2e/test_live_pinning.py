@@ -18,10 +18,8 @@ import re
 from pathlib import Path
 
 import pytest
-from e2ehelp import URI, emulator_affinity, vcpu_affinity, vmtune
+from e2ehelp import URI, Libvirt, emulator_affinity, vcpu_affinity, vmtune
 from lxml import etree
-
-from conftest import Libvirt
 
 pytestmark = pytest.mark.e2e
 
