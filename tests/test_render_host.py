@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +19,7 @@ from vmtune.render.console import make_console
 from vmtune.render.host import print_host
 from vmtune.render.hostjson import host_json
 from vmtune.render.hostmap import print_map
-from vmtune.render.hostview import CacheBox, CoreRun, build_view, fmt_kib
+from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view, fmt_kib
 
 
 def make_host(
@@ -200,18 +204,81 @@ def test_offline_cpus_and_cpuless_nodes_are_shown() -> None:
     assert "core 3 (1 thread): 7" in out
 
 
-def test_view_folding_is_lossless() -> None:
-    host = make_host(sockets=2, nodes_per_socket=2, cores_per_node=12, threads=2, l3_cores=4, l2_cores=2)
-    sockets, _ = build_view(host)
+def view_cpus(host: Host) -> CpuSet:
+    """Every CPU the tree's core lines show."""
 
-    def cpus(items: tuple[CacheBox | CoreRun, ...]) -> CpuSet:
+    def cpus(items: tuple[Item, ...]) -> CpuSet:
         out = CpuSet()
         for item in items:
             out = out | (item.cpus if isinstance(item, CoreRun) else cpus(item.children))
         return out
 
-    seen = CpuSet().union(*(cpus(nb.children) for s in sockets for nb in s.nodes))
-    assert seen == host.online
+    seen = CpuSet()
+    for box in build_view(host):
+        nodes = box.nodes if isinstance(box, SocketBox) else (box,)
+        seen = seen.union(*(cpus(nb.children) for nb in nodes))
+    return seen
+
+
+def map_cells(text: str) -> int:
+    """Cells in the grid rows of a --map output (the part above the legend)."""
+    grid = text.split("\nlegend:", maxsplit=1)[0]
+    rows = [m.group(1) for m in re.finditer(r"^  +[\d,.-]+  (.*)$", grid, flags=re.MULTILINE)]
+    return sum(len(row.replace(" ", "")) for row in rows)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {
+            "sockets": 2,
+            "nodes_per_socket": 2,
+            "cores_per_node": 12,
+            "threads": 2,
+            "l3_cores": 4,
+            "l2_cores": 2,
+        },
+        {"sockets": 1, "nodes_per_socket": 8, "cores_per_node": 8, "l2_cores": 4},
+        {"sockets": 2, "cores_per_node": 3, "threads": 2, "offline": (1, 8), "cpuless_nodes": 2},
+    ],
+)
+def test_view_folding_is_lossless(shape: dict[str, Any]) -> None:
+    host = make_host(**shape)
+    assert view_cpus(host) == host.online
+    assert map_cells(render(print_map, host, [])) == len(host.cpus)
+
+
+@pytest.mark.corpus
+def test_every_corpus_machine_renders(corpora: Path) -> None:
+    """44 real machines: tree and map fit 100 columns, the tree shows every online CPU, the map every CPU."""
+    from vmtune.adapters.sysfs import read_sysfs
+
+    roots = sorted(p for p in (corpora / "sysfs").iterdir() if p.is_dir())
+    assert len(roots) > 40
+    for root in roots:
+        host = read_sysfs(root)
+        tree = render(print_host, host)
+        grid = render(print_map, host, [])
+        assert max(len(line) for line in (tree + grid).splitlines()) <= 100, root.name
+        assert view_cpus(host) == host.online, root.name
+        assert map_cells(grid) == len(host.cpus), root.name
+
+
+def test_node_major_when_nodes_hold_sockets() -> None:
+    # 4 sockets of 2 cores, 2 sockets per node (model it as 2 nodes of 4 cores, then split packages)
+    base = make_host(sockets=2, cores_per_node=4)
+    cpus = tuple(replace(c, socket=c.core // 2, package_id=c.core // 2) for c in base.cpus)
+    cores = tuple(replace(c, socket=c.index // 2) for c in base.cores)
+    socks = tuple(
+        Socket(index=s, package_id=s, cpus=CpuSet(c.id for c in cpus if c.socket == s)) for s in range(4)
+    )
+    host = replace(base, cpus=cpus, cores=cores, sockets=socks)
+    view = build_view(host)
+    assert [type(b).__name__ for b in view] == ["NodeBox", "NodeBox"]
+    out = render(print_host, host)
+    assert "node 0 · 4 CPUs" in out
+    assert "sockets 0-1 ×2 · 2 cores each" in out
+    assert "cores 0-3 (1 thread each): 0-1 | 2-3" in out  # folded sockets keep their CPUs apart
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,16 @@ from rich.text import Text
 from rich.tree import Tree
 
 from vmtune.core.topology import Host, Node
-from vmtune.render.hostview import CacheBox, CoreRun, NodeBox, SocketBox, build_view, fmt_kib, parts_text
+from vmtune.render.hostview import (
+    CacheBox,
+    CoreRun,
+    NodeBox,
+    SocketBox,
+    SocketGroup,
+    build_view,
+    fmt_kib,
+    parts_text,
+)
 
 __all__ = ["distance_lines", "header_lines", "host_tree", "print_host"]
 
@@ -25,7 +34,8 @@ S_WARN = "yellow"
 
 def header_lines(host: Host) -> list[Text]:
     s = host.summary()
-    what = " ".join(x for x in (host.arch, host.vendor, host.model) if x)
+    # cpuinfo model names carry padding ("CPU           X7550  @ 2.00GHz")
+    what = " ".join(" ".join(x.split()) for x in (host.arch, host.vendor, host.model) if x)
     first = Text(host.name, style="bold")
     if what:
         first.append(f" · {what}")
@@ -63,14 +73,14 @@ def _n(count: int, noun: str) -> str:
 
 
 def host_tree(host: Host) -> Tree:
-    sockets, loose = build_view(host)
     tree = Tree(Text(host.name), hide_root=True, guide_style=S_DIM)
-    for sock in sockets:
-        branch = tree.add(_socket_label(sock))
-        for nb in sock.nodes:
-            _add_node(branch, nb)
-    for nb in loose:
-        _add_node(tree, nb)
+    for box in build_view(host):
+        if isinstance(box, SocketBox):
+            branch = tree.add(_socket_label(box))
+            for nb in box.nodes:
+                _add_node(branch, nb)
+        else:
+            _add_node(tree, box)
     return tree
 
 
@@ -78,6 +88,17 @@ def _socket_label(sock: SocketBox) -> Text:
     label = Text(f"socket {sock.index}", style=S_SOCKET)
     pkg = "" if sock.package_id is None or sock.package_id == sock.index else f" (package {sock.package_id})"
     label.append(f"{pkg} · {_n(sock.cores, 'core')}, {_n(len(sock.cpus), 'CPU')}: {sock.cpus}")
+    return label
+
+
+def _socket_group_label(group: SocketGroup) -> Text:
+    n = len(group.sockets)
+    label = Text(f"socket {group.sockets}" if n == 1 else f"sockets {group.sockets} ×{n}", style=S_SOCKET)
+    pkgs = sorted({p for p in group.packages if p is not None})
+    if pkgs and pkgs != list(group.sockets):
+        shown = ",".join(map(str, pkgs[:4])) + (",..." if len(pkgs) > 4 else "")
+        label.append(f" (package{'s' if len(pkgs) > 1 else ''} {shown})")
+    label.append(f" · {_n(group.cores_each, 'core')}" + (" each" if n > 1 else ""))
     return label
 
 
@@ -121,21 +142,25 @@ def _page(size_kib: int) -> str:
     return f"{size_kib}K"
 
 
-def _add_children(parent: Tree, children: Iterable[CacheBox | CoreRun]) -> None:
+def _add_children(parent: Tree, children: Iterable[CacheBox | CoreRun | SocketGroup]) -> None:
     for child in children:
         if isinstance(child, CoreRun):
             parent.add(_run_label(child))
+        elif isinstance(child, SocketGroup):
+            branch = parent.add(_socket_group_label(child))
+            _add_children(branch, child.children)
         else:
             branch = parent.add(_cache_label(child))
             _add_children(branch, child.children)
 
 
 def _cache_label(box: CacheBox) -> Text:
-    name = f"L{box.level}" + (f" ×{box.count}" if box.count > 1 else "")
+    count = len(box.groups)
+    name = f"L{box.level}" + (f" ×{count}" if count > 1 else "")
     label = Text(name, style=S_CACHE)
     if box.size_kib:
         label.append(f" · {fmt_kib(box.size_kib)}")
-    each = " each" if box.count > 1 else ""
+    each = " each" if count > 1 else ""
     label.append(f" · {_n(box.cores_each, 'core')}{each}")
     if box.spans:
         label.append(f" · shared with node {box.spans}", style=S_WARN)
@@ -143,12 +168,10 @@ def _cache_label(box: CacheBox) -> Text:
 
 
 def _run_label(run: CoreRun) -> Text:
-    noun = "core" if len(run.cores) == 1 else "cores"
     kind = _n(run.threads, "thread") + ("" if len(run.cores) == 1 else " each")
     if run.capacity is not None:
         kind += f", capacity {run.capacity}"
-    label = Text(f"{noun} {run.cores} ", style=S_DIM)
-    label.append(f"({kind}): ", style=S_DIM)
+    label = Text(f"{run.cores_text()} ({kind}): ", style=S_DIM)
     label.append(parts_text(run))
     return label
 

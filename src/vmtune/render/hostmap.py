@@ -146,19 +146,22 @@ def _blocks(
         rows: list[tuple[str, Text]] = []
         for chunk in _chunks(cores, gap):
             rows.extend(_core_rows(chunk, owners, styles, shared_idx))
-        offline = offline_by_node.get(node_id, [])
-        if offline:
-            rows.append((_offline_label(offline), _cells(offline, owners, styles)))
+        rows.extend(_offline_rows(offline_by_node.get(node_id, []), owners, styles))
         cpus = CpuSet().union(*(c.cpus for c in cores))
         blocks.append((f"node {node_id} · {len(cores)} cores · CPUs {cpus or '-'}", rows))
     if -1 in offline_by_node:
-        offline = offline_by_node[-1]
-        blocks.append(("offline, no node", [(_offline_label(offline), _cells(offline, owners, styles))]))
+        blocks.append(("offline, no node", _offline_rows(offline_by_node[-1], owners, styles)))
     return blocks
 
 
-def _offline_label(cpus: Sequence[int]) -> str:
-    return row_label(cpus)
+def _offline_rows(
+    cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]
+) -> list[tuple[str, Text]]:
+    """Offline CPUs belong to no core: one cell each, MAX_CELLS to a row."""
+    return [
+        (row_label(chunk), _cells(chunk, owners, styles))
+        for chunk in (cpus[i : i + MAX_CELLS] for i in range(0, len(cpus), MAX_CELLS))
+    ]
 
 
 def _gap_key(host: Host) -> Callable[[Core], int | None]:

@@ -12,13 +12,17 @@ runs of cores. A 960-CPU host must fit on a screen or two, so repetition folds a
   lists apart with ``|`` (``0-9,480-489 | 10-19,490-499 | ...``), because which CPUs share a cache is
   the point of showing caches. When those lists would not fit on a line, their union is shown instead.
 
-Sockets and nodes never fold: their memory and hugepages differ and are worth a line each. A node that
-spans sockets, or a cache group that spans nodes (Intel SNC: one L3 per package, two nodes), is shown
-under each parent with a note naming the others. CPU-less nodes (PMEM, GPU memory) come last.
+Nodes never fold: their memory and hugepages differ and are worth a line each. Sockets nest nodes; but when
+every socket sits inside one node and some node holds several sockets (old multi-socket NUMA boxes, POWER
+firmware reporting one "socket" per core, a VM with one socket per vCPU), nodes nest sockets instead, and
+identical consecutive sockets fold (``sockets 0-31 x32``). A node that spans sockets, or a cache group
+that spans nodes (Intel SNC: one L3 per package, two nodes), is shown under each parent with a note
+naming the others. CPU-less nodes (PMEM, GPU memory) come last.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -28,16 +32,20 @@ from vmtune.cpuset import CpuSet
 __all__ = [
     "CacheBox",
     "CoreRun",
+    "Item",
     "NodeBox",
     "SocketBox",
+    "SocketGroup",
     "build_view",
     "fmt_kib",
     "parts_text",
+    "stride_text",
 ]
 
 # A folded core line shows the per-group CPU lists only while they stay this short; the tree indents
 # 12-16 columns and the "cores ... (2 threads each): " prefix takes ~30 more in a 100-column terminal.
 MAX_PARTS_CHARS = 56
+MAX_CORES_CHARS = 24
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,16 +61,24 @@ class CoreRun:
     def cpus(self) -> CpuSet:
         return CpuSet().union(*self.parts)
 
+    def cores_text(self) -> str:
+        """``cores 0-29``, ``core 5``; a scattered index list (odd numbering) becomes ``16 cores``."""
+        if len(self.cores) == 1:
+            return f"core {self.cores}"
+        text = str(self.cores)
+        return f"cores {text}" if len(text) <= MAX_CORES_CHARS else f"{len(self.cores)} cores"
+
     def signature(self) -> tuple[object, ...]:
         return ("run", self.threads, self.capacity, len(self.cores))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheBox:
-    """One cache group, or ``count`` identical consecutive ones folded together."""
+    """One cache group, or identical consecutive ones folded together."""
 
     level: int
-    count: int
+    groups: CpuSet
+    """Indices (``Host.caches``) of the groups shown; a group seen under two folded sockets counts once."""
     size_kib: int | None
     cores_each: int
     spans: CpuSet
@@ -81,12 +97,26 @@ class CacheBox:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SocketGroup:
+    """Inside a node (node-major hosts): one socket, or ``len(sockets)`` identical ones folded."""
+
+    sockets: CpuSet
+    """Dense socket indices."""
+    packages: tuple[int | None, ...]
+    cores_each: int
+    children: tuple[CacheBox | CoreRun, ...]
+
+    def signature(self) -> tuple[object, ...]:
+        return ("socket", self.cores_each, tuple(c.signature() for c in self.children))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeBox:
     node: Node
     cores: int
     also_sockets: CpuSet
     """Other socket indices this node's CPUs sit in (a node spanning sockets: odd firmware)."""
-    children: tuple[CacheBox | CoreRun, ...]
+    children: tuple[CacheBox | CoreRun | SocketGroup, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,54 +137,73 @@ def fmt_kib(kib: int) -> str:
     return f"{kib} KiB"
 
 
-def build_view(host: Host) -> tuple[tuple[SocketBox, ...], tuple[NodeBox, ...]]:
-    """Sockets (with their nodes), and the nodes in no socket (CPU-less, or a host without sockets)."""
-    cores_per_group = _cores_per_group(host)
+def build_view(host: Host) -> tuple[SocketBox | NodeBox, ...]:
+    """Top-level boxes: sockets holding nodes (the usual shape), or nodes holding sockets when every socket
+    sits inside one node and some node holds several (old multi-socket NUMA boxes, POWER with one "socket"
+    per core, a VM with one socket per vCPU); then the nodes with no cores (CPU-less memory nodes)."""
+    per_group = _cores_per_group(host)
+    known = {n.id for n in host.nodes}
+    nodes = list(host.nodes)
+    # Cores whose node the reader could not place (no node data) still belong on screen.
+    for ghost_id in sorted({c.node for c in host.cores if c.node not in known}):
+        ghost_cpus = CpuSet().union(*(c.cpus for c in host.cores if c.node == ghost_id))
+        nodes.append(Node(id=ghost_id, cpus=ghost_cpus))
+    top: list[SocketBox | NodeBox] = []
     placed: set[int] = set()
-    sockets: list[SocketBox] = []
-    for socket in host.sockets:
-        node_boxes: list[NodeBox] = []
-        socket_cores = [c for c in host.cores if c.socket == socket.index]
-        for node in host.nodes:
-            cores = [c for c in socket_cores if c.node == node.id]
-            if not cores:
+    if _node_major(host):
+        for node in nodes:
+            node_cores = [c for c in host.cores if c.node == node.id]
+            if not node_cores:
                 continue
             placed.add(node.id)
-            also = CpuSet(c.socket for c in host.cores if c.node == node.id and c.socket != socket.index)
-            node_boxes.append(
-                NodeBox(
-                    node=node,
-                    cores=len(cores),
-                    also_sockets=also,
-                    children=_cache_level(host, cores, node, cores_per_group, level=3),
+            groups: list[CacheBox | CoreRun | SocketGroup] = []
+            for socket in host.sockets:
+                cores = [c for c in node_cores if c.socket == socket.index]
+                if cores:
+                    groups.append(
+                        SocketGroup(
+                            sockets=CpuSet([socket.index]),
+                            packages=(socket.package_id,),
+                            cores_each=len(cores),
+                            children=_cache_level(host, cores, node, per_group, level=3),
+                        )
+                    )
+            box = NodeBox(node=node, cores=len(node_cores), also_sockets=CpuSet(), children=_fold(groups))
+            top.append(box)
+    else:
+        for socket in host.sockets:
+            socket_cores = [c for c in host.cores if c.socket == socket.index]
+            node_boxes: list[NodeBox] = []
+            for node in nodes:
+                cores = [c for c in socket_cores if c.node == node.id]
+                if not cores:
+                    continue
+                placed.add(node.id)
+                also = CpuSet(c.socket for c in host.cores if c.node == node.id and c.socket != socket.index)
+                children = _cache_level(host, cores, node, per_group, level=3)
+                node_boxes.append(NodeBox(node=node, cores=len(cores), also_sockets=also, children=children))
+            top.append(
+                SocketBox(
+                    index=socket.index,
+                    package_id=socket.package_id,
+                    cpus=socket.cpus,
+                    cores=len(socket_cores),
+                    nodes=tuple(node_boxes),
                 )
             )
-        # Cores whose node the reader could not place (no node data) still belong on screen.
-        known = {n.id for n in host.nodes}
-        orphans = [c for c in socket_cores if c.node not in known]
-        if orphans:
-            ghost = Node(id=orphans[0].node, cpus=CpuSet().union(*(c.cpus for c in orphans)))
-            node_boxes.append(
-                NodeBox(
-                    node=ghost,
-                    cores=len(orphans),
-                    also_sockets=CpuSet(),
-                    children=_cache_level(host, orphans, ghost, cores_per_group, level=3),
-                )
-            )
-        sockets.append(
-            SocketBox(
-                index=socket.index,
-                package_id=socket.package_id,
-                cpus=socket.cpus,
-                cores=len(socket_cores),
-                nodes=tuple(node_boxes),
-            )
-        )
-    loose = tuple(
+    top.extend(
         NodeBox(node=n, cores=0, also_sockets=CpuSet(), children=()) for n in host.nodes if n.id not in placed
     )
-    return tuple(sockets), loose
+    return tuple(top)
+
+
+def _node_major(host: Host) -> bool:
+    socket_nodes: dict[int, set[int]] = {}
+    node_sockets: dict[int, set[int]] = {}
+    for core in host.cores:
+        socket_nodes.setdefault(core.socket, set()).add(core.node)
+        node_sockets.setdefault(core.node, set()).add(core.socket)
+    return all(len(n) == 1 for n in socket_nodes.values()) and any(len(s) > 1 for s in node_sockets.values())
 
 
 def _cores_per_group(host: Host) -> dict[int, int]:
@@ -192,7 +241,7 @@ def _cache_level(
         spans = host.nodes_of(group.cpus) - CpuSet([node.id]) if group is not None else CpuSet()
         box = CacheBox(
             level=level,
-            count=1,
+            groups=CpuSet([idx]),
             size_kib=group.size_kib if group else None,
             cores_each=per_group.get(idx, len(members)),
             spans=spans,
@@ -208,7 +257,8 @@ def _cache_level(
             for run in _runs(loose):
                 items.append((run.cores.first(), run))
     items.sort(key=lambda item: item[0])
-    return _fold([item for _, item in items])
+    # (no SocketGroup goes in, so none comes out; the filter only narrows the type)
+    return tuple(x for x in _fold([item for _, item in items]) if not isinstance(x, SocketGroup))
 
 
 def _first_core(item: CacheBox | CoreRun) -> int:
@@ -233,36 +283,56 @@ def _runs(cores: Sequence[Core]) -> list[CoreRun]:
     ]
 
 
-def _fold(items: list[CacheBox | CoreRun]) -> tuple[CacheBox | CoreRun, ...]:
-    out: list[CacheBox | CoreRun] = []
-    run_sig: tuple[object, ...] | None = None  # signature of the first box of the run being folded
+Item = CacheBox | CoreRun | SocketGroup
+
+
+def _fold(items: Sequence[Item]) -> tuple[Item, ...]:
+    """Merge consecutive boxes (cache groups, sockets) whose shape matches the first box of the run."""
+    out: list[Item] = []
+    run_sig: tuple[object, ...] | None = None
     for item in items:
         prev = out[-1] if out else None
-        if isinstance(item, CacheBox) and isinstance(prev, CacheBox) and run_sig == item.signature():
-            out[-1] = _merge_box(prev, item)
+        if not isinstance(item, CoreRun) and prev is not None and run_sig == item.signature():
+            out[-1] = _merge(prev, item)
         else:
             out.append(item)
-            run_sig = item.signature() if isinstance(item, CacheBox) else None
+            run_sig = None if isinstance(item, CoreRun) else item.signature()
     return tuple(out)
 
 
-def _merge_box(a: CacheBox, b: CacheBox) -> CacheBox:
-    children = tuple(_merge_item(x, y) for x, y in zip(a.children, b.children, strict=True))
-    return replace(a, count=a.count + b.count, children=children)
-
-
-def _merge_item(a: CacheBox | CoreRun, b: CacheBox | CoreRun) -> CacheBox | CoreRun:
+def _merge(a: Item, b: Item) -> Item:
     if isinstance(a, CoreRun) and isinstance(b, CoreRun):
         return replace(a, cores=a.cores | b.cores, parts=a.parts + b.parts)
     if isinstance(a, CacheBox) and isinstance(b, CacheBox):
-        return _merge_box(a, b)
+        children = tuple(_merge_child(x, y) for x, y in zip(a.children, b.children, strict=True))
+        return replace(a, groups=a.groups | b.groups, children=children)
+    if isinstance(a, SocketGroup) and isinstance(b, SocketGroup):
+        children = tuple(_merge_child(x, y) for x, y in zip(a.children, b.children, strict=True))
+        return replace(a, sockets=a.sockets | b.sockets, packages=a.packages + b.packages, children=children)
     raise AssertionError("signatures matched but shapes differ")  # pragma: no cover
 
 
+def _merge_child(a: CacheBox | CoreRun, b: CacheBox | CoreRun) -> CacheBox | CoreRun:
+    merged = _merge(a, b)
+    assert not isinstance(merged, SocketGroup)
+    return merged
+
+
 def parts_text(run: CoreRun) -> str:
-    """The CPU list of a run: per folded group when it fits, else the union."""
+    """The CPU list of a run: per folded group when it fits, else the union; a long list with a regular
+    stride (odd firmware numbering) is shortened to ``0,2..62``."""
     if len(run.parts) > 1:
         text = " | ".join(str(p) for p in run.parts)
         if len(text) <= MAX_PARTS_CHARS:
             return text
-    return str(run.cpus)
+    return stride_text(run.cpus)
+
+
+def stride_text(cpus: CpuSet) -> str:
+    """Canonical list form, or ``first,second..last`` for a long list with one constant step > 1."""
+    text = str(cpus)
+    if len(text) <= MAX_PARTS_CHARS or len(cpus) < 3:
+        return text
+    ids = list(cpus)
+    steps = {b - a for a, b in itertools.pairwise(ids)}
+    return f"{ids[0]},{ids[1]}..{ids[-1]}" if len(steps) == 1 else text
