@@ -216,3 +216,15 @@ def test_bad_input_exit_2(case: str, tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert culprit in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_group_default_and_subcommand_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    code, out, _ = run(["host", "--help"], capsys, monkeypatch, tmp_path)
+    assert code == 0
+    assert "snapshot OUT.tar.gz" in out and "--map" in out and "--domains" in out
+    code, out, _ = run(["host", "snapshot", "--help"], capsys, monkeypatch, tmp_path)
+    assert code == 0 and "--sysfs" in out
+    code, _, err = run(["host", "nonsense"], capsys, monkeypatch, tmp_path)
+    assert code == 2 and "nonsense" in err

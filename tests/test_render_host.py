@@ -387,3 +387,34 @@ def test_json_text_is_valid_and_line_per_item() -> None:
     ]
     assert len(cpu_lines) == len(host.cpus)
     assert dumps({"empty": [], "x": 1}) == '{\n  "empty": [],\n  "x": 1\n}\n'
+
+
+# -- console -----------------------------------------------------------------------------------------
+
+
+def test_console_plain_for_pipes_and_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    host = make_host(cores_per_node=4, threads=2)
+    tenants = [guest("vm", "0-1")]
+
+    pipe = io.StringIO()
+    console = make_console(file=pipe)
+    assert console.width == 100  # not rich's 80 for pipes
+    print_map(console, host, tenants)
+    assert "\x1b[" not in pipe.getvalue()
+
+    monkeypatch.setenv("COLUMNS", "120")
+    assert make_console(file=io.StringIO()).width == 120
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    colour = io.StringIO()
+    print_map(make_console(file=colour), host, tenants)
+    assert "\x1b[" in colour.getvalue()  # a terminal gets colours...
+    monkeypatch.setenv("NO_COLOR", "1")
+    mono = io.StringIO()
+    print_map(make_console(file=mono), host, tenants)
+    assert "\x1b[3" not in mono.getvalue() and "\x1b[4" not in mono.getvalue()  # ...NO_COLOR none of them
+    assert "A vm: 2 CPUs: 0-1" in re.sub(r"\x1b\[[0-9;]*m", "", mono.getvalue())  # bold/underline may stay

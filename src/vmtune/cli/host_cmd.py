@@ -38,7 +38,12 @@ ReserveOpt = Annotated[
 def register(app: typer.Typer) -> None:
     host_app = typer.Typer(
         name="host",
-        help="Show the host topology, and who owns which CPU.",
+        help=(
+            "Show the host topology: sockets > NUMA nodes > caches > cores, with memory and hugepages;"
+            " --json for scripts, --map for who owns which CPU (tenants from --domains)."
+            " 'vmtune host snapshot OUT.tar.gz' captures the topology for use elsewhere with --sysfs."
+        ),
+        subcommand_metavar="[snapshot OUT.tar.gz]",
         invoke_without_command=True,
         no_args_is_help=False,
         add_completion=False,

@@ -35,7 +35,9 @@ S_WARN = "yellow"
 def header_lines(host: Host) -> list[Text]:
     s = host.summary()
     # cpuinfo model names carry padding ("CPU           X7550  @ 2.00GHz")
-    what = " ".join(" ".join(x.split()) for x in (host.arch, host.vendor, host.model) if x)
+    model = " ".join((host.model or "").split())
+    vendor = None if host.vendor and model.startswith(host.vendor) else host.vendor
+    what = " ".join(x for x in (host.arch, vendor, model) if x)
     first = Text(host.name, style="bold")
     if what:
         first.append(f" · {what}")
