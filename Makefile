@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SAMPLE_HOST  ?= samples/hosts/dual-xeon-ht
-SAMPLE_GUEST ?= samples/xml/linux-db.xml
+SAMPLE_HOST  ?= samples/hosts/dual-xeon-ht.tar.gz
+SAMPLE_GUEST ?= samples/xml/web01.xml
 
 .PHONY: demo test lint unit e2e bench clean
 
@@ -21,7 +21,7 @@ $(VENV)/.test-stamp: $(BIN)/python pyproject.toml
 	touch $@
 
 demo: $(VENV)/.demo-stamp
-	$(BIN)/vmtune host --sysfs $(SAMPLE_HOST)
+	$(BIN)/vmtune host --sysfs $(SAMPLE_HOST) --domains samples/tenants --map
 	$(BIN)/vmtune plan $(SAMPLE_GUEST) --sysfs $(SAMPLE_HOST) --domains samples/tenants --explain
 
 lint: $(VENV)/.test-stamp
