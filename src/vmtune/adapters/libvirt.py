@@ -70,6 +70,7 @@ class Connection:
         self.uri = uri
         self.raw = raw
         self.lv = lv
+        self._capabilities: str | None = None
 
     def call(self, op: str, fn: Callable[..., T], *args: Any, domain: str | None = None) -> T:
         try:
@@ -79,11 +80,22 @@ class Connection:
             raise LibvirtError(f"{op}{where} on {self.uri}: {err.get_error_message() or err}") from None
 
     # -- reads ----------------------------------------------------------------------------------------
+    def capabilities(self) -> str:
+        """``virsh capabilities`` XML (fetched once per connection: topology and nesting both need it)."""
+        if self._capabilities is None:
+            self._capabilities = self.call("getCapabilities", self.raw.getCapabilities)
+        return self._capabilities
+
     def host(self) -> Host:
         from vmtune.xmlmap.capabilities import parse_capabilities
 
-        xml = self.call("getCapabilities", self.raw.getCapabilities)
-        return parse_capabilities(xml, source=self.uri)
+        return parse_capabilities(self.capabilities(), source=self.uri)
+
+    def host_caps(self) -> HostCaps:
+        """What the host CPU itself says (nested KVM), readable on read-only connections too."""
+        from vmtune.xmlmap.capabilities import capabilities_caps
+
+        return capabilities_caps(self.capabilities(), source=f"{self.uri} capabilities")
 
     def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
         from vmtune.adapters.probes import merge_caps, probe_host_caps
@@ -99,7 +111,7 @@ class Connection:
         xml = self.call("getDomainCapabilities", self.raw.getDomainCapabilities, *args)
         domcaps = parse_domcapabilities(xml, source=f"{self.uri} domcapabilities")
         probes = probe_host_caps(Path("/")) if is_local(self.uri) else None
-        return merge_caps(domcaps, probes)
+        return merge_caps(domcaps, self.host_caps(), probes)
 
     def lookup(self, name: str) -> Any:
         return self.call("lookupByName", self.raw.lookupByName, name, domain=name)

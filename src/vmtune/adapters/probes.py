@@ -9,6 +9,8 @@
   ``machine.slice``; libvirt without systemd uses ``machine``. When the kernel has RT group scheduling (the
   root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0.
 * NUMA node of each PCI device (``/sys/bus/pci/devices/<addr>/numa_node``; -1 = no affinity, skipped).
+* Nested virtualisation: the ``hypervisor`` flag in ``/proc/cpuinfo`` (CPUID.1:ECX bit 31, set by every
+  hypervisor for its guests). Only x86 prints a ``flags`` line; elsewhere the answer is None.
 
 Every probe that can't read its file answers None ("unknown"); nothing here raises for a missing file.
 """
@@ -97,8 +99,22 @@ def _pci_numa(root: Path) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _nested(root: Path) -> bool | None:
+    """True when the first CPU's ``flags`` line has ``hypervisor``; None when there is no flags line."""
+    try:
+        with (root / "proc" / "cpuinfo").open(encoding="utf-8", errors="replace") as lines:
+            # every CPU repeats the same flags; the first line is enough (the file is MBs on big hosts)
+            for line in lines:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "flags":
+                    return "hypervisor" in value.split()
+    except OSError:
+        return None
+    return None
+
+
 def probe_host_caps(root: Path = Path("/")) -> HostCaps:
-    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA)."""
+    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA, nested)."""
     version, rt_runtime, rt_path = _cgroup(root)
     return HostCaps(
         source=f"probes of {root}",
@@ -107,6 +123,7 @@ def probe_host_caps(root: Path = Path("/")) -> HostCaps:
         rt_runtime_us=rt_runtime,
         rt_runtime_path=rt_path,
         pci_numa=_pci_numa(root),
+        nested=_nested(root),
     )
 
 

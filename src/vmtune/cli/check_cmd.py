@@ -25,6 +25,7 @@ from vmtune.cli.common import (
     SysfsOpt,
     load_host,
 )
+from vmtune.cli.tuning import host_caps
 from vmtune.core.audit import Finding, catalog, parse_codes, run_rules
 from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec
@@ -121,22 +122,6 @@ def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[Gues
     )
 
 
-def _caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
-    from vmtune.adapters.files import read_text
-    from vmtune.adapters.probes import merge_caps, probe_host_caps
-    from vmtune.xmlmap.domcaps import parse_domcapabilities
-
-    parts: list[HostCaps | None] = []
-    if domcaps is not None:
-        parts.append(parse_domcapabilities(read_text(domcaps), source=str(domcaps)))
-    if src.capabilities is None and src.connect is None:
-        # kernel state (APICv, cgroups, RT runtime) of the sysfs root that gave the topology
-        root = src.sysfs or Path("/")
-        if root.is_dir():
-            parts.append(probe_host_caps(root))
-    return merge_caps(*parts)
-
-
 def _live(
     uri: str, domcaps: Path | None, *, all_domains: bool
 ) -> tuple[Host, HostCaps | None, tuple[GuestSpec, ...], tuple[GuestSpec, ...]]:
@@ -157,7 +142,7 @@ def _live(
         except LibvirtError as err:
             # libvirt refuses domcapabilities on read-only connections; host probes still tell a lot
             print(f"vmtune: note: {err}; pass --domcapabilities FILE for the Hyper-V checks", file=sys.stderr)
-            caps = probe_host_caps(Path("/")) if is_local(uri) else None
+            caps = merge_caps(conn.host_caps(), probe_host_caps(Path("/")) if is_local(uri) else None)
     if domcaps is not None:  # an explicit file wins over what the connection says
         caps = merge_caps(parse_domcapabilities(read_text(domcaps), source=str(domcaps)), caps)
     targets = tuple(g for g in everyone if all_domains or g.running)
@@ -246,7 +231,7 @@ def run_check(
     else:
         loaded = _read_guests(_xml_files(targets or []))
         host = load_host(src)
-        caps = _caps(src, domcaps)
+        caps = host_caps(src, domcaps)
         tenants = _tenants(domains, loaded.guests)
 
     def audit(guests: tuple[GuestSpec, ...]) -> tuple[Finding, ...]:

@@ -11,7 +11,7 @@ from rich.progress import Progress, TaskID
 
 from vmtune.cli.common import HostSource, load_host, load_tenants
 from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
-from vmtune.cli.tuning import Tuning, load_caps
+from vmtune.cli.tuning import Tuning, host_caps
 from vmtune.core.guest import GuestSpec
 from vmtune.errors import ExitCode, InputError, VmtuneError
 from vmtune.render.console import make_console
@@ -57,7 +57,7 @@ def run(
         _check_targets(files, write_to, in_place, backup)
     tuning.intent()  # validate the flags once, before any file is read
     topology = load_host(host)
-    caps = load_caps(domcaps)
+    caps = host_caps(host, domcaps)
     tenants: list[GuestSpec] = load_tenants(domains) if domains is not None else []
     planner = planner_for(host=topology, intent_of=lambda g: tuning.intent(g.intent), caps=caps)
     out = make_console()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from vmtune.cli.common import HostSource
 from vmtune.core.caps import HostCaps
 from vmtune.core.intent import (
     CoreKind,
@@ -38,6 +39,7 @@ __all__ = [
     "ReserveOpt",
     "ThreadPolicyOpt",
     "Tuning",
+    "host_caps",
     "load_caps",
 ]
 
@@ -150,3 +152,32 @@ def load_caps(path: Path | None) -> HostCaps | None:
     from vmtune.xmlmap.domcaps import parse_domcapabilities
 
     return parse_domcapabilities(read_bytes(path), source=str(path))
+
+
+def host_caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
+    """``--domcapabilities FILE`` merged with what the host source itself tells (the file wins).
+
+    * ``--capabilities FILE``: the host CPU's hypervisor flag (nested KVM);
+    * the sysfs root (``/`` by default, or ``--sysfs ROOT``): the kernel probes under that root (APICv/AVIC,
+      cgroup version and RT runtime, nesting from ``proc/cpuinfo``), so a captured tree is probed like the
+      live host; a snapshot archive is not probed;
+    * ``--connect URI``: the probes of ``/`` when the URI is local (the kernel that runs its guests).
+    """
+    from vmtune.adapters.probes import merge_caps, probe_host_caps
+
+    parts: list[HostCaps | None] = [load_caps(domcaps)]
+    if src.capabilities is not None:
+        from vmtune.adapters.files import read_bytes
+        from vmtune.xmlmap.capabilities import capabilities_caps
+
+        parts.append(capabilities_caps(read_bytes(src.capabilities), source=str(src.capabilities)))
+    elif src.connect is not None:
+        from vmtune.adapters.libvirt import is_local
+
+        if is_local(src.connect):
+            parts.append(probe_host_caps(Path("/")))
+    else:
+        root = src.sysfs or Path("/")
+        if root.is_dir():
+            parts.append(probe_host_caps(root))
+    return merge_caps(*parts)

@@ -32,6 +32,8 @@ class HostCaps:
     """Where ``rt_runtime_us`` was read (the file the fix writes to)."""
     pci_numa: tuple[tuple[str, int], ...] = ()
     """(PCI address, NUMA node) for host PCI devices guests pass through."""
+    nested: bool | None = None
+    """The host is itself a guest (its CPU shows the ``hypervisor`` CPUID bit): nested KVM."""
 
     def pci_node(self, address: str) -> int | None:
         for addr, node in self.pci_numa:

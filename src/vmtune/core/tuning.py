@@ -15,6 +15,7 @@ from vmtune.core.guest import GuestSpec, GuestTopology, Memballoon, MemoryBackin
 from vmtune.core.hugepages import memory_tuning
 from vmtune.core.hyperv import hyperv_tuning
 from vmtune.core.intent import Resolved
+from vmtune.core.nested import nested_cpu_features
 from vmtune.core.plan import FeaturesPlan, Level, Note
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
@@ -68,6 +69,9 @@ def device_tuning(
     cpu_mode = _cpu_mode(guest, resolved, caps, notes)
     effective_mode = cpu_mode or guest.cpu_mode
     cpu_features = _topoext(guest, topology or guest.topology, vendor, effective_mode, notes)
+    if resolved.host_passthrough:
+        # latency/realtime pick a host CPU mode; on nested KVM that only starts without arch-capabilities
+        cpu_features += nested_cpu_features(guest=guest, caps=caps, mode=effective_mode, notes=notes)
 
     win = hyperv_tuning(
         guest=guest,

@@ -12,19 +12,22 @@ What libvirt puts there (src/conf/capabilities.c) and how it maps:
   ``l2_groups`` is 0 from this reader while sysfs counts them.
 - No free-memory or free-hugepage numbers exist in this XML: ``mem_free_kib`` stays None and free
   hugepages are taken as equal to the total, with a warning.
+- ``host/cpu/feature``: the host's own CPUID (libvirt's virCPUGetHost), so ``hypervisor`` there means this
+  host is itself a guest (nested KVM); ``capabilities_caps`` reads it into ``HostCaps.nested``.
 """
 
 from __future__ import annotations
 
 from lxml import etree
 
+from vmtune.core.caps import HostCaps
 from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
 from vmtune.core.topology import Host, HugePages
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.xmlmap.safe import parse_xml
 
-__all__ = ["parse_capabilities"]
+__all__ = ["capabilities_caps", "parse_capabilities"]
 
 _UNITS_KIB = {
     "b": 1 / 1024,
@@ -148,6 +151,21 @@ def parse_capabilities(text: str, source: str) -> Host:
         memory_total_kib=sum(totals) if totals else None,
         warnings=warnings,
     )
+
+
+def capabilities_caps(text: str | bytes, source: str) -> HostCaps:
+    """What ``virsh capabilities`` says about the host beyond topology: nesting (``HostCaps.nested``).
+
+    Unknown (None) when the host CPU is not x86 (the CPUID hypervisor bit is an x86 thing) or names no
+    model (the test driver and libvirt's own test files print no CPUID features).
+    """
+    root = parse_xml(text, source=source, root="capabilities").getroot()
+    cpu_el = root.find("host/cpu")
+    nested: bool | None = None
+    x86 = _text(cpu_el, "arch") in ("x86_64", "i686")
+    if cpu_el is not None and x86 and cpu_el.find("model") is not None:
+        nested = any(f.get("name") == "hypervisor" for f in cpu_el.findall("feature"))
+    return HostCaps(source=source, nested=nested)
 
 
 def _banks(host: etree._Element, source: str) -> list[CacheRecord]:

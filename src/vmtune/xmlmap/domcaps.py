@@ -4,6 +4,10 @@ Only what vmtune gates on is read: the Hyper-V enlightenments listed under
 ``<features><hyperv><enum name='features'>`` (libvirt >= 8.0 fills them from QEMU's query of KVM's
 Hyper-V CPUID; nested KVM lists only spinlocks and vendor_id), the supported ``<cpu><mode>`` names, the
 vendor of the host-model CPU, the domain type (kvm / qemu = TCG) and iothreads support.
+Nesting is *not* read from here: the host-model CPU is the CPU a guest would get, and KVM sets the
+``hypervisor`` bit for every guest, so bare-metal hosts list ``<feature name='hypervisor'/>`` too (8 of the
+19 corpus files, among them AMD SEV and Intel TDX servers). ``virsh capabilities`` (the host's own CPUID)
+and ``/proc/cpuinfo`` tell nesting apart.
 An element libvirt did not print means "unknown" (None), not "unsupported": older libvirt has no
 ``<hyperv>`` in domcapabilities at all.
 """

@@ -1,0 +1,214 @@
+"""`vmtune plan` merges the host probes of its sysfs root, and latency/realtime gate the CPU on nested KVM.
+
+The fixture tree ``tests/data/probes/nested-amd-cgv1`` carries the kernel files the probes read (AVIC off,
+cgroup v1 machine partition with no RT budget, ``hypervisor`` in /proc/cpuinfo); its twin, built per test
+in tmp_path, flips each of them, so every assertion below could fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from testutil import DATA
+from vmtune.adapters.probes import probe_host_caps
+from vmtune.cli.app import main
+from vmtune.core.caps import HostCaps
+from vmtune.core.nested import nested_cpu_features
+from vmtune.core.plan import Level, Note
+from vmtune.xmlmap.capabilities import capabilities_caps
+from vmtune.xmlmap.domcaps import parse_domcapabilities
+from vmtune.xmlmap.guest import read_guest
+
+ROOT = DATA / "probes" / "nested-amd-cgv1"
+GUEST = DATA / "probes" / "guest.xml"
+DISABLE = ["disable", "arch-capabilities"]
+
+
+def _bare_metal_twin(tmp_path: Path) -> Path:
+    """The fixture host with AVIC on, an RT budget for the machine partition and no hypervisor flag."""
+    twin = tmp_path / "bare-metal"
+    shutil.copytree(ROOT, twin)
+    (twin / "sys/module/kvm_amd/parameters/avic").write_text("1\n")
+    (twin / "sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us").write_text("950000\n")
+    cpuinfo = twin / "proc/cpuinfo"
+    cpuinfo.write_text(cpuinfo.read_text().replace(" hypervisor ", " "))
+    return twin
+
+
+def _plan_json(root: Path, profile: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", profile, "--json"]) == 0
+    doc: dict[str, object] = json.loads(capsys.readouterr().out)
+    plan = doc["plan"]
+    assert isinstance(plan, dict)
+    return plan
+
+
+def _warnings(plan: dict[str, object]) -> list[str]:
+    notes = plan["notes"]
+    assert isinstance(notes, list)
+    return [n["message"] for n in notes if n["level"] == "warning"]
+
+
+def test_fixture_probes() -> None:
+    caps = probe_host_caps(ROOT)
+    assert (caps.apicv, caps.cgroup_version, caps.rt_runtime_us, caps.nested) == (False, 1, 0, True)
+    assert caps.rt_runtime_path == "/sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us"
+
+
+def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(GUEST), "--sysfs", str(ROOT), "--profile", "realtime", "--explain"]) == 0
+    out, _ = capsys.readouterr()
+    assert "warning: rt: cgroup v1 gives the machine slice no RT runtime" in out
+    assert "echo 950000 > /sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us" in out
+    assert "host advice: AVIC: echo 'options kvm_amd avic=1'" in out
+    assert "+    <feature policy='disable' name='arch-capabilities'/>" in out
+    assert "failed to set MSR 0x10a" in out
+
+
+def test_json_carries_probe_warning_and_advice(capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _plan_json(ROOT, "realtime", capsys)
+    assert any("(VT406)" in w for w in _warnings(plan))
+    advice = plan["advice"]
+    assert isinstance(advice, list) and any(a.startswith("AVIC: ") for a in advice)
+    cpu = plan["cpu"]
+    assert isinstance(cpu, dict)
+    assert cpu["mode"] == "host-passthrough" and DISABLE in cpu["features"]
+
+
+def test_bare_metal_twin_has_none_of_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _plan_json(_bare_metal_twin(tmp_path), "realtime", capsys)
+    assert not any("VT406" in w for w in _warnings(plan))
+    advice = plan["advice"]
+    assert isinstance(advice, list) and not any("AVIC" in a for a in advice)
+    cpu = plan["cpu"]
+    assert isinstance(cpu, dict) and cpu["mode"] == "host-passthrough"
+    assert DISABLE not in cpu["features"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "gated"), [("latency", True), ("realtime", True), ("balanced", False), ("windows", False)]
+)
+def test_nested_gate_only_for_profiles_that_pick_a_host_cpu(
+    profile: str, gated: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cpu = _plan_json(ROOT, profile, capsys)["cpu"]
+    features = cpu["features"] if isinstance(cpu, dict) else []
+    assert (DISABLE in features) is gated
+
+
+def test_cgroup_v2_twin_drops_vt406(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    twin = tmp_path / "v2"
+    shutil.copytree(ROOT, twin)
+    shutil.rmtree(twin / "sys/fs/cgroup")
+    (twin / "sys/fs/cgroup").mkdir()
+    (twin / "sys/fs/cgroup/cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert not any("VT406" in w for w in _warnings(_plan_json(twin, "realtime", capsys)))
+
+
+def test_capabilities_source_is_not_probed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--capabilities names another machine: the local kernel's probes must not leak into its plan."""
+    caps = tmp_path / "caps.xml"
+    caps.write_text(_capabilities_xml(hypervisor=False))
+    assert main(["plan", str(GUEST), "--capabilities", str(caps), "--profile", "realtime", "--json",
+                 "--hugepages", "none"]) == 0  # fmt: skip
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    notes = [n["message"] for n in plan["notes"]]
+    assert any("host cgroup setup unknown" in m for m in notes)
+    assert DISABLE not in plan["cpu"]["features"]
+
+
+def test_capabilities_hypervisor_flag_gates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    caps = tmp_path / "caps.xml"
+    caps.write_text(_capabilities_xml(hypervisor=True))
+    assert main(["plan", str(GUEST), "--capabilities", str(caps), "--profile", "latency", "--json",
+                 "--hugepages", "none"]) == 0  # fmt: skip
+    assert DISABLE in json.loads(capsys.readouterr().out)["plan"]["cpu"]["features"]
+
+
+def _capabilities_xml(*, hypervisor: bool) -> str:
+    cpus = "".join(
+        f"<cpu id='{c}' socket_id='0' die_id='0' core_id='{c % 4}' siblings='{c % 4},{c % 4 + 4}'/>"
+        for c in range(8)
+    )
+    feature = "<feature name='hypervisor'/>" if hypervisor else ""
+    return (
+        "<capabilities><host><cpu><arch>x86_64</arch><model>EPYC-Milan</model><vendor>AMD</vendor>"
+        f"<feature name='x2apic'/>{feature}<pages unit='KiB' size='4'/></cpu><topology><cells num='1'>"
+        "<cell id='0'><memory unit='KiB'>16777216</memory><pages unit='KiB' size='4'>4194304</pages>"
+        f"<cpus num='8'>{cpus}</cpus></cell></cells></topology></host></capabilities>"
+    )
+
+
+# -- the readers ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n", True),
+        ("processor\t: 0\nflags\t\t: fpu vme lahf_lm svm\n", False),
+        # arm64 prints Features, not flags: unknown
+        ("processor\t: 0\nFeatures\t: fp asimd evtstrm\n", None),
+        (None, None),
+    ],
+    ids=["nested", "bare-metal", "arm64", "missing"],
+)
+def test_probe_nested(tmp_path: Path, cpuinfo: str | None, expected: bool | None) -> None:
+    if cpuinfo is not None:
+        (tmp_path / "proc").mkdir()
+        (tmp_path / "proc/cpuinfo").write_text(cpuinfo)
+    assert probe_host_caps(tmp_path).nested is expected
+
+
+@pytest.mark.parametrize(
+    ("hypervisor", "arch", "expected"),
+    [(True, "x86_64", True), (False, "x86_64", False), (True, "aarch64", None)],
+)
+def test_capabilities_caps(hypervisor: bool, arch: str, expected: bool | None) -> None:
+    xml = _capabilities_xml(hypervisor=hypervisor).replace("x86_64", arch)
+    assert capabilities_caps(xml, source="t").nested is expected
+
+
+def test_domcapabilities_hypervisor_is_not_nesting(corpora: Path) -> None:
+    """Bare-metal SEV/TDX servers list hypervisor in host-model too (KVM sets it for every guest)."""
+    for name in ("virt-manager/kvm-x86_64-domcaps-amd-sev.xml", "kubevirt/domcapabilities_tdx.xml"):
+        data = (corpora / "domcapabilities" / name).read_bytes()
+        assert b"name='hypervisor'" in data
+        assert parse_domcapabilities(data, source=name).nested is None
+
+
+# -- the core gate --------------------------------------------------------------------------------------
+
+_XML = "<domain type='{type}'><name>g</name><memory>1048576</memory><vcpu>2</vcpu>{cpu}</domain>"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "cpu", "mode", "nested", "feature", "note"),
+    [
+        ("kvm", "", "host-passthrough", True, True, Level.INFO),
+        ("kvm", "<cpu mode='host-model'/>", "host-model", True, True, Level.INFO),
+        ("kvm", "", "host-passthrough", False, False, None),
+        ("kvm", "", "host-passthrough", None, False, None),
+        ("qemu", "", None, True, False, None),
+        ("kvm", "<cpu mode='custom'><model>EPYC</model></cpu>", "custom", True, False, None),
+        # already there: kept, nothing to explain
+        ("kvm", "<cpu mode='host-passthrough'><feature policy='disable' name='arch-capabilities'/></cpu>",
+         "host-passthrough", True, True, None),
+        # the guest asked for it: overridden, loudly
+        ("kvm", "<cpu mode='host-passthrough'><feature policy='require' name='arch-capabilities'/></cpu>",
+         "host-passthrough", True, True, Level.WARNING),
+    ],
+    ids=["passthrough", "host-model", "bare-metal", "unknown", "tcg", "custom-model", "already", "required"],
+)  # fmt: skip
+def test_nested_gate(  # noqa: PLR0917 - one parameter per table column
+    dtype: str, cpu: str, mode: str | None, nested: bool | None, feature: bool, note: Level | None
+) -> None:
+    guest = read_guest(_XML.format(type=dtype, cpu=cpu), source="t.xml")
+    notes: list[Note] = []
+    got = nested_cpu_features(guest=guest, caps=HostCaps(nested=nested), mode=mode, notes=notes)
+    assert (got == (("disable", "arch-capabilities"),)) is feature
+    assert [n.level for n in notes] == ([note] if note else [])
