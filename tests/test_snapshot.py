@@ -113,8 +113,8 @@ def test_node_cpu_links_survive(hosts_tmp: Path, tmp_path: Path) -> None:
         link = node0 / f"cpu{cpu}"
         if not link.is_symlink():
             link.symlink_to(f"../../cpu/cpu{cpu}")
-    names = dict(snapshot_members(root))
-    assert "sys/devices/system/node/node0/cpu1" in names
+    links = {name for name, _path, is_link in snapshot_members(root) if is_link}
+    assert links == {"sys/devices/system/node/node0/cpu0", "sys/devices/system/node/node0/cpu1"}
     write_snapshot(root, tmp_path / "s.tar.gz")
     with open_root(tmp_path / "s.tar.gz") as extracted:
         assert (extracted / "sys/devices/system/node/node0/cpu1").is_symlink()
@@ -161,3 +161,31 @@ def test_snapshot_of_a_non_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a sysfs root"):
         write_snapshot(tmp_path, tmp_path / "o.tar.gz")
     assert not (tmp_path / "o.tar.gz").exists()
+
+
+def test_a_retarred_tree_is_accepted(hosts_tmp: Path, tmp_path: Path) -> None:
+    """`tar czf snap.tar.gz -C DIR .` (names start with ./) reads like vmtune's own snapshot."""
+    root = host_root("small-2cpu", hosts_tmp)
+    snap = tmp_path / "retar.tar.gz"
+    with tarfile.open(snap, "w:gz") as tar:
+        tar.add(root, arcname=".")
+    with open_root(snap) as extracted:
+        assert read_sysfs(extracted).summary() == read_sysfs(root).summary()
+
+
+def test_big_cpuinfo_is_cut_at_a_block_boundary(hosts_tmp: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(host_root("small-2cpu", hosts_tmp), root, symlinks=True)
+    block = (
+        "processor\t: {n}\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU\n"
+        + "flags\t\t: "
+        + "x " * 400
+        + "\n\n"
+    )
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc/cpuinfo").write_text("".join(block.format(n=n) for n in range(960)))
+    write_snapshot(root, tmp_path / "s.tar.gz")
+    with open_root(tmp_path / "s.tar.gz") as extracted:
+        data = (extracted / "proc/cpuinfo").read_bytes()
+    assert 200 * 1024 < len(data) <= 256 * 1024
+    assert data.startswith(b"processor\t: 0\n") and data.endswith(b"\n\n")
