@@ -114,7 +114,8 @@ def print_map(
     blocks = _blocks(host, owners, styles, shared_idx)
     label_w = max((len(lbl) for _, rows in blocks for lbl, _ in rows), default=8)
     label_w = max(label_w, 7)
-    console.print(Text(f"CPU map of {host.name}: one column per core, one row per thread", style="bold"))
+    console.print(Text(f"CPU map of {host.name}", style="bold"))
+    console.print(Text(f"columns are cores, rows are their SMT threads; {_gap_hint(host)}", style="dim"))
     for title, rows in blocks:
         console.print(Text(title, style="bold cyan"))
         for label, cells in rows:
@@ -164,27 +165,36 @@ def _offline_rows(
     ]
 
 
-def _gap_key(host: Host) -> Callable[[Core], int | None]:
-    """The cache group a core's column is gapped by: its L3, else its L2 when shared, else none."""
+def _gap_hint(host: Host) -> str:
+    key = _gap_key(host)
+    kinds = sorted({k[0] for k in map(key, host.cores) if k is not None}, reverse=True)
+    if not kinds:
+        return f"a gap every {GROUP} cores"
+    return "a gap starts a new " + " or ".join(kinds) + " group"
+
+
+def _gap_key(host: Host) -> Callable[[Core], tuple[str, int] | None]:
+    """The cache group a core's column is gapped by: the smallest one it shares with other cores (its L2
+    when shared: E-core clusters, Phytium's 4-core L2; else its L3), else none."""
     l2_cores: dict[int, int] = {}
     for core in host.cores:
         if core.l2 is not None:
             l2_cores[core.l2] = l2_cores.get(core.l2, 0) + 1
 
-    def key(core: Core) -> int | None:
-        if core.l3 is not None:
-            return core.l3
+    def key(core: Core) -> tuple[str, int] | None:
         if core.l2 is not None and l2_cores[core.l2] > 1:
-            return core.l2
+            return ("shared L2", core.l2)
+        if core.l3 is not None:
+            return ("L3", core.l3)
         return None
 
     return key
 
 
-def _chunks(cores: Sequence[Core], key: Callable[[Core], int | None]) -> list[list[list[Core]]]:
+def _chunks(cores: Sequence[Core], key: Callable[[Core], tuple[str, int] | None]) -> list[list[list[Core]]]:
     """Lines of gap-separated groups: break where the cache group changes, and every GROUP cores inside
     groups bigger than 2*GROUP (or without cache data); at most ~72 cells per line to fit 100 columns."""
-    sizes: dict[int | None, int] = {}
+    sizes: dict[tuple[str, int] | None, int] = {}
     for core in cores:
         sizes[key(core)] = sizes.get(key(core), 0) + 1
     groups: list[list[Core]] = []
@@ -223,6 +233,7 @@ def _core_rows(
                     cells.append_text(_cell(cpus[rank], owners, styles, core.index in shared_idx))
                 else:
                     cells.append(" ")
+        cells.rstrip()
         rows.append((row_label(shown), cells))
     if any(c.index in shared_idx for g in line for c in g):
         marks = " ".join("".join("^" if c.index in shared_idx else " " for c in g) for g in line)
