@@ -4,10 +4,10 @@ With ``VMTUNE_E2E_REQUIRED=1`` (``.ci/run`` sets it) a missing daemon or binding
 elsewhere the tests skip with the reason. Guests are named ``vmtune-e2e-<test>-<random>`` and destroyed +
 undefined after each test, also when it fails.
 
-Guests carry ``<cpu mode='host-passthrough'>`` with ``arch-capabilities`` disabled: on this nested AMD
-KVM host a plain host-passthrough (or host-model) CPU dies at start with ``failed to set MSR 0x10a``
-(IA32_ARCH_CAPABILITIES, which L0 doesn't let L1 KVM set). The latency profile would pick
-host-passthrough itself; since the guest already has it, vmtune leaves the ``<cpu>`` mode alone.
+Guests have no ``<cpu>`` (QEMU's default qemu64 model starts everywhere). ``--profile latency`` gives
+them ``<cpu mode='host-passthrough'>``, and on a nested KVM host (this one) also
+``<feature policy='disable' name='arch-capabilities'/>``: without it the guest dies at start with
+``failed to set MSR 0x10a`` (IA32_ARCH_CAPABILITIES); test_nested_cpu.py shows both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from e2ehelp import CPU_KVM, REQUIRED, URI, Libvirt
+from e2ehelp import REQUIRED, URI, Libvirt
 
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
@@ -27,7 +27,6 @@ GUEST = """<domain type='{type}'>
   <vcpu placement='static'>{vcpus}</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <features><acpi/></features>
-  {cpu}
   <devices><memballoon model='none'/></devices>
 </domain>
 """
@@ -89,8 +88,7 @@ def make_guest(libvirt_session: Libvirt, request: pytest.FixtureRequest) -> Iter
     def make(*, vcpus: int, xml: str | None = None) -> str:
         tag = request.node.name.removeprefix("test_").replace("_", "-")[:20]
         name = f"vmtune-e2e-{tag}-{uuid.uuid4().hex[:6]}"
-        cpu = CPU_KVM if libvirt_session.domain_type == "kvm" else ""
-        body = xml or GUEST.format(type=libvirt_session.domain_type, name=name, vcpus=vcpus, cpu=cpu)
+        body = xml or GUEST.format(type=libvirt_session.domain_type, name=name, vcpus=vcpus)
         libvirt_session.conn.defineXML(body.replace("NAME", name))  # .conn: a restart reconnects
         made.append(name)
         return name

@@ -13,9 +13,6 @@ from typing import Any
 URI = "qemu:///system"
 RUN_DIR = Path("/run/libvirt/qemu")
 REQUIRED = os.environ.get("VMTUNE_E2E_REQUIRED") == "1"
-CPU_KVM = (
-    "<cpu mode='host-passthrough' check='none'><feature policy='disable' name='arch-capabilities'/></cpu>"
-)
 
 
 @dataclass

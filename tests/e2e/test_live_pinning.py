@@ -138,6 +138,9 @@ def test_hook_migrate_begin_filter_on_this_host(libvirt_session: Libvirt, make_g
     foreign = xml.replace("cpuset='1'", "cpuset='37'").replace(
         "<emulatorpin cpuset='0'", "<emulatorpin cpuset='36'"
     )
+    # a bare-metal source host needs no nested-KVM CPU gate: the hook must add it back here
+    gate = "<feature policy='disable' name='arch-capabilities'/>"
+    foreign = foreign.replace(gate, "")
     assert "cpuset='37'" in foreign
     env = {**os.environ, "VMTUNE_HOOK_STATE_DIR": str(tmp_path / "state")}
     res = vmtune("hook", name, "migrate", "begin", "-", stdin=foreign.encode(), env=env)
@@ -146,6 +149,8 @@ def test_hook_migrate_begin_filter_on_this_host(libvirt_session: Libvirt, make_g
     out = etree.fromstring(res.stdout.encode())
     assert [p.get("cpuset") for p in out.iterfind("cputune/vcpupin")] == ["1"]
     assert out.find("cputune/emulatorpin").get("cpuset") == "0"  # type: ignore[union-attr]
+    gated = "hypervisor" in Path("/proc/cpuinfo").read_text() and libvirt_session.domain_type == "kvm"
+    assert (out.find("cpu/feature[@name='arch-capabilities']") is not None) is gated
     # what the hook prints must be a definition libvirt accepts (validated against its schema)
     libvirt_session.conn.defineXMLFlags(res.stdout, libvirt_session.lv.VIR_DOMAIN_DEFINE_VALIDATE)
     # the same XML again: nothing to change, nothing printed (libvirt then keeps its own XML)
