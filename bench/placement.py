@@ -11,8 +11,15 @@ ends); a refused guest is skipped. Metrics per host and algorithm, over the fina
 * nodes/min - NUMA nodes spanned summed over guests / the minimum possible (ceil(vCPUs / free CPUs per
               node on an empty host));
 * 1n-miss   - guests that fitted one node when placed but span more;
-* grp/min   - cache groups (the host's finest grouping cache level) spanned / the minimum the free CPUs
-              allowed when the guest was placed (fewest groups whose free CPUs hold it), summed over the run;
+* grp/min   - cache groups spanned / the topology minimum, summed over the run. A CPU's cache group is the
+              finest cache *shared by several cores* that it sits in: its L2 where cores share one (Phytium
+              clusters, Intel E-core clusters), else its L3 (CCX, die, socket); a private per-core L2 is not a
+              group. The minimum for a guest is the fewest such groups whose CPUs could hold its vCPUs on that
+              host's topology with nothing else placed (online CPUs minus the default reserve / outside
+              isolcpus), i.e. largest groups first - it ignores the other guests and the NUMA rule;
+* grp/pool  - the same spanned groups / the fewest groups the *free pool at placement time* allowed (largest
+              free counts first, every free CPU counted even on half-used cores): the part of grp/min that
+              earlier guests forced is taken out; still a lower bound (it ignores the node rule, priority 3);
 * grp-sh    - cache groups holding CPUs of two or more guests;
 * ms/guest  - mean planning time (vmtune: plan_guest incl. device tuning; baselines: their pick).
 
@@ -35,12 +42,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
+# Last, not first (python puts the script's directory first): bench/xml.py would shadow the stdlib ``xml``
+# package that matplotlib imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT / "bench")]
 
 from baselines import packed, sequential  # noqa: E402
 
 from planner_hosts import as_tenant, host_named  # noqa: E402
-from vmtune.core.allocator import grouping_levels  # noqa: E402
 from vmtune.core.guest import GuestSpec  # noqa: E402
 from vmtune.core.intent import Intent  # noqa: E402
 from vmtune.core.ledger import default_reserve  # noqa: E402
@@ -74,8 +82,29 @@ class Placed:
     """Some node had room for the whole guest when it was placed."""
     avoidable_share: bool
     """It shares a core with an earlier guest although enough wholly free cores existed."""
-    min_groups: int
+    min_topo: int
+    """Fewest cache groups that could hold it on the empty host (0: the host has no shared cache)."""
+    min_pool: int
     """Fewest cache groups the free CPUs allowed at that moment."""
+
+
+def fewest_groups(host: Host, cpus: CpuSet, n: int) -> int:
+    """Fewest cache groups whose CPUs among ``cpus`` hold ``n`` (largest first); 0 without shared caches."""
+    group = _group_of(host)
+    by_group: dict[int, int] = {}
+    for cpu in cpus:
+        key = group(cpu)
+        if key is not None:
+            by_group[key] = by_group.get(key, 0) + 1
+    if not by_group:
+        return 0
+    need, groups = n, 0
+    for count in sorted(by_group.values(), reverse=True):
+        if need <= 0:
+            break
+        need -= count
+        groups += 1
+    return max(1, groups)
 
 
 def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
@@ -84,24 +113,13 @@ def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
     cores = {c.index: c for c in (host.core_of(x) for x in cpus) if c is not None}
     shares = any(not core.cpus.isdisjoint(others) for core in cores.values())
     whole = sum(len(c.cpus) for c in host.cores if c.cpus and c.cpus.issubset(free))
-    group = _group_of(host)
-    by_group: dict[int, int] = {}
-    for cpu in free:
-        key = group(cpu)
-        if key is not None:
-            by_group[key] = by_group.get(key, 0) + 1
-    need, groups = n, 0
-    for count in sorted(by_group.values(), reverse=True):
-        if need <= 0:
-            break
-        need -= count
-        groups += 1
     return Placed(
         vcpus=n,
         cpus=cpus,
         one_node=_fits_one_node(host, free, n),
         avoidable_share=shares and whole >= n,
-        min_groups=max(1, groups) if by_group else 0,
+        min_topo=fewest_groups(host, pool, n),
+        min_pool=fewest_groups(host, free, n),
     )
 
 
@@ -188,19 +206,27 @@ class Metrics:
     nodes_ratio: float
     one_node_misses: int
     groups_ratio: float
+    groups_pool_ratio: float
     groups_shared: int
     ms_per_guest: float
 
 
 def _group_of(host: Host) -> Callable[[int], int | None]:
-    levels = [lv for lv in grouping_levels(host, with_nodes=False) if lv in (2, 3)]
-    level = levels[-1] if levels else None
+    """CPU -> its finest cache group shared by several cores (index into ``host.caches``), None if none."""
+    cores_in: dict[int, int] = {}
+    for core in host.cores:
+        for key in {core.l2, core.l3} - {None}:
+            assert key is not None
+            cores_in[key] = cores_in.get(key, 0) + 1
 
     def group(cpu: int) -> int | None:
         core = host.core_of(cpu)
-        if core is None or level is None:
+        if core is None:
             return None
-        return core.l2 if level == 2 else core.l3
+        for key in (core.l2, core.l3):
+            if key is not None and cores_in[key] > 1:
+                return key
+        return None
 
     return group
 
@@ -211,7 +237,7 @@ def metrics(host: Host, run: Run) -> Metrics:
     group = _group_of(host)
     pool = _pool(host)
     per_node = max(len(node.cpus & pool) for node in host.nodes)
-    spanned = minimum = misses = g_spanned = g_min = 0
+    spanned = minimum = misses = g_spanned = g_topo = g_pool = 0
     for i, p in enumerate(run.placed):
         nodes = len(host.nodes_of(p.cpus))
         spanned += nodes
@@ -224,9 +250,10 @@ def metrics(host: Host, run: Run) -> Metrics:
             key = group(cpu)
             if key is not None:
                 group_owner.setdefault(key, set()).add(i)
-        if p.min_groups:
+        if p.min_topo:
             g_spanned += len({group(c) for c in p.cpus})
-            g_min += p.min_groups
+            g_topo += p.min_topo
+            g_pool += p.min_pool
     sharing = {g for owners in core_owner.values() if len(owners) > 1 for g in owners}
     count = len(run.placed)
     return Metrics(
@@ -235,7 +262,8 @@ def metrics(host: Host, run: Run) -> Metrics:
         avoidable=sum(p.avoidable_share for p in run.placed),
         nodes_ratio=spanned / minimum if minimum else 1.0,
         one_node_misses=misses,
-        groups_ratio=g_spanned / g_min if g_min else 1.0,
+        groups_ratio=g_spanned / g_topo if g_topo else 1.0,
+        groups_pool_ratio=g_spanned / g_pool if g_pool else 1.0,
         groups_shared=sum(1 for owners in group_owner.values() if len(owners) > 1),
         ms_per_guest=1000 * sum(run.seconds) / max(1, len(run.seconds)),
     )
@@ -270,14 +298,15 @@ def main() -> int:
         ):
             rows.append((name, run.algo, metrics(host, run)))
     header = (
-        "| host | algo | placed | core-sh | avoid-sh | nodes/min | 1n-miss | grp/min | grp-sh | ms/guest |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| host | algo | placed | core-sh | avoid-sh | nodes/min | 1n-miss | grp/min | grp/pool | grp-sh "
+        "| ms/guest |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [header]
     for host_name, algo, m in rows:
         lines.append(
             f"| {host_name} | {algo} | {m.placed} | {m.core_sharing:.2f} | {m.avoidable} | "
-            f"{m.nodes_ratio:.2f} | {m.one_node_misses} | {m.groups_ratio:.2f} | {m.groups_shared} | "
+            f"{m.nodes_ratio:.2f} | {m.one_node_misses} | {m.groups_ratio:.2f} | {m.groups_pool_ratio:.2f} | "
+            f"{m.groups_shared} | "
             f"{m.ms_per_guest:.2f} |"
         )
     median, worst = big_host_timing()
@@ -304,7 +333,8 @@ def _plot(rows: Sequence[tuple[str, str, Metrics]]) -> None:
     panels = (
         ("guests placed", lambda m: m.placed),
         ("fraction sharing a core", lambda m: m.core_sharing),
-        ("cache groups spanned / min", lambda m: m.groups_ratio),
+        ("cache groups spanned / topology minimum", lambda m: m.groups_ratio),
+        ("cache groups spanned / free-pool minimum", lambda m: m.groups_pool_ratio),
         ("cache groups shared", lambda m: m.groups_shared),
     )
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 12), constrained_layout=True)
