@@ -215,26 +215,56 @@ def _chunks(cores: Sequence[Core], key: Callable[[Core], tuple[str, int] | None]
     return [line for line in lines if line]
 
 
+class _Row:
+    """A grid row built as runs of one style: a 960-CPU map is then a few hundred spans for rich to
+    render instead of one per cell."""
+
+    __slots__ = ("glyphs", "runs", "style")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+        self.glyphs: list[str] = []
+        self.style = ""
+
+    def add(self, glyph: str, style: str) -> None:
+        if style != self.style:
+            self._flush()
+            self.style = style
+        self.glyphs.append(glyph)
+
+    def _flush(self) -> None:
+        if self.glyphs:
+            self.runs.append(("".join(self.glyphs), self.style))
+            self.glyphs = []
+
+    def text(self) -> Text:
+        self._flush()
+        out = Text()
+        for chunk, style in self.runs:
+            out.append(chunk, style=style or None)
+        out.rstrip()
+        return out
+
+
 def _core_rows(
     line: list[list[Core]], owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared_idx: set[int]
 ) -> list[tuple[str, Text]]:
     threads = max(len(c.cpus) for g in line for c in g)
+    members = [[(list(core.cpus), core.index in shared_idx) for core in group] for group in line]
     rows: list[tuple[str, Text]] = []
     for rank in range(threads):
-        cells = Text()
+        row = _Row()
         shown: list[int] = []
-        for gi, group in enumerate(line):
+        for gi, group in enumerate(members):
             if gi:
-                cells.append(" ")
-            for core in group:
-                cpus = list(core.cpus)
+                row.add(" ", "")
+            for cpus, shared in group:
                 if rank < len(cpus):
                     shown.append(cpus[rank])
-                    cells.append_text(_cell(cpus[rank], owners, styles, core.index in shared_idx))
+                    row.add(*_cell(cpus[rank], owners, styles, shared))
                 else:
-                    cells.append(" ")
-        cells.rstrip()
-        rows.append((row_label(shown), cells))
+                    row.add(" ", "")
+        rows.append((row_label(shown), row.text()))
     if any(c.index in shared_idx for g in line for c in g):
         marks = " ".join("".join("^" if c.index in shared_idx else " " for c in g) for g in line)
         rows.append(("shared", Text(marks.rstrip(), style="bold red")))
@@ -242,20 +272,23 @@ def _core_rows(
 
 
 def _cells(cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]) -> Text:
-    out = Text()
+    row = _Row()
     for cpu in cpus:
-        out.append_text(_cell(cpu, owners, styles, False))
-    return out
+        row.add(*_cell(cpu, owners, styles, False))
+    return row.text()
 
 
-def _cell(cpu: int, owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared: bool) -> Text:
+def _cell(
+    cpu: int, owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared: bool
+) -> tuple[str, str]:
+    """(glyph, style) of one CPU."""
     owner = owners.get(cpu, Owner.FREE)
     style = styles.get(owner)
     if style is None:  # several tenants: "a+b"
         glyph, colour = _MULTI[0], _MULTI[1]
     else:
         glyph, colour = style.glyph, style.style
-    return Text(glyph, style=colour + (" underline" if shared else ""))
+    return glyph, colour + (" underline" if shared else "")
 
 
 def _legend(owners: Mapping[int, str], styles: Mapping[str, MapStyle], tenants: Sequence[GuestSpec]) -> Text:
