@@ -17,7 +17,7 @@ import typer
 
 from vmtune.cli.common import (
     CapabilitiesOpt,
-    ConnectOpt,
+    ConnectManyOpt,
     DomainsOpt,
     DomcapsOpt,
     HostSource,
@@ -34,7 +34,7 @@ from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import ExitCode, InputError, VmtuneError
 
-__all__ = ["check_help", "register"]
+__all__ = ["check_help", "live_inputs", "register", "run_check", "run_fleet"]
 
 TargetsArg = Annotated[
     list[Path] | None,
@@ -122,7 +122,7 @@ def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[Gues
     )
 
 
-def _live(
+def live_inputs(
     uri: str, domcaps: Path | None, *, all_domains: bool
 ) -> tuple[Host, HostCaps | None, tuple[GuestSpec, ...], tuple[GuestSpec, ...]]:
     """Host, caps and domains of a libvirt connection: running domains are checked (``--all``: every
@@ -226,7 +226,7 @@ def run_check(
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else None
 
     if src.connect is not None and not targets:
-        host, caps, guests, tenants = _live(src.connect, domcaps, all_domains=all_domains)
+        host, caps, guests, tenants = live_inputs(src.connect, domcaps, all_domains=all_domains)
         loaded = _Loaded(guests=guests, failed=0)
     else:
         loaded = _read_guests(_xml_files(targets or []))
@@ -264,6 +264,33 @@ def run_check(
     return int(ExitCode.OK)
 
 
+def run_fleet(
+    uris: list[str],
+    *,
+    targets: list[Path] | None,
+    others: dict[str, object],
+    all_domains: bool,
+    as_json: bool,
+    select: str | None,
+    ignore: str | None,
+    reserve: str | None,
+) -> int:
+    """`check --connect A --connect B ...`: every host's running (``--all``: defined) domains, in parallel."""
+    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags
+
+    if targets:
+        raise InputError("FILE... and several --connect: check files against one host, or a fleet's domains")
+    refuse_single_host_flags(others)
+    return check_fleet(
+        uris,
+        all_domains=all_domains,
+        as_json=as_json,
+        reserved=CpuSet.parse(reserve, what="--reserve") if reserve else None,
+        select=parse_codes(select, what="--select") if select else None,
+        ignore=parse_codes(ignore, what="--ignore") if ignore else frozenset(),
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("check", help=check_help(), no_args_is_help=True)
     def check_cmd(
@@ -271,7 +298,7 @@ def register(app: typer.Typer) -> None:
         targets: TargetsArg = None,
         sysfs: SysfsOpt = None,
         capabilities: CapabilitiesOpt = None,
-        connect: ConnectOpt = None,
+        connect: ConnectManyOpt = None,
         all_domains: AllOpt = False,
         domains: DomainsOpt = None,
         domcapabilities: DomcapsOpt = None,
@@ -282,9 +309,25 @@ def register(app: typer.Typer) -> None:
         reserve: ReserveOpt = None,
         fix: FixOpt = False,
     ) -> None:
+        uris = connect or []
+        if len(uris) > 1:
+            code = run_fleet(
+                uris,
+                targets=targets,
+                others={"--sysfs": sysfs, "--capabilities": capabilities, "--domains": domains,
+                        "--domcapabilities": domcapabilities, "--sarif": as_sarif, "--fix": fix},
+                all_domains=all_domains,
+                as_json=as_json,
+                select=select,
+                ignore=ignore,
+                reserve=reserve,
+            )  # fmt: skip
+            if code:
+                raise typer.Exit(code)
+            return
         code = run_check(
             targets=targets,
-            src=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            src=HostSource(sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None),
             domains=domains,
             domcaps=domcapabilities,
             all_domains=all_domains,

@@ -15,6 +15,7 @@ from vmtune.errors import InputError
 
 __all__ = [
     "CapabilitiesOpt",
+    "ConnectManyOpt",
     "ConnectOpt",
     "DomainsOpt",
     "HostSource",
@@ -33,6 +34,16 @@ CapabilitiesOpt = Annotated[
 ]
 ConnectOpt = Annotated[
     str | None, typer.Option("--connect", "-c", help="libvirt URI, e.g. qemu:///system.", metavar="URI")
+]
+ConnectManyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connect",
+        "-c",
+        help="libvirt URI, e.g. qemu:///system or qemu+ssh://host/system; repeat it to cover several hosts "
+        "in parallel (one summary row per host).",
+        metavar="URI",
+    ),
 ]
 DomcapsOpt = Annotated[
     Path | None,

@@ -15,7 +15,7 @@ import typer
 
 from vmtune.cli.common import (
     CapabilitiesOpt,
-    ConnectOpt,
+    ConnectManyOpt,
     DomainsOpt,
     HostSource,
     JsonOpt,
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         sysfs: SysfsOpt = None,
         capabilities: CapabilitiesOpt = None,
-        connect: ConnectOpt = None,
+        connect: ConnectManyOpt = None,
         domains: DomainsOpt = None,
         as_json: JsonOpt = False,
         as_map: MapOpt = False,
@@ -67,8 +67,17 @@ def register(app: typer.Typer) -> None:
             return
         if as_json and as_map:
             raise InputError("--json and --map: choose one")
+        uris = connect or []
+        if len(uris) > 1:  # fleet mode: one summary row per host (vmtune.cli.fleet)
+            from vmtune.cli.fleet import host_fleet
+
+            others = {"--sysfs": sysfs, "--capabilities": capabilities, "--domains": domains,
+                      "--map": as_map, "--reserve": reserve}  # fmt: skip
+            if code := host_fleet(uris, as_json=as_json, others=others):
+                raise typer.Exit(code)
+            return
         show_host(
-            HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+            HostSource(sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None),
             domains=domains,
             as_json=as_json,
             as_map=as_map,

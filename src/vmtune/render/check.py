@@ -22,7 +22,15 @@ from vmtune import __version__
 from vmtune.core.audit import Finding, Rule
 from vmtune.core.plan import Level
 
-__all__ = ["SARIF_SCHEMA_URI", "render_json", "render_sarif", "render_table", "sarif_log", "summary"]
+__all__ = [
+    "SARIF_SCHEMA_URI",
+    "finding_dict",
+    "render_json",
+    "render_sarif",
+    "render_table",
+    "sarif_log",
+    "summary",
+]
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {Level.ERROR: "error", Level.WARNING: "warning", Level.INFO: "note"}
@@ -42,7 +50,7 @@ def summary(findings: Sequence[Finding], guests: int) -> dict[str, Any]:
     }
 
 
-def _finding_dict(f: Finding) -> dict[str, str]:
+def finding_dict(f: Finding) -> dict[str, str]:
     return {
         "code": f.code,
         "severity": f.severity.value,
@@ -56,7 +64,7 @@ def _finding_dict(f: Finding) -> dict[str, str]:
 
 def render_json(findings: Sequence[Finding], guests: int) -> str:
     return json.dumps(
-        {"findings": [_finding_dict(f) for f in findings], "summary": summary(findings, guests)}, indent=2
+        {"findings": [finding_dict(f) for f in findings], "summary": summary(findings, guests)}, indent=2
     )
 
 

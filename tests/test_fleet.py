@@ -1,0 +1,130 @@
+"""Fleet mode: `vmtune check|host --connect URI --connect URI ...` over libvirt's test driver (no daemon).
+
+Every ``test:///default`` connection is a private mock host (2 sockets, 2 nodes, 16 CPUs, one running
+guest ``test``), so several of them make a fleet; ``bogus:///nowhere`` names no libvirt driver at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from vmtune.adapters.fleet import over_hosts
+from vmtune.cli.app import main
+from vmtune.cli.fleet import worst_exit
+from vmtune.errors import InputError, LibvirtError
+
+pytest.importorskip("libvirt", reason="fleet mode reads hosts through libvirt-python")
+
+TEST = "test:///default"
+BAD = "bogus:///nowhere"
+
+
+def test_check_fleet_table_with_a_bad_uri(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", "-c", TEST, "--connect", TEST, "-c", TEST, "-c", BAD])
+    out, err = capsys.readouterr()
+    assert code == 4
+    assert f"vmtune: error: connect to {BAD}: " in err  # the failing URI named once, on stderr
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("test:", "bogus:"))]
+    assert [r[:2] for r in rows] == [[TEST, "yes"]] * 3 + [[BAD, "no"]]
+    assert all(r[2:6] == ["1", "0/0/0", "2s/2n/16c/16t", "0"] for r in rows[:3])
+    assert rows[3][-2] == "4"
+    assert "4 host(s): 3 reachable, 1 unreachable; exit 4" in out
+
+
+def test_check_fleet_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", TEST, "-c", BAD, "-c", TEST, "--json"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit"] == 4
+    assert [(h["uri"], h["reachable"], h["exit"]) for h in doc["hosts"]] == [
+        (TEST, True, 0),
+        (BAD, False, 4),
+        (TEST, True, 0),
+    ]
+    assert BAD in doc["hosts"][1]["error"]
+    good = doc["hosts"][0]
+    assert good["summary"]["guests"] == 1 and good["findings"] == []
+    assert good["topology"] == {"sockets": 2, "numa_nodes": 2, "cores": 16, "threads": 16,
+                                "threads_per_core": 1, "l2_groups": 0, "l3_groups": 0}  # fmt: skip
+
+
+def test_check_fleet_all_good_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", TEST, "-c", TEST]) == 0
+    assert "2 host(s): 2 reachable, 0 unreachable; exit 0" in capsys.readouterr().out
+
+
+def test_host_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["host", "-c", TEST, "-c", BAD, "-c", TEST, "--json"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert [h["reachable"] for h in doc["hosts"]] == [True, False, True]
+    good = doc["hosts"][0]
+    assert good["guests"] == {"defined": 1, "running": 1}
+    assert good["host"]["summary"]["threads"] == 16 and good["host"]["summary"]["numa_nodes"] == 2
+    assert main(["host", "-c", TEST, "-c", TEST]) == 0
+    out = capsys.readouterr().out
+    assert out.count("2s/2n/16c/16t") == 2 and "1/1" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "x.xml", "-c", TEST, "-c", TEST], "FILE... and several --connect"),
+        (["check", "-c", TEST, "-c", TEST, "--fix"], "--fix: not with several --connect"),
+        (["check", "-c", TEST, "-c", TEST, "--sarif"], "--sarif: not with several --connect"),
+        (["check", "-c", TEST, "-c", TEST, "--domcapabilities", "d.xml"], "--domcapabilities: not with"),
+    ],
+)
+def test_fleet_refuses_single_host_flags(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_single_connect_keeps_the_one_host_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-c", TEST]) == 0
+    out = capsys.readouterr().out
+    assert "1 guest(s) checked: no findings" in out and "host(s)" not in out
+
+
+# -- the pieces ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codes", "worst"),
+    [([], 0), ([0, 0], 0), ([0, 5], 5), ([5, 4, 0], 4), ([3, 5], 3), ([2, 4], 4), ([4, 1], 1)],
+)
+def test_worst_exit_ranks_failures_above_findings(codes: list[int], worst: int) -> None:
+    assert worst_exit(codes) == worst
+
+
+def test_over_hosts_runs_in_parallel_keeps_order_and_isolates_failures() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def job(uri: str) -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        if uri == "bad":
+            raise LibvirtError("connect to bad: no route")
+        if uri == "h4":
+            raise InputError("weird input")
+        return uri.upper()
+
+    start = time.monotonic()
+    outcomes = over_hosts(["a", "bad", "b", "h4", "c"], job)
+    elapsed = time.monotonic() - start
+    assert [o.value for o in outcomes] == ["A", None, "B", None, "C"]
+    assert [o.exit_code for o in outcomes] == [0, 4, 0, 2, 0]
+    assert outcomes[1].error == "connect to bad: no route"
+    assert outcomes[3].error == "h4: weird input"  # the URI is added when the error doesn't name it
+    assert peak == 5 and elapsed < 0.8  # five 0.2 s jobs at once, not one after another (1.0 s)
