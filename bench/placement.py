@@ -10,7 +10,9 @@ ends); a refused guest is skipped. Metrics per host and algorithm, over the fina
 * avoid-sh  - guests that share a core with an earlier guest although enough wholly free cores existed;
 * nodes/min - NUMA nodes spanned summed over guests / the minimum possible (ceil(vCPUs / free CPUs per
               node on an empty host));
-* 1n-miss   - guests that fitted one node when placed but span more;
+* 1n-miss   - guests that fitted one node when placed but span more ("fitted": in wholly free cores when
+              the host still had enough of those - whole cores outrank one node, issue 3 priority 2 > 3 -
+              else in any free CPUs);
 * grp/min   - cache groups spanned / the topology minimum, summed over the run. A CPU's cache group is the
               finest cache *shared by several cores* that it sits in: its L2 where cores share one (Phytium
               clusters, Intel E-core clusters), else its L3 (CCX, die, socket); a private per-core L2 is not a
@@ -79,7 +81,8 @@ class Placed:
     vcpus: int
     cpus: CpuSet
     one_node: bool
-    """Some node had room for the whole guest when it was placed."""
+    """Some node had room for the whole guest when it was placed (in wholly free cores, when the host had
+    enough of those: whole cores come first, issue 3 priority 2 over priority 3)."""
     avoidable_share: bool
     """It shares a core with an earlier guest although enough wholly free cores existed."""
     min_topo: int
@@ -116,7 +119,7 @@ def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
     return Placed(
         vcpus=n,
         cpus=cpus,
-        one_node=_fits_one_node(host, free, n),
+        one_node=_fits_one_node(host, free, n, whole_cores=whole >= n),
         avoidable_share=shares and whole >= n,
         min_topo=fewest_groups(host, pool, n),
         min_pool=fewest_groups(host, free, n),
@@ -146,7 +149,9 @@ def _pool(host: Host) -> CpuSet:
     return host.isolated & host.online if host.isolated else host.online - default_reserve(host)
 
 
-def _fits_one_node(host: Host, free: CpuSet, n: int) -> bool:
+def _fits_one_node(host: Host, free: CpuSet, n: int, *, whole_cores: bool) -> bool:
+    if whole_cores:
+        free = CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
     return any(len(node.cpus & free) >= n for node in host.nodes)
 
 

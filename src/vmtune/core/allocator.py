@@ -6,15 +6,21 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
 1. a core's units: ``prefer``/``require`` use every thread of a wholly free core (``prefer`` may fall back
    to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
    solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
-2. at each grouping level (NUMA node when the domain is the whole host, then L3, then L2 - only levels
-   where a group holds more than one core), if one group can hold the request, choose it:
-   - a *small* guest (at most half a group) first fills partly used groups that only hold small guests
-     (best fit), so whole groups stay free for big guests; then an idle group;
-   - a bigger guest takes an idle group (no other guest's CPU in it) before a partly used one, so two
-     guests never share an L2/L3 while an idle group could hold the guest;
-   - among idle groups the smallest that fits wins (latency guests: the largest cache first);
-3. if no single group can hold it, take whole groups (idle first, largest first) until the rest fits in
-   one group, chosen by rule 2 - the fewest groups;
+2. at each grouping level (NUMA node when the domain is the whole host, then the core kind on hybrid
+   hosts, then L3, then L2 - only levels that split a node into several groups of cores, so a private
+   per-core L2 or an L3 that is the whole node adds nothing), if one group can hold the request, choose
+   it by *best fit*:
+   - first tier: idle groups (no other guest's CPU in them) and groups partly used by guests of the same
+     size class (a *small* guest is at most half the group; only small guests share groups), the one
+     whose free count is the smallest that still holds the guest - so a hole left beside the reserved
+     core or by another small guest is filled before a whole group is broken, and big groups stay whole
+     for big guests (fragmentation); ties go to the partly used group, then the lowest core id;
+     latency guests look at the largest cache first (V-Cache dies);
+   - second tier: any other partly used group, best fit again - a big guest only joins another guest's
+     group when no idle group can hold it;
+   the choice is compared across nodes too (``core.numa``): the node whose best group fits best wins;
+3. if no single group can hold it, the fewest groups: the largest free groups first (whole idle groups
+   first among equals) until the remainder fits in one group, which is chosen by rule 2 (best fit);
 4. inside the last group, whole cores in id order, siblings kept together so the guest sees them as
    thread pairs.
 """
@@ -44,6 +50,8 @@ NODE_LEVEL = 0
 """Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
 KIND_LEVEL = 1
 """Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core."""
+_PRIVATE = -1
+"""Group key of the cores whose cache at this level is their own (or unknown)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +72,8 @@ class GroupUse:
     """No other guest had a CPU in this group."""
     whole: bool
     """The guest takes all of the group's usable units."""
+    reason: str = ""
+    """Why a group other guests use was chosen (empty for idle groups)."""
 
 
 @dataclass(slots=True)
@@ -72,7 +82,9 @@ class _Ctx:
     tenants: Sequence[Tenant]
     latency: bool
     uses: list[GroupUse] = field(default_factory=list)
-    quality: tuple[int, int] | None = None
+    quality: tuple[int, ...] | None = None
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(level, key) -> cores of the whole group on the host, for the size class."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,8 +93,9 @@ class DomainPick:
     """Chosen host CPUs in guest order (siblings adjacent)."""
     cores: tuple[Core, ...]
     groups: tuple[GroupUse, ...]
-    quality: tuple[int, int]
-    """(groups spanned at the top grouping level, fit class): lower is a better cache fit."""
+    quality: tuple[int, ...]
+    """(groups spanned at the top grouping level, fit tier, cache rank, free units of the chosen group,
+    idle): lower is a better cache fit; ``core.numa`` compares it across nodes."""
 
 
 def core_views(
@@ -106,17 +119,25 @@ def core_views(
 
 
 def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
-    """Levels that actually group several cores (an L2 per core or one L3 per node adds nothing)."""
+    """Levels that split some NUMA node into several groups of cores.
+
+    A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel sockets) or spans
+    two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node goes - the node
+    choice (``core.numa``: most free room) decides there, not a best fit on the L3.
+    """
     levels: list[int] = [NODE_LEVEL] if with_nodes else []
     if len({c.capacity for c in host.cores if c.cpus}) > 1:
         levels.append(KIND_LEVEL)
     for level in (3, 2):
         per_group: dict[int, int] = {}
+        per_node: dict[int, set[int]] = {}
         for core in host.cores:
             key = core.l3 if level == 3 else core.l2
-            if key is not None:
+            if key is not None and core.cpus:
                 per_group[key] = per_group.get(key, 0) + 1
-        if any(n > 1 for n in per_group.values()):
+                per_node.setdefault(core.node, set()).add(key)
+        shared = {k for k, n in per_group.items() if n > 1}
+        if any(len(keys & shared) >= 1 and len(keys) > 1 for keys in per_node.values()):
             levels.append(level)
     return tuple(levels)
 
@@ -125,8 +146,8 @@ def _key(core: Core, level: int) -> int:
     if level == KIND_LEVEL:
         return core.capacity or 0
     raw = core.node if level == NODE_LEVEL else core.l3 if level == 3 else core.l2
-    # a core without cache data is its own group
-    return -1 - core.index if raw is None else raw
+    # a core without cache data is its own group (then pooled with the private ones by _groups)
+    return -2 - core.index if raw is None else raw
 
 
 def _capacity(views: Sequence[CoreView]) -> int:
@@ -162,15 +183,17 @@ def pick_in_domain(
         cpus=tuple(cpu for _, units in taken for cpu in units),
         cores=tuple(core for core, _ in taken),
         groups=tuple(ctx.uses),
-        quality=ctx.quality or (0, 0),
+        quality=ctx.quality or (0, 0, 0, 0, 0),
     )
 
 
-def _full_units(views: Sequence[CoreView], policy: ThreadPolicy) -> int:
-    """Units of these cores if they were all free: the group's size class."""
-    if policy is ThreadPolicy.ISOLATE:
-        return len(views)
-    return sum(len(v.core.cpus) for v in views)
+def _full_units(views: Sequence[CoreView], policy: ThreadPolicy, cores: int) -> int:
+    """Units of the whole group if it were all free (``cores`` of it on the host): its size class.
+
+    The group's size, not its free part: a group with one small guest in it is still a big group.
+    """
+    per_core = 1 if policy is ThreadPolicy.ISOLATE else max(len(v.core.cpus) for v in views)
+    return max(cores, len(views)) * per_core
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,10 +209,25 @@ class _Group:
     size_kib: int
 
 
+def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
+    """Physical cores of cache group ``key`` on the host (1 for a core without cache data)."""
+    size = ctx.sizes.get((level, key))
+    if size is None:
+        size = 1
+        if 0 <= key < len(ctx.host.caches):
+            size = len({cpu.core for c in ctx.host.caches[key].cpus if (cpu := ctx.host.cpu(c)) is not None})
+        ctx.sizes[level, key] = size
+    return size
+
+
 def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPolicy) -> list[_Group]:
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
-        by_key.setdefault(_key(view.core, level), []).append(view)
+        key = _key(view.core, level)
+        if level in (2, 3) and _group_cores(ctx, level, key) <= 1:
+            # a private cache (Intel P-core L2) shares nothing: such cores are one pool at this level
+            key = _PRIVATE
+        by_key.setdefault(key, []).append(view)
     out: list[_Group] = []
     for key, members in by_key.items():
         if level == NODE_LEVEL:
@@ -206,7 +244,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
         else:
             gcpus = CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        full = _full_units(members, policy)
+        full = _full_units(members, policy, _group_cores(ctx, level, key) if level in (2, 3) else 0)
         occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
         small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
         out.append(
@@ -225,19 +263,26 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
     return out
 
 
-def _fit_key(group: _Group, vcpus: int, latency: bool) -> tuple[int, int, int, int]:
+def _fit_key(group: _Group, vcpus: int, latency: bool) -> tuple[int, int, int, int, int]:
+    """(tier, cache rank, free units, partly used first, first core): lower fits better (module rule 2)."""
     cache_rank = -group.size_kib if latency else 0
     first = group.views[0].core.index
     small = vcpus * 2 <= group.full
-    if small:
-        if not group.idle and group.small_only:
-            return (0, group.cap, 0, first)
-        if group.idle:
-            return (1, cache_rank, group.full, first)
-        return (2, group.cap, 0, first)
-    if group.idle:
-        return (0, cache_rank, group.full, first)
-    return (1, group.cap, 0, first)
+    same_class = group.idle or (small and group.small_only)
+    return (0 if same_class else 1, cache_rank, group.cap, int(group.idle), first)
+
+
+def _use(level: int, group: _Group, count: int, small: bool) -> GroupUse:
+    reason = ""
+    if not group.idle:
+        reason = (
+            "the best fit among idle groups and groups of small guests"
+            if small and group.small_only
+            else "no idle group could hold it"
+        )
+    return GroupUse(
+        level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=group.cap == count, reason=reason
+    )
 
 
 def _select(
@@ -248,39 +293,35 @@ def _select(
         return sorted(views, key=lambda v: (not v.whole, v.core.index))
     level, rest = levels[0], levels[1:]
     groups = _groups(views, level, ctx, policy)
-    if len(groups) == 1:
+    if len(groups) == 1 and level in (NODE_LEVEL, KIND_LEVEL):
         return _select(views, vcpus, rest, ctx, policy, top=top)
     fitting = [g for g in groups if g.cap >= vcpus]
     if fitting:
         best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx.latency))
         if top:
-            ctx.quality = (1, _fit_key(best, vcpus, ctx.latency)[0])
-        ctx.uses.append(
-            GroupUse(level=level, key=best.key, cpus=best.cpus, idle=best.idle, whole=best.cap == vcpus)
-        )
+            ctx.quality = (1, *_fit_key(best, vcpus, ctx.latency)[:4])
+        ctx.uses.append(_use(level, best, vcpus, vcpus * 2 <= best.full))
         return _select(best.views, vcpus, rest, ctx, policy, top=False)
-    # 3: fewest groups - idle ones first, largest first, until the remainder fits in one group
-    order = sorted(groups, key=lambda g: (not g.idle, -g.cap, g.views[0].core.index))
+    # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one
+    order = sorted(groups, key=lambda g: (-g.cap, not g.idle, g.views[0].core.index))
     chosen: list[CoreView] = []
     remaining = vcpus
-    spanned = 0
+    spanned = shared = 0
     while remaining > 0 and order:
         fits = [g for g in order if g.cap >= remaining]
         if fits:
             best = min(fits, key=lambda g: _fit_key(g, remaining, ctx.latency))
-            ctx.uses.append(
-                GroupUse(
-                    level=level, key=best.key, cpus=best.cpus, idle=best.idle, whole=best.cap == remaining
-                )
-            )
+            ctx.uses.append(_use(level, best, remaining, remaining * 2 <= best.full))
             chosen.extend(_select(best.views, remaining, rest, ctx, policy, top=False))
             spanned += 1
+            shared += int(not best.idle)
             break
         group = order.pop(0)
-        ctx.uses.append(GroupUse(level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=True))
+        ctx.uses.append(_use(level, group, group.cap, False))
         chosen.extend(sorted(group.views, key=lambda v: (not v.whole, v.core.index)))
         remaining -= group.cap
         spanned += 1
+        shared += int(not group.idle)
     if top:
-        ctx.quality = (spanned, 0)
+        ctx.quality = (spanned, shared, 0, 0, 0)
     return chosen

@@ -87,7 +87,7 @@ def cache_notes(*, host: Host, placement: Placement) -> list[Note]:
             cache = host.caches[use.key] if 0 <= use.key < len(host.caches) else None
             size = f", {fmt_kib(cache.size_kib)}" if cache and cache.size_kib else ""
             state = "idle before this guest" if use.idle else "shared with another guest"
-            reason = "" if use.idle else ": no idle group could hold it"
+            reason = f": {use.reason}" if use.reason else ""
             notes.append(
                 Note(
                     topic="cache",

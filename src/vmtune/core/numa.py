@@ -214,7 +214,7 @@ def _place_pass(
             memory_notes[node.id] = why
     wanted = int(numa) if numa.isdigit() else 0
     if wanted <= 1:
-        singles: list[tuple[tuple[int, int, int, int, int], NodeShare]] = []
+        singles: list[tuple[tuple[int, ...], NodeShare]] = []
         for node_id, node_views in by_node.items():
             if node_id in memory_notes or caps[node_id] < vcpus:
                 continue
@@ -243,7 +243,18 @@ def _place_pass(
             return Failure(units=units, memory=tuple(sorted(memory_notes.items())))
 
     for node_set in _node_sets(host, caps, vcpus, wanted, pci_node):
-        share = _split(
+        share = _split_by_groups(
+            host=host,
+            node_set=node_set,
+            by_node=by_node,
+            vcpus=vcpus,
+            policy=policy,
+            memory_kib=memory_kib,
+            hugepage_kib=hugepage_kib,
+            levels=levels,
+            tenants=tenants,
+            latency=latency,
+        ) or _split(
             host=host,
             node_set=node_set,
             by_node=by_node,
@@ -297,6 +308,58 @@ def _node_sets(
                 if sum(caps[n] for n in chosen) >= vcpus:
                     sets.add(tuple(sorted(chosen)))
         yield from sorted(sets, key=rank)
+
+
+def _split_by_groups(
+    *,
+    host: Host,
+    node_set: tuple[int, ...],
+    by_node: dict[int, list[CoreView]],
+    vcpus: int,
+    policy: ThreadPolicy,
+    memory_kib: int,
+    hugepage_kib: int | None,
+    levels: Sequence[int],
+    tenants: Sequence[Tenant],
+    latency: bool,
+) -> tuple[NodeShare, ...] | None:
+    """Split a wide guest over ``node_set`` by cache groups: the fewest groups of all the set's nodes (the
+    largest free ones first, the remainder best fit), each node getting the vCPUs its chosen groups hold.
+
+    Splitting node by node first (``_split``) cuts a group in two wherever the per-node count does not
+    fall on a group boundary: 8 vCPUs over two nodes with 4-core L2 clusters went 7 + 1 over three
+    clusters instead of 4 + 4 over two. None when the host has no such groups, when a node of the set is
+    left without vCPUs (the set was not the fewest nodes after all) or a node lacks memory for its share.
+    """
+    if not any(level in (2, 3) for level in levels):
+        return None
+    views = [v for n in node_set for v in by_node[n]]
+    pick = pick_in_domain(
+        host=host, views=views, vcpus=vcpus, policy=policy, levels=levels, tenants=tenants, latency=latency
+    )
+    if pick is None:
+        return None
+    on_node = {n: [c for c in pick.cpus if host.node_of(c) == n] for n in node_set}
+    counts = [len(on_node[n]) for n in node_set]
+    if any(c == 0 for c in counts):
+        return None
+    granule = hugepage_kib or 1024
+    memory = split_memory(memory_kib, counts, granule) if memory_kib > 0 else (0,) * len(counts)
+    shares: list[NodeShare] = []
+    for node_id, mem in zip(node_set, memory, strict=True):
+        node = host.node(node_id)
+        if node is not None and memory_shortfall(node, mem, hugepage_kib):
+            return None
+        mine = CpuSet(on_node[node_id])
+        groups = tuple(g for g in pick.groups if not g.cpus.isdisjoint(mine))
+        sub = DomainPick(
+            cpus=tuple(on_node[node_id]),
+            cores=tuple(c for c in pick.cores if c.node == node_id),
+            groups=groups,
+            quality=pick.quality,
+        )
+        shares.append(NodeShare(node=node_id, pick=sub, memory_kib=mem))
+    return tuple(shares)
 
 
 def _split(

@@ -345,7 +345,7 @@ def _keep_current(
 
 
 def _pick(cpus: Sequence[int]) -> DomainPick:
-    return DomainPick(cpus=tuple(cpus), cores=(), groups=(), quality=(0, 0))
+    return DomainPick(cpus=tuple(cpus), cores=(), groups=(), quality=(0, 0, 0, 0, 0))
 
 
 def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list[Cell], bool]:
