@@ -52,6 +52,8 @@ def time_process(args: list[str], runs: int) -> tuple[list[float], list[float]]:
     time is the steadier number: wall time also counts the time the child waited for a core."""
     times, cpu = [], []
     env = {"COLUMNS": "100", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # to time a source tree with another interpreter (e.g. another typer)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
