@@ -228,3 +228,17 @@ def test_group_default_and_subcommand_help(
     assert code == 0 and "--sysfs" in out
     code, _, err = run(["host", "nonsense"], capsys, monkeypatch, tmp_path)
     assert code == 2 and "nonsense" in err
+
+
+def test_connect_tenants_are_the_connections_domains(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """libvirt's test driver (no daemon): its one defined domain, unpinned, shows as a floating tenant."""
+    pytest.importorskip("libvirt")
+    code, out, _ = run(["host", "--connect", "test:///default", "--map"], capsys, monkeypatch, tmp_path)
+    assert code == 0
+    assert "A test: floating (no pinned CPUs)" in out
+    code, out, _ = run(["host", "--connect", "test:///default", "--json"], capsys, monkeypatch, tmp_path)
+    assert code == 0
+    owners = set(json.loads(out)["owners"].values())
+    assert "free" in owners and owners <= {"free", "reserved", "isolated"}  # a floating guest takes none

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from vmtune.cli.common import (
     load_tenants,
 )
 from vmtune.errors import InputError
+
+if TYPE_CHECKING:
+    from vmtune.core.guest import GuestSpec
 
 __all__ = ["register"]
 
@@ -113,8 +116,16 @@ def show_host(
     from vmtune.cpuset import CpuSet
 
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
-    host = load_host(src)
-    tenants = load_tenants(domains) if domains is not None else None
+    tenants: list[GuestSpec] | None
+    if src.connect is not None and domains is None and (as_json or as_map):
+        # DESIGN: with --connect, the connection's defined domains are the tenants (one connection)
+        from vmtune.adapters.libvirt import connect
+
+        with connect(src.connect, readonly=True) as conn:
+            host, tenants = conn.host(), list(conn.tenants())
+    else:
+        host = load_host(src)
+        tenants = load_tenants(domains) if domains is not None else None
     for warning in host.warnings:
         print(f"vmtune: warning: {warning}", file=sys.stderr)
     if as_json:
