@@ -298,7 +298,8 @@ def test_owner_precedence() -> None:
     assert owners[0] == "web"
     assert owners[1] == "db+web"  # both pin cpu 1: shown, not hidden
     assert owners[2] == Owner.RESERVED
-    assert owners[3] == Owner.FREE
+    # isolcpus=4-7: like the planner's ledger, every CPU outside it is housekeeping, never a guest's vCPU
+    assert owners[3] == Owner.RESERVED
     assert owners[4] == "db"  # a tenant on an isolated CPU is that tenant's
     assert owners[5] == Owner.ISOLATED
     assert owners[6] == Owner.RESERVED  # reserved wins over isolated
@@ -320,7 +321,9 @@ def test_clashes_shared_cores_unknown_pins() -> None:
 def test_floating_tenant_owns_nothing() -> None:
     host = make_host()
     floating = GuestSpec(name="float", source="f.xml", vcpus=4)
-    assert set(cpu_owners(host, [floating]).values()) == {Owner.FREE}
+    # no --reserve: the planner's default reserve (first core of the node) and nothing for the tenant
+    assert set(cpu_owners(host, [floating]).values()) == {Owner.FREE, Owner.RESERVED}
+    assert set(cpu_owners(host, [floating], CpuSet([3])).values()) == {Owner.FREE, Owner.RESERVED}
 
 
 # -- JSON and map ------------------------------------------------------------------------------------
@@ -361,7 +364,7 @@ def test_json_summary_ints_and_canonical_sets() -> None:
 def test_json_owners_when_tenants_given() -> None:
     host = make_host(cores_per_node=2)
     doc = host_json(host, owners=cpu_owners(host, [guest("vm", "1")]))
-    assert doc["owners"] == {"0": "free", "1": "vm"}
+    assert doc["owners"] == {"0": "reserved", "1": "vm"}  # cpu 0: the default reserve, as vmtune plan
 
 
 def test_map_shows_each_tenant_and_shared_cores() -> None:

@@ -23,12 +23,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ownership import tenant_cpus
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["Ledger", "Tenant", "build_ledger", "default_reserve", "is_same_guest"]
+__all__ = [
+    "Ledger",
+    "Reservation",
+    "Tenant",
+    "build_ledger",
+    "default_reserve",
+    "is_same_guest",
+    "owned_cpus",
+    "reservation",
+    "tenant_cpus",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +80,53 @@ def default_reserve(host: Host) -> CpuSet:
     return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """How the host's online CPUs are split before any tenant: the one rule the planner's ledger and
+    ``vmtune host --map`` (``core.ownership``) both use."""
+
+    reserved: CpuSet
+    """CPUs no dedicated vCPU may use (housekeeping; with isolcpus: everything outside it)."""
+    housekeeping: CpuSet
+    """Where ``--emulator share`` threads go: the reserved CPUs (or the non-isolated ones)."""
+    isolated: CpuSet
+    """Online ``isolcpus=`` CPUs (empty without isolcpus)."""
+    default: bool
+    """The reserve is vmtune's default (no ``--reserve`` given, no isolcpus)."""
+
+
+def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
+    """Reserved and housekeeping CPUs for ``--reserve`` (None: not given, the documented default)."""
+    online = host.online
+    isolated = host.isolated & online
+    if isolated:
+        housekeeping = online - isolated
+        return Reservation(
+            reserved=housekeeping | ((reserve or CpuSet()) & online),
+            housekeeping=housekeeping,
+            isolated=isolated,
+            default=False,
+        )
+    reserved = default_reserve(host) if reserve is None else reserve & online
+    return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
+
+
+def tenant_cpus(tenant: GuestSpec) -> CpuSet:
+    """Every host CPU a tenant takes: its vcpupin, emulatorpin and iothreadpin CPUs and ``vcpu/@cpuset``
+    (issue 3, Tenants). The cpuset counts even next to per-vCPU pins: libvirt runs every thread without a
+    pin of its own there (the emulator without ``<emulatorpin>``), and an ``isolate`` plan lists the empty
+    SMT siblings of its cores there to keep them. A floating guest (none of these) takes nothing."""
+    return tenant.pinned_cpus | tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
+
+
+def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet) -> CpuSet:
+    """The CPUs a tenant holds for itself: ``tenant_cpus`` minus the housekeeping CPUs it reaches only with
+    emulator/iothread pins - those are shared with the host and every ``--emulator share`` guest by design,
+    so the ledger does not count them as taken (a vCPU pinned there is still that tenant's)."""
+    vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
+    return tenant_cpus(tenant) - (housekeeping - vcpu_side)
+
+
 def is_same_guest(a: GuestSpec, b: GuestSpec) -> bool:
     if a.uuid and b.uuid:
         return a.uuid.lower() == b.uuid.lower()
@@ -82,10 +138,9 @@ def build_ledger(
 ) -> Ledger:
     notes: list[Note] = []
     online = host.online
-    isolated = host.isolated & online
+    split = reservation(host, reserve)
+    isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
     if isolated:
-        housekeeping = online - isolated
-        reserved = housekeeping | ((reserve or CpuSet()) & online)
         notes.append(
             Note(
                 topic="host",
@@ -101,20 +156,16 @@ def build_ledger(
                     message="every online CPU is in isolcpus: nothing is left for housekeeping threads",
                 )
             )
-    else:
-        if reserve is None:
-            reserved = default_reserve(host)
-            notes.append(
-                Note(
-                    topic="host",
-                    message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
-                    "core of each NUMA node; --reserve CPUSET to change)",
-                )
+    elif split.default:
+        notes.append(
+            Note(
+                topic="host",
+                message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
+                "core of each NUMA node; --reserve CPUSET to change)",
             )
-        else:
-            reserved = reserve & online
-            notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
-        housekeeping = reserved
+        )
+    else:
+        notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
 
     taken = CpuSet()
     ledger_tenants: list[Tenant] = []
@@ -126,7 +177,8 @@ def build_ledger(
         if not cpus:
             floating.append(tenant.name)
             continue
-        # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share).
+        # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share); a
+        # vCPU a tenant pinned there is reserved anyway, so nothing of housekeeping is taken.
         taken = taken | (cpus - housekeeping)
         ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus))
     if floating:

@@ -4,12 +4,20 @@ Pure: the CLI gathers the tenants (``--domains DIR`` or a libvirt connection) an
 decides the owner of each CPU and finds the conflicts ``vmtune host --map`` highlights (and ``check``'s
 VT103/VT104 are built on): a CPU pinned by two domains, a core whose SMT siblings are split between domains.
 
+The map must show what the planner will do, so the rules are the planner ledger's own (``core.ledger``:
+``reservation``, ``tenant_cpus``, ``owned_cpus`` - one source of truth): the CPUs shown ``free`` or
+``isolated`` are exactly the ledger's free pool for a new guest.
+
 Precedence for one CPU, first match wins:
 
 1. ``offline``: an offline CPU runs nothing, whatever a stale XML pins to it (VT108 reports that);
-2. the tenant(s) pinning it: several tenants on one CPU are joined as ``"a+b"`` (sorted), so the map and
-   the JSON show the collision instead of silently picking one;
-3. ``reserved``: housekeeping CPUs (``--reserve``) never given to guests;
+2. the tenant(s) holding it: vcpupin, emulatorpin, iothreadpin and ``vcpu/@cpuset`` CPUs (an ``isolate``
+   guest keeps the empty SMT siblings of its cores there); several tenants on one CPU are joined as
+   ``"a+b"`` (sorted), so the map and the JSON show the collision instead of silently picking one. An
+   emulator/iothread pin on a housekeeping CPU does not make it the tenant's: housekeeping CPUs are shared
+   by every ``--emulator share`` guest and the host by design;
+3. ``reserved``: CPUs never given to a dedicated vCPU - ``--reserve``, or by default (like ``vmtune
+   plan``) the first core of each NUMA node; with ``isolcpus=`` every CPU outside it (housekeeping);
 4. ``isolated``: ``isolcpus=`` CPUs no tenant uses yet (free for guests, but the scheduler won't balance
    onto them, so they are shown apart from ordinary free CPUs);
 5. ``free``.
@@ -22,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger import owned_cpus, reservation, tenant_cpus
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
@@ -69,16 +78,11 @@ class SharedCore:
     tenants: tuple[str, ...]
 
 
-def tenant_cpus(tenant: GuestSpec) -> CpuSet:
-    """The host CPUs a tenant takes: everything its threads are pinned to (vcpupin, emulatorpin,
-    iothreadpin), or ``<vcpu cpuset=>`` when it has no per-vCPU pins. A floating guest takes nothing."""
-    return tenant.pinned_cpus | tenant.vcpu_cpus
-
-
-def _claims(tenants: Iterable[GuestSpec]) -> dict[int, list[str]]:
+def _claims(tenants: Iterable[GuestSpec], housekeeping: CpuSet | None = None) -> dict[int, list[str]]:
     claims: dict[int, list[str]] = {}
     for tenant in sorted(tenants, key=lambda t: t.name):
-        for cpu in tenant_cpus(tenant):
+        cpus = tenant_cpus(tenant) if housekeeping is None else owned_cpus(tenant, housekeeping)
+        for cpu in cpus:
             names = claims.setdefault(cpu, [])
             if tenant.name not in names:
                 names.append(tenant.name)
@@ -88,11 +92,14 @@ def _claims(tenants: Iterable[GuestSpec]) -> dict[int, list[str]]:
 def cpu_owners(host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None) -> Mapping[int, str]:
     """The owner of every CPU the host knows (online or not), by the precedence in the module docstring.
 
+    ``reserved`` is ``--reserve``; None or empty means not given: the planner's default reserve (the CLI
+    passes an empty set for a missing flag).
     Tenant owners are domain names; the others are ``Owner`` values (a domain literally named ``free``
     would read ambiguously in the JSON, so the map renders tenants from the tenant list, not by name).
     """
-    claims = _claims(tenants)
-    reserved = reserved or CpuSet()
+    split = reservation(host, reserved or None)
+    claims = _claims(tenants, split.housekeeping)
+    reserved = split.reserved
     owners: dict[int, str] = {}
     for cpu in host.cpus:
         if not cpu.online:
