@@ -60,7 +60,7 @@ _PALETTE = (
 )
 _SPECIAL = {
     Owner.FREE: ("·", "dim", "free"),
-    Owner.RESERVED: ("#", "bold yellow", "reserved for the host (--reserve)"),
+    Owner.RESERVED: ("#", "bold yellow", "reserved for the host (housekeeping, --reserve)"),
     Owner.ISOLATED: ("~", "bold blue", "isolated (isolcpus), not used by a domain"),
     Owner.OFFLINE: ("x", "red", "offline"),
 }
