@@ -189,3 +189,35 @@ def test_big_cpuinfo_is_cut_at_a_block_boundary(hosts_tmp: Path, tmp_path: Path)
         data = (extracted / "proc/cpuinfo").read_bytes()
     assert 200 * 1024 < len(data) <= 256 * 1024
     assert data.startswith(b"processor\t: 0\n") and data.endswith(b"\n\n")
+
+
+def test_probe_files_travel_with_the_snapshot(hosts_tmp: Path, tmp_path: Path) -> None:
+    """plan/check --sysfs SNAPSHOT gate on the captured host's APICv, cgroup RT budget and PCI NUMA."""
+    from vmtune.adapters.probes import probe_host_caps
+
+    root = tmp_path / "root"
+    shutil.copytree(host_root("small-2cpu", hosts_tmp), root, symlinks=True)
+    files = {
+        "sys/module/kvm_intel/parameters/enable_apicv": "N\n",
+        "sys/module/kvm_intel/parameters/nested": "Y\n",  # not a probe: left out
+        "sys/fs/cgroup/cpu,cpuacct/cpu.rt_runtime_us": "950000\n",
+        "sys/fs/cgroup/cpu,cpuacct/machine.slice/cpu.rt_runtime_us": "0\n",
+        "sys/devices/pci0000:00/0000:00:03.0/numa_node": "0\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "sys/fs/cgroup/cpu").symlink_to("cpu,cpuacct")
+    (root / "sys/bus/pci/devices").mkdir(parents=True)
+    (root / "sys/bus/pci/devices/0000:00:03.0").symlink_to("../../../devices/pci0000:00/0000:00:03.0")
+    write_snapshot(root, tmp_path / "s.tar.gz")
+    with tarfile.open(tmp_path / "s.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert "sys/module/kvm_intel/parameters/nested" not in names
+    assert "sys/bus/pci/devices/0000:00:03.0/numa_node" in names
+    with open_root(tmp_path / "s.tar.gz") as extracted:
+        got, want = probe_host_caps(extracted), probe_host_caps(root)
+    assert (got.apicv, got.cgroup_version, got.rt_runtime_us, got.rt_runtime_path, got.pci_numa) == (
+        want.apicv, want.cgroup_version, want.rt_runtime_us, want.rt_runtime_path, want.pci_numa,
+    )  # fmt: skip
+    assert (want.apicv, want.rt_runtime_us, want.pci_numa) == (False, 0, (("0000:00:03.0", 0),))

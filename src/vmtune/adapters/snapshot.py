@@ -3,10 +3,11 @@ such a snapshot again as a sysfs root (``--sysfs snap.tar.gz``).
 
 The archive's members are relative to the root (``sys/devices/system/cpu/online``, ``proc/meminfo``), so
 ``tar xzf snap.tar.gz -C DIR`` gives a DIR that works with ``--sysfs DIR`` too. Only topology files are
-taken (the list below), never anything that identifies the machine beyond its CPU model and kernel
-command line. Real sysfs files report a size of 4096 whatever they hold, so each file is read and stored
-with its real length. The ``nodeN/cpuM`` symlinks are kept: old kernels and libvirt's trimmed trees have
-no ``cpulist``/``cpumap``, and the link is then the only node membership there is.
+taken (the list below), plus the few files the host probes read (KVM APICv/AVIC parameters, the cgroup
+RT budget, PCI devices' NUMA nodes), never anything that identifies the machine beyond its CPU model,
+PCI addresses and kernel command line. Real sysfs files report a size of 4096 whatever they hold, so
+each file is read and stored with its real length. The ``nodeN/cpuM`` symlinks are kept: old kernels and
+libvirt's trimmed trees have no ``cpulist``/``cpumap``, and the link is then the only node membership.
 
 Reading a snapshot back extracts it into a temp dir that is removed when the caller is done, accepting
 only what a snapshot holds (relative ``..``-free names, files, dirs, the node links; see
@@ -44,6 +45,7 @@ _NODE_FILES = ("cpulist", "cpumap", "distance", "meminfo")
 _CACHE_FILES = ("level", "type", "size", "id", "shared_cpu_list", "shared_cpu_map")
 _NODE_HUGE_FILES = ("nr_hugepages", "free_hugepages", "surplus_hugepages")
 _PROC_FILES = ("meminfo", "cmdline", "cpuinfo", "sysinfo")
+_CGROUP_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
 _CPU_DIR = re.compile(r"cpu\d+")
 _NODE_DIR = re.compile(r"node\d+")
 _INDEX_DIR = re.compile(r"index\d+")
@@ -99,6 +101,29 @@ def snapshot_members(root: Path) -> Iterator[tuple[str, str, bool]]:
         if size.name.startswith("hugepages-"):
             yield from _files(base, size.path)
     yield from _files(base, f"{base}/proc", _PROC_FILES)
+    yield from _probe_members(base)
+
+
+def _probe_members(base: str) -> Iterator[tuple[str, str, bool]]:
+    """The files ``adapters.probes`` reads, so ``plan``/``check --sysfs SNAPSHOT`` gate on the captured
+    host's APICv/AVIC, cgroup RT budget and PCI NUMA as they would there (README: host probes)."""
+    module = f"{base}/sys/module"
+    yield from _files(base, f"{module}/kvm_intel/parameters", ("enable_apicv",))
+    yield from _files(base, f"{module}/kvm_amd/parameters", ("avic",))
+    cgroup = f"{base}/sys/fs/cgroup"
+    yield from _files(base, cgroup, ("cgroup.controllers",))
+    for ctl in _CGROUP_CPU_DIRS:  # cgroup v1; "cpu" is usually a link to "cpu,cpuacct": keep what is a dir
+        d = f"{cgroup}/{ctl}"
+        if os.path.isdir(d) and not os.path.islink(d):
+            yield from _files(base, d, ("cpu.rt_runtime_us",))
+            for slice_name in ("machine.slice", "machine"):
+                yield from _files(base, f"{d}/{slice_name}", ("cpu.rt_runtime_us",))
+    # /sys/bus/pci/devices/* are links into /sys/devices/pci*; the snapshot stores the numa_node files
+    # under the link names, as plain files (the only name the probe uses)
+    for dev in _scan(f"{base}/sys/bus/pci/devices"):
+        node = f"{dev.path}/numa_node"
+        if os.path.isfile(node):
+            yield _rel(base, node), node, False
 
 
 def _scan(d: str) -> list[os.DirEntry[str]]:
