@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 
+from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
 from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host, distances_from_row
 from vmtune.core.topology import Host, HugePages
 from vmtune.cpuset import CpuSet
@@ -36,28 +37,6 @@ _HUGE_DIR = re.compile(r"hugepages-(\d+)kB$")
 _SIBLING_FILES = ("core_cpus_list", "thread_siblings_list", "core_cpus", "thread_siblings")
 _PACKAGE_FILES = ("package_cpus_list", "core_siblings_list", "package_cpus", "core_siblings")
 _MAX_FILE = 1 << 20  # sysfs attributes are <= PAGE_SIZE; proc files we read are small too
-
-# /proc/cpuinfo "CPU implementer" codes (arch/arm64/include/asm/cputype.h) -> the vendor names libvirt uses.
-_ARM_IMPLEMENTERS = {
-    0x41: "ARM",
-    0x42: "Broadcom",
-    0x43: "Cavium",
-    0x46: "Fujitsu",
-    0x48: "HiSilicon",
-    0x4E: "NVIDIA",
-    0x50: "APM",
-    0x51: "Qualcomm",
-    0x61: "Apple",
-    0x70: "Phytium",
-    0xC0: "Ampere",
-}
-_X86_VENDORS = {
-    "GenuineIntel": "Intel",
-    "AuthenticAMD": "AMD",
-    "HygonGenuine": "Hygon",
-    "CentaurHauls": "VIA",
-    "  Shanghai  ": "Zhaoxin",
-}
 
 
 def read_sysfs(root: Path) -> Host:
@@ -155,7 +134,7 @@ class _Reader:
         nodes, node_warn = self._nodes()
         self.warnings.extend(node_warn)
         proc = str(self.root / "proc")
-        meminfo = _meminfo(self.text(f"{proc}/meminfo") or "")
+        meminfo = meminfo_kib(self.text(f"{proc}/meminfo") or "")
         if not nodes:
             # No node/ directory (s390, small ARM, UP kernels): one node with everything, like hwloc.
             nodes = [
@@ -167,7 +146,7 @@ class _Reader:
                     hugepages=self._hugepages(str(self.root / "sys" / "kernel" / "mm" / "hugepages")),
                 )
             ]
-        vendor, model, arch_guess = _cpuinfo(self.text_head(f"{proc}/cpuinfo"))
+        vendor, model, arch_guess = cpuinfo_identity(self.text_head(f"{proc}/cpuinfo"))
         arch = self.text(f"{proc}/sys/kernel/arch") or arch_guess
         cmdline = self.text(f"{proc}/cmdline")
         return build_host(
@@ -319,7 +298,7 @@ class _Reader:
             if cpus is None:
                 # libvirt-trimmed dumps (and some old kernels) only have nodeN/cpuM links
                 cpus = CpuSet(int(m.group(1)) for e in ne if (m := _CPU_DIR.match(e)))
-            mem = _meminfo(self.text(f"{d}/meminfo") or "") if "meminfo" in ne else {}
+            mem = meminfo_kib(self.text(f"{d}/meminfo") or "") if "meminfo" in ne else {}
             distances: tuple[tuple[int, int], ...] = ()
             if "distance" in ne:
                 path = f"{d}/distance"
@@ -357,20 +336,6 @@ class _Reader:
         return tuple(sorted(out, key=lambda h: h.size_kib))
 
 
-def _meminfo(text: str) -> dict[str, int]:
-    """``MemTotal:  123 kB`` (proc) and ``Node 0 MemTotal:  123 kB`` (node) lines -> {key: KiB}."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        key, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        name = key.split()[-1] if key.split() else ""
-        parts = rest.split()
-        if name in ("MemTotal", "MemFree") and parts and parts[0].isdigit():
-            out[name] = int(parts[0])
-    return out
-
-
 def _size_kib(raw: str | None, path: str) -> int | None:
     """Cache ``size`` is ``32K`` (kernel prints %uK); tolerate M/G and bare numbers from other tools."""
     if not raw:
@@ -382,37 +347,3 @@ def _size_kib(raw: str | None, path: str) -> int | None:
     if scale is None or not num.isdigit():
         raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}")
     return int(num) * scale
-
-
-def _cpuinfo(text: str) -> tuple[str | None, str | None, str | None]:
-    """(vendor, model, arch guess) from the first processor block of /proc/cpuinfo."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
-    vendor: str | None = None
-    arch: str | None = None
-    model = fields.get("model name") or fields.get("cpu model") or fields.get("cpu") or None
-    if "vendor_id" in fields or "vendor" in fields:
-        raw = fields.get("vendor_id") or fields.get("vendor") or ""
-        vendor = _X86_VENDORS.get(raw, raw.split("/")[0] or None)
-        flags = f" {fields.get('flags', '')} "
-        if "IBM/S390" in raw:
-            arch = "s390x"
-        elif fields.get("arch") == "IA-64":
-            arch = "ia64"
-        elif raw in _X86_VENDORS:
-            arch = "x86_64" if " lm " in flags else "i686"
-    if "CPU implementer" in fields:
-        try:
-            code = int(fields["CPU implementer"], 0)
-        except ValueError:
-            code = -1
-        vendor = _ARM_IMPLEMENTERS.get(code, vendor)
-        arch = "aarch64" if fields.get("CPU architecture", "8").strip() in ("8", "AArch64") else "armv7l"
-    if "isa" in fields and fields["isa"].startswith("rv64"):
-        arch = "riscv64"
-    if (fields.get("cpu") or "").startswith("POWER"):
-        vendor, arch = "IBM", "ppc64le" if "le" in fields.get("platform", "").lower() else "ppc64"
-    return vendor, model, arch
