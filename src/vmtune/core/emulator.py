@@ -85,7 +85,8 @@ def place_emulator(
         notes.append(
             Note(
                 topic="emulator",
-                message=f"emulator thread{' and iothreads' if iothreads else ''} share {where} {pool}"
+                message=f"{'emulator thread and iothreads share' if iothreads else 'emulator thread shares'}"
+                + f" {where} {pool}"
                 + ("" if local else " (none on the guest's node, so the nearest node's)")
                 + ", never the guest's dedicated cores (--emulator share)",
                 xpath="/domain/cputune/emulatorpin",
