@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from vmtune.adapters.hookenv import (
     HookPaths,
@@ -36,10 +36,12 @@ from vmtune.adapters.hookenv import (
     sweep,
     write_claim,
 )
-from vmtune.core.caps import HostCaps
-from vmtune.core.guest import GuestSpec
-from vmtune.core.topology import Host
 from vmtune.errors import ExitCode, InputError, VmtuneError
+
+if TYPE_CHECKING:  # annotations only: `started begin` / `stopped end` must not pay for the core model
+    from vmtune.core.caps import HostCaps
+    from vmtune.core.guest import GuestSpec
+    from vmtune.core.topology import Host
 
 __all__ = ["PREPARE_RULES", "hugepage_wants", "main", "run_hook"]
 

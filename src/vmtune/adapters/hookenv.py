@@ -26,10 +26,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vmtune.adapters.files import atomic_write, read_bytes
-from vmtune.core.guest import GuestSpec
 from vmtune.errors import InfeasibleError, InputError, VmtuneError
+
+if (
+    TYPE_CHECKING
+):  # annotations only: the hook's no-op runs (started/stopped) import nothing of the core model
+    from vmtune.core.guest import GuestSpec
 
 __all__ = [
     "CLAIM_TTL",
@@ -105,6 +109,7 @@ def read_tenants(paths: HookPaths, *, exclude: str, now: float | None = None) ->
     A status file that does not parse is skipped with its name in the InputError only when it is the
     last word: one broken file must not block every other start, so it is ignored here.
     """
+    from vmtune.adapters.files import read_bytes
     from vmtune.xmlmap.guest import read_guest
     from vmtune.xmlmap.live import read_status
 
@@ -135,6 +140,8 @@ def _safe_name(name: str) -> str:
 
 
 def write_claim(paths: HookPaths, name: str, xml: bytes) -> None:
+    from vmtune.adapters.files import atomic_write
+
     paths.claims.mkdir(parents=True, exist_ok=True)
     atomic_write(paths.claims / f"{_safe_name(name)}.xml", xml, mode=0o600)
 
@@ -186,6 +193,8 @@ def _journal_path(paths: HookPaths, name: str) -> Path:
 
 
 def _save(paths: HookPaths, journal: _Journal) -> None:
+    from vmtune.adapters.files import atomic_write
+
     paths.journal.mkdir(parents=True, exist_ok=True)
     body = {"guest": journal.guest, "grants": [
         {"node": g.node, "size_kib": g.size_kib, "pages": g.pages, "added": g.added} for g in journal.grants

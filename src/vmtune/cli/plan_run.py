@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import Progress, TaskID
+from typing import TYPE_CHECKING
 
 from vmtune.cli.common import HostSource, load_host, load_tenants
 from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
 from vmtune.cli.tuning import Tuning, host_caps
-from vmtune.core.guest import GuestSpec
 from vmtune.errors import ExitCode, InputError, VmtuneError
-from vmtune.render.console import make_console
+from vmtune.render.plain import Plain, rich_would_style
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from vmtune.core.guest import GuestSpec
 
 __all__ = ["run"]
 
@@ -60,8 +63,8 @@ def run(
     caps = host_caps(host, domcaps)
     tenants: list[GuestSpec] = load_tenants(domains) if domains is not None else []
     planner = planner_for(host=topology, intent_of=lambda g: tuning.intent(g.intent), caps=caps)
-    out = make_console()
-    err = make_console(stderr=True)
+    out = _console(stderr=False)
+    err = _console(stderr=True)
     notes_to = out if explain else err
     single = len(files) == 1
     rows: list[FileRow] = []
@@ -80,7 +83,7 @@ def run(
                 raise
             worst = max(worst, int(error.exit_code))
             rows.append(FileRow(path=str(path), status="failed", reason=str(error)))
-            err.print(f"vmtune: error: {error}", soft_wrap=True, markup=False)
+            _line(err, f"vmtune: error: {error}", soft_wrap=True)
         else:
             rows.append(FileRow(path=str(path), status="changed" if prep.changed else "unchanged"))
             _show(prep, out, notes_to, json_out=json_out, apply=apply, docs=docs)
@@ -89,15 +92,35 @@ def run(
     if progress is not None:
         progress[0].stop()
     if json_out:
+        import json
+
         print(json.dumps(docs[0] if single and docs else docs, indent=2))
     if not single:
         print_summary(out if apply else err, rows, title="vmtune apply" if apply else "vmtune plan")
     elif apply and rows:
-        err.print(f"{rows[0].path}: {rows[0].status}", markup=False)
+        _line(err, f"{rows[0].path}: {rows[0].status}", soft_wrap=False)
     return worst if worst else int(ExitCode.OK)
 
 
-def _show(prep: Prepared, out: Console, notes_to: Console, *, json_out: bool, apply: bool,
+def _console(*, stderr: bool) -> Console | Plain:
+    """make_console() on a terminal (or when colours are forced); else a Plain writer: no rich import."""
+    stream = sys.stderr if stderr else sys.stdout
+    if rich_would_style(stream):
+        from vmtune.render.console import make_console
+
+        return make_console(stderr=stderr)
+    return Plain(stream)
+
+
+def _line(console: Console | Plain, text: str, *, soft_wrap: bool) -> None:
+    if isinstance(console, Plain):
+        console.line(text, soft_wrap=soft_wrap)
+        console.flush()
+    else:
+        console.print(text, soft_wrap=soft_wrap, markup=False)
+
+
+def _show(prep: Prepared, out: Console | Plain, notes_to: Console | Plain, *, json_out: bool, apply: bool,
           docs: list[dict[str, object]]) -> None:  # fmt: skip
     if json_out:
         docs.append(plan_json(prep.plan, source=str(prep.path), changed=prep.changed))
@@ -107,10 +130,12 @@ def _show(prep: Prepared, out: Console, notes_to: Console, *, json_out: bool, ap
     print_notes(notes_to, prep.plan, source=str(prep.path))
 
 
-def _progress(err: Console, total: int) -> tuple[Progress, TaskID] | None:
+def _progress(err: Console | Plain, total: int) -> tuple[Progress, TaskID] | None:
     """A rich progress bar on stderr, only when stderr is a terminal (never in pipes or logs)."""
-    if not err.is_terminal:
+    if isinstance(err, Plain) or not err.is_terminal:
         return None
+    from rich.progress import Progress
+
     progress = Progress(console=err, transient=True)
     task = progress.add_task("vmtune", total=total)
     progress.start()
