@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from vmtune.errors import InputError, VmtuneError
@@ -47,6 +46,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None, backup: bo
     fsynced before the rename and the directory after it. ``mode`` defaults to the old file's mode.
     ``backup`` keeps the old file as ``path~`` (hard link, so it is also atomic).
     """
+    import tempfile  # here, not at the top: reading (every `vmtune plan`) does not need it (~5 ms)
+
     directory = path.parent if str(path.parent) else Path(".")
     if mode is None:
         try:

@@ -1,13 +1,19 @@
 """Thin typer wiring: gather via adapters -> decide in core -> show via render.
 
 Each command lives in its own small module that exposes ``register(app)``; ``vmtune.cli.app`` builds the
-app and owns the single translation of VmtuneError to exit codes. This package only holds the console
-entry point (``main``), which sends libvirt's hook calls past typer, and re-exports ``app`` lazily.
+app and owns the translation of VmtuneError to exit codes. This package holds the console entry point
+(``main``) and re-exports ``app`` lazily: importing typer costs ~0.1 s, which libvirt pays on every guest
+start and stop (``vmtune hook``) and which is as much as the work of ``vmtune plan`` on one guest, so
+those two argvs skip typer when they are plain (``_fast``); everything else goes to ``app.main``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,8 +25,8 @@ __all__ = ["app", "main"]
 def _is_libvirt_hook(argv: list[str]) -> bool:
     """``hook GUEST OP SUBOP [EXTRA]`` exactly as libvirt passes it (not ``hook install``, no options).
 
-    typer keeps such an argv verbatim anyway (the hook command disallows interspersed options), so
-    skipping it changes nothing but the ~0.1-0.2 s of importing typer on every guest start and stop.
+    typer hands such an argv to the hook verbatim anyway (the hook command disallows interspersed
+    options), so skipping it changes nothing but the start-up time.
     """
     return (
         len(argv) in (4, 5)
@@ -30,27 +36,55 @@ def _is_libvirt_hook(argv: list[str]) -> bool:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point (``vmtune``): see ``vmtune.cli.app.main``."""
-    args = sys.argv[1:] if argv is None else argv
-    if not _is_libvirt_hook(args):
-        from vmtune.cli.app import main as typer_main
+def _fast(argv: list[str]) -> Callable[[], int] | None:
+    """The command to run without typer, or None when typer must parse ``argv``."""
+    if _is_libvirt_hook(argv):
+        from vmtune.hook import run_hook
 
-        return typer_main(args)
+        return lambda: run_hook(argv[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+    if argv[:1] == ["plan"]:
+        from vmtune.cli.plan_fast import parse_plan, run_plan
+
+        params = parse_plan(argv[1:])
+        if params is not None:
+            return lambda: run_plan(params)
+    return None
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """What ``app.main`` (and typer's non-standalone main under it) make of these exceptions."""
     from vmtune.errors import VmtuneError
-    from vmtune.hook import run_hook
 
-    # the same exit-code translation as vmtune.cli.app.main for what the hook command can raise
     try:
-        return run_hook(args[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+        return command()
     except VmtuneError as err:
         print(f"vmtune: error: {err}", file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:
+        return 130  # typer: Exit(130), silently
+    except EOFError:
+        print(file=sys.stderr)  # typer: a newline, then Abort, which app.main reports
         print("vmtune: aborted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except OSError as err:
+        if err.errno != errno.EPIPE:
+            raise
+        # click: the reader of stdout went away; exit 1 without "Exception ignored ... BrokenPipeError"
+        # when Python flushes stdout at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point (``vmtune``): ``vmtune.cli.app.main``, or a fast path that skips typer."""
+    args = sys.argv[1:] if argv is None else argv
+    command = _fast(args)
+    if command is not None:
+        return _guarded(command)
+    from vmtune.cli.app import main as typer_main
+
+    return typer_main(args)
 
 
 def __getattr__(name: str) -> Any:

@@ -74,16 +74,18 @@ def register(app: typer.Typer) -> None:
         force: ForceOpt = False,
     ) -> None:
         """Decide pinning/NUMA/features for each domain and print the diff; write nothing."""
-        from vmtune.cli.plan_run import run
+        # keep in step with cli.plan_fast, which parses plain `vmtune plan` argvs without typer
+        # (tests/test_cli_fast.py compares its option table with this signature)
+        from vmtune.cli.plan_run import plan
 
         tuning = Tuning(
             profile=profile, thread_policy=thread_policy, emulator=emulator, iothreads=iothreads, numa=numa,
             memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
             reserve=reserve, os=os, core_kind=core_kind, force=force,
         )  # fmt: skip
-        code = run(
-            files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
-            domcaps=domcapabilities, domains=domains, tuning=tuning, json_out=json_out, explain=explain,
+        code = plan(
+            files, sysfs=sysfs, capabilities=capabilities, connect=connect, domcapabilities=domcapabilities,
+            domains=domains, json_out=json_out, explain=explain, tuning=tuning,
         )  # fmt: skip
         if code:
             raise typer.Exit(code)

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmtune.cli.common import HostSource, load_host, load_tenants
+from vmtune.cli.intent_flags import Tuning, host_caps
 from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
-from vmtune.cli.tuning import Tuning, host_caps
+from vmtune.cli.sources import HostSource, load_host, load_tenants
 from vmtune.errors import ExitCode, InputError, VmtuneError
 from vmtune.render.plain import Plain, rich_would_style
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
@@ -20,7 +20,26 @@ if TYPE_CHECKING:
 
     from vmtune.core.guest import GuestSpec
 
-__all__ = ["run"]
+__all__ = ["plan", "run"]
+
+
+def plan(
+    files: Sequence[Path],
+    *,
+    sysfs: Path | None,
+    capabilities: Path | None,
+    connect: str | None,
+    domcapabilities: Path | None,
+    domains: Path | None,
+    json_out: bool,
+    explain: bool,
+    tuning: Tuning,
+) -> int:
+    """`vmtune plan` with its options parsed: by typer (plan_cmd) or, for plain argvs, by cli.plan_fast."""
+    return run(
+        files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
+        domcaps=domcapabilities, domains=domains, tuning=tuning, json_out=json_out, explain=explain,
+    )  # fmt: skip
 
 
 def _check_targets(files: list[Path], write_to: Path | None, in_place: bool, backup: bool) -> None:
