@@ -6,6 +6,7 @@ the same spec, so the tests run before and after the fixtures are committed.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from itertools import pairwise
 from pathlib import Path
@@ -246,6 +247,107 @@ def test_node_membership_from_cpu_links(tmp_path: Path) -> None:
             (root / NODE / f"node{node}" / f"cpu{c}").symlink_to(f"../../cpu/cpu{c}")
     host = read_sysfs(root)
     assert host.node(1).cpus == CpuSet([2, 3])  # type: ignore[union-attr]
+
+
+# -- shortcuts: later CPUs are read only as far as earlier CPUs' masks leave them unknown -----------------
+@pytest.mark.parametrize("name", [*sorted(EXPECTED), "big-256"])
+def test_shortcuts_equal_exhaustive_read(gen_dir: Path, name: str) -> None:
+    root = host_root(name, gen_dir)
+    assert read_sysfs(root) == read_sysfs(root, exhaustive=True)
+
+
+def two_packages(*, threads: int = 1) -> dict[str, str]:
+    """2 packages x 2 cores x ``threads``, L2 per core, L3 per package, ids as the kernel writes them."""
+    n = 4 * threads
+    files = {f"{CPU}/online": f"0-{n - 1}\n"}
+    for cpu in range(n):
+        core, pkg = cpu // threads, cpu // (2 * threads)
+        core_cpus = f"{core * threads}-{core * threads + threads - 1}" if threads > 1 else str(cpu)
+        pkg_cpus = f"{pkg * 2 * threads}-{pkg * 2 * threads + 2 * threads - 1}"
+        t, c = f"{CPU}/cpu{cpu}/topology", f"{CPU}/cpu{cpu}/cache"
+        files |= {
+            f"{t}/core_cpus_list": core_cpus,
+            f"{t}/package_cpus_list": pkg_cpus,
+            f"{t}/physical_package_id": str(pkg),
+            f"{t}/core_id": str(core % 2),
+        }
+        for idx, (level, kind, shared, size) in enumerate(
+            ((1, "Data", core_cpus, "48K"), (1, "Instruction", core_cpus, "32K"),
+             (2, "Unified", core_cpus, "2048K"), (3, "Unified", pkg_cpus, "32768K"))
+        ):  # fmt: skip
+            files |= {
+                f"{c}/index{idx}/level": str(level),
+                f"{c}/index{idx}/type": kind,
+                f"{c}/index{idx}/shared_cpu_list": shared,
+                f"{c}/index{idx}/size": size,
+                f"{c}/index{idx}/id": str(core if level < 3 else pkg),
+            }
+    return files
+
+
+def read_both(root: Path) -> tuple[Host, Host]:
+    return read_sysfs(root), read_sysfs(root, exhaustive=True)
+
+
+def test_later_cpu_without_topology_is_read_in_full(tmp_path: Path) -> None:
+    root = write(tmp_path, two_packages())
+    shutil.rmtree(root / CPU / "cpu3" / "topology")
+    fast, full = read_both(root)
+    assert fast == full
+    assert fast.cpu(3).core_id is None and any("CPUs 3 report no topology" in w for w in fast.warnings)  # type: ignore[union-attr]
+
+
+def test_asymmetric_cache_dirs(tmp_path: Path) -> None:
+    """hwloc-8em64t-2s4c-asymcaches: some CPUs have only L1 index dirs, others only the L2 one."""
+    root = write(tmp_path, two_packages())
+    for idx in (2, 3):
+        shutil.rmtree(root / CPU / "cpu0" / "cache" / f"index{idx}")
+    for idx in (0, 1):
+        shutil.rmtree(root / CPU / "cpu1" / "cache" / f"index{idx}")
+    fast, full = read_both(root)
+    assert fast == full
+    assert fast.cpu(0).l2 is None and fast.cpu(1).l2 is not None  # type: ignore[union-attr]
+
+
+def test_cache_layout_is_per_kind_of_cpu(tmp_path: Path) -> None:
+    """Little cores (another cpu_capacity) may number their index dirs differently: no L2, index2 is L3."""
+    files = two_packages()
+    for cpu in range(4):
+        files[f"{CPU}/cpu{cpu}/cpu_capacity"] = "1024" if cpu < 2 else "512"
+    for cpu in (2, 3):
+        files[f"{CPU}/cpu{cpu}/cache/index2/level"] = "3"
+        files[f"{CPU}/cpu{cpu}/cache/index2/shared_cpu_list"] = "2-3"
+    fast, full = read_both(write(tmp_path, files))
+    assert fast == full
+    assert len(fast.groups(2)) == 2 and fast.cpu(2).l2 is None and fast.cpu(2).capacity == 512  # type: ignore[union-attr]
+
+
+def test_package_mask_is_taken_only_with_the_same_id(tmp_path: Path) -> None:
+    """libvirt-high-ids is hand-edited: cpu0's package mask covers CPUs that report another id and mask."""
+    files = two_packages()
+    files[f"{CPU}/cpu0/topology/package_cpus_list"] = "0-3"
+    files[f"{CPU}/cpu1/topology/package_cpus_list"] = "0-3"
+    fast, full = read_both(write(tmp_path, files))
+    assert fast == full
+    assert len(fast.sockets) == 2
+
+
+def test_smt_sibling_copies_the_first_thread(tmp_path: Path) -> None:
+    files = two_packages(threads=2)
+    files[f"{CPU}/cpu5/topology/core_id"] = "7"  # Bulldozer: the second "thread" has its own core_id
+    fast, full = read_both(write(tmp_path, files))
+    assert fast.cpu(5).core_id == 0 and full.cpu(5).core_id == 7  # type: ignore[union-attr]
+    assert fast.cores == full.cores and fast.caches == full.caches
+
+
+def test_inconsistent_cache_map_first_cpu_wins_like_hwloc(tmp_path: Path) -> None:
+    """A later CPU that disagrees with the first CPU's shared_cpu_map is not read: the first CPU's mask
+    makes the group, as hwloc's look_sysfscpu does. Reading every CPU would give cpu1 a group of its own."""
+    files = two_packages()
+    files[f"{CPU}/cpu1/cache/index3/shared_cpu_list"] = "1"
+    fast, full = read_both(write(tmp_path, files))
+    assert [str(g.cpus) for g in fast.groups(3)] == ["0-1", "2-3"]
+    assert [str(g.cpus) for g in full.groups(3)] == ["0", "1", "2-3"]
 
 
 # -- bad input: exit code 2, message names the path ---------------------------------------------------

@@ -18,11 +18,11 @@ once per distinct sharing group, not once per CPU.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
+from vmtune.adapters.sysfsio import SysfsFiles
 from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host, distances_from_row
 from vmtune.core.topology import Host, HugePages
 from vmtune.cpuset import CpuSet
@@ -36,90 +36,54 @@ _INDEX_DIR = re.compile(r"index(\d+)$")
 _HUGE_DIR = re.compile(r"hugepages-(\d+)kB$")
 _SIBLING_FILES = ("core_cpus_list", "thread_siblings_list", "core_cpus", "thread_siblings")
 _PACKAGE_FILES = ("package_cpus_list", "core_siblings_list", "package_cpus", "core_siblings")
-_MAX_FILE = 1 << 20  # sysfs attributes are <= PAGE_SIZE; proc files we read are small too
 
 
-def read_sysfs(root: Path) -> Host:
-    """Read the topology under ``root`` (``root/sys/devices/system/{cpu,node}``, ``root/proc``)."""
+def read_sysfs(root: Path, *, exhaustive: bool = False) -> Host:
+    """Read the topology under ``root`` (``root/sys/devices/system/{cpu,node}``, ``root/proc``).
+
+    By default a CPU whose core, package or cache an earlier CPU's mask already describes is not read
+    again (see ``_Reader``). ``exhaustive=True`` reads every CPU's own files: several times slower on big
+    hosts, the reference the tests hold the shortcuts to.
+    """
     if not root.is_dir():
         raise InputError(f"{root}: no such directory (expected a sysfs root such as /)")
     cpu_base = root / "sys" / "devices" / "system" / "cpu"
     if not cpu_base.is_dir():
         raise InputError(f"{cpu_base}: not found; {root} is not a sysfs root")
-    return _Reader(root).read()
+    return _Reader(root, shortcuts=not exhaustive).read()
 
 
-class _Reader:
-    def __init__(self, root: Path) -> None:
+class _Reader(SysfsFiles):
+    """One read of one root. Reading ~30,000 small files dominated ``vmtune host`` on 960 CPUs, so with
+    ``shortcuts`` a CPU is read only as far as earlier CPUs' masks leave it unknown:
+
+    - an SMT sibling of a CPU already read copies that CPU's record (``_leader``);
+    - a CPU in an earlier CPU's package mask reporting the same package id takes that mask (``_package``);
+    - a CPU in an earlier CPU's ``shared_cpu_map`` takes that cache at that index (``_shared``): the
+      first CPU's mask defines the group, as in hwloc's look_sysfscpu ("first cpu in this cache, add the
+      cache");
+    - index dirs' levels/types are read once per distinct cache/ listing and capacity (``_layout``);
+    - after the first CPU no cpuN/ or topology/ directory is listed (``_cpu_fast``).
+    """
+
+    def __init__(self, root: Path, *, shortcuts: bool = True) -> None:
+        super().__init__()
         self.root = root
+        self.shortcuts = shortcuts
         self.cpu_base = str(root / "sys" / "devices" / "system" / "cpu")
         self.node_base = str(root / "sys" / "devices" / "system" / "node")
         self.warnings: list[str] = []
         # (index dir:level, shared bits) -> (size KiB, cache id): read once per sharing group
         self._meta: dict[tuple[str, int], tuple[int | None, int | None]] = {}
+        # What an earlier CPU's masks already say about a later one (see _topology and _cache):
         self._leader: dict[int, CpuRecord] = {}  # CPU -> the already-read SMT sibling it shares a core with
+        self._package: dict[int, tuple[int | None, CpuSet]] = {}  # CPU -> (package id, mask) seen first
+        self._shared: dict[tuple[int, str], CacheRecord] = {}  # (CPU, indexK) -> the cache it shares
+        # (indexK names, cpu_capacity) -> (indexK, level) of its data/unified L2/L3 caches
+        self._layouts: dict[tuple[tuple[str, ...], int | None], tuple[tuple[str, int], ...]] = {}
         self._topo_names: set[str] | None = None  # file names in the first cpuN/topology
-
-    # -- file helpers -----------------------------------------------------------------------------
-    def text(self, path: str) -> str | None:
-        """File contents without NUL padding and surrounding whitespace; None when it doesn't exist."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as err:
-            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
-        try:
-            # sysfs attributes fit in one page; a small first read avoids allocating a huge buffer per
-            # file (that alone cost 20 us/file), the loop covers /proc files of any size.
-            data = os.read(fd, 8192)
-            if len(data) == 8192:
-                while len(data) < _MAX_FILE and (more := os.read(fd, 65536)):
-                    data += more
-        except OSError as err:
-            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
-        finally:
-            os.close(fd)
-        try:
-            return data.replace(b"\x00", b"").strip().decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not text") from None
-
-    def listdir(self, path: str) -> list[str]:
-        try:
-            return os.listdir(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as err:
-            raise InputError(f"{path}: cannot list: {err.strerror or err}") from None
-
-    def integer(self, path: str) -> int | None:
-        raw = self.text(path)
-        if raw is None:
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise InputError(f"{path}: expected an integer, found {raw[:40]!r}") from None
-
-    def cpulist(self, path: str) -> CpuSet | None:
-        raw = self.text(path)
-        return None if raw is None else CpuSet.parse(raw, what=path)
-
-    def cpumask(self, path: str) -> CpuSet | None:
-        raw = self.text(path)
-        return None if raw is None else CpuSet.parse_mask(raw, what=path)
-
-    def set_from(self, base: str, entries: set[str] | None, *names: str) -> CpuSet | None:
-        """First of ``names`` that exists (``*_list`` names parse as lists, others as masks)."""
-        for name in names:
-            if entries is not None and name not in entries:
-                continue
-            path = f"{base}/{name}"
-            value = self.cpulist(path) if name.endswith("list") else self.cpumask(path)
-            if value is not None:
-                return value
-        return None
+        self._fast = False  # the first online CPU had topology/ with a siblings file: see _cpu_fast
+        self._capacity = False  # the first online CPU has cpu_capacity
 
     # -- CPUs -------------------------------------------------------------------------------------
     def read(self) -> Host:
@@ -163,16 +127,6 @@ class _Reader:
             warnings=self.warnings,
         )
 
-    def text_head(self, path: str) -> str:
-        """The first 256 KiB of a file (a 900-CPU /proc/cpuinfo is megabytes; the vendor is at the top)."""
-        try:
-            with open(path, "rb") as fh:
-                return fh.read(256 * 1024).decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-        except OSError as err:
-            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
-
     def _nohz(self, path: str) -> CpuSet | None:
         raw = self.text(path)
         # Kernels before 4.x print "(null)" when nohz_full= was not given.
@@ -182,13 +136,15 @@ class _Reader:
 
     def _cpu(self, cpu: int, global_online: CpuSet | None) -> CpuRecord:
         d = f"{self.cpu_base}/cpu{cpu}"
+        if global_online is None:
+            return self._cpu_full(cpu, d, None)  # per-CPU online files: list every directory
+        if cpu not in global_online:
+            return CpuRecord(id=cpu, online=False, has_topology=False)
         leader = self._leader.get(cpu)
-        if leader is not None and global_online is not None:
+        if leader is not None:
             # An SMT sibling of a CPU already read: the kernel derives thread siblings, package, die,
             # cluster, core_id and every cache from the same core, so reading them again only costs
             # time (this halves the reads on a 960-CPU SMT2 host).
-            if cpu not in global_online:
-                return CpuRecord(id=cpu, online=False, has_topology=False)
             return CpuRecord(
                 id=cpu,
                 package_id=leader.package_id,
@@ -200,6 +156,10 @@ class _Reader:
                 capacity=leader.capacity,
                 caches=leader.caches,
             )
+        return (self._cpu_fast(cpu, d) if self._fast else None) or self._cpu_full(cpu, d, global_online)
+
+    def _cpu_full(self, cpu: int, d: str, global_online: CpuSet | None) -> CpuRecord:
+        """Read a CPU after listing its directory (the first CPU, and any CPU unlike it)."""
         entries = set(self.listdir(d))
         if global_online is not None:
             online = cpu in global_online
@@ -210,7 +170,7 @@ class _Reader:
         if not online:
             return CpuRecord(id=cpu, online=False, has_topology=False)
         capacity = self.integer(f"{d}/cpu_capacity") if "cpu_capacity" in entries else None
-        caches = self._caches(f"{d}/cache") if "cache" in entries else ()
+        caches = self._caches(cpu, f"{d}/cache", capacity) if "cache" in entries else ()
         if "topology" not in entries:
             return CpuRecord(id=cpu, has_topology=False, capacity=capacity, caches=caches)
         t = f"{d}/topology"
@@ -220,11 +180,58 @@ class _Reader:
         if siblings is None and self._topo_names is not None and any(f in te for f in _SIBLING_FILES):
             te = set(self.listdir(t))  # this CPU differs from the first one: look properly
             siblings = self.set_from(t, te, *_SIBLING_FILES)
-        self._topo_names = self._topo_names or te
-        package_cpus = self.set_from(t, te, *_PACKAGE_FILES)
+        if self._topo_names is None:
+            self._topo_names = te
+            self._fast = siblings is not None and self.shortcuts
+            self._capacity = "cpu_capacity" in entries
+        return self._topology(cpu, t, te, siblings=siblings, capacity=capacity, caches=caches)
+
+    def _cpu_fast(self, cpu: int, d: str) -> CpuRecord | None:
+        """Read an online CPU without listing its directories: open the files the first CPU had.
+
+        None when this CPU is not like the first one (its siblings file is missing: no topology/, other
+        file names), and it is then read in full. cache/ is listed on every CPU: asymmetric hosts differ
+        there (hwloc-8em64t-2s4c-asymcaches lacks index dirs on some). cpu_capacity is read when the first
+        CPU has it: the kernel creates it for every possible CPU or none (drivers/base/arch_topology.c), and
+        probing a missing file costs as much as reading one.
+        """
+        te = self._topo_names
+        t = f"{d}/topology"
+        siblings = self.set_from(t, te, *_SIBLING_FILES)
+        if siblings is None or te is None:
+            return None
+        capacity = self.integer(f"{d}/cpu_capacity") if self._capacity else None
+        caches = self._caches(cpu, f"{d}/cache", capacity)
+        return self._topology(cpu, t, te, siblings=siblings, capacity=capacity, caches=caches)
+
+    def _topology(
+        self,
+        cpu: int,
+        t: str,
+        te: set[str],
+        *,
+        siblings: CpuSet | None,
+        capacity: int | None,
+        caches: tuple[CacheRecord, ...],
+    ) -> CpuRecord:
+        package_id = self.integer(f"{t}/physical_package_id") if "physical_package_id" in te else None
+        known = self._package.get(cpu)
+        package_cpus: CpuSet | None
+        if known is not None and known[0] == package_id:
+            package_cpus = known[1]
+        else:
+            package_cpus = self.set_from(t, te, *_PACKAGE_FILES)
+            if package_cpus is not None:
+                # The kernel builds the package mask from equal physical_package_id (x86 match_pkg,
+                # arm64 update_siblings_masks) and sets it on every member, so the later CPUs of this
+                # mask that report the same id have this same mask: one mask read per package. (The id
+                # is still read per core: libvirt-high-ids is hand-edited, cpu8 says package 8-15 but
+                # cpu12 has another id and mask 12-15; a differing id makes the CPU read its own mask.)
+                for other in self._later(package_cpus, cpu):
+                    self._package.setdefault(other, (package_id, package_cpus))
         rec = CpuRecord(
             id=cpu,
-            package_id=self.integer(f"{t}/physical_package_id") if "physical_package_id" in te else None,
+            package_id=package_id,
             die_id=self.integer(f"{t}/die_id") if "die_id" in te else None,
             cluster_id=self.integer(f"{t}/cluster_id") if "cluster_id" in te else None,
             core_id=self.integer(f"{t}/core_id") if "core_id" in te else None,
@@ -234,10 +241,20 @@ class _Reader:
             caches=caches,
         )
         if siblings is not None:
-            for other in siblings:
-                if other > cpu:
-                    self._leader.setdefault(other, rec)
+            for other in self._later(siblings, cpu):
+                self._leader.setdefault(other, rec)
         return rec
+
+    def _later(self, cpus: CpuSet, cpu: int) -> list[int]:
+        """The CPUs of ``cpus`` after ``cpu`` (those a mask read on ``cpu`` can vouch for)."""
+        if not self.shortcuts:
+            return []
+        bits, out, base = cpus.bits >> (cpu + 1), [], cpu + 1
+        while bits:
+            low = bits & -bits
+            out.append(base + low.bit_length() - 1)
+            bits ^= low
+        return out
 
     def _online_flag(self, path: str) -> bool:
         raw = self.text(path)
@@ -248,34 +265,65 @@ class _Reader:
             return False
         raise InputError(f"{path}: expected 0 or 1, found {raw[:40]!r}")
 
-    def _caches(self, cache_dir: str) -> tuple[CacheRecord, ...]:
+    def _caches(self, cpu: int, cache_dir: str, capacity: int | None) -> tuple[CacheRecord, ...]:
+        names = tuple(sorted((e for e in self.listdir(cache_dir) if _INDEX_DIR.match(e)), key=_index_no))
+        if not names:
+            return ()
+        layout = self._layouts.get((names, capacity))
+        if layout is None:
+            layout = self._layout(cache_dir, names)
+            if self.shortcuts:
+                self._layouts[(names, capacity)] = layout
         out: list[CacheRecord] = []
-        for entry in self.listdir(cache_dir):
-            if not _INDEX_DIR.match(entry):
-                continue
+        for entry, level in layout:
+            rec = self._shared.get((cpu, entry))
+            if rec is None or rec.level != level:
+                rec = self._cache(cpu, f"{cache_dir}/{entry}", entry, level)
+            if rec is not None:
+                out.append(rec)
+        return tuple(out)
+
+    def _layout(self, cache_dir: str, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+        """(indexK, level) of the data/unified L2 and L3 caches among ``names``.
+
+        Read for the first CPU with these index dirs and this cpu_capacity, then reused: the kernel
+        numbers a CPU's cache leaves by level (L1d, L1i, L2, L3 from CPUID leaf 4 / 0x8000001d on x86,
+        cacheinfo_populate on arm64) the same way on every CPU of one kind, and CPUs of another kind
+        (big.LITTLE, asymmetric dumps) differ in their index dirs or capacity. Saves ~5 reads per CPU.
+        """
+        out: list[tuple[str, int]] = []
+        for entry in names:
             idx = f"{cache_dir}/{entry}"
             level = self.integer(f"{idx}/level")
             if level not in (2, 3):
                 continue
             # Only L2 can be split (Itanium's L2I/L2D); no CPU has an instruction-only L3, so the
-            # type is read where it can matter (one read less per CPU on big hosts).
+            # type is read where it can matter.
             if level == 2 and self.text(f"{idx}/type") == "Instruction":
                 continue
-            # The mask first, as hwloc does: the hwloc-64amd64-4s2n4ca2co dump (Bulldozer, L2 shared
-            # by the two cores of a module) has shared_cpu_list "6" where shared_cpu_map says 6-7.
-            # The list is the fallback for trees that only have lists (libvirt test data).
-            shared = self.cpumask(f"{idx}/shared_cpu_map")
-            if shared is None:
-                shared = self.cpulist(f"{idx}/shared_cpu_list")
-            if shared is None:
-                continue
-            key = (f"{entry}:{level}", shared.bits)
-            meta = self._meta.get(key)
-            if meta is None:
-                meta = self._meta[key] = (_size_kib(self.text(f"{idx}/size"), f"{idx}/size"),
-                                          self.integer(f"{idx}/id"))  # fmt: skip
-            out.append(CacheRecord(level=level, cpus=shared, size_kib=meta[0], cache_id=meta[1]))
+            out.append((entry, level))
         return tuple(out)
+
+    def _cache(self, cpu: int, idx: str, entry: str, level: int) -> CacheRecord | None:
+        # The mask first, as hwloc does: the hwloc-64amd64-4s2n4ca2co dump (Bulldozer, L2 shared
+        # by the two cores of a module) has shared_cpu_list "6" where shared_cpu_map says 6-7.
+        # The list is the fallback for trees that only have lists (libvirt test data).
+        shared = self.cpumask(f"{idx}/shared_cpu_map")
+        if shared is None:
+            shared = self.cpulist(f"{idx}/shared_cpu_list")
+        if shared is None:
+            return None
+        key = (f"{entry}:{level}", shared.bits)
+        meta = self._meta.get(key)
+        if meta is None:
+            meta = self._meta[key] = (_size_kib(self.text(f"{idx}/size"), f"{idx}/size"),
+                                      self.integer(f"{idx}/id"))  # fmt: skip
+        rec = CacheRecord(level=level, cpus=shared, size_kib=meta[0], cache_id=meta[1])
+        # cacheinfo sets shared_cpu_map on every CPU sharing the leaf (cache_shared_cpu_map_setup), so
+        # the later CPUs of the map have this same cache at this index: read it once per group.
+        for other in self._later(shared, cpu):
+            self._shared.setdefault((other, entry), rec)
+        return rec
 
     # -- NUMA nodes ---------------------------------------------------------------------------------
     def _nodes(self) -> tuple[list[NodeRecord], list[str]]:
@@ -334,6 +382,10 @@ class _Reader:
             free = self.integer(f"{base}/{entry}/free_hugepages")
             out.append(HugePages(size_kib=int(m.group(1)), total=total or 0, free=free or 0))
         return tuple(sorted(out, key=lambda h: h.size_kib))
+
+
+def _index_no(entry: str) -> int:
+    return int(entry[5:])  # "index12" -> 12: hwloc and the kernel count index dirs in this order
 
 
 def _size_kib(raw: str | None, path: str) -> int | None:

@@ -152,8 +152,7 @@ def build_host(
                         "node also lists; they stay with the earlier node")  # fmt: skip
         claimed |= mine
         kept_nodes.append((rec_n, mine))
-        for cpu in CpuSet.from_bits(mine):
-            node_of[cpu] = rec_n.id
+        node_of.update(dict.fromkeys(_ids(mine), rec_n.id))
     if dropped:
         warn.append(
             f"NUMA nodes {CpuSet(dropped)} list only CPUs that earlier nodes already list "
@@ -172,23 +171,21 @@ def build_host(
     no_topology = CpuSet(r.id for r in records if r.online and not r.has_topology)
     if no_topology:
         warn.append(f"online CPUs {no_topology} report no topology; treating each as its own core")
+    online_recs = [r for r in records if r.online]
+    masked = _Masker(online_bits)
     socket_key: dict[int, object] = {}
-    for rec in records:
-        if not rec.online:
-            continue
+    for rec in online_recs:
         if rec.package_cpus is not None:
-            socket_key[rec.id] = ("mask", (rec.package_cpus.bits & online_bits) | (1 << rec.id))
+            socket_key[rec.id] = ("mask", masked(rec.package_cpus, rec.id))
         else:
             pkg = rec.package_id if rec.package_id is not None and rec.package_id >= 0 else None
             socket_key[rec.id] = ("id", pkg)
     sockets_acc = _group(socket_key)
 
     core_key: dict[int, object] = {}
-    for rec in records:
-        if not rec.online:
-            continue
+    for rec in online_recs:
         if rec.siblings is not None:
-            core_key[rec.id] = ("mask", (rec.siblings.bits & online_bits) | (1 << rec.id))
+            core_key[rec.id] = ("mask", masked(rec.siblings, rec.id))
         elif not rec.has_topology or rec.core_id is None:
             core_key[rec.id] = ("solo", rec.id)
         else:
@@ -199,23 +196,20 @@ def build_host(
     # -- cache groups (rule 5) ------------------------------------------------------------------------
     cache_key: dict[int, dict[int, object]] = {lvl: {} for lvl in CACHE_LEVELS}
     cache_meta: dict[tuple[int, object], CacheRecord] = {}
-    for rec in records:
-        if not rec.online:
-            continue
+    for rec in online_recs:
         for cache in rec.caches:
-            if cache.level not in cache_key or rec.id in cache_key[cache.level]:
+            keys = cache_key.get(cache.level)
+            if keys is None or rec.id in keys:
                 continue
-            bits = (cache.cpus.bits & online_bits) | (1 << rec.id)
-            cache_key[cache.level][rec.id] = bits
+            bits = keys[rec.id] = masked(cache.cpus, rec.id)
             cache_meta.setdefault((cache.level, bits), cache)
     cache_groups: list[CacheGroup] = []
-    cache_index: dict[tuple[int, int], int] = {}
+    cache_index: dict[int, dict[int, int]] = {lvl: {} for lvl in CACHE_LEVELS}  # level -> CPU -> group
     for level in CACHE_LEVELS:
         for acc in _group(cache_key[level]):
             meta = cache_meta.get((level, acc.key))
             idx = len(cache_groups)
-            for cpu in CpuSet.from_bits(acc.cpus):
-                cache_index[(level, cpu)] = idx
+            cache_index[level].update(dict.fromkeys(_ids(acc.cpus), idx))
             cache_groups.append(
                 CacheGroup(
                     index=idx,
@@ -225,6 +219,7 @@ def build_host(
                     cache_id=meta.cache_id if meta else None,
                 )
             )
+    l2_of, l3_of = cache_index[2], cache_index[3]
 
     # -- assemble -----------------------------------------------------------------------------------
     socket_index: dict[int, int] = {}
@@ -232,8 +227,7 @@ def build_host(
     for idx, acc in enumerate(sockets_acc):
         pkg = by_id[acc.first].package_id
         sockets.append(Socket(index=idx, package_id=pkg, cpus=CpuSet.from_bits(acc.cpus)))
-        for cpu in CpuSet.from_bits(acc.cpus):
-            socket_index[cpu] = idx
+        socket_index.update(dict.fromkeys(_ids(acc.cpus), idx))
     core_index: dict[int, int] = {}
     cores: list[Core] = []
     for idx, acc in enumerate(cores_acc):
@@ -244,13 +238,12 @@ def build_host(
                 cpus=CpuSet.from_bits(acc.cpus),
                 socket=socket_index[first],
                 node=node_of.get(first, -1),
-                l2=cache_index.get((2, first)),
-                l3=cache_index.get((3, first)),
+                l2=l2_of.get(first),
+                l3=l3_of.get(first),
                 capacity=by_id[first].capacity,
             )
         )
-        for cpu in CpuSet.from_bits(acc.cpus):
-            core_index[cpu] = idx
+        core_index.update(dict.fromkeys(_ids(acc.cpus), idx))
 
     out_cpus = tuple(
         Cpu(
@@ -258,14 +251,14 @@ def build_host(
             online=rec.online,
             socket=socket_index.get(rec.id, -1),
             core=core_index.get(rec.id, -1),
-            node=node_of.get(rec.id, _raw_node(rec.id, nodes)),
+            node=node_of[rec.id] if rec.id in node_of else _raw_node(rec.id, nodes),
             package_id=rec.package_id,
             die_id=rec.die_id,
             cluster_id=rec.cluster_id,
             core_id=rec.core_id,
             capacity=rec.capacity,
-            l2=cache_index.get((2, rec.id)),
-            l3=cache_index.get((3, rec.id)),
+            l2=l2_of.get(rec.id),
+            l3=l3_of.get(rec.id),
         )
         for rec in records
     )
@@ -299,6 +292,23 @@ def build_host(
     )
 
 
+class _Masker:
+    """``(mask & online) | cpu`` as a grouping key, computed once per mask object: the readers hand the
+    same CpuSet to every CPU of a core, package or cache group, and 1,000-bit ints are not free."""
+
+    __slots__ = ("_memo", "_online")
+
+    def __init__(self, online_bits: int) -> None:
+        self._online = online_bits
+        self._memo: dict[int, int] = {}  # id(CpuSet) -> bits & online (the sets outlive build_host)
+
+    def __call__(self, cpus: CpuSet, cpu: int) -> int:
+        bits = self._memo.get(id(cpus))
+        if bits is None:
+            bits = self._memo[id(cpus)] = cpus.bits & self._online
+        return bits if bits >> cpu & 1 else bits | (1 << cpu)
+
+
 def _group(keys: dict[int, object]) -> list[_Acc]:
     """Partition CPUs by key; groups ordered by their lowest CPU id."""
     groups: dict[object, _Acc] = {}
@@ -309,6 +319,16 @@ def _group(keys: dict[int, object]) -> list[_Acc]:
             acc = groups[key] = _Acc(key=key, first=cpu)
         acc.cpus |= 1 << cpu
     return sorted(groups.values(), key=lambda a: a.first)
+
+
+def _ids(bits: int) -> list[int]:
+    """The CPU ids of a bitmap, ascending (cheaper than iterating a CpuSet in the per-CPU loops)."""
+    out: list[int] = []
+    while bits:
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
+    return out
 
 
 def _raw_node(cpu: int, nodes: Sequence[NodeRecord]) -> int:

@@ -1,0 +1,105 @@
+"""File primitives of the sysfs reader: read small attributes fast, name the path in every error.
+
+A 960-CPU host means thousands of tiny files, so the helpers work on plain ``str`` paths with
+``os.open``/``os.read`` (no Path objects, no buffered file objects), and a CPU list or mask string seen
+before is not parsed again (package, die and cache masks repeat across CPUs).
+"""
+
+from __future__ import annotations
+
+import os
+
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
+
+__all__ = ["SysfsFiles"]
+
+_MAX_FILE = 1 << 20  # sysfs attributes are <= PAGE_SIZE; proc files we read are small too
+
+
+class SysfsFiles:
+    """Read helpers returning None for a missing file and raising InputError(path) for a bad one."""
+
+    def __init__(self) -> None:
+        self._lists: dict[str, CpuSet] = {}
+        self._masks: dict[str, CpuSet] = {}
+
+    def text(self, path: str) -> str | None:
+        """File contents without NUL padding and surrounding whitespace; None when it doesn't exist."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+        try:
+            # sysfs attributes fit in one page; a small first read avoids allocating a huge buffer per
+            # file (that alone cost 20 us/file), the loop covers /proc files of any size.
+            data = os.read(fd, 8192)
+            if len(data) == 8192:
+                while len(data) < _MAX_FILE and (more := os.read(fd, 65536)):
+                    data += more
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+        finally:
+            os.close(fd)
+        try:
+            return data.replace(b"\x00", b"").strip().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not text") from None
+
+    def text_head(self, path: str) -> str:
+        """The first 256 KiB of a file (a 900-CPU /proc/cpuinfo is megabytes; the vendor is at the top)."""
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(256 * 1024).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as err:
+            raise InputError(f"{path}: cannot list: {err.strerror or err}") from None
+
+    def integer(self, path: str) -> int | None:
+        raw = self.text(path)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise InputError(f"{path}: expected an integer, found {raw[:40]!r}") from None
+
+    def cpulist(self, path: str) -> CpuSet | None:
+        raw = self.text(path)
+        if raw is None:
+            return None
+        parsed = self._lists.get(raw)
+        if parsed is None:
+            parsed = self._lists[raw] = CpuSet.parse(raw, what=path)
+        return parsed
+
+    def cpumask(self, path: str) -> CpuSet | None:
+        raw = self.text(path)
+        if raw is None:
+            return None
+        parsed = self._masks.get(raw)
+        if parsed is None:
+            parsed = self._masks[raw] = CpuSet.parse_mask(raw, what=path)
+        return parsed
+
+    def set_from(self, base: str, entries: set[str] | None, *names: str) -> CpuSet | None:
+        """First of ``names`` that exists (``*_list`` names parse as lists, others as masks)."""
+        for name in names:
+            if entries is not None and name not in entries:
+                continue
+            path = f"{base}/{name}"
+            value = self.cpulist(path) if name.endswith("list") else self.cpumask(path)
+            if value is not None:
+                return value
+        return None
