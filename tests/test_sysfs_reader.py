@@ -342,12 +342,15 @@ def test_smt_sibling_copies_the_first_thread(tmp_path: Path) -> None:
 
 def test_inconsistent_cache_map_first_cpu_wins_like_hwloc(tmp_path: Path) -> None:
     """A later CPU that disagrees with the first CPU's shared_cpu_map is not read: the first CPU's mask
-    makes the group, as hwloc's look_sysfscpu does. Reading every CPU would give cpu1 a group of its own."""
+    makes the group, as hwloc's look_sysfscpu does. Reading every CPU would give cpu1 a group of its own,
+    and cpu3 (its index3 dir missing) no L3."""
     files = two_packages()
     files[f"{CPU}/cpu1/cache/index3/shared_cpu_list"] = "1"
-    fast, full = read_both(write(tmp_path, files))
+    root = write(tmp_path, files)
+    shutil.rmtree(root / CPU / "cpu3" / "cache" / "index3")
+    fast, full = read_both(root)
     assert [str(g.cpus) for g in fast.groups(3)] == ["0-1", "2-3"]
-    assert [str(g.cpus) for g in full.groups(3)] == ["0", "1", "2-3"]
+    assert [str(g.cpus) for g in full.groups(3)] == ["0", "1", "2"]
 
 
 # -- bad input: exit code 2, message names the path ---------------------------------------------------

@@ -35,7 +35,15 @@ _NODE_DIR = re.compile(r"node(\d+)$")
 _INDEX_DIR = re.compile(r"index(\d+)$")
 _HUGE_DIR = re.compile(r"hugepages-(\d+)kB$")
 _SIBLING_FILES = ("core_cpus_list", "thread_siblings_list", "core_cpus", "thread_siblings")
+_DIE_FILES = ("die_cpus_list", "die_cpus")
 _PACKAGE_FILES = ("package_cpus_list", "core_siblings_list", "package_cpus", "core_siblings")
+
+
+class _Unknown:
+    """Not known yet (None is a value: the file does not exist)."""
+
+
+_UNKNOWN = _Unknown()
 
 
 def read_sysfs(root: Path, *, exhaustive: bool = False) -> Host:
@@ -50,7 +58,12 @@ def read_sysfs(root: Path, *, exhaustive: bool = False) -> Host:
     cpu_base = root / "sys" / "devices" / "system" / "cpu"
     if not cpu_base.is_dir():
         raise InputError(f"{cpu_base}: not found; {root} is not a sysfs root")
-    return _Reader(root, shortcuts=not exhaustive).read()
+    reader = _Reader(root, shortcuts=not exhaustive)
+    reader.anchor(reader.cpu_base)
+    try:
+        return reader.read()
+    finally:
+        reader.close()
 
 
 class _Reader(SysfsFiles):
@@ -77,10 +90,13 @@ class _Reader(SysfsFiles):
         self._meta: dict[tuple[str, int], tuple[int | None, int | None]] = {}
         # What an earlier CPU's masks already say about a later one (see _topology and _cache):
         self._leader: dict[int, CpuRecord] = {}  # CPU -> the already-read SMT sibling it shares a core with
-        self._package: dict[int, tuple[int | None, CpuSet]] = {}  # CPU -> (package id, mask) seen first
+        # CPU -> (package id, mask, die id when the die is the package) as the package's first CPU saw it
+        self._package: dict[int, tuple[int | None, CpuSet, int | _Unknown | None]] = {}
         self._shared: dict[tuple[int, str], CacheRecord] = {}  # (CPU, indexK) -> the cache it shares
-        # (indexK names, cpu_capacity) -> (indexK, level) of its data/unified L2/L3 caches
-        self._layouts: dict[tuple[tuple[str, ...], int | None], tuple[tuple[str, int], ...]] = {}
+        # (cache/ listing, cpu_capacity) -> (indexK, level) of its data/unified L2/L3 caches
+        self._layouts: dict[tuple[frozenset[str], int | None], tuple[tuple[str, int], ...]] = {}
+        # (cpu_capacity, n, layout) of the first CPU whose cache/ holds exactly index0..index{n-1}
+        self._cache_tmpl: tuple[int | None, int, tuple[tuple[str, int], ...]] | None = None
         self._topo_names: set[str] | None = None  # file names in the first cpuN/topology
         self._fast = False  # the first online CPU had topology/ with a siblings file: see _cpu_fast
         self._capacity = False  # the first online CPU has cpu_capacity
@@ -170,8 +186,9 @@ class _Reader(SysfsFiles):
         if not online:
             return CpuRecord(id=cpu, online=False, has_topology=False)
         capacity = self.integer(f"{d}/cpu_capacity") if "cpu_capacity" in entries else None
-        caches = self._caches(cpu, f"{d}/cache", capacity) if "cache" in entries else ()
+        cache_dir = f"{d}/cache" if "cache" in entries else None
         if "topology" not in entries:
+            caches = self._caches(cpu, cache_dir, capacity, None) if cache_dir else ()
             return CpuRecord(id=cpu, has_topology=False, capacity=capacity, caches=caches)
         t = f"{d}/topology"
         # Every CPU of one kernel has the same topology file names: list the directory once.
@@ -184,7 +201,7 @@ class _Reader(SysfsFiles):
             self._topo_names = te
             self._fast = siblings is not None and self.shortcuts
             self._capacity = "cpu_capacity" in entries
-        return self._topology(cpu, t, te, siblings=siblings, capacity=capacity, caches=caches)
+        return self._record(cpu, t, te, siblings=siblings, capacity=capacity, cache_dir=cache_dir)
 
     def _cpu_fast(self, cpu: int, d: str) -> CpuRecord | None:
         """Read an online CPU without listing its directories: open the files the first CPU had.
@@ -201,10 +218,11 @@ class _Reader(SysfsFiles):
         if siblings is None or te is None:
             return None
         capacity = self.integer(f"{d}/cpu_capacity") if self._capacity else None
-        caches = self._caches(cpu, f"{d}/cache", capacity)
-        return self._topology(cpu, t, te, siblings=siblings, capacity=capacity, caches=caches)
+        return self._record(
+            cpu, t, te, siblings=siblings, capacity=capacity, cache_dir=f"{d}/cache", fast=True
+        )
 
-    def _topology(
+    def _record(
         self,
         cpu: int,
         t: str,
@@ -212,13 +230,16 @@ class _Reader(SysfsFiles):
         *,
         siblings: CpuSet | None,
         capacity: int | None,
-        caches: tuple[CacheRecord, ...],
+        cache_dir: str | None,
+        fast: bool = False,
     ) -> CpuRecord:
+        """The rest of a CPU once its siblings are known: package, ids, caches; then vouch for siblings."""
         package_id = self.integer(f"{t}/physical_package_id") if "physical_package_id" in te else None
         known = self._package.get(cpu)
         package_cpus: CpuSet | None
+        die_id: int | _Unknown | None = _UNKNOWN
         if known is not None and known[0] == package_id:
-            package_cpus = known[1]
+            package_cpus, die_id = known[1], known[2]
         else:
             package_cpus = self.set_from(t, te, *_PACKAGE_FILES)
             if package_cpus is not None:
@@ -227,12 +248,20 @@ class _Reader(SysfsFiles):
                 # mask that report the same id have this same mask: one mask read per package. (The id
                 # is still read per core: libvirt-high-ids is hand-edited, cpu8 says package 8-15 but
                 # cpu12 has another id and mask 12-15; a differing id makes the CPU read its own mask.)
+                # A die mask equal to the package mask (one die per package, x86 match_die) gives
+                # the whole package this CPU's die_id.
+                die_id = self.integer(f"{t}/die_id") if "die_id" in te else None
+                die_cpus = self.set_from(t, te, *_DIE_FILES) if "die_id" in te else None
+                shared_die = die_id if die_cpus == package_cpus else _UNKNOWN
                 for other in self._later(package_cpus, cpu):
-                    self._package.setdefault(other, (package_id, package_cpus))
+                    self._package.setdefault(other, (package_id, package_cpus, shared_die))
+        if isinstance(die_id, _Unknown):
+            die_id = self.integer(f"{t}/die_id") if "die_id" in te else None
+        caches = self._caches(cpu, cache_dir, capacity, siblings, fast=fast) if cache_dir else ()
         rec = CpuRecord(
             id=cpu,
             package_id=package_id,
-            die_id=self.integer(f"{t}/die_id") if "die_id" in te else None,
+            die_id=die_id,
             cluster_id=self.integer(f"{t}/cluster_id") if "cluster_id" in te else None,
             core_id=self.integer(f"{t}/core_id") if "core_id" in te else None,
             siblings=siblings,
@@ -249,11 +278,10 @@ class _Reader(SysfsFiles):
         """The CPUs of ``cpus`` after ``cpu`` (those a mask read on ``cpu`` can vouch for)."""
         if not self.shortcuts:
             return []
-        bits, out, base = cpus.bits >> (cpu + 1), [], cpu + 1
-        while bits:
-            low = bits & -bits
-            out.append(base + low.bit_length() - 1)
-            bits ^= low
+        out: list[int] = []
+        for first, last in cpus.ranges():
+            if last > cpu:
+                out.extend(range(max(first, cpu + 1), last + 1))
         return out
 
     def _online_flag(self, path: str) -> bool:
@@ -265,25 +293,42 @@ class _Reader(SysfsFiles):
             return False
         raise InputError(f"{path}: expected 0 or 1, found {raw[:40]!r}")
 
-    def _caches(self, cpu: int, cache_dir: str, capacity: int | None) -> tuple[CacheRecord, ...]:
-        names = tuple(sorted((e for e in self.listdir(cache_dir) if _INDEX_DIR.match(e)), key=_index_no))
-        if not names:
-            return ()
-        layout = self._layouts.get((names, capacity))
-        if layout is None:
-            layout = self._layout(cache_dir, names)
-            if self.shortcuts:
-                self._layouts[(names, capacity)] = layout
+    def _caches(
+        self, cpu: int, cache_dir: str, capacity: int | None, siblings: CpuSet | None, *, fast: bool = False
+    ) -> tuple[CacheRecord, ...]:
+        tmpl = self._cache_tmpl
+        if (
+            fast
+            and tmpl is not None
+            and tmpl[0] == capacity
+            and not self.exists(f"{cache_dir}/index{tmpl[1]}")
+        ):
+            # Like the first CPU: the kernel numbers index dirs 0..n-1 without gaps, so no index{n}
+            # means no extra cache; a missing one among the L2/L3 of the layout reads as absent below,
+            # and missing L1 dirs change nothing. One failed lookup instead of listing cache/.
+            layout = tmpl[2]
+        else:
+            listing = frozenset(self.listdir(cache_dir))
+            if not listing:
+                return ()
+            layout = self._layouts.get((listing, capacity)) or ()
+            if (listing, capacity) not in self._layouts:
+                names = sorted((e for e in listing if _INDEX_DIR.match(e)), key=_index_no)
+                layout = self._layout(cache_dir, names)
+                if self.shortcuts:
+                    self._layouts[(listing, capacity)] = layout
+                    if tmpl is None and names == [f"index{i}" for i in range(len(names))]:
+                        self._cache_tmpl = (capacity, len(names), layout)
         out: list[CacheRecord] = []
         for entry, level in layout:
             rec = self._shared.get((cpu, entry))
             if rec is None or rec.level != level:
-                rec = self._cache(cpu, f"{cache_dir}/{entry}", entry, level)
+                rec = self._cache(cpu, f"{cache_dir}/{entry}", entry, level, siblings)
             if rec is not None:
                 out.append(rec)
         return tuple(out)
 
-    def _layout(self, cache_dir: str, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    def _layout(self, cache_dir: str, names: list[str]) -> tuple[tuple[str, int], ...]:
         """(indexK, level) of the data/unified L2 and L3 caches among ``names``.
 
         Read for the first CPU with these index dirs and this cpu_capacity, then reused: the kernel
@@ -304,7 +349,9 @@ class _Reader(SysfsFiles):
             out.append((entry, level))
         return tuple(out)
 
-    def _cache(self, cpu: int, idx: str, entry: str, level: int) -> CacheRecord | None:
+    def _cache(
+        self, cpu: int, idx: str, entry: str, level: int, siblings: CpuSet | None
+    ) -> CacheRecord | None:
         # The mask first, as hwloc does: the hwloc-64amd64-4s2n4ca2co dump (Bulldozer, L2 shared
         # by the two cores of a module) has shared_cpu_list "6" where shared_cpu_map says 6-7.
         # The list is the fallback for trees that only have lists (libvirt test data).
@@ -320,8 +367,10 @@ class _Reader(SysfsFiles):
                                       self.integer(f"{idx}/id"))  # fmt: skip
         rec = CacheRecord(level=level, cpus=shared, size_kib=meta[0], cache_id=meta[1])
         # cacheinfo sets shared_cpu_map on every CPU sharing the leaf (cache_shared_cpu_map_setup), so
-        # the later CPUs of the map have this same cache at this index: read it once per group.
-        for other in self._later(shared, cpu):
+        # the later CPUs of the map have this same cache at this index: read it once per group. (SMT
+        # siblings copy this CPU's whole record anyway.)
+        others = shared if siblings is None else CpuSet.from_bits(shared.bits & ~siblings.bits)
+        for other in self._later(others, cpu):
             self._shared.setdefault((other, entry), rec)
         return rec
 

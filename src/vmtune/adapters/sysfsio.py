@@ -23,11 +23,30 @@ class SysfsFiles:
     def __init__(self) -> None:
         self._lists: dict[str, CpuSet] = {}
         self._masks: dict[str, CpuSet] = {}
+        self._anchor = "\0"  # a directory prefix opened as _anchor_fd (see anchor)
+        self._anchor_fd = -1
 
-    def text(self, path: str) -> str | None:
-        """File contents without NUL padding and surrounding whitespace; None when it doesn't exist."""
+    def anchor(self, directory: str) -> None:
+        """Open paths under ``directory`` relative to an fd of it: the kernel then walks two or three
+        path components instead of ten (15% of a 960-CPU read). Close with :meth:`close`."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            self._anchor_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return  # plain paths still work, and name the problem if there is one
+        self._anchor = directory + "/"
+
+    def close(self) -> None:
+        if self._anchor_fd >= 0:
+            os.close(self._anchor_fd)
+            self._anchor, self._anchor_fd = "\0", -1
+
+    def raw(self, path: str) -> bytes | None:
+        """File contents as bytes; None when it doesn't exist."""
+        try:
+            if path.startswith(self._anchor):
+                fd = os.open(path[len(self._anchor) :], os.O_RDONLY, dir_fd=self._anchor_fd)
+            else:
+                fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
@@ -43,6 +62,13 @@ class SysfsFiles:
             raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
         finally:
             os.close(fd)
+        return data
+
+    def text(self, path: str) -> str | None:
+        """File contents without NUL padding and surrounding whitespace; None when it doesn't exist."""
+        data = self.raw(path)
+        if data is None:
+            return None
         try:
             return data.replace(b"\x00", b"").strip().decode("utf-8")
         except UnicodeDecodeError:
@@ -58,6 +84,11 @@ class SysfsFiles:
         except OSError as err:
             raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
 
+    def exists(self, path: str) -> bool:
+        if path.startswith(self._anchor):
+            return os.access(path[len(self._anchor) :], os.F_OK, dir_fd=self._anchor_fd)
+        return os.access(path, os.F_OK)
+
     def listdir(self, path: str) -> list[str]:
         try:
             return os.listdir(path)
@@ -67,9 +98,14 @@ class SysfsFiles:
             raise InputError(f"{path}: cannot list: {err.strerror or err}") from None
 
     def integer(self, path: str) -> int | None:
-        raw = self.text(path)
-        if raw is None:
+        data = self.raw(path)
+        if data is None:
             return None
+        try:
+            return int(data)  # int() takes ASCII bytes and strips the newline itself
+        except ValueError:
+            pass
+        raw = self.text(path) or ""  # NUL padding, or garbage to quote in the message
         try:
             return int(raw)
         except ValueError:
