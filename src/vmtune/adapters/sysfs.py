@@ -8,12 +8,12 @@ Quirks handled here (all seen in real dumps, see ../shared/corpora/sysfs/INDEX.m
 - old kernels without ``*_list`` files (hex masks only) and new ones with only ``core_cpus``/``package_cpus``;
 - ``cpu/online`` listing more CPUs than there are ``cpuN`` directories (libvirt-with-clusters), CPU0 offline,
   offline CPUs without ``topology/``, no ``cpu/online`` at all (per-CPU ``online`` files, cpu0 has none);
-- NUMA membership from ``cpulist``, ``cpumap`` or only ``nodeN/cpuM`` links; sparse node ids with positional
-  ``distance`` rows; node0 missing; no ``node/`` directory at all (one node 0, memory from /proc/meminfo).
+- no ``node/`` directory at all (one node 0, memory from /proc/meminfo); the nodes themselves are read by
+  ``sysfsnode``, the file primitives live in ``sysfsio``, /proc parsing in ``procinfo``.
 
-Speed matters on 900+ CPU hosts: directories are listed once instead of probing files with exceptions,
-``*_list`` files are preferred (cheaper to parse than masks), and per-cache metadata (size, id) is read
-once per distinct sharing group, not once per CPU.
+Speed matters on 900+ CPU hosts (``bench/host_render.py``): a CPU is read only as far as earlier CPUs'
+masks leave it unknown (see ``_Reader``), ``*_list`` files are preferred (cheaper to parse than masks), and
+per-cache metadata (size, id) is read once per distinct sharing group, not once per CPU.
 """
 
 from __future__ import annotations
@@ -23,17 +23,16 @@ from pathlib import Path
 
 from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
 from vmtune.adapters.sysfsio import SysfsFiles
-from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host, distances_from_row
-from vmtune.core.topology import Host, HugePages
+from vmtune.adapters.sysfsnode import read_hugepages, read_nodes
+from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
+from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 __all__ = ["read_sysfs"]
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")
-_NODE_DIR = re.compile(r"node(\d+)$")
 _INDEX_DIR = re.compile(r"index(\d+)$")
-_HUGE_DIR = re.compile(r"hugepages-(\d+)kB$")
 _SIBLING_FILES = ("core_cpus_list", "thread_siblings_list", "core_cpus", "thread_siblings")
 _DIE_FILES = ("die_cpus_list", "die_cpus")
 _PACKAGE_FILES = ("package_cpus_list", "core_siblings_list", "package_cpus", "core_siblings")
@@ -111,7 +110,7 @@ class _Reader(SysfsFiles):
         records = [self._cpu(cpu, global_online) for cpu in cpu_ids]
         if global_online is not None and not any(r.online for r in records):
             raise InputError(f"{base}/online: lists none of the cpuN directories present")
-        nodes, node_warn = self._nodes()
+        nodes, node_warn = read_nodes(self, self.node_base)
         self.warnings.extend(node_warn)
         proc = str(self.root / "proc")
         meminfo = meminfo_kib(self.text(f"{proc}/meminfo") or "")
@@ -123,7 +122,7 @@ class _Reader(SysfsFiles):
                     cpus=CpuSet(cpu_ids),
                     mem_total_kib=meminfo.get("MemTotal"),
                     mem_free_kib=meminfo.get("MemFree"),
-                    hugepages=self._hugepages(str(self.root / "sys" / "kernel" / "mm" / "hugepages")),
+                    hugepages=read_hugepages(self, str(self.root / "sys" / "kernel" / "mm" / "hugepages")),
                 )
             ]
         vendor, model, arch_guess = cpuinfo_identity(self.text_head(f"{proc}/cpuinfo"))
@@ -373,64 +372,6 @@ class _Reader(SysfsFiles):
         for other in self._later(others, cpu):
             self._shared.setdefault((other, entry), rec)
         return rec
-
-    # -- NUMA nodes ---------------------------------------------------------------------------------
-    def _nodes(self) -> tuple[list[NodeRecord], list[str]]:
-        base = self.node_base
-        entries = self.listdir(base)
-        ids = sorted(int(m.group(1)) for e in entries if (m := _NODE_DIR.match(e)))
-        if not ids:
-            return [], []
-        warn: list[str] = []
-        online = self.cpulist(f"{base}/online")
-        possible = self.cpulist(f"{base}/possible")
-        # Distance rows have one column per online node in id order; see distances_from_row.
-        candidates = [list(s) for s in (online, possible) if s is not None]
-        candidates.insert(1 if online is not None else 0, ids)
-        nodes: list[NodeRecord] = []
-        for nid in ids:
-            d = f"{base}/node{nid}"
-            ne = set(self.listdir(d))
-            cpus = self.set_from(d, ne, "cpulist", "cpumap")
-            if cpus is None:
-                # libvirt-trimmed dumps (and some old kernels) only have nodeN/cpuM links
-                cpus = CpuSet(int(m.group(1)) for e in ne if (m := _CPU_DIR.match(e)))
-            mem = meminfo_kib(self.text(f"{d}/meminfo") or "") if "meminfo" in ne else {}
-            distances: tuple[tuple[int, int], ...] = ()
-            if "distance" in ne:
-                path = f"{d}/distance"
-                raw = self.text(path) or ""
-                try:
-                    row = [int(x) for x in raw.split()]
-                except ValueError:
-                    raise InputError(f"{path}: expected integers, found {raw[:40]!r}") from None
-                pairs = distances_from_row(row, candidates, ids)
-                if pairs is None:
-                    warn.append(f"{path}: {len(row)} columns match no node list; distances ignored")
-                else:
-                    distances = pairs
-            nodes.append(
-                NodeRecord(
-                    id=nid,
-                    cpus=cpus,
-                    mem_total_kib=mem.get("MemTotal"),
-                    mem_free_kib=mem.get("MemFree"),
-                    hugepages=self._hugepages(f"{d}/hugepages") if "hugepages" in ne else (),
-                    distances=distances,
-                )
-            )
-        return nodes, warn
-
-    def _hugepages(self, base: str) -> tuple[HugePages, ...]:
-        out = []
-        for entry in self.listdir(base):
-            m = _HUGE_DIR.match(entry)
-            if not m:
-                continue
-            total = self.integer(f"{base}/{entry}/nr_hugepages")
-            free = self.integer(f"{base}/{entry}/free_hugepages")
-            out.append(HugePages(size_kib=int(m.group(1)), total=total or 0, free=free or 0))
-        return tuple(sorted(out, key=lambda h: h.size_kib))
 
 
 def _index_no(entry: str) -> int:
