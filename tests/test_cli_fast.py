@@ -149,9 +149,11 @@ def _modules_after(args: list[str], stdin: bytes = b"", env: dict[str, str] | No
         "except SystemExit as done:\n    code = done.code\n"
         "print(code, *sorted(sys.modules), file=sys.stderr)\n"
     )
+    # a pipe without forced colours: rich would rightly be used under FORCE_COLOR / TTY_COMPATIBLE=1
+    base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     res = subprocess.run(
         [sys.executable, "-c", probe], input=stdin, capture_output=True, check=False, cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
     )  # fmt: skip
     last = res.stderr.decode().strip().splitlines()[-1].split()
     assert last[0] == "0", res.stderr.decode()
