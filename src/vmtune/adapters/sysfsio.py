@@ -117,7 +117,13 @@ class SysfsFiles:
             return None
         parsed = self._lists.get(raw)
         if parsed is None:
-            parsed = self._lists[raw] = CpuSet.parse(raw, what=path)
+            # Thread siblings are short comma lists ("5,485"), distinct per core: skip the general parser.
+            ids = raw.split(",")
+            if len(ids) <= 8 and raw.isascii() and all(i.isdigit() and len(i) < 4 for i in ids):
+                parsed = CpuSet(map(int, ids))  # < 1000: in range, so no error to word
+            else:
+                parsed = CpuSet.parse(raw, what=path)
+            self._lists[raw] = parsed
         return parsed
 
     def cpumask(self, path: str) -> CpuSet | None:

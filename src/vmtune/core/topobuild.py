@@ -202,7 +202,8 @@ def build_host(
             if keys is None or rec.id in keys:
                 continue
             bits = keys[rec.id] = masked(cache.cpus, rec.id)
-            cache_meta.setdefault((cache.level, bits), cache)
+            if (cache.level, bits) not in cache_meta:
+                cache_meta[cache.level, bits] = cache
     cache_groups: list[CacheGroup] = []
     cache_index: dict[int, dict[int, int]] = {lvl: {} for lvl in CACHE_LEVELS}  # level -> CPU -> group
     for level in CACHE_LEVELS:
