@@ -37,6 +37,7 @@ test: $(VENV)/.test-stamp lint
 bench: $(VENV)/.test-stamp
 	$(BIN)/python bench/host_render.py
 	$(BIN)/python bench/placement.py
+	$(BIN)/python bench/xml_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -44,9 +44,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-# Last, not first (python puts the script's directory first): bench/xml.py would shadow the stdlib ``xml``
-# package that matplotlib imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT / "bench")]
 
 from baselines import packed, sequential  # noqa: E402
 

@@ -14,7 +14,7 @@
 2. Batch planning of every domain in the shared corpus in one process (read, plan with the real planner,
    apply, serialize, diff), as ``vmtune plan DIR`` does; files/s. Target: >= 200 files/s.
 
-    .venv/bin/python bench/xml.py [--runs 7] [--host hwloc-16em64t-4s2c2t]
+    .venv/bin/python bench/xml_speed.py [--runs 7] [--host hwloc-16em64t-4s2c2t]
 
 Prints a markdown table; exit status 1 when a target is missed.
 """
