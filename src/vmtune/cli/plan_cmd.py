@@ -8,23 +8,7 @@ from typing import Annotated
 import typer
 
 from vmtune.cli.common import CapabilitiesOpt, ConnectOpt, DomainsOpt, HostSource, JsonOpt, SysfsOpt
-from vmtune.cli.tuning import (
-    CoreKindOpt,
-    DomcapsOpt,
-    EmulatorOpt,
-    ForceOpt,
-    HugepagesOpt,
-    HypervOpt,
-    IOThreadsOpt,
-    MemoryModeOpt,
-    NumaOpt,
-    OsOpt,
-    ProfileOpt,
-    RealtimeMaskOpt,
-    ReserveOpt,
-    ThreadPolicyOpt,
-    Tuning,
-)
+from vmtune.cli.tuning import DomcapsOpt, Tuning, tuning_options
 
 __all__ = ["register"]
 
@@ -50,6 +34,7 @@ LiveOpt = Annotated[bool, typer.Option("--live", help="With --domain: also re-pi
 
 def register(app: typer.Typer) -> None:
     @app.command("plan")
+    @tuning_options
     def plan_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
         files: FilesArg,
         sysfs: SysfsOpt = None,
@@ -59,30 +44,14 @@ def register(app: typer.Typer) -> None:
         domains: DomainsOpt = None,
         json_out: JsonOpt = False,
         explain: ExplainOpt = False,
-        profile: ProfileOpt = None,
-        thread_policy: ThreadPolicyOpt = None,
-        emulator: EmulatorOpt = None,
-        iothreads: IOThreadsOpt = None,
-        numa: NumaOpt = None,
-        memory_mode: MemoryModeOpt = None,
-        hugepages: HugepagesOpt = None,
-        realtime_mask: RealtimeMaskOpt = None,
-        hyperv: HypervOpt = None,
-        reserve: ReserveOpt = None,
-        os: OsOpt = None,
-        core_kind: CoreKindOpt = None,
-        force: ForceOpt = False,
+        *,
+        tuning: Tuning,
     ) -> None:
         """Decide pinning/NUMA/features for each domain and print the diff; write nothing."""
         # keep in step with cli.plan_fast, which parses plain `vmtune plan` argvs without typer
         # (tests/test_cli_fast.py compares its option table with this signature)
         from vmtune.cli.plan_run import plan
 
-        tuning = Tuning(
-            profile=profile, thread_policy=thread_policy, emulator=emulator, iothreads=iothreads, numa=numa,
-            memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
-            reserve=reserve, os=os, core_kind=core_kind, force=force,
-        )  # fmt: skip
         code = plan(
             files, sysfs=sysfs, capabilities=capabilities, connect=connect, domcapabilities=domcapabilities,
             domains=domains, json_out=json_out, explain=explain, tuning=tuning,
@@ -91,6 +60,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code)
 
     @app.command("apply")
+    @tuning_options
     def apply_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
         files: LiveFilesArg = None,
         domain: LiveDomainOpt = None,
@@ -103,28 +73,12 @@ def register(app: typer.Typer) -> None:
         connect: ConnectOpt = None,
         domcapabilities: DomcapsOpt = None,
         domains: DomainsOpt = None,
-        profile: ProfileOpt = None,
-        thread_policy: ThreadPolicyOpt = None,
-        emulator: EmulatorOpt = None,
-        iothreads: IOThreadsOpt = None,
-        numa: NumaOpt = None,
-        memory_mode: MemoryModeOpt = None,
-        hugepages: HugepagesOpt = None,
-        realtime_mask: RealtimeMaskOpt = None,
-        hyperv: HypervOpt = None,
-        reserve: ReserveOpt = None,
-        os: OsOpt = None,
-        core_kind: CoreKindOpt = None,
-        force: ForceOpt = False,
+        *,
+        tuning: Tuning,
     ) -> None:
         """Plan each domain XML and write it: -o OUT, or --in-place [--backup]; atomic, validated."""
         from vmtune.cli.plan_run import run
 
-        tuning = Tuning(
-            profile=profile, thread_policy=thread_policy, emulator=emulator, iothreads=iothreads, numa=numa,
-            memory_mode=memory_mode, hugepages=hugepages, realtime_mask=realtime_mask, hyperv=hyperv,
-            reserve=reserve, os=os, core_kind=core_kind, force=force,
-        )  # fmt: skip
         if domain is not None or live:  # through libvirt (issue 6): vmtune.cli.live_cmd
             from vmtune.cli.live_cmd import apply_connect
 

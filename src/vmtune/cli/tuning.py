@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +33,7 @@ __all__ = [
     "Tuning",
     "host_caps",
     "load_caps",
+    "tuning_options",
 ]
 
 ProfileOpt = Annotated[
@@ -66,3 +71,44 @@ DomcapsOpt = Annotated[
         "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
     ),
 ]
+
+_OPTIONS: dict[str, Any] = {
+    "profile": ProfileOpt,
+    "thread_policy": ThreadPolicyOpt,
+    "emulator": EmulatorOpt,
+    "iothreads": IOThreadsOpt,
+    "numa": NumaOpt,
+    "memory_mode": MemoryModeOpt,
+    "hugepages": HugepagesOpt,
+    "realtime_mask": RealtimeMaskOpt,
+    "hyperv": HypervOpt,
+    "reserve": ReserveOpt,
+    "os": OsOpt,
+    "core_kind": CoreKindOpt,
+    "force": ForceOpt,
+}
+"""Tuning field -> its typer option, in ``Tuning``'s field order (the order ``--help`` lists them)."""
+
+
+def tuning_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a typer command every TUNING option after its own; it gets them as one ``tuning: Tuning``.
+
+    typer reads a command's options from its signature, so the wrapper shows ``command``'s parameters
+    (less ``tuning``) followed by one per ``Tuning`` field, with that field's default.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "tuning"]
+    knobs = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                          annotation=_OPTIONS[f.name])
+        for f in fields(Tuning)
+    ]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(**params: Any) -> None:
+        tuning = Tuning(**{p.name: params.pop(p.name) for p in knobs})
+        command(**params, tuning=tuning)
+
+    signature = inspect.Signature([*own, *knobs])
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return wrapper
