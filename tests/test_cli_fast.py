@@ -1,4 +1,4 @@
-"""The typer-free start-up paths (vmtune.cli.main): plain `vmtune plan` argvs and libvirt's hook calls.
+"""The typer-free start-up paths (vmtune.cli.main): plain `vmtune plan`/`vmtune host` argvs, libvirt's hook.
 
 They must be invisible: the same arguments reach the same code as through typer, the same bytes come out,
 and every argv the fast parser is unsure of still goes to typer (with typer's messages).
@@ -16,9 +16,10 @@ import pytest
 
 from testutil import DATA
 from vmtune.cli import main as fast_main
+from vmtune.cli import plan_fast
 from vmtune.cli.app import _register, app
 from vmtune.cli.app import main as typer_main
-from vmtune.cli.plan_fast import FLAGS, OPTIONS, parse_plan
+from vmtune.cli.plan_fast import PLAN, Spec, parse
 
 HOST = DATA / "hosts" / "dual-skylake-ht-interleaved"
 SERVER = DATA / "domains" / "linux-server.xml"
@@ -26,20 +27,25 @@ WIN = DATA / "domains" / "win11-desktop.xml"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _plan_command() -> Any:
+def _command(name: str) -> Any:
     import typer.main
 
-    _register(["plan"])
-    return typer.main.get_command(app).commands["plan"]  # type: ignore[attr-defined]
+    _register([name])
+    return typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
 
 
-def test_option_table_matches_typer() -> None:
-    """Every option the fast parser takes is plan_cmd's, with the same kind and converted the same way."""
+def parse_plan(argv: list[str], environ: dict[str, str] | None = None) -> dict[str, Any] | None:
+    return parse(PLAN, argv, environ)
+
+
+@pytest.mark.parametrize(("command", "spec"), [("plan", PLAN), ("host", plan_fast.HOST)])
+def test_option_table_matches_typer(command: str, spec: Spec) -> None:
+    """Every option the fast parser takes is the typer command's, of the same kind, converted alike."""
     import enum
 
-    params = {p.name: p for p in _plan_command().params}
+    params = {p.name: p for p in _command(command).params}
     seen = set()
-    for opt, (name, kind) in OPTIONS.items():
+    for opt, (name, kind) in spec.options.items():
         param = params[name]
         seen.add(name)
         assert opt in param.opts and not param.is_flag and not param.multiple and param.envvar is None
@@ -53,12 +59,13 @@ def test_option_table_matches_typer() -> None:
         else:
             assert isinstance(kind, type) and issubclass(kind, enum.Enum)
             assert list(param.type.choices) == [m.value for m in kind] and param.type.case_sensitive
-    for opt, name in FLAGS.items():
+    for opt, name in spec.flags.items():
         seen.add(name)
         assert params[name].opts == [opt] and params[name].is_flag and not params[name].secondary_opts
-    # a new plan option that the table lacks is fine (typer parses it), but must not be a positional
-    assert seen | {"files"} <= set(params)
-    assert [p.name for p in params.values() if p.param_type_name == "argument"] == ["files"]
+    # a new option that the table lacks is fine (typer parses it), but must not be a positional
+    positional = [spec.positional] if spec.positional else []
+    assert seen | set(positional) <= set(params)
+    assert [p.name for p in params.values() if p.param_type_name == "argument"] == positional
 
 
 ARGVS = [
@@ -141,6 +148,75 @@ def test_fast_and_typer_paths_print_the_same(argv: list[str], capsys: pytest.Cap
     assert fast.out or fast.err
 
 
+HOST_ARGVS = [
+    [],
+    ["--sysfs", str(HOST)],
+    [f"--sysfs={HOST}", "--json"],
+    ["--json", "--sysfs", str(HOST), "--domains", str(DATA / "domains"), "--reserve", "0-1"],
+    ["--map", "--sysfs", "/nonexistent", "--sysfs", str(HOST), "--reserve=19,39", "--map"],
+    ["--capabilities", str(HOST) + ".capabilities.xml", "--json"],
+]
+
+
+@pytest.mark.parametrize("argv", HOST_ARGVS)
+def test_fast_parser_calls_host_like_typer(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vmtune.cli import host_run
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(host_run, "host", lambda **kwargs: calls.append(kwargs))
+    assert parse(plan_fast.HOST, argv) is not None
+    assert fast_main(["host", *argv]) == 0
+    assert typer_main(["host", *argv]) == 0
+    assert len(calls) == 2 and calls[0] == calls[1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["snapshot", "/tmp/out.tar.gz"],
+        ["--sysfs", str(HOST), "snapshot", "/tmp/out.tar.gz"],
+        [str(HOST)],
+        ["--connect", "test:///default"],
+        ["-c", "test:///default", "--json"],
+        ["--sysfs", str(HOST), "--help"],
+        ["--json=1"],
+        ["--map=yes"],
+        ["--sysfs"],
+        ["--sysfs", ""],
+        ["--domains", ""],
+        ["--", "--json"],
+        ["--explain"],
+        ["--no-json"],
+    ],
+)
+def test_fast_host_parser_leaves_the_rest_to_typer(argv: list[str]) -> None:
+    assert parse(plan_fast.HOST, argv) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--sysfs", str(HOST)],
+        ["--sysfs", str(HOST), "--json"],
+        ["--sysfs", str(HOST), "--json", "--domains", str(DATA / "domains"), "--reserve", "0"],
+        ["--sysfs", str(HOST), "--map", "--reserve", "0,20"],
+        ["--capabilities", str(HOST) + ".capabilities.xml"],
+        ["--sysfs", str(HOST), "--json", "--map"],  # InputError: exit 2, one line
+        ["--sysfs", str(HOST), "--reserve", "0-x"],
+        ["--sysfs", str(DATA / "nonexistent")],
+    ],
+)
+def test_fast_and_typer_host_print_the_same(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code = fast_main(["host", *argv])
+    fast = capsys.readouterr()
+    assert typer_main(["host", *argv]) == code
+    assert capsys.readouterr() == fast
+    assert fast.out or fast.err
+
+
 def _modules_after(args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None) -> set[str]:
     probe = (
         "import runpy, sys\n"
@@ -164,6 +240,19 @@ def test_plan_into_a_pipe_imports_neither_typer_nor_rich() -> None:
     loaded = _modules_after(["plan", str(SERVER), "--sysfs", str(HOST)])
     assert "vmtune.core.planner" in loaded and "lxml.etree" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich")}
+
+
+def test_host_json_imports_neither_typer_nor_rich() -> None:
+    loaded = _modules_after(["host", "--sysfs", str(HOST), "--json"])
+    assert "vmtune.render.hostjson" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich")}
+    assert "vmtune.core.ownership" not in loaded  # no --domains: no owners to work out
+
+
+def test_host_tree_into_a_pipe_imports_no_typer() -> None:
+    loaded = _modules_after(["host", "--sysfs", str(HOST)])
+    assert "vmtune.render.host" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("typer", "click")}
 
 
 def test_hook_noop_imports_no_planner_no_lxml(tmp_path: Path) -> None:

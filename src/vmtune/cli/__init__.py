@@ -3,8 +3,9 @@
 Each command lives in its own small module that exposes ``register(app)``; ``vmtune.cli.app`` builds the
 app and owns the translation of VmtuneError to exit codes. This package holds the console entry point
 (``main``) and re-exports ``app`` lazily: importing typer costs ~0.1 s, which libvirt pays on every guest
-start and stop (``vmtune hook``) and which is as much as the work of ``vmtune plan`` on one guest, so
-those two argvs skip typer when they are plain (``_fast``); everything else goes to ``app.main``.
+start and stop (``vmtune hook``), which is as much as the work of ``vmtune plan`` on one guest and a fifth
+of ``vmtune host`` on a 900-CPU host, so those argvs skip typer when they are plain (``_fast``;
+``cli.plan_fast`` parses plan and host); everything else goes to ``app.main``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,10 @@ def _fast(argv: list[str]) -> Callable[[], int] | None:
         from vmtune.hook import run_hook
 
         return lambda: run_hook(argv[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
-    if argv[:1] == ["plan"]:
-        from vmtune.cli.plan_fast import parse_plan, run_plan
+    if argv[:1] in (["plan"], ["host"]):
+        from vmtune.cli.plan_fast import fast_command
 
-        params = parse_plan(argv[1:])
-        if params is not None:
-            return lambda: run_plan(params)
+        return fast_command(argv)
     return None
 
 

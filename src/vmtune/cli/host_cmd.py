@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from vmtune.cli.common import (
-    CapabilitiesOpt,
-    ConnectManyOpt,
-    DomainsOpt,
-    HostSource,
-    JsonOpt,
-    SysfsOpt,
-    load_host,
-    load_tenants,
-)
+from vmtune.cli.common import CapabilitiesOpt, ConnectManyOpt, DomainsOpt, JsonOpt, SysfsOpt
 from vmtune.errors import InputError
-
-if TYPE_CHECKING:
-    from vmtune.core.guest import GuestSpec
 
 __all__ = ["register"]
 
@@ -68,8 +56,9 @@ def register(app: typer.Typer) -> None:
         """Show sockets > NUMA nodes > caches > cores with memory and hugepages (--json, --map)."""
         if ctx.invoked_subcommand is not None:
             return
-        if as_json and as_map:
-            raise InputError("--json and --map: choose one")
+        from vmtune.cli.host_run import host, one_view
+
+        one_view(as_json=as_json, as_map=as_map)
         uris = connect or []
         if len(uris) > 1:  # fleet mode: one summary row per host (vmtune.cli.fleet)
             from vmtune.cli.fleet import host_fleet
@@ -79,13 +68,13 @@ def register(app: typer.Typer) -> None:
             if code := host_fleet(uris, as_json=as_json, others=others):
                 raise typer.Exit(code)
             return
-        show_host(
-            HostSource(sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None),
-            domains=domains,
-            as_json=as_json,
-            as_map=as_map,
-            reserve=reserve,
-        )
+        # keep in step with cli.plan_fast.HOST, which parses plain `vmtune host` argvs without typer
+        # (tests/test_cli_fast.py compares its option table with this signature)
+
+        host(
+            sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None, domains=domains,
+            as_json=as_json, as_map=as_map, reserve=reserve,
+        )  # fmt: skip
 
     @host_app.command("snapshot")
     def snapshot_cmd(
@@ -106,42 +95,3 @@ def register(app: typer.Typer) -> None:
         print(f"vmtune: wrote {out}: {stats.files} files, {stats.links} links{skipped}", file=sys.stderr)
 
     app.add_typer(host_app)
-
-
-def show_host(
-    src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
-) -> None:
-    # rich is imported only for the views that draw; --json stays on the fast path.
-    from vmtune.core.ownership import cpu_owners
-    from vmtune.cpuset import CpuSet
-
-    reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
-    tenants: list[GuestSpec] | None
-    if src.connect is not None and domains is None and (as_json or as_map):
-        # DESIGN: with --connect, the connection's defined domains are the tenants (one connection)
-        from vmtune.adapters.libvirt import connect
-
-        with connect(src.connect, readonly=True) as conn:
-            host, tenants = conn.host(), list(conn.tenants())
-    else:
-        host = load_host(src)
-        tenants = load_tenants(domains) if domains is not None else None
-    for warning in host.warnings:
-        print(f"vmtune: warning: {warning}", file=sys.stderr)
-    if as_json:
-        from vmtune.render.hostjson import dumps, host_json
-
-        owners = cpu_owners(host, tenants, reserved) if tenants is not None else None
-        sys.stdout.write(dumps(host_json(host, owners=owners)))
-        return
-    from vmtune.render.console import make_console
-
-    console = make_console()
-    if as_map:
-        from vmtune.render.hostmap import print_map
-
-        print_map(console, host, tenants or [], reserved)
-        return
-    from vmtune.render.host import print_host
-
-    print_host(console, host)
