@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmtune.core.allocator import CoreView, core_views, grouping_levels, pick_in_domain
+from vmtune.core.allocator import CoreView, core_views, grouping_levels
 from vmtune.core.intent import ThreadPolicy
 from vmtune.core.ledger import Tenant
 from vmtune.core.numafit import (
@@ -32,7 +32,7 @@ from vmtune.core.numafit import (
     memory_shortfall,
     split_memory,
 )
-from vmtune.core.numaspan import node_sets, split_by_groups, split_by_nodes
+from vmtune.core.numaspan import Ask, node_sets, split_by_groups, split_by_nodes
 from vmtune.core.topology import Core, Host
 from vmtune.cpuset import CpuSet
 
@@ -109,18 +109,20 @@ def _place_pass(
         by_node.setdefault(view.core.node, []).append(view)
     caps = {node: sum(len(v.units) for v in vs) for node, vs in sorted(by_node.items())}
     units = tuple(caps.items())
-    levels = grouping_levels(host, with_nodes=False)
+    ask = Ask(
+        host=host,
+        by_node=by_node,
+        vcpus=vcpus,
+        policy=policy,
+        memory_kib=memory_kib,
+        hugepage_kib=hugepage_kib,
+        levels=grouping_levels(host, with_nodes=False),
+        tenants=tenants,
+        latency=latency,
+    )
 
     if numa == "off":
-        pick = pick_in_domain(
-            host=host,
-            views=views,
-            vcpus=vcpus,
-            policy=policy,
-            levels=grouping_levels(host, with_nodes=True),
-            tenants=tenants,
-            latency=latency,
-        )
+        pick = ask.pick(views, vcpus, grouping_levels(host, with_nodes=True))
         if pick is None:
             return Failure(units=units, memory=())
         return Placement(shares=(NodeShare(node=ANY_NODE, pick=pick, memory_kib=memory_kib),), partial=False,
@@ -137,15 +139,7 @@ def _place_pass(
         for node_id, node_views in by_node.items():
             if node_id in memory_notes or caps[node_id] < vcpus:
                 continue
-            pick = pick_in_domain(
-                host=host,
-                views=node_views,
-                vcpus=vcpus,
-                policy=policy,
-                levels=levels,
-                tenants=tenants,
-                latency=latency,
-            )
+            pick = ask.pick(node_views, vcpus)
             if pick is None:
                 continue
             key = (int(node_id != pci_node), *pick.quality, vcpus - caps[node_id], node_id)
@@ -162,29 +156,7 @@ def _place_pass(
             return Failure(units=units, memory=tuple(sorted(memory_notes.items())))
 
     for node_set in node_sets(host, caps, vcpus, wanted, pci_node):
-        share = split_by_groups(
-            host=host,
-            node_set=node_set,
-            by_node=by_node,
-            vcpus=vcpus,
-            policy=policy,
-            memory_kib=memory_kib,
-            hugepage_kib=hugepage_kib,
-            levels=levels,
-            tenants=tenants,
-            latency=latency,
-        ) or split_by_nodes(
-            host=host,
-            node_set=node_set,
-            by_node=by_node,
-            vcpus=vcpus,
-            policy=policy,
-            memory_kib=memory_kib,
-            hugepage_kib=hugepage_kib,
-            levels=levels,
-            tenants=tenants,
-            latency=latency,
-        )
+        share = split_by_groups(ask, node_set) or split_by_nodes(ask, node_set)
         if share is not None:
             return Placement(shares=share, partial=False, free_units=units)
     return Failure(units=units, memory=tuple(sorted(memory_notes.items())))

@@ -9,6 +9,7 @@ node's share must fit its ``MemFree``/free hugepages.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 from vmtune.core.allocator import CoreView, DomainPick, pick_in_domain
@@ -18,7 +19,38 @@ from vmtune.core.numafit import NodeShare, distance, memory_shortfall, split_mem
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["node_sets", "split_by_groups", "split_by_nodes"]
+__all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ask:
+    """What one placement pass asks of every pick and split it tries (``numa._place_pass`` builds it)."""
+
+    host: Host
+    by_node: dict[int, list[CoreView]]
+    """The pass's usable cores, by node."""
+    vcpus: int
+    policy: ThreadPolicy
+    memory_kib: int
+    hugepage_kib: int | None
+    levels: Sequence[int]
+    """Cache grouping levels a pick packs into (``allocator.grouping_levels``)."""
+    tenants: Sequence[Tenant]
+    latency: bool
+
+    def pick(
+        self, views: Sequence[CoreView], vcpus: int, levels: Sequence[int] | None = None
+    ) -> DomainPick | None:
+        """``vcpus`` CPUs among ``views`` (``pick_in_domain``), packed by ``levels`` or the pass's."""
+        return pick_in_domain(
+            host=self.host,
+            views=views,
+            vcpus=vcpus,
+            policy=self.policy,
+            levels=self.levels if levels is None else levels,
+            tenants=self.tenants,
+            latency=self.latency,
+        )
 
 
 def node_sets(
@@ -60,19 +92,7 @@ def node_sets(
         yield from sorted(sets, key=rank)
 
 
-def split_by_groups(
-    *,
-    host: Host,
-    node_set: tuple[int, ...],
-    by_node: dict[int, list[CoreView]],
-    vcpus: int,
-    policy: ThreadPolicy,
-    memory_kib: int,
-    hugepage_kib: int | None,
-    levels: Sequence[int],
-    tenants: Sequence[Tenant],
-    latency: bool,
-) -> tuple[NodeShare, ...] | None:
+def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...] | None:
     """Split a wide guest over ``node_set`` by cache groups: the fewest groups of all the set's nodes (the
     largest free ones first, the remainder best fit), each node getting the vCPUs its chosen groups hold.
 
@@ -81,25 +101,20 @@ def split_by_groups(
     clusters instead of 4 + 4 over two. None when the host has no such groups, when a node of the set is
     left without vCPUs (the set was not the fewest nodes after all) or a node lacks memory for its share.
     """
-    if not any(level in (2, 3) for level in levels):
+    if not any(level in (2, 3) for level in ask.levels):
         return None
-    views = [v for n in node_set for v in by_node[n]]
-    pick = pick_in_domain(
-        host=host, views=views, vcpus=vcpus, policy=policy, levels=levels, tenants=tenants, latency=latency
-    )
+    pick = ask.pick([v for n in node_set for v in ask.by_node[n]], ask.vcpus)
     if pick is None:
         return None
-    on_node = {n: [c for c in pick.cpus if host.node_of(c) == n] for n in node_set}
+    on_node = {n: [c for c in pick.cpus if ask.host.node_of(c) == n] for n in node_set}
     counts = [len(on_node[n]) for n in node_set]
     if any(c == 0 for c in counts):
         return None
-    granule = hugepage_kib or 1024
-    memory = split_memory(memory_kib, counts, granule) if memory_kib > 0 else (0,) * len(counts)
+    memory = _memory_shares(ask, node_set, counts)
+    if memory is None:
+        return None
     shares: list[NodeShare] = []
     for node_id, mem in zip(node_set, memory, strict=True):
-        node = host.node(node_id)
-        if node is not None and memory_shortfall(node, mem, hugepage_kib):
-            return None
         mine = CpuSet(on_node[node_id])
         groups = tuple(g for g in pick.groups if not g.cpus.isdisjoint(mine))
         sub = DomainPick(
@@ -112,20 +127,11 @@ def split_by_groups(
     return tuple(shares)
 
 
-def split_by_nodes(
-    *,
-    host: Host,
-    node_set: tuple[int, ...],
-    by_node: dict[int, list[CoreView]],
-    vcpus: int,
-    policy: ThreadPolicy,
-    memory_kib: int,
-    hugepage_kib: int | None,
-    levels: Sequence[int],
-    tenants: Sequence[Tenant],
-    latency: bool,
-) -> tuple[NodeShare, ...] | None:
-    step = 1 if policy is ThreadPolicy.ISOLATE else max(len(v.units) for n in node_set for v in by_node[n])
+def split_by_nodes(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...] | None:
+    by_node, vcpus = ask.by_node, ask.vcpus
+    step = (
+        1 if ask.policy is ThreadPolicy.ISOLATE else max(len(v.units) for n in node_set for v in by_node[n])
+    )
     counts: list[int] | None = None
     for s in dict.fromkeys((step, 1)):
         need = -(-vcpus // s)
@@ -139,26 +145,27 @@ def split_by_nodes(
             break
     if counts is None or any(c <= 0 for c in counts):
         return None
-    granule = hugepage_kib or 1024
-    memory = split_memory(memory_kib, counts, granule) if memory_kib > 0 else (0,) * len(counts)
+    memory = _memory_shares(ask, node_set, counts)
+    if memory is None:
+        return None
     shares: list[NodeShare] = []
     for node_id, count, mem in zip(node_set, counts, memory, strict=True):
-        node = host.node(node_id)
-        if node is not None and memory_shortfall(node, mem, hugepage_kib):
-            return None
-        pick = pick_in_domain(
-            host=host,
-            views=by_node[node_id],
-            vcpus=count,
-            policy=policy,
-            levels=levels,
-            tenants=tenants,
-            latency=latency,
-        )
+        pick = ask.pick(by_node[node_id], count)
         if pick is None:
             return None
         shares.append(NodeShare(node=node_id, pick=pick, memory_kib=mem))
     return tuple(shares)
+
+
+def _memory_shares(ask: Ask, node_set: tuple[int, ...], counts: Sequence[int]) -> tuple[int, ...] | None:
+    """Each node's part of the memory, following its vCPU count; None when a node can't hold its part."""
+    granule = ask.hugepage_kib or 1024
+    memory = split_memory(ask.memory_kib, counts, granule) if ask.memory_kib > 0 else (0,) * len(counts)
+    for node_id, mem in zip(node_set, memory, strict=True):
+        node = ask.host.node(node_id)
+        if node is not None and memory_shortfall(node, mem, ask.hugepage_kib):
+            return None
+    return memory
 
 
 def _pack(caps: Sequence[int], need: int) -> list[int] | None:
