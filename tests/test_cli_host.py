@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,21 @@ def run(
     return code, out.out, out.err
 
 
+@pytest.fixture
+def host_out(
+    hosts_tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., str]:
+    """``host_out(name, *args)``: stdout of ``vmtune host --sysfs NAME ARGS`` run next to the host's tree."""
+
+    def call(name: str, *args: str) -> str:
+        root = host_root(name, hosts_tmp)
+        code, out, _err = run(["host", "--sysfs", name, *args], capsys, monkeypatch, root.parent)
+        assert code == 0
+        return out
+
+    return call
+
+
 TENANTS = {
     # dual-skylake-ht-interleaved: core c = CPUs {c, c+20}; web owns whole cores 0-1, db cores 2-3 plus an
     # emulator CPU, and noisy/batch split core 7 (CPUs 7 and 27) between them.
@@ -79,32 +95,16 @@ def domains_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", GOLDEN_HOSTS + TREE_ONLY_HOSTS)
-def test_tree_golden(
-    name: str,
-    hosts_tmp: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    regen: bool,
-) -> None:
-    root = host_root(name, hosts_tmp)
-    code, out, _err = run(["host", "--sysfs", name], capsys, monkeypatch, root.parent)
-    assert code == 0
+def test_tree_golden(name: str, host_out: Callable[..., str], regen: bool) -> None:
+    out = host_out(name)
     assert max(len(line) for line in out.splitlines()) <= 100
     assert "\x1b[" not in out
     check_golden(GOLDEN / "host" / f"{name}.txt", out, regen)
 
 
 @pytest.mark.parametrize("name", GOLDEN_HOSTS)
-def test_json_golden(
-    name: str,
-    hosts_tmp: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    regen: bool,
-) -> None:
-    root = host_root(name, hosts_tmp)
-    code, out, _err = run(["host", "--sysfs", name, "--json"], capsys, monkeypatch, root.parent)
-    assert code == 0
+def test_json_golden(name: str, host_out: Callable[..., str], regen: bool) -> None:
+    out = host_out(name, "--json")
     doc = json.loads(out)
     assert set(doc["summary"]) == {
         "sockets", "numa_nodes", "cores", "threads", "threads_per_core", "l2_groups", "l3_groups",
@@ -116,34 +116,15 @@ def test_json_golden(
 
 
 @pytest.mark.parametrize("name", GOLDEN_HOSTS)
-def test_map_golden(
-    name: str,
-    hosts_tmp: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    regen: bool,
-) -> None:
-    root = host_root(name, hosts_tmp)
-    code, out, _err = run(
-        ["host", "--sysfs", name, "--map", "--reserve", "0"], capsys, monkeypatch, root.parent
-    )
-    assert code == 0
+def test_map_golden(name: str, host_out: Callable[..., str], regen: bool) -> None:
+    out = host_out(name, "--map", "--reserve", "0")
     assert "# reserved" in out
     check_golden(GOLDEN / "host" / f"{name}--map.txt", out, regen)
 
 
-def test_map_with_tenants(
-    domains_dir: Path,
-    hosts_tmp: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    regen: bool,
-) -> None:
+def test_map_with_tenants(domains_dir: Path, host_out: Callable[..., str], regen: bool) -> None:
     name = "dual-skylake-ht-interleaved"
-    root = host_root(name, hosts_tmp)
-    args = ["host", "--sysfs", name, "--map", "--domains", str(domains_dir), "--reserve", "19,39"]
-    code, out, _err = run(args, capsys, monkeypatch, root.parent)
-    assert code == 0
+    out = host_out(name, "--map", "--domains", str(domains_dir), "--reserve", "19,39")
     for tenant in TENANTS:
         assert f" {tenant}: " in out, tenant
     assert "A batch: 1 CPU: 27" in out
@@ -152,14 +133,8 @@ def test_map_with_tenants(
     check_golden(GOLDEN / "host" / f"{name}--map-tenants.txt", out, regen)
 
 
-def test_json_owners_with_domains(
-    domains_dir: Path, hosts_tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name = "dual-skylake-ht-interleaved"
-    root = host_root(name, hosts_tmp)
-    args = ["host", "--sysfs", name, "--json", "--domains", str(domains_dir)]
-    code, out, _err = run(args, capsys, monkeypatch, root.parent)
-    assert code == 0
+def test_json_owners_with_domains(domains_dir: Path, host_out: Callable[..., str]) -> None:
+    out = host_out("dual-skylake-ht-interleaved", "--json", "--domains", str(domains_dir))
     owners = json.loads(out)["owners"]
     assert len(owners) == 40
     assert (owners["0"], owners["4"], owners["7"], owners["27"], owners["5"]) == (
