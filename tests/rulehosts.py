@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from vmtune.core.audit import Finding, run_rules
 from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, VcpuPin
+from vmtune.core.plan import Level
 from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 
-__all__ = ["findings", "guest", "make_host", "pins"]
+__all__ = ["check_fires_on_bad_not_on_fixed", "findings", "guest", "make_host", "pins"]
 
 
 def make_host(
@@ -123,3 +124,21 @@ def findings(
         reserved=CpuSet.parse(reserved),
         select=frozenset({code}),
     )
+
+
+def check_fires_on_bad_not_on_fixed(
+    code: str,
+    bad: GuestSpec,
+    fixed: GuestSpec,
+    *,
+    severity: Level | None,
+    host: Host | None = None,
+    caps: HostCaps | None = None,
+) -> None:
+    """Rule ``code`` fires on ``bad`` (complete findings, all of ``severity`` if given), not on ``fixed``."""
+    found = findings(code, (bad,), host=host, caps=caps)
+    assert found, f"{code} did not fire"
+    assert all(f.code == code and f.message and f.fix and f.location for f in found)
+    if severity is not None:
+        assert {f.severity for f in found} == {severity}
+    assert findings(code, (fixed,), host=host, caps=caps) == ()
