@@ -302,34 +302,23 @@ def _repin(conn: Connection, dom: Any, plan: Plan) -> tuple[str, ...]:
     flags = lv.VIR_DOMAIN_AFFECT_LIVE | lv.VIR_DOMAIN_AFFECT_CONFIG
     ncpus = conn.ncpus()
     done: list[str] = []
+
+    def pin(op: str, fn: Callable[..., Any], *ids: int, cpus: CpuSet, what: str) -> None:
+        conn.call(op, fn, *ids, _to_map(cpus, ncpus), flags, domain=name)
+        done.append(f"{what} -> {cpus}")
+
     live_vcpus = len(conn.call("vcpuPinInfo", dom.vcpuPinInfo, lv.VIR_DOMAIN_AFFECT_LIVE, domain=name))
-    for pin in plan.vcpupins or ():
-        if pin.vcpu >= live_vcpus:
+    for vp in plan.vcpupins or ():
+        if vp.vcpu >= live_vcpus:
             continue  # a vCPU the running guest doesn't have yet: applies at the next start
-        conn.call(
-            f"pinVcpuFlags vcpu {pin.vcpu}",
-            dom.pinVcpuFlags,
-            pin.vcpu,
-            _to_map(pin.cpus, ncpus),
-            flags,
-            domain=name,
-        )
-        done.append(f"vcpu {pin.vcpu} -> {pin.cpus}")
+        pin(f"pinVcpuFlags vcpu {vp.vcpu}", dom.pinVcpuFlags, vp.vcpu, cpus=vp.cpus, what=f"vcpu {vp.vcpu}")
     if plan.emulatorpin is not None:
-        conn.call("pinEmulator", dom.pinEmulator, _to_map(plan.emulatorpin, ncpus), flags, domain=name)
-        done.append(f"emulator -> {plan.emulatorpin}")
+        pin("pinEmulator", dom.pinEmulator, cpus=plan.emulatorpin, what="emulator")
     live_iothreads = {i for i, _ in conn.call("ioThreadInfo", dom.ioThreadInfo, lv.VIR_DOMAIN_AFFECT_LIVE,
                                                  domain=name) or ()}  # fmt: skip
     for io in plan.iothreadpins or ():
         if io.iothread not in live_iothreads:
             continue
-        conn.call(
-            f"pinIOThread {io.iothread}",
-            dom.pinIOThread,
-            io.iothread,
-            _to_map(io.cpus, ncpus),
-            flags,
-            domain=name,
-        )
-        done.append(f"iothread {io.iothread} -> {io.cpus}")
+        what = f"iothread {io.iothread}"
+        pin(f"pinIOThread {io.iothread}", dom.pinIOThread, io.iothread, cpus=io.cpus, what=what)
     return tuple(done)
