@@ -71,14 +71,8 @@ def _vcpu(root: Element, plan: Plan) -> None:
 
 
 def _iothreads(root: Element, count: int) -> None:
-    elem = tree.child(root, "iothreads")
-    if count <= 0:
-        if elem is not None:
-            tree.remove(elem)
-        return
-    if elem is None:
-        tree.add(root, "iothreads", text=str(count))
-    elif (elem.text or "").strip() != str(count):
+    elem = tree.toggle(root, "iothreads", count > 0)
+    if elem is not None and (elem.text or "").strip() != str(count):
         elem.text = str(count)
 
 
@@ -149,13 +143,8 @@ def _memory_backing(root: Element, want: MemoryBacking) -> None:
         if not (want.hugepages or want.locked or want.nosharepages):
             return
         mb = tree.add(root, "memoryBacking")
-    huge = tree.child(mb, "hugepages")
-    if not want.hugepages:
-        if huge is not None:
-            tree.remove(huge)
-    else:
-        if huge is None:
-            huge = tree.add(mb, "hugepages")
+    huge = tree.toggle(mb, "hugepages", want.hugepages)
+    if huge is not None:
         if want.page_size_kib is None:
             for page in tree.children(huge, "page"):
                 tree.remove(page)
@@ -166,11 +155,7 @@ def _memory_backing(root: Element, want: MemoryBacking) -> None:
             nodeset = want.page_nodeset
             tree.set_attr(pages[0], "nodeset", None if nodeset is None else str(nodeset))
     for tag, wanted in (("nosharepages", want.nosharepages), ("locked", want.locked)):
-        found = tree.child(mb, tag)
-        if wanted and found is None:
-            tree.add(mb, tag)
-        elif not wanted and found is not None:
-            tree.remove(found)
+        tree.toggle(mb, tag, wanted)
     _drop_if_empty(mb)
 
 

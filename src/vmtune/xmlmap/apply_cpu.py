@@ -21,7 +21,7 @@ def apply_features(root: Element, plan: FeaturesPlan) -> None:
             return
         features = tree.add(root, "features")
     if plan.apic is not None:
-        _flag(features, "apic", plan.apic)
+        tree.toggle(features, "apic", plan.apic)
     if plan.hyperv is not None:
         _hyperv(features, plan.hyperv)
     if plan.kvm_hidden is not None or plan.kvm_hint_dedicated is not None:
@@ -43,23 +43,11 @@ def _features_noop(plan: FeaturesPlan) -> bool:
     )
 
 
-def _flag(parent: Element, tag: str, present: bool) -> None:
-    found = tree.child(parent, tag)
-    if present and found is None:
-        tree.add(parent, tag)
-    elif not present and found is not None:
-        tree.remove(found)
-
-
 def _hyperv(features: Element, want: tuple[HypervFeature, ...]) -> None:
-    hyperv = tree.child(features, "hyperv")
-    if not want:
-        if hyperv is not None:
-            tree.remove(hyperv)
-        return
+    hyperv = tree.toggle(features, "hyperv", bool(want), {"mode": "custom"})
     if hyperv is None:
-        hyperv = tree.add(features, "hyperv", {"mode": "custom"})
-    elif hyperv.get("mode") not in (None, "custom"):
+        return
+    if hyperv.get("mode") not in (None, "custom"):
         # mode='passthrough' enables everything and forbids listing children; the plan lists them
         tree.set_attr(hyperv, "mode", "custom")
     names = {f.name for f in want}
@@ -129,13 +117,9 @@ def _topology(cpu: Element, topo: GuestTopology) -> None:
 
 
 def _numa(cpu: Element, cells: tuple[NumaCell, ...]) -> None:
-    numa = tree.child(cpu, "numa")
-    if not cells:
-        if numa is not None:
-            tree.remove(numa)
-        return
+    numa = tree.toggle(cpu, "numa", bool(cells))
     if numa is None:
-        numa = tree.add(cpu, "numa")
+        return
     ordered = sorted(cells, key=lambda c: c.id)
     for elem, cell in zip(tree.replace_children(numa, "cell", len(ordered)), ordered, strict=True):
         tree.set_attr(elem, "id", str(cell.id))

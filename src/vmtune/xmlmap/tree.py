@@ -24,6 +24,7 @@ __all__ = [
     "remove",
     "replace_children",
     "set_attr",
+    "toggle",
 ]
 
 Element = etree._Element
@@ -136,6 +137,16 @@ def ensure(parent: Element, tag: str, attrs: dict[str, str] | None = None) -> El
     """The first ``<tag>`` child, created (with ``attrs``) if missing."""
     found = child(parent, tag)
     return found if found is not None else add(parent, tag, attrs)
+
+
+def toggle(parent: Element, tag: str, wanted: bool, attrs: dict[str, str] | None = None) -> Element | None:
+    """Make ``<tag>`` present (the first one, created with ``attrs`` if missing) or absent (None)."""
+    found = child(parent, tag)
+    if wanted:
+        return found if found is not None else add(parent, tag, attrs)
+    if found is not None:
+        remove(found)
+    return None
 
 
 def remove(elem: Element) -> None:
