@@ -312,27 +312,15 @@ def _memory_row(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Obs
     total = sum(kib for _, kib in obs.memory_kib)
     observed = " ".join(f"N{node}={kib // 1024}MiB" for node, kib in obs.memory_kib)
     nodeset = exp.numatune_nodeset
+    outside, bad = 0, False
     if nodeset is None or exp.numatune_mode in (None, "interleave", "preferred"):
-        rows.append(
-            Row(
-                what="memory",
-                thread="numa_maps",
-                expected=_numa_text(exp),
-                observed=observed,
-                status=Status.FLOATING if nodeset is None else Status.OK,
-            )
-        )
-        return
-    outside = sum(kib for node, kib in obs.memory_kib if node not in nodeset)
-    bad = total > 0 and outside / total > MEMORY_SLACK
+        status = Status.FLOATING if nodeset is None else Status.OK
+    else:
+        outside = sum(kib for node, kib in obs.memory_kib if node not in nodeset)
+        bad = total > 0 and outside / total > MEMORY_SLACK
+        status = Status.DRIFT if bad else Status.OK
     rows.append(
-        Row(
-            what="memory",
-            thread="numa_maps",
-            expected=_numa_text(exp),
-            observed=observed,
-            status=Status.DRIFT if bad else Status.OK,
-        )
+        Row(what="memory", thread="numa_maps", expected=_numa_text(exp), observed=observed, status=status)
     )
     if bad:
         drifts.append(
