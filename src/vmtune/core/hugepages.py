@@ -99,13 +99,15 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
     noshare = cur.nosharepages or resolved.realtime
     notes: list[Note] = []
 
+    def backed(size: int | None, short: tuple[HugepageNeed, ...] = ()) -> MemoryTuning:
+        return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=short)
+
     if resolved.hugepages_off:
         if cur.hugepages or resolved.realtime:
             msg = "--hugepages none: normal pages"
             if resolved.realtime:
                 msg += "; realtime memory is still locked, but page faults and TLB misses stay (VT404)"
-            notes.append(Note(topic="memory", level=Level.WARNING if resolved.realtime else Level.INFO,
-                              message=msg, xpath=_XP))  # fmt: skip
+            notes.append(_note(msg, Level.WARNING if resolved.realtime else Level.INFO))
             return MemoryTuning(
                 memory_backing=MemoryBacking(hugepages=False, locked=locked, nosharepages=noshare),
                 notes=tuple(notes),
@@ -124,7 +126,7 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
         # --live) must not call its own pages missing.
         size = cur.page_size_kib or resolved.hugepages_kib
         notes.append(Note(topic="memory", message="running guest keeps its hugepages (not counted as free)"))
-        return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=())
+        return backed(size)
 
     checked: list[tuple[int, tuple[HugepageNeed, ...]]] = []
     for size in sizes:
@@ -134,32 +136,25 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
             kind = "hugepages" if not chosen else f"{page_label(chosen)} pages"
             if resolved.hugepages_required:
                 notes.append(
-                    Note(
-                        topic="memory",
-                        level=Level.WARNING,
-                        message=f"{host.name} reports no hugepage pools for {where}: can't check that "
-                        f"{mem // 1024} MiB of {kind} "
-                        "are free; the guest fails to start if they are not",
-                        xpath=_XP,
+                    _note(
+                        f"{host.name} reports no hugepage pools for {where}: can't check that "
+                        f"{mem // 1024} MiB of {kind} are free; the guest fails to start if they are not",
+                        Level.WARNING,
                     )
                 )
-                return _backing(
-                    chosen, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=()
-                )
+                return backed(chosen)
             notes.append(Note(topic="memory", message=f"{host.name} reports no hugepage pools: normal pages"))
             return _base_only(cur, locked, noshare, notes)
         checked.append((size, needs))
         if all(n.short == 0 for n in needs):
             notes.append(
-                Note(
-                    topic="memory",
-                    message=f"{page_label(size)} hugepages on {where}: "
+                _note(
+                    f"{page_label(size)} hugepages on {where}: "
                     + ", ".join(f"node {n.node} needs {n.need}, {n.free} free" for n in needs)
-                    + " (fewer TLB misses; bound with numatune so pages come from the vCPUs' node)",
-                    xpath=_XP,
+                    + " (fewer TLB misses; bound with numatune so pages come from the vCPUs' node)"
                 )
             )
-            return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=())
+            return backed(size)
 
     if not checked:
         # No size divides the memory (e.g. 1000 MiB with 2M pages is fine, 1001.5 MiB is not).
@@ -190,23 +185,20 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
         )
     if resolved.hugepages_required:
         notes.append(
-            Note(
-                topic="memory",
-                level=Level.WARNING,
-                message=f"--force: planning {page_label(size)} hugepages that are not free ({detail}); "
+            _note(
+                f"--force: planning {page_label(size)} hugepages that are not free ({detail}); "
                 f"the guest fails to start until they are reserved: {fix} (VT205)",
-                xpath=_XP,
+                Level.WARNING,
             )
         )
-        return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=short)
-    notes.append(
-        Note(
-            topic="memory",
-            message=f"not enough free hugepages ({detail}): normal pages; reserve them to get hugepages",
-            xpath=_XP,
-        )
-    )
+        return backed(size, short)
+    notes.append(_note(f"not enough free hugepages ({detail}): normal pages; reserve them to get hugepages"))
     return _base_only(cur, locked, noshare, notes, short)
+
+
+def _note(message: str, level: Level = Level.INFO) -> Note:
+    """A memory Note that points at ``<memoryBacking>``."""
+    return Note(topic="memory", level=level, message=message, xpath=_XP)
 
 
 def _backing(
@@ -220,11 +212,9 @@ def _backing(
 ) -> MemoryTuning:
     if resolved.realtime:
         notes.append(
-            Note(
-                topic="memory",
-                message="realtime: memory locked (never swapped or migrated by the host) and not merged by "
-                "KSM (nosharepages: no copy-on-write faults)",
-                xpath=_XP,
+            _note(
+                "realtime: memory locked (never swapped or migrated by the host) and not merged by "
+                "KSM (nosharepages: no copy-on-write faults)"
             )
         )
     return MemoryTuning(
