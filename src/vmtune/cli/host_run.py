@@ -49,8 +49,8 @@ def one_view(*, as_json: bool, as_map: bool) -> None:
 def show_host(
     src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
 ) -> None:
-    # Each view imports only what it draws with: the JSON view never imports rich, and the CPU owners
-    # (vmtune.core.ownership and the guest model under it, ~40 ms) are worked out only when shown.
+    # Each view imports only what it draws with: rich only for a terminal (render.hosttext), and the CPU
+    # owners (vmtune.core.ownership and the guest model under it, ~40 ms) only when shown.
     from vmtune.cpuset import CpuSet
 
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
@@ -76,14 +76,11 @@ def show_host(
             owners = cpu_owners(host, tenants, reserved)
         sys.stdout.write(dumps(host_json(host, owners=owners)))
         return
-    from vmtune.render.console import make_console
-
-    console = make_console()
     if as_map:
-        from vmtune.render.hostmap import print_map
+        from vmtune.render.hostmap import emit_map
 
-        print_map(console, host, tenants or [], reserved)
+        emit_map(sys.stdout, host, tenants or [], reserved)
         return
-    from vmtune.render.host import print_host
+    from vmtune.render.host import emit_host
 
-    print_host(console, host)
+    emit_host(sys.stdout, host)

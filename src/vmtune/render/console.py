@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-__all__ = ["DEFAULT_WIDTH", "make_console"]
+__all__ = ["DEFAULT_WIDTH", "make_console", "plain_width"]
 
 DEFAULT_WIDTH = 100
 
 
 def make_console(*, stderr: bool = False, file: TextIO | None = None, width: int | None = None) -> Console:
     """A Console on stdout (default), stderr, or ``file`` (tests), honouring NO_COLOR and non-TTY streams."""
+    from rich.console import Console  # here: the plain-text paths import this module without rich (~35 ms)
+
     stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
     if width is None:
-        width = _env_width()
-    if width is None and not _isatty(stream):
-        width = DEFAULT_WIDTH
+        width = plain_width(stream)
     return Console(
         file=stream,
         width=width,
@@ -37,6 +38,14 @@ def make_console(*, stderr: bool = False, file: TextIO | None = None, width: int
         emoji=False,
         soft_wrap=False,
     )
+
+
+def plain_width(stream: TextIO) -> int | None:
+    """The width ``make_console(file=stream)`` gives rich, or None on a terminal (rich measures it)."""
+    width = _env_width()
+    if width is None and not _isatty(stream):
+        width = DEFAULT_WIDTH
+    return width
 
 
 def _env_width() -> int | None:

@@ -1,14 +1,16 @@
-"""``vmtune host``: the topology tree (layout and folding rules live in ``render.hostview``)."""
+"""``vmtune host``: the topology tree (layout and folding rules live in ``render.hostview``).
+
+Labels are built as ``Styled`` lines (``render.hosttext``); rich draws them on a terminal, and a pipe gets
+the same text without rich being imported (``emit_host``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from rich.console import Console, Group, RenderableType
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING, TextIO
 
 from vmtune.core.topology import Host, Node
+from vmtune.render.hosttext import Branch, Styled, tree_lines, write_plain
 from vmtune.render.hostview import (
     CacheBox,
     CoreRun,
@@ -20,7 +22,10 @@ from vmtune.render.hostview import (
     parts_text,
 )
 
-__all__ = ["distance_lines", "header_lines", "host_tree", "print_host"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["distance_lines", "emit_host", "header_lines", "host_branches", "print_host"]
 
 # Distances print as a matrix only while it fits a 100-column terminal; bigger hosts have them in --json.
 MAX_MATRIX_NODES = 16
@@ -32,15 +37,15 @@ S_DIM = "dim"
 S_WARN = "yellow"
 
 
-def header_lines(host: Host) -> list[Text]:
+def header_lines(host: Host) -> list[Styled]:
     s = host.summary()
     # cpuinfo model names carry padding ("CPU           X7550  @ 2.00GHz")
     model = " ".join((host.model or "").split())
     vendor = None if host.vendor and model.startswith(host.vendor) else host.vendor
     what = " ".join(x for x in (host.arch, vendor, model) if x)
-    first = Text(host.name, style="bold")
+    first = [(host.name, "")]
     if what:
-        first.append(f" · {what}")
+        first.append((f" · {what}", ""))
     tpc = f" ({s.threads_per_core} per core)" if s.threads_per_core > 1 else ""
     parts = [
         _n(s.sockets, "socket"),
@@ -56,7 +61,7 @@ def header_lines(host: Host) -> list[Text]:
         mem = sum(known) if known else None
     if mem:
         parts.append(f"{fmt_kib(mem)} memory")
-    lines = [first, Text(" · ".join(parts))]
+    lines = [Styled(runs=tuple(first), base="bold"), _line(" · ".join(parts))]
     extra = []
     for label, cpus in (
         ("isolated", host.isolated),
@@ -66,61 +71,68 @@ def header_lines(host: Host) -> list[Text]:
         if cpus:
             extra.append(f"{label} {cpus}")
     if extra:
-        lines.append(Text(" · ".join(extra), style=S_WARN))
+        lines.append(_line(" · ".join(extra), S_WARN))
     return lines
+
+
+def _line(text: str, base: str = "") -> Styled:
+    return Styled(runs=((text, ""),), base=base)
 
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def host_tree(host: Host) -> Tree:
-    tree = Tree(Text(host.name), hide_root=True, guide_style=S_DIM)
+def host_branches(host: Host) -> list[Branch]:
+    """The tree under the (hidden) host root: sockets, or nodes on node-major hosts."""
+    top: list[Branch] = []
     for box in build_view(host):
         if isinstance(box, SocketBox):
-            branch = tree.add(_socket_label(box))
+            branch = Branch(label=_socket_label(box))
             for nb in box.nodes:
                 _add_node(branch, nb)
+            top.append(branch)
         else:
-            _add_node(tree, box)
-    return tree
+            top.append(_node_branch(box))
+    return top
 
 
-def _socket_label(sock: SocketBox) -> Text:
-    label = Text(f"socket {sock.index}", style=S_SOCKET)
+def _socket_label(sock: SocketBox) -> Styled:
     pkg = "" if sock.package_id is None or sock.package_id == sock.index else f" (package {sock.package_id})"
-    label.append(f"{pkg} · {_n(sock.cores, 'core')}, {_n(len(sock.cpus), 'CPU')}: {sock.cpus}")
-    return label
+    rest = f"{pkg} · {_n(sock.cores, 'core')}, {_n(len(sock.cpus), 'CPU')}: {sock.cpus}"
+    return Styled(runs=((f"socket {sock.index}", ""), (rest, "")), base=S_SOCKET)
 
 
-def _socket_group_label(group: SocketGroup) -> Text:
+def _socket_group_label(group: SocketGroup) -> Styled:
     n = len(group.sockets)
-    label = Text(f"socket {group.sockets}" if n == 1 else f"sockets {group.sockets} ×{n}", style=S_SOCKET)
+    runs = [(f"socket {group.sockets}" if n == 1 else f"sockets {group.sockets} ×{n}", "")]
     pkgs = sorted({p for p in group.packages if p is not None})
     if pkgs and pkgs != list(group.sockets):
         shown = ",".join(map(str, pkgs[:4])) + (",..." if len(pkgs) > 4 else "")
-        label.append(f" (package{'s' if len(pkgs) > 1 else ''} {shown})")
-    label.append(f" · {_n(group.cores_each, 'core')}" + (" each" if n > 1 else ""))
-    return label
+        runs.append((f" (package{'s' if len(pkgs) > 1 else ''} {shown})", ""))
+    runs.append((f" · {_n(group.cores_each, 'core')}" + (" each" if n > 1 else ""), ""))
+    return Styled(runs=tuple(runs), base=S_SOCKET)
 
 
-def _add_node(parent: Tree, nb: NodeBox) -> None:
-    branch = parent.add(_node_label(nb))
+def _add_node(parent: Branch, nb: NodeBox) -> None:
+    parent.children.append(_node_branch(nb))
+
+
+def _node_branch(nb: NodeBox) -> Branch:
+    branch = Branch(label=_node_label(nb))
     _add_children(branch, nb.children)
+    return branch
 
 
-def _node_label(nb: NodeBox) -> Text:
+def _node_label(nb: NodeBox) -> Styled:
     node = nb.node
-    label = Text(f"node {node.id}", style=S_NODE)
-    if node.cpus:
-        label.append(f" · {_n(len(node.cpus), 'CPU')}")
-    else:
-        label.append(" · no CPUs")
+    runs = [(f"node {node.id}", "")]
+    runs.append((f" · {_n(len(node.cpus), 'CPU')}" if node.cpus else " · no CPUs", ""))
     if nb.also_sockets:
         plural = "s" if len(nb.also_sockets) > 1 else ""
-        label.append(f" · also in socket{plural} {nb.also_sockets}", style=S_WARN)
-    label.append(_memory_text(node))
-    return label
+        runs.append((f" · also in socket{plural} {nb.also_sockets}", S_WARN))
+    runs.append((_memory_text(node), ""))
+    return Styled(runs=tuple(runs), base=S_NODE)
 
 
 def _memory_text(node: Node) -> str:
@@ -144,59 +156,79 @@ def _page(size_kib: int) -> str:
     return f"{size_kib}K"
 
 
-def _add_children(parent: Tree, children: Iterable[CacheBox | CoreRun | SocketGroup]) -> None:
+def _add_children(parent: Branch, children: Iterable[CacheBox | CoreRun | SocketGroup]) -> None:
     for child in children:
         if isinstance(child, CoreRun):
             parent.add(_run_label(child))
         elif isinstance(child, SocketGroup):
-            branch = parent.add(_socket_group_label(child))
-            _add_children(branch, child.children)
+            _add_children(parent.add(_socket_group_label(child)), child.children)
         else:
-            branch = parent.add(_cache_label(child))
-            _add_children(branch, child.children)
+            _add_children(parent.add(_cache_label(child)), child.children)
 
 
-def _cache_label(box: CacheBox) -> Text:
+def _cache_label(box: CacheBox) -> Styled:
     count = len(box.groups)
-    name = f"L{box.level}" + (f" ×{count}" if count > 1 else "")
-    label = Text(name, style=S_CACHE)
+    runs = [(f"L{box.level}" + (f" ×{count}" if count > 1 else ""), "")]
     if box.size_kib:
-        label.append(f" · {fmt_kib(box.size_kib)}")
+        runs.append((f" · {fmt_kib(box.size_kib)}", ""))
     each = " each" if count > 1 else ""
-    label.append(f" · {_n(box.cores_each, 'core')}{each}")
+    runs.append((f" · {_n(box.cores_each, 'core')}{each}", ""))
     if box.spans:
-        label.append(f" · shared with node {box.spans}", style=S_WARN)
-    return label
+        runs.append((f" · shared with node {box.spans}", S_WARN))
+    return Styled(runs=tuple(runs), base=S_CACHE)
 
 
-def _run_label(run: CoreRun) -> Text:
+def _run_label(run: CoreRun) -> Styled:
     kind = _n(run.threads, "thread") + ("" if len(run.cores) == 1 else " each")
     if run.capacity is not None:
         kind += f", capacity {run.capacity}"
-    label = Text(f"{run.cores_text()} ({kind}): ", style=S_DIM)
-    label.append(parts_text(run))
-    return label
+    return Styled(runs=((f"{run.cores_text()} ({kind}): ", ""), (parts_text(run), "")), base=S_DIM)
 
 
-def distance_lines(host: Host) -> list[Text]:
+def distance_lines(host: Host) -> list[Styled]:
     """The SLIT matrix, when there is more than one node and it fits."""
     nodes = host.nodes
     if len(nodes) < 2 or len(nodes) > MAX_MATRIX_NODES or not any(n.distances for n in nodes):
         return []
     width = max(4, *(len(str(n.id)) + 1 for n in nodes))
-    head = Text("distances".ljust(10), style=S_DIM)
-    head.append("".join(f"{n.id:>{width}}" for n in nodes), style=S_DIM)
-    lines = [head]
+    head = "distances".ljust(10) + "".join(f"{n.id:>{width}}" for n in nodes)
+    lines = [_line(head, S_DIM)]
     for a in nodes:
-        line = Text(f"node {a.id}".ljust(10), style=S_DIM)
+        row = [(f"node {a.id}".ljust(10), "")]
         for b in nodes:
             dist = a.distance_to(b.id)
-            line.append(f"{'-' if dist is None else dist:>{width}}")
-        lines.append(line)
+            row.append((f"{'-' if dist is None else dist:>{width}}", ""))
+        lines.append(Styled(runs=tuple(row), base=S_DIM))
     return lines
 
 
 def print_host(console: Console, host: Host) -> None:
-    parts: list[RenderableType] = [*header_lines(host), host_tree(host)]
-    parts.extend(distance_lines(host))
+    from rich.console import Group, RenderableType
+    from rich.text import Text
+    from rich.tree import Tree
+
+    def grow(tree: Tree, branch: Branch) -> None:
+        for child in branch.children:
+            grow(tree.add(child.label.text()), child)
+
+    root = Tree(Text(host.name), hide_root=True, guide_style=S_DIM)
+    for branch in host_branches(host):
+        grow(root.add(branch.label.text()), branch)
+    parts: list[RenderableType] = [line.text() for line in header_lines(host)]
+    parts.append(root)
+    parts.extend(line.text() for line in distance_lines(host))
     console.print(Group(*parts))
+
+
+def emit_host(stream: TextIO, host: Host) -> None:
+    """The tree on ``stream``: plain text when rich would print no colours there (same bytes), else rich."""
+    from vmtune.render.console import make_console, plain_width
+    from vmtune.render.plain import rich_would_style
+
+    if not rich_would_style(stream):
+        text = [line.plain for line in header_lines(host)]
+        text += tree_lines(host_branches(host))
+        text += [line.plain for line in distance_lines(host)]
+        if write_plain(stream, [(line, True) for line in text], plain_width(stream)):
+            return
+    print_host(make_console(file=stream), host)

@@ -18,9 +18,7 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, TextIO
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ownership import (
@@ -35,8 +33,12 @@ from vmtune.core.ownership import (
 )
 from vmtune.core.topology import Core, Host
 from vmtune.cpuset import CpuSet
+from vmtune.render.hosttext import Styled, write_plain
 
-__all__ = ["MapStyle", "map_styles", "natural_key", "print_map", "row_label"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["MapStyle", "emit_map", "map_lines", "map_styles", "natural_key", "print_map", "row_label"]
 
 # Cores per gap-separated group when cache groups are large (or absent): 8 is easy to count.
 GROUP = 8
@@ -105,6 +107,33 @@ def row_label(cpus: Sequence[int]) -> str:
 def print_map(
     console: Console, host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None
 ) -> None:
+    for line, wraps in map_lines(host, tenants, reserved):
+        if wraps:
+            console.print(line.text())
+        else:  # a grid row is never wrapped or cropped: a narrow terminal scrolls rather than garbles
+            console.print(line.text(), no_wrap=True, overflow="ignore", crop=False)
+
+
+def emit_map(
+    stream: TextIO, host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None
+) -> None:
+    """The map on ``stream``: plain text when rich would print no colours there (same bytes), else rich."""
+    from vmtune.render.console import make_console, plain_width
+    from vmtune.render.plain import rich_would_style
+
+    lines = map_lines(host, tenants, reserved)
+    if not rich_would_style(stream):
+        # a Text holding newlines (the legend) prints as separate lines, each wrapped on its own
+        plain = [(part, wraps) for line, wraps in lines for part in line.plain.split("\n")]
+        if write_plain(stream, plain, plain_width(stream)):
+            return
+    print_map(make_console(file=stream), host, tenants, reserved)
+
+
+def map_lines(
+    host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None
+) -> list[tuple[Styled, bool]]:
+    """The map as (line, rich wraps it at the console width) pairs."""
     owners = cpu_owners(host, tenants, reserved)
     names = [t.name for t in tenants]
     styles = map_styles(names)
@@ -114,22 +143,30 @@ def print_map(
     blocks = _blocks(host, owners, styles, shared_idx)
     label_w = max((len(lbl) for _, rows in blocks for lbl, _ in rows), default=8)
     label_w = max(label_w, 7)
-    console.print(Text(f"CPU map of {host.name}", style="bold"))
-    console.print(Text(f"columns are cores, rows are their SMT threads; {_gap_hint(host)}", style="dim"))
+    out = [
+        (_styled(f"CPU map of {host.name}", "bold"), True),
+        (_styled(f"columns are cores, rows are their SMT threads; {_gap_hint(host)}", "dim"), True),
+    ]
     for title, rows in blocks:
-        console.print(Text(title, style="bold cyan"))
+        out.append((_styled(title, "bold cyan"), True))
         for label, cells in rows:
-            line = Text("  " + label.rjust(label_w) + "  ", style="dim")
-            line.append_text(cells)
-            console.print(line, no_wrap=True, overflow="ignore", crop=False)
-    console.print(_legend(owners, styles, tenants))
-    _problems(console, host, tenants, shared)
+            out.append((Styled(runs=(("  " + label.rjust(label_w) + "  ", ""), *cells), base="dim"), False))
+    out.append((_legend(owners, styles, tenants), True))
+    out.extend((_styled(line, "bold red"), True) for line in _problems(host, tenants, shared))
+    return out
+
+
+def _styled(text: str, style: str) -> Styled:
+    return Styled(runs=((text, ""),), base=style)
+
+
+Runs = tuple[tuple[str, str], ...]
 
 
 def _blocks(
     host: Host, owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared_idx: set[int]
-) -> list[tuple[str, list[tuple[str, Text]]]]:
-    blocks: list[tuple[str, list[tuple[str, Text]]]] = []
+) -> list[tuple[str, list[tuple[str, Runs]]]]:
+    blocks: list[tuple[str, list[tuple[str, Runs]]]] = []
     gap = _gap_key(host)
     node_ids = [n.id for n in host.nodes]
     by_node: dict[int, list[Core]] = {}
@@ -144,7 +181,7 @@ def _blocks(
     order += [n for n in by_node if n not in node_ids]
     for node_id in order:
         cores = sorted(by_node.get(node_id, []), key=lambda c: c.index)
-        rows: list[tuple[str, Text]] = []
+        rows: list[tuple[str, Runs]] = []
         for chunk in _chunks(cores, gap):
             rows.extend(_core_rows(chunk, owners, styles, shared_idx))
         rows.extend(_offline_rows(offline_by_node.get(node_id, []), owners, styles))
@@ -157,7 +194,7 @@ def _blocks(
 
 def _offline_rows(
     cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]
-) -> list[tuple[str, Text]]:
+) -> list[tuple[str, Runs]]:
     """Offline CPUs belong to no core: one cell each, MAX_CELLS to a row."""
     return [
         (row_label(chunk), _cells(chunk, owners, styles))
@@ -237,21 +274,26 @@ class _Row:
             self.runs.append(("".join(self.glyphs), self.style))
             self.glyphs = []
 
-    def text(self) -> Text:
+    def text(self) -> Runs:
+        """The runs without trailing whitespace (``Text.rstrip``)."""
         self._flush()
-        out = Text()
-        for chunk, style in self.runs:
-            out.append(chunk, style=style or None)
-        out.rstrip()
-        return out
+        runs = list(self.runs)
+        while runs:
+            chunk, style = runs[-1]
+            kept = chunk.rstrip()
+            if kept:
+                runs[-1] = (kept, style)
+                break
+            runs.pop()
+        return tuple(runs)
 
 
 def _core_rows(
     line: list[list[Core]], owners: Mapping[int, str], styles: Mapping[str, MapStyle], shared_idx: set[int]
-) -> list[tuple[str, Text]]:
+) -> list[tuple[str, Runs]]:
     threads = max(len(c.cpus) for g in line for c in g)
     members = [[(list(core.cpus), core.index in shared_idx) for core in group] for group in line]
-    rows: list[tuple[str, Text]] = []
+    rows: list[tuple[str, Runs]] = []
     for rank in range(threads):
         row = _Row()
         shown: list[int] = []
@@ -267,11 +309,11 @@ def _core_rows(
         rows.append((row_label(shown), row.text()))
     if any(c.index in shared_idx for g in line for c in g):
         marks = " ".join("".join("^" if c.index in shared_idx else " " for c in g) for g in line)
-        rows.append(("shared", Text(marks.rstrip(), style="bold red")))
+        rows.append(("shared", ((marks.rstrip(), "bold red"),)))
     return rows
 
 
-def _cells(cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]) -> Text:
+def _cells(cpus: Sequence[int], owners: Mapping[int, str], styles: Mapping[str, MapStyle]) -> Runs:
     row = _Row()
     for cpu in cpus:
         row.add(*_cell(cpu, owners, styles, False))
@@ -291,43 +333,38 @@ def _cell(
     return glyph, colour + (" underline" if shared else "")
 
 
-def _legend(owners: Mapping[int, str], styles: Mapping[str, MapStyle], tenants: Sequence[GuestSpec]) -> Text:
+def _legend(
+    owners: Mapping[int, str], styles: Mapping[str, MapStyle], tenants: Sequence[GuestSpec]
+) -> Styled:
     counts: dict[str, list[int]] = {}
     for cpu, owner in owners.items():
         counts.setdefault(owner, []).append(cpu)
-    out = Text("legend:", style="bold")
+    runs = [("legend:", "")]
     for owner in Owner:
         cpus = counts.get(owner, [])
         if not cpus and owner is not Owner.FREE:
             continue
         st = styles[owner]
-        out.append("\n  ")
-        out.append(st.glyph, style=st.style)
-        out.append(f" {st.label}: {_cpus(len(cpus))}")
+        runs += [("\n  ", ""), (st.glyph, st.style), (f" {st.label}: {_cpus(len(cpus))}", "")]
     by_name = {t.name: t for t in tenants}
     for name in sorted(by_name, key=natural_key):
         st = styles[name]
         mine = CpuSet(c for c, o in owners.items() if name in o.split(TENANT_JOIN))
-        out.append("\n  ")
-        out.append(st.glyph, style=st.style)
         taken = tenant_cpus(by_name[name])
         what = f"{_cpus(len(mine))}: {mine}" if taken else "floating (no pinned CPUs)"
-        out.append(f" {name}: {what}")
+        runs += [("\n  ", ""), (st.glyph, st.style), (f" {name}: {what}", "")]
     multi = [o for o in counts if TENANT_JOIN in o and o not in styles]
     if multi:
-        out.append("\n  ")
-        out.append(_MULTI[0], style=_MULTI[1])
-        out.append(f" {_MULTI[2]}: " + "; ".join(f"{o} on {CpuSet(counts[o])}" for o in sorted(multi)))
-    return out
+        listed = "; ".join(f"{o} on {CpuSet(counts[o])}" for o in sorted(multi))
+        runs += [("\n  ", ""), (_MULTI[0], _MULTI[1]), (f" {_MULTI[2]}: {listed}", "")]
+    return Styled(runs=tuple(runs), base="bold")
 
 
 def _cpus(n: int) -> str:
     return f"{n} CPU" + ("" if n == 1 else "s")
 
 
-def _problems(
-    console: Console, host: Host, tenants: Sequence[GuestSpec], cores: Sequence[SharedCore]
-) -> None:
+def _problems(host: Host, tenants: Sequence[GuestSpec], cores: Sequence[SharedCore]) -> list[str]:
     lines: list[str] = []
     if cores:
         listed = ", ".join(f"{s.cpus} ({'+'.join(s.tenants)})" for s in cores[:MAX_SHARED_LISTED])
@@ -337,5 +374,4 @@ def _problems(
         lines.append(f"! CPU {clash.cpu} is pinned by {' and '.join(clash.tenants)}")
     for name, cpus in unknown_pins(host, tenants).items():
         lines.append(f"x {name} pins offline or missing CPUs {cpus}")
-    for line in lines:
-        console.print(Text(line, style="bold red"))
+    return lines
