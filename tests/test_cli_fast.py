@@ -57,8 +57,9 @@ def test_option_table_matches_typer(command: str, spec: Spec) -> None:
         elif kind == "count":
             assert type_name == "IntRange" and param.type.min == 0 and param.type.max is None
         else:
-            assert isinstance(kind, type) and issubclass(kind, enum.Enum)
-            assert list(param.type.choices) == [m.value for m in kind] and param.type.case_sensitive
+            enum_type = plan_fast.enum_kind(kind)
+            assert enum_type is not None and issubclass(enum_type, enum.Enum)
+            assert list(param.type.choices) == [m.value for m in enum_type] and param.type.case_sensitive
     for opt, name in spec.flags.items():
         seen.add(name)
         assert params[name].opts == [opt] and params[name].is_flag and not params[name].secondary_opts
@@ -247,6 +248,7 @@ def test_host_json_imports_neither_typer_nor_rich() -> None:
     assert "vmtune.render.hostjson" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich")}
     assert "vmtune.core.ownership" not in loaded  # no --domains: no owners to work out
+    assert "vmtune.core.intent" not in loaded  # plan's enum options are resolved only when used
 
 
 def test_host_tree_into_a_pipe_imports_no_typer() -> None:

@@ -15,16 +15,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vmtune.core.intent import CoreKind, EmulatorPolicy, HypervMode, MemoryMode, OsFamily, ThreadPolicy
+if TYPE_CHECKING:
+    from enum import StrEnum
 
-__all__ = ["COMMANDS", "HOST", "PLAN", "Spec", "fast_command", "parse", "run_host", "run_plan"]
+__all__ = ["COMMANDS", "HOST", "PLAN", "Spec", "enum_kind", "fast_command", "parse", "run_host", "run_plan"]
 
 PATH, TEXT, COUNT = "path", "text", "count"
-Kind = str | type[StrEnum]
+Kind = str
+"""PATH, TEXT, COUNT, or the name of a ``vmtune.core.intent`` enum (imported when a value needs it:
+`vmtune host` has no enum options and skips that module)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,17 +49,17 @@ PLAN = Spec(
         "--domcapabilities": ("domcapabilities", PATH),
         "--domains": ("domains", PATH),
         "--profile": ("profile", TEXT),
-        "--thread-policy": ("thread_policy", ThreadPolicy),
-        "--emulator": ("emulator", EmulatorPolicy),
+        "--thread-policy": ("thread_policy", "ThreadPolicy"),
+        "--emulator": ("emulator", "EmulatorPolicy"),
         "--iothreads": ("iothreads", COUNT),
         "--numa": ("numa", TEXT),
-        "--memory-mode": ("memory_mode", MemoryMode),
+        "--memory-mode": ("memory_mode", "MemoryMode"),
         "--hugepages": ("hugepages", TEXT),
         "--realtime-mask": ("realtime_mask", TEXT),
-        "--hyperv": ("hyperv", HypervMode),
+        "--hyperv": ("hyperv", "HypervMode"),
         "--reserve": ("reserve", TEXT),
-        "--os": ("os", OsFamily),
-        "--core-kind": ("core_kind", CoreKind),
+        "--os": ("os", "OsFamily"),
+        "--core-kind": ("core_kind", "CoreKind"),
     },
     flags={"--json": "json_out", "--explain": "explain", "--force": "force"},
     positional="files",
@@ -99,9 +101,20 @@ def _convert(value: str, kind: Kind) -> object:
         return value
     if kind == COUNT:  # IntRange(min=0); anything but plain digits goes to typer
         return int(value) if value.isascii() and value.isdigit() else _MISSING
-    assert isinstance(kind, type)
+    enum = enum_kind(kind)
+    assert enum is not None, kind
     # click.Choice over the literals, case-sensitive; an enum's own _missing_ must not widen it
-    return kind(value) if value in {m.value for m in kind} else _MISSING
+    return enum(value) if value in {m.value for m in enum} else _MISSING
+
+
+def enum_kind(kind: Kind) -> type[StrEnum] | None:
+    """The enum a kind names, or None for PATH/TEXT/COUNT."""
+    if kind in (PATH, TEXT, COUNT):
+        return None
+    from vmtune.core import intent
+
+    enum: type[StrEnum] = getattr(intent, kind)
+    return enum
 
 
 def parse(spec: Spec, argv: list[str], environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
