@@ -69,13 +69,8 @@ def os_family_of(os_id: str) -> OsFamily:
     return OsFamily.UNKNOWN
 
 
-_FIELDS = (
-    "profile", "thread-policy", "emulator", "iothreads", "numa", "memory-mode", "hugepages",
-    "realtime-mask", "hyperv", "reserve", "os", "core-kind", "force",
-)  # fmt: skip
-
-
 def _intent_attrs(intent: Intent) -> dict[str, str]:
+    """The knobs that are set, as attributes in the order vmtune writes them."""
     raw: dict[str, str | None] = {
         "profile": ",".join(p.value for p in intent.profiles),
         "thread-policy": intent.thread_policy,
@@ -108,9 +103,8 @@ def write_intent(domain: etree._Element, intent: Intent) -> None:
     for key in list(found.attrib):
         if key not in wanted:
             del found.attrib[key]
-    for key in _FIELDS:
-        if key in wanted:
-            tree.set_attr(found, key, wanted[key])
+    for key, value in wanted.items():
+        tree.set_attr(found, key, value)
 
 
 def _enum(cls: type[E], value: str | None, where: str) -> E | None:
