@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
+from vmtune.core.audit import Hit
 from vmtune.core.guest import GuestSpec
 from vmtune.cpuset import CpuSet
 
-__all__ = ["apply_cmd", "names", "vcpupin_xpath", "vcpus_text"]
+__all__ = ["apply_cmd", "emulator_off", "names", "vcpupin_xpath", "vcpus_text"]
 
 
 def apply_cmd(guest: GuestSpec, flags: str = "") -> str:
@@ -16,6 +17,19 @@ def apply_cmd(guest: GuestSpec, flags: str = "") -> str:
     if guest.source.startswith("libvirt:"):
         return f"vmtune apply --connect URI --domain {guest.name}{extra}"
     return f"vmtune apply {guest.source}{extra} --in-place"
+
+
+def emulator_off(
+    g: GuestSpec, cpus: CpuSet, *, fix: str, unpinned: str, overlap: Callable[[CpuSet], str]
+) -> Iterator[Hit]:
+    """The emulator thread must be pinned off ``cpus``: a hit when it has no ``<emulatorpin>`` (message
+    ``unpinned``) or when its pin shares CPUs with ``cpus`` (``overlap(shared CPUs)``)."""
+    if g.emulatorpin is None:
+        yield Hit(guest=g, location="/domain/cputune", message=unpinned, fix=fix)
+    elif not g.emulatorpin.isdisjoint(cpus):
+        yield Hit(
+            guest=g, location="/domain/cputune/emulatorpin", message=overlap(g.emulatorpin & cpus), fix=fix
+        )
 
 
 def vcpupin_xpath(vcpu: int) -> str:

@@ -21,7 +21,7 @@ from vmtune.core.audit import (
 )
 from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
-from vmtune.core.rules._common import apply_cmd, names, vcpupin_xpath, vcpus_text
+from vmtune.core.rules._common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
@@ -163,22 +163,14 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not wants_isolation(g) or not vcpu_cpus:
         return
     fix = f"pin the emulator and iothreads off the vCPU cores: {apply_cmd(g, '--emulator isolate')}"
-    if g.emulatorpin is None:
-        yield Hit(
-            guest=g,
-            location="/domain/cputune",
-            message="isolate intent but no <emulatorpin>: the emulator thread runs on the vCPUs' "
-            f"CPUs {vcpu_cpus}",
-            fix=fix,
-        )
-    elif not g.emulatorpin.isdisjoint(vcpu_cpus):
-        yield Hit(
-            guest=g,
-            location="/domain/cputune/emulatorpin",
-            message=f"emulator thread shares CPUs {g.emulatorpin & vcpu_cpus} with the vCPUs "
-            "under isolate intent",
-            fix=fix,
-        )
+    yield from emulator_off(
+        g,
+        vcpu_cpus,
+        fix=fix,
+        unpinned="isolate intent but no <emulatorpin>: the emulator thread runs on the vCPUs' "
+        f"CPUs {vcpu_cpus}",
+        overlap=lambda shared: f"emulator thread shares CPUs {shared} with the vCPUs under isolate intent",
+    )
     pinned_io = {p.iothread for p in g.iothreadpins}
     for pin in g.iothreadpins:
         if not pin.cpus.isdisjoint(vcpu_cpus):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from vmtune.core.audit import AuditContext, Family, Hit, Rule, claimed_cpus, is_realtime, realtime_vcpus
 from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
-from vmtune.core.rules._common import apply_cmd, names, vcpupin_xpath, vcpus_text
+from vmtune.core.rules._common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.cpuset import CpuSet
 
 __all__ = ["RULES"]
@@ -138,22 +138,15 @@ def vt407(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     for vcpu in rt:
         for cpu in g.pin_of(vcpu) or CpuSet():
             rt_cores = rt_cores | ctx.host.siblings(cpu) | CpuSet((cpu,))
-    fix = f"pin the emulator off the RT cores: {apply_cmd(g, '--profile realtime --emulator isolate')}"
-    if g.emulatorpin is None:
-        yield Hit(
-            guest=g,
-            location="/domain/cputune",
-            message="no <emulatorpin>: the emulator thread may run on the realtime cores and be starved",
-            fix=fix,
-        )
-    elif not g.emulatorpin.isdisjoint(rt_cores):
-        yield Hit(
-            guest=g,
-            location="/domain/cputune/emulatorpin",
-            message=f"emulator thread pinned to CPUs {g.emulatorpin & rt_cores} of the realtime cores: "
-            "FIFO vCPUs starve it",
-            fix=fix,
-        )
+    yield from emulator_off(
+        g,
+        rt_cores,
+        fix=f"pin the emulator off the RT cores: {apply_cmd(g, '--profile realtime --emulator isolate')}",
+        unpinned="no <emulatorpin>: the emulator thread may run on the realtime cores and be starved",
+        overlap=lambda shared: (
+            f"emulator thread pinned to CPUs {shared} of the realtime cores: FIFO vCPUs starve it"
+        ),
+    )
 
 
 RULES = (
