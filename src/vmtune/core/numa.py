@@ -67,18 +67,21 @@ def place(
     failure: Failure | None = None
     for partial in passes:
         views = core_views(host, free, policy, partial=partial, cores=cores)
-        result = _place_pass(
+        by_node: dict[int, list[CoreView]] = {}
+        for view in views:
+            by_node.setdefault(view.core.node, []).append(view)
+        ask = Ask(
             host=host,
-            views=views,
+            by_node=by_node,
             vcpus=vcpus,
             policy=policy,
-            numa=numa,
             memory_kib=memory_kib,
             hugepage_kib=hugepage_kib,
+            levels=grouping_levels(host, with_nodes=False),
             tenants=tenants,
             latency=latency,
-            pci_node=pci_node,
         )
+        result = _place_pass(ask, views, numa=numa, pci_node=pci_node)
         if isinstance(result, Placement):
             return Placement(
                 shares=result.shares,
@@ -92,34 +95,12 @@ def place(
 
 
 def _place_pass(
-    *,
-    host: Host,
-    views: Sequence[CoreView],
-    vcpus: int,
-    policy: ThreadPolicy,
-    numa: str,
-    memory_kib: int,
-    hugepage_kib: int | None,
-    tenants: Sequence[Tenant],
-    latency: bool,
-    pci_node: int | None,
+    ask: Ask, views: Sequence[CoreView], *, numa: str, pci_node: int | None
 ) -> Placement | Failure:
-    by_node: dict[int, list[CoreView]] = {}
-    for view in views:
-        by_node.setdefault(view.core.node, []).append(view)
+    host, by_node, vcpus = ask.host, ask.by_node, ask.vcpus
+    memory_kib, hugepage_kib = ask.memory_kib, ask.hugepage_kib
     caps = {node: sum(len(v.units) for v in vs) for node, vs in sorted(by_node.items())}
     units = tuple(caps.items())
-    ask = Ask(
-        host=host,
-        by_node=by_node,
-        vcpus=vcpus,
-        policy=policy,
-        memory_kib=memory_kib,
-        hugepage_kib=hugepage_kib,
-        levels=grouping_levels(host, with_nodes=False),
-        tenants=tenants,
-        latency=latency,
-    )
 
     if numa == "off":
         pick = ask.pick(views, vcpus, grouping_levels(host, with_nodes=True))

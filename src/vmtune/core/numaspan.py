@@ -24,7 +24,7 @@ __all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ask:
-    """What one placement pass asks of every pick and split it tries (``numa._place_pass`` builds it)."""
+    """What one placement pass asks of every pick and split it tries (``numa.place`` builds one per pass)."""
 
     host: Host
     by_node: dict[int, list[CoreView]]
