@@ -191,8 +191,8 @@ def distance_lines(host: Host) -> list[Styled]:
     if len(nodes) < 2 or len(nodes) > MAX_MATRIX_NODES or not any(n.distances for n in nodes):
         return []
     width = max(4, *(len(str(n.id)) + 1 for n in nodes))
-    head = "distances".ljust(10) + "".join(f"{n.id:>{width}}" for n in nodes)
-    lines = [_line(head, S_DIM)]
+    ids = "".join(f"{n.id:>{width}}" for n in nodes)
+    lines = [Styled(runs=(("distances".ljust(10), ""), (ids, S_DIM)), base=S_DIM)]
     for a in nodes:
         row = [(f"node {a.id}".ljust(10), "")]
         for b in nodes:
