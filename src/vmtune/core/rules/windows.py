@@ -110,8 +110,8 @@ def vt304(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         yield Hit(
             guest=g,
             location=f"/domain/features/hyperv/{bad[0]}",
-            message=f"host KVM can't provide Hyper-V {', '.join(bad)} (not in domcapabilities): "
-            "the guest will fail to start",
+            message=f"host KVM doesn't offer Hyper-V {', '.join(bad)} (not in domcapabilities): the start "
+            "may fail (nested KVM here rejects vpindex, synic, stimer, vapic at start)",
             fix="drop them, or let vmtune gate them: "
             f"{apply_cmd(g, '--profile windows --domcapabilities FILE')}",
         )
