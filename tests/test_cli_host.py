@@ -311,14 +311,17 @@ def test_plain_views_of_every_corpus_machine_are_richs_bytes(
     from vmtune.render.host import emit_host, print_host
     from vmtune.render.hostmap import emit_map, print_map
 
+    from dataclasses import replace
+
     plain_count = 0
     for root in sorted(p for p in (corpora / "sysfs").iterdir() if p.is_dir()):
-        host = read_sysfs(root)
+        # The default name is the root path, whose length depends on where the corpora sit: use the dump's name.
+        host = replace(read_sysfs(root), name=root.name)
         for emit, draw, extra in ((emit_host, print_host, ()), (emit_map, print_map, ([],))):
             plain, rich, was_plain = _both(emit, draw, pipe_env, host, *extra)
             assert plain == rich, root.name
             plain_count += was_plain
-    assert plain_count > 70  # most take the plain path (a long root path as host name wraps: rich)
+    assert plain_count >= 80, plain_count  # 85 of 88 views take the plain path (2024 corpus)
 
 
 def test_host_views_into_a_pipe_import_no_rich(hosts_tmp: Path, domains_dir: Path) -> None:
