@@ -307,15 +307,15 @@ def test_rich_draws_what_plain_text_cannot_match(
 def test_plain_views_of_every_corpus_machine_are_richs_bytes(
     corpora: Path, pipe_env: pytest.MonkeyPatch
 ) -> None:
+    from dataclasses import replace
+
     from vmtune.adapters.sysfs import read_sysfs
     from vmtune.render.host import emit_host, print_host
     from vmtune.render.hostmap import emit_map, print_map
 
-    from dataclasses import replace
-
     plain_count = 0
     for root in sorted(p for p in (corpora / "sysfs").iterdir() if p.is_dir()):
-        # The default name is the root path, whose length depends on where the corpora sit: use the dump's name.
+        # The default name is the root path, whose length depends on where the corpora sit.
         host = replace(read_sysfs(root), name=root.name)
         for emit, draw, extra in ((emit_host, print_host, ()), (emit_map, print_map, ([],))):
             plain, rich, was_plain = _both(emit, draw, pipe_env, host, *extra)
