@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from vmtune.core.intent import (
     CoreKind,
+    CpuPolicy,
     EmulatorPolicy,
     HypervMode,
     Intent,
@@ -35,6 +36,7 @@ class Tuning:
     """The raw TUNING flags; ``intent()`` validates them (InputError names the flag)."""
 
     profile: str | None = None
+    cpu_policy: CpuPolicy | None = None
     thread_policy: ThreadPolicy | None = None
     emulator: EmulatorPolicy | None = None
     iothreads: int | None = None
@@ -79,6 +81,7 @@ class Tuning:
         reserve = None if self.reserve is None else CpuSet.parse(self.reserve, what="--reserve")
         return Intent(
             profiles=profiles,
+            cpu_policy=self.cpu_policy,
             thread_policy=self.thread_policy,
             emulator=self.emulator,
             iothreads=self.iothreads,

@@ -49,6 +49,7 @@ PLAN = Spec(
         "--domcapabilities": ("domcapabilities", PATH),
         "--domains": ("domains", PATH),
         "--profile": ("profile", TEXT),
+        "--cpu-policy": ("cpu_policy", "CpuPolicy"),
         "--thread-policy": ("thread_policy", "ThreadPolicy"),
         "--emulator": ("emulator", "EmulatorPolicy"),
         "--iothreads": ("iothreads", COUNT),
@@ -78,8 +79,8 @@ HOST = Spec(
 """host_cmd's group callback. No positionals: a word after ``host`` is a subcommand (``snapshot``) or
 typer's "No such command". ``--connect`` (repeatable: fleet mode) is typer's too."""
 
-_TUNING = ("profile", "thread_policy", "emulator", "iothreads", "numa", "memory_mode", "hugepages",
-           "realtime_mask", "hyperv", "reserve", "os", "core_kind", "force")  # fmt: skip
+_TUNING = ("profile", "cpu_policy", "thread_policy", "emulator", "iothreads", "numa", "memory_mode",
+           "hugepages", "realtime_mask", "hyperv", "reserve", "os", "core_kind", "force")  # fmt: skip
 _MISSING = object()
 
 

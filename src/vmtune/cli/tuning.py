@@ -13,10 +13,19 @@ import typer
 
 # re-exported: Tuning and the caps loaders live in a typer-free module (cli.plan_fast skips typer)
 from vmtune.cli.intent_flags import Tuning, host_caps, load_caps
-from vmtune.core.intent import CoreKind, EmulatorPolicy, HypervMode, MemoryMode, OsFamily, ThreadPolicy
+from vmtune.core.intent import (
+    CoreKind,
+    CpuPolicy,
+    EmulatorPolicy,
+    HypervMode,
+    MemoryMode,
+    OsFamily,
+    ThreadPolicy,
+)
 
 __all__ = [
     "CoreKindOpt",
+    "CpuPolicyOpt",
     "DomcapsOpt",
     "EmulatorOpt",
     "ForceOpt",
@@ -39,6 +48,10 @@ __all__ = [
 ProfileOpt = Annotated[
     str | None,
     typer.Option("--profile", help="balanced|latency|realtime|windows, comma-combinable.", metavar="LIST"),
+]
+CpuPolicyOpt = Annotated[
+    CpuPolicy | None,
+    typer.Option("--cpu-policy", help="dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool."),
 ]
 ThreadPolicyOpt = Annotated[
     ThreadPolicy | None, typer.Option("--thread-policy", help="SMT siblings: prefer, isolate or require.")
@@ -74,6 +87,7 @@ DomcapsOpt = Annotated[
 
 _OPTIONS: dict[str, Any] = {
     "profile": ProfileOpt,
+    "cpu_policy": CpuPolicyOpt,
     "thread_policy": ThreadPolicyOpt,
     "emulator": EmulatorOpt,
     "iothreads": IOThreadsOpt,

@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import EmulatorPolicy, OsFamily, Profile
+from vmtune.core.intent import CpuPolicy, EmulatorPolicy, OsFamily, Profile
 from vmtune.core.plan import Level
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
@@ -76,6 +76,11 @@ class Finding:
     message: str
     fix: str
     """What to do: the vmtune command or the XML change."""
+    line: int | None = None
+    """1-based line of ``location`` in ``source`` (the nearest existing ancestor for a missing element);
+    None when unknown. Rules never set it: the CLI resolves it from the file (``vmtune.xmlmap.lines``)."""
+    column: int | None = None
+    """1-based column (Unicode code points) of that element's ``<``, when known."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +174,8 @@ def _core_pinned(guest: GuestSpec, host: Host) -> bool:
 
 def is_dedicated(guest: GuestSpec, host: Host) -> bool:
     """Does this guest mean to own its CPUs? (see the module docstring for why these signals)."""
+    if guest.intent is not None and guest.intent.cpu_policy is CpuPolicy.SHARED:
+        return False  # time-shares its pool on purpose (``--cpu-policy shared``)
     return (
         guest.intent is not None
         or bool(guest.kvm_hint_dedicated)

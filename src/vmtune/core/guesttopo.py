@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestTopology, MemNode, NumaCell, VcpuPin
+from vmtune.core.plan import Note
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["Cell", "GuestLayout", "guest_layout", "threads_per_vcpu_core"]
+__all__ = ["Cell", "GuestLayout", "guest_layout", "threads_per_vcpu_core", "topology_note"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,3 +93,18 @@ def _aligned(vcpus: CpuSet, threads: int) -> bool:
     """A cell must be contiguous and start on a thread-group boundary, or a guest core straddles cells."""
     ranges = list(vcpus.ranges())
     return len(ranges) == 1 and ranges[0][0] % threads == 0
+
+
+def topology_note(sockets: int, cores: int, threads: int, cells: int) -> Note:
+    if threads > 1:
+        groups = ["-".join(str(v) for v in range(i, i + threads)) for i in range(0, threads * 3, threads)]
+        more = "..." if sockets * cores > 3 else ""
+        pairs = f"; vCPUs {', '.join(groups[: sockets * cores])}{more} are SMT siblings on the host too"
+    else:
+        pairs = "; each vCPU on its own host core as far as the guest can tell (threads=1)"
+    return Note(
+        topic="topology",
+        message=f"guest sees {sockets} socket(s) x {cores} core(s) x {threads} thread(s){pairs}"
+        + (", one socket per NUMA cell" if sockets == cells > 1 else ""),
+        xpath="/domain/cpu/topology",
+    )

@@ -14,6 +14,7 @@ from vmtune.cpuset import CpuSet
 
 __all__ = [
     "CoreKind",
+    "CpuPolicy",
     "EmulatorPolicy",
     "HypervMode",
     "Intent",
@@ -30,6 +31,13 @@ class Profile(StrEnum):
     LATENCY = "latency"
     REALTIME = "realtime"
     WINDOWS = "windows"
+
+
+class CpuPolicy(StrEnum):
+    """Nova's ``hw:cpu_policy`` vocabulary: one host CPU per vCPU, or a pool the vCPUs time-share."""
+
+    DEDICATED = "dedicated"
+    SHARED = "shared"
 
 
 class ThreadPolicy(StrEnum):
@@ -76,6 +84,8 @@ class CoreKind(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Intent:
     profiles: tuple[Profile, ...] = (Profile.BALANCED,)
+    cpu_policy: CpuPolicy | None = None
+    """None: dedicated (every profile pins one host CPU per vCPU)."""
     thread_policy: ThreadPolicy | None = None
     emulator: EmulatorPolicy | None = None
     iothreads: int | None = None
@@ -100,6 +110,7 @@ class Intent:
 class Resolved:
     """An Intent with the profiles' defaults filled in (``vmtune.core.profiles.resolve``)."""
 
+    cpu_policy: CpuPolicy = CpuPolicy.DEDICATED
     thread_policy: ThreadPolicy = ThreadPolicy.PREFER
     emulator: EmulatorPolicy = EmulatorPolicy.SHARE
     iothreads: int = 0

@@ -14,7 +14,12 @@ Rules (issue 3, priority 1):
   balance onto isolated CPUs, so a thread left floating there would be stuck);
 * a tenant's ``vcpupin``/``emulatorpin``/``iothreadpin`` and ``vcpu/@cpuset`` CPUs are taken;
   a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
-* the guest's own current pins are free for itself (re-planning must be able to keep them).
+* the guest's own current pins are free for itself (re-planning must be able to keep them);
+* ``--cpu-policy shared`` guests (vmtune intent) time-share a pool: another shared guest may float over the
+  same CPUs, so for a shared guest only *dedicated* tenants' CPUs are taken (``shared_free``); a dedicated
+  guest never gets a CPU a shared guest floats over (it would not be its own). With isolcpus the pool is
+  the housekeeping side: the scheduler does not balance threads across isolated CPUs, so a multi-CPU pool
+  there would leave every vCPU on the first CPU it woke on.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent import CpuPolicy
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
@@ -34,6 +40,7 @@ __all__ = [
     "build_ledger",
     "default_reserve",
     "is_same_guest",
+    "is_shared",
     "owned_cpus",
     "reservation",
     "tenant_cpus",
@@ -46,6 +53,8 @@ class Tenant:
     cpus: CpuSet
     """Every host CPU the tenant takes."""
     vcpus: int
+    shared: bool = False
+    """A ``--cpu-policy shared`` guest: its CPUs are a pool other shared guests may float over too."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +68,8 @@ class Ledger:
     """CPUs other tenants pinned."""
     free: CpuSet
     """CPUs a dedicated vCPU of this guest may get."""
+    shared_free: CpuSet
+    """The pool a ``--cpu-policy shared`` guest may float over: not reserved, not any dedicated tenant's."""
     tenants: tuple[Tenant, ...]
     isolcpus: bool
     notes: tuple[Note, ...]
@@ -127,6 +138,11 @@ def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet) -> CpuSet:
     return tenant_cpus(tenant) - (housekeeping - vcpu_side)
 
 
+def is_shared(guest: GuestSpec) -> bool:
+    """vmtune intent ``cpu-policy="shared"``: the guest time-shares its pins with other shared guests."""
+    return guest.intent is not None and guest.intent.cpu_policy is CpuPolicy.SHARED
+
+
 def is_same_guest(a: GuestSpec, b: GuestSpec) -> bool:
     if a.uuid and b.uuid:
         return a.uuid.lower() == b.uuid.lower()
@@ -168,6 +184,7 @@ def build_ledger(
         notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
 
     taken = CpuSet()
+    dedicated = CpuSet()
     ledger_tenants: list[Tenant] = []
     floating: list[str] = []
     for tenant in sorted(tenants, key=lambda t: t.name):
@@ -180,7 +197,10 @@ def build_ledger(
         # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share); a
         # vCPU a tenant pinned there is reserved anyway, so nothing of housekeeping is taken.
         taken = taken | (cpus - housekeeping)
-        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus))
+        shared = is_shared(tenant)
+        if not shared:
+            dedicated = dedicated | owned_cpus(tenant, housekeeping)
+        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=shared))
     if floating:
         notes.append(
             Note(
@@ -201,12 +221,14 @@ def build_ledger(
         )
     base = isolated if isolated else online
     free = base - reserved - taken
+    pool = housekeeping - (reserve or CpuSet()) if isolated else online - reserved
     return Ledger(
         online=online,
         reserved=reserved,
         housekeeping=housekeeping,
         taken=taken & online,
         free=free,
+        shared_free=pool - dedicated,
         tenants=tuple(ledger_tenants),
         isolcpus=bool(isolated),
         notes=tuple(notes),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ledger import owned_cpus, reservation, tenant_cpus
+from vmtune.core.ledger import is_shared, owned_cpus, reservation, tenant_cpus
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
@@ -124,13 +124,20 @@ def owner_tenants(owner: str, tenant_names: Iterable[str]) -> tuple[str, ...]:
     return parts if all(p in names for p in parts) else ()
 
 
+def _conflict(names: Sequence[str], shared: set[str]) -> bool:
+    """Two or more tenants, one of them dedicated: ``--cpu-policy shared`` guests time-share their pool
+    with each other by design, but never with a guest that owns the CPU."""
+    return len(names) > 1 and any(n not in shared for n in names)
+
+
 def clashes(host: Host, tenants: Sequence[GuestSpec]) -> tuple[CpuClash, ...]:
-    """Online host CPUs pinned by two or more tenants, by CPU id."""
+    """Online host CPUs pinned by two or more tenants (at least one dedicated), by CPU id."""
     online = host.online
+    shared = {t.name for t in tenants if is_shared(t)}
     return tuple(
         CpuClash(cpu=cpu, tenants=tuple(names))
         for cpu, names in sorted(_claims(tenants).items())
-        if len(names) > 1 and cpu in online
+        if _conflict(names, shared) and cpu in online
     )
 
 
@@ -138,6 +145,7 @@ def shared_cores(host: Host, tenants: Sequence[GuestSpec]) -> tuple[SharedCore, 
     """Cores whose online siblings are claimed by more than one tenant (one tenant owning a whole core,
     or a core half free, is fine)."""
     claims = _claims(tenants)
+    shared = {t.name for t in tenants if is_shared(t)}
     out: list[SharedCore] = []
     for core in host.cores:
         names: list[str] = []
@@ -145,7 +153,7 @@ def shared_cores(host: Host, tenants: Sequence[GuestSpec]) -> tuple[SharedCore, 
             for name in claims.get(cpu, ()):
                 if name not in names:
                     names.append(name)
-        if len(names) > 1:
+        if _conflict(names, shared):
             out.append(SharedCore(core=core.index, cpus=core.cpus, tenants=tuple(sorted(names))))
     return tuple(out)
 

@@ -24,13 +24,14 @@ from vmtune.core.allocator import DomainPick, grouping_levels
 from vmtune.core.caps import HostCaps
 from vmtune.core.emulator import place_emulator
 from vmtune.core.explain import cache_notes, cpu_note, infeasible_message, numa_note
-from vmtune.core.guest import GuestSpec
-from vmtune.core.guesttopo import Cell, guest_layout
-from vmtune.core.intent import CoreKind, Intent, Resolved, ThreadPolicy
+from vmtune.core.guest import GuestSpec, GuestTopology
+from vmtune.core.guesttopo import Cell, guest_layout, topology_note
+from vmtune.core.intent import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.ledger import Ledger, build_ledger
 from vmtune.core.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.profiles import resolve
+from vmtune.core.shared import plan_shared
 from vmtune.core.topology import Core, Host
 from vmtune.core.tuning import DeviceTuning, device_tuning
 from vmtune.cpuset import CpuSet
@@ -56,6 +57,15 @@ def plan_guest(
     notes: list[Note] = []
     ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
     notes.extend(ledger.notes)
+    if resolved.cpu_policy is CpuPolicy.SHARED:
+        pci = _device_node(guest, caps, notes)
+        pool = plan_shared(host=host, guest=guest, ledger=ledger, resolved=resolved,
+                           hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
+        shared = replace(pool.plan, intent=intent, notes=(*notes, *pool.plan.notes))
+        tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=pool.pool,
+                               emulator_cpus=pool.pool, nodes=pool.nodes, vcpupins=shared.vcpupins or (),
+                               topology=GuestTopology(sockets=1, cores=guest.vcpus, threads=1))  # fmt: skip
+        return _merge_tuning(shared, tuning)
     kind_cores, fallback_cores = _cores_for_kind(
         host, resolved.core_kind, intent.core_kind is not None, notes
     )
@@ -116,7 +126,7 @@ def plan_guest(
     layout = guest_layout(
         host=host, cpus=cpus, cells=cells, memory_mode=resolved.memory_mode.value, numa_cells=numa_cells
     )
-    notes.append(_topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
+    notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
 
     vcpu_cpuset = guest_cpus
     if resolved.thread_policy is ThreadPolicy.ISOLATE:
@@ -358,21 +368,6 @@ def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list
     if wanted and guest.memory_kib <= 0:
         wanted = False
     return cells, wanted
-
-
-def _topology_note(sockets: int, cores: int, threads: int, cells: int) -> Note:
-    if threads > 1:
-        groups = ["-".join(str(v) for v in range(i, i + threads)) for i in range(0, threads * 3, threads)]
-        more = "..." if sockets * cores > 3 else ""
-        pairs = f"; vCPUs {', '.join(groups[: sockets * cores])}{more} are SMT siblings on the host too"
-    else:
-        pairs = "; each vCPU on its own host core as far as the guest can tell (threads=1)"
-    return Note(
-        topic="topology",
-        message=f"guest sees {sockets} socket(s) x {cores} core(s) x {threads} thread(s){pairs}"
-        + (", one socket per NUMA cell" if sockets == cells > 1 else ""),
-        xpath="/domain/cpu/topology",
-    )
 
 
 # -- device/profile tuning (core.tuning, written by the profiles engineer) ----------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent import (
     CoreKind,
+    CpuPolicy,
     EmulatorPolicy,
     HypervMode,
     Intent,
@@ -36,6 +37,9 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
     windows = intent.has(Profile.WINDOWS) or os_family is OsFamily.WINDOWS
     hyperv = intent.hyperv is HypervMode.ON or (intent.hyperv is HypervMode.AUTO and windows)
 
+    cpu_policy = intent.cpu_policy or CpuPolicy.DEDICATED
+    if cpu_policy is CpuPolicy.SHARED:
+        _check_shared(intent, latency)
     thread_policy = intent.thread_policy or (ThreadPolicy.ISOLATE if latency else ThreadPolicy.PREFER)
     emulator = intent.emulator or (EmulatorPolicy.ISOLATE if latency else EmulatorPolicy.SHARE)
 
@@ -65,6 +69,7 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         raise InputError(f"--numa: expected auto, off or a number of nodes, got {numa!r}")
 
     return Resolved(
+        cpu_policy=cpu_policy,
         thread_policy=thread_policy,
         emulator=emulator,
         iothreads=intent.iothreads if intent.iothreads is not None else guest.iothreads,
@@ -85,6 +90,28 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         hyperv_off=intent.hyperv is HypervMode.OFF,
         force=intent.force,
     )
+
+
+def _check_shared(intent: Intent, latency: bool) -> None:
+    """``--cpu-policy shared`` is time-sharing: the knobs that presume a CPU of one's own don't apply
+    (Nova likewise rejects ``hw:cpu_thread_policy`` and ``hw:emulator_threads_policy`` without
+    ``hw:cpu_policy=dedicated``)."""
+    if latency:
+        name = "realtime" if intent.has(Profile.REALTIME) else "latency"
+        raise InputError(
+            f"--cpu-policy shared: the {name} profile needs dedicated cores (drop --cpu-policy shared, "
+            "or use --profile balanced/windows)"
+        )
+    if intent.thread_policy is not None:
+        raise InputError(
+            "--thread-policy: only with --cpu-policy dedicated (shared vCPUs have no cores of their own)"
+        )
+    if intent.emulator is not None:
+        raise InputError(
+            "--emulator: only with --cpu-policy dedicated (a shared guest's emulator floats with it)"
+        )
+    if intent.core_kind is not None:
+        raise InputError("--core-kind: only with --cpu-policy dedicated")
 
 
 def _realtime_vcpus(intent: Intent, guest: GuestSpec) -> CpuSet:

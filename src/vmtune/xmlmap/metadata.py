@@ -19,6 +19,7 @@ from lxml import etree
 
 from vmtune.core.intent import (
     CoreKind,
+    CpuPolicy,
     EmulatorPolicy,
     HypervMode,
     Intent,
@@ -73,6 +74,7 @@ def _intent_attrs(intent: Intent) -> dict[str, str]:
     """The knobs that are set, as attributes in the order vmtune writes them."""
     raw: dict[str, str | None] = {
         "profile": ",".join(p.value for p in intent.profiles),
+        "cpu-policy": intent.cpu_policy,
         "thread-policy": intent.thread_policy,
         "emulator": intent.emulator,
         "iothreads": None if intent.iothreads is None else str(intent.iothreads),
@@ -131,6 +133,7 @@ def read_intent(domain: etree._Element, source: str) -> Intent | None:
         reserve = get("reserve")
         return Intent(
             profiles=profiles or (Profile.BALANCED,),
+            cpu_policy=_enum(CpuPolicy, get("cpu-policy"), where),
             thread_policy=_enum(ThreadPolicy, get("thread-policy"), where),
             emulator=_enum(EmulatorPolicy, get("emulator"), where),
             iothreads=None if iothreads is None else int(iothreads),

@@ -20,6 +20,7 @@ from vmtune.core.audit import (
     wants_isolation,
 )
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger import is_shared
 from vmtune.core.plan import Level
 from vmtune.core.rules._common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.core.topology import Host
@@ -119,6 +120,21 @@ def vt104(ctx: AuditContext) -> Iterator[Hit]:
                 location=f"CPUs {CpuSet(overlap)}",
                 message=f"CPUs {CpuSet(overlap)} are also pinned exclusively by {names(others)}",
                 fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
+            )
+    # A --cpu-policy shared guest may float over the same pool as other shared guests, never over a CPU a
+    # dedicated guest owns: that guest would lose the CPU it was promised.
+    for g in ctx.guests:
+        if not is_shared(g):
+            continue
+        pool = g.vcpu_cpus
+        owning = [(o, cpus & pool) for o, cpus in claims if o is not g and not cpus.isdisjoint(pool)]
+        if owning:
+            both = CpuSet().union(*(c for _, c in owning))
+            yield Hit(
+                guest=g,
+                location=f"CPUs {both}",
+                message=f"shared pool CPUs {both} are pinned exclusively by {names(o for o, _ in owning)}",
+                fix=f"re-plan the pool with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
             )
 
 
