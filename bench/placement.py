@@ -22,6 +22,12 @@ ends); a refused guest is skipped. Metrics per host and algorithm, over the fina
 * grp/pool  - the same spanned groups / the fewest groups the *free pool at placement time* allowed (largest
               free counts first, every free CPU counted even on half-used cores): the part of grp/min that
               earlier guests forced is taken out; still a lower bound (it ignores the node rule, priority 3);
+* grp/rule  - the same spanned groups / the fewest groups the rules that outrank cache groups allowed at
+              placement time (``rule_minimum``): the free pool seen as wholly free cores when those
+              suffice (priority 2), on the fewest NUMA nodes that hold the guest, among those node sets the
+              closest by SLIT distance (priority 3), then the fewest groups inside the best such set. It
+              does not trust the planner's own node choice; the baselines, which ignore the node rule, can
+              score below 1;
 * grp-sh    - cache groups holding CPUs of two or more guests;
 * ms/guest  - mean planning time (vmtune: plan_guest incl. device tuning; baselines: their pick).
 
@@ -29,17 +35,21 @@ Then one timing: planning one 8-vCPU guest on the 960-CPU host with 100 tenants 
 Times are process CPU time (``time.process_time``): the benchmark machine is shared, and wall-clock time
 there measures the neighbours' load as much as the planner.
 
-Run: ``.venv/bin/python bench/placement.py`` (prints the table, writes bench/results/placement.{md,png}).
+Run: ``.venv/bin/python bench/placement.py`` (prints the table, writes bench/results/placement.{md,png});
+``--detail HOST`` prints vmtune's guests on that host one per line (nodes, groups and every minimum above,
+plus the fewest groups within the chosen nodes and on any node set of the same size) and writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +61,7 @@ from planner_hosts import as_tenant, host_named  # noqa: E402
 from vmtune.core.guest import GuestSpec  # noqa: E402
 from vmtune.core.intent import Intent  # noqa: E402
 from vmtune.core.ledger import default_reserve  # noqa: E402
+from vmtune.core.numa import distance  # noqa: E402
 from vmtune.core.planner import plan_guest  # noqa: E402
 from vmtune.core.topology import Host  # noqa: E402
 from vmtune.cpuset import CpuSet  # noqa: E402
@@ -99,6 +110,8 @@ class Placed:
     """Fewest cache groups that could hold it on the empty host (0: the host has no shared cache)."""
     min_pool: int
     """Fewest cache groups the free CPUs allowed at that moment."""
+    min_rule: int
+    """Fewest cache groups the higher-priority rules (whole cores, fewest and closest nodes) allowed."""
 
 
 def fewest_groups(host: Host, cpus: CpuSet, n: int) -> int:
@@ -120,12 +133,52 @@ def fewest_groups(host: Host, cpus: CpuSet, n: int) -> int:
     return max(1, groups)
 
 
+def _whole_cores(host: Host, free: CpuSet) -> CpuSet:
+    return CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
+
+
+def _spread(host: Host, nodes: Iterable[int]) -> int:
+    return sum(distance(host, a, b) for a, b in combinations(sorted(nodes), 2))
+
+
+def rule_sets(host: Host, base: CpuSet, n: int) -> list[tuple[int, ...]]:
+    """Node sets the NUMA rule (issue 3, priority 3) allows for ``n`` vCPUs out of ``base``: the fewest
+    nodes whose CPUs in ``base`` hold them, and of those sets the closest (smallest summed SLIT distance)."""
+    room = {node.id: len(node.cpus & base) for node in host.nodes}
+    ids = [i for i, r in room.items() if r > 0]
+    for size in range(1, len(ids) + 1):
+        sets = [c for c in combinations(ids, size) if sum(room[i] for i in c) >= n]
+        if sets:
+            closest = min(_spread(host, c) for c in sets)
+            return [c for c in sets if _spread(host, c) == closest]
+    return []
+
+
+def rule_minimum(host: Host, free: CpuSet, n: int) -> int:
+    """Fewest cache groups a guest of ``n`` vCPUs could span given the rules that outrank cache groups.
+
+    The pool is the wholly free cores when they hold ``n`` (priority 2: no core sharing while whole cores
+    suffice), else every free CPU; the node sets are ``rule_sets`` (priority 3); the answer is the best
+    ``fewest_groups`` over those sets. Still a lower bound: it lets a set's groups be used in any mix
+    (a node of the set may end up with no vCPU) and ignores memory, which this benchmark never runs out of.
+    """
+    whole = _whole_cores(host, free)
+    base = whole if len(whole) >= n else free
+    counts = [fewest_groups(host, base & _cpus_of(host, s), n) for s in rule_sets(host, base, n)]
+    return min(counts, default=0)
+
+
+def _cpus_of(host: Host, nodes: Iterable[int]) -> CpuSet:
+    wanted = set(nodes)
+    return CpuSet().union(*(node.cpus for node in host.nodes if node.id in wanted))
+
+
 def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
     pool = _pool(host)
     others = pool - free
     cores = {c.index: c for c in (host.core_of(x) for x in cpus) if c is not None}
     shares = any(not core.cpus.isdisjoint(others) for core in cores.values())
-    whole = sum(len(c.cpus) for c in host.cores if c.cpus and c.cpus.issubset(free))
+    whole = len(_whole_cores(host, free))
     return Placed(
         vcpus=n,
         cpus=cpus,
@@ -133,6 +186,7 @@ def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
         avoidable_share=shares and whole >= n,
         min_topo=fewest_groups(host, pool, n),
         min_pool=fewest_groups(host, free, n),
+        min_rule=rule_minimum(host, free, n),
     )
 
 
@@ -161,7 +215,7 @@ def _pool(host: Host) -> CpuSet:
 
 def _fits_one_node(host: Host, free: CpuSet, n: int, *, whole_cores: bool) -> bool:
     if whole_cores:
-        free = CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
+        free = _whole_cores(host, free)
     return any(len(node.cpus & free) >= n for node in host.nodes)
 
 
@@ -222,6 +276,7 @@ class Metrics:
     one_node_misses: int
     groups_ratio: float
     groups_pool_ratio: float
+    groups_rule_ratio: float
     groups_shared: int
     ms_per_guest: float
 
@@ -252,7 +307,7 @@ def metrics(host: Host, run: Run) -> Metrics:
     group = _group_of(host)
     pool = _pool(host)
     per_node = max(len(node.cpus & pool) for node in host.nodes)
-    spanned = minimum = misses = g_spanned = g_topo = g_pool = 0
+    spanned = minimum = misses = g_spanned = g_topo = g_pool = g_rule = 0
     for i, p in enumerate(run.placed):
         nodes = len(host.nodes_of(p.cpus))
         spanned += nodes
@@ -269,6 +324,7 @@ def metrics(host: Host, run: Run) -> Metrics:
             g_spanned += len({group(c) for c in p.cpus})
             g_topo += p.min_topo
             g_pool += p.min_pool
+            g_rule += p.min_rule
     sharing = {g for owners in core_owner.values() if len(owners) > 1 for g in owners}
     count = len(run.placed)
     return Metrics(
@@ -279,6 +335,7 @@ def metrics(host: Host, run: Run) -> Metrics:
         one_node_misses=misses,
         groups_ratio=g_spanned / g_topo if g_topo else 1.0,
         groups_pool_ratio=g_spanned / g_pool if g_pool else 1.0,
+        groups_rule_ratio=g_spanned / g_rule if g_rule else 1.0,
         groups_shared=sum(1 for owners in group_owner.values() if len(owners) > 1),
         ms_per_guest=1000 * sum(run.seconds) / max(1, len(run.seconds)),
     )
@@ -301,7 +358,45 @@ def big_host_timing(tenants: int = 100, rounds: int = 20) -> tuple[float, float]
     return times[len(times) // 2], times[-1]
 
 
+def detail(name: str) -> None:
+    """vmtune's run on one host, a guest per line: where the cache groups beyond each minimum come from.
+
+    same-nodes: fewest groups within the nodes vmtune chose (same core pool as ``rule_minimum``);
+    same-count: fewest groups on any node set of that many nodes, however far apart. A guest whose groups
+    exceed its rule minimum is marked: a placement with the same whole cores and no farther nodes would
+    have spanned fewer groups.
+    """
+    host = host_named(name)
+    group = _group_of(host)
+    pool = _pool(host)
+    taken = CpuSet()
+    print(f"{name}: guest vcpus whole nodes groups | topo pool rule same-nodes same-count")
+    for i, p in enumerate(run_vmtune(host, guest_sequence(host)).placed):
+        free = pool - taken
+        whole = _whole_cores(host, free)
+        base = whole if p.cpus.issubset(whole) else free
+        nodes = tuple(sorted(host.nodes_of(p.cpus)))
+        spanned = len({group(c) for c in p.cpus} - {None})
+        same_nodes = fewest_groups(host, base & _cpus_of(host, nodes), p.vcpus)
+        same_count = min(
+            fewest_groups(host, base & _cpus_of(host, c), p.vcpus)
+            for c in combinations([n.id for n in host.nodes], len(nodes))
+            if len(base & _cpus_of(host, c)) >= p.vcpus
+        )
+        mark = "  <- more than the rules force" if spanned > p.min_rule else ""
+        print(f"  g{i:03d} {p.vcpus:4d} {'yes' if p.cpus.issubset(whole) else 'no':>3} "
+              f"{','.join(map(str, nodes)):>16} {spanned:3d} | {p.min_topo:3d} {p.min_pool:3d} "
+              f"{p.min_rule:3d} {same_nodes:3d} {same_count:3d}{mark}")  # fmt: skip
+        taken = taken | p.cpus
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--detail", metavar="HOST", choices=HOSTS, help="per-guest detail of vmtune's run")
+    args = parser.parse_args()
+    if args.detail:
+        detail(args.detail)
+        return 0
     rows: list[tuple[str, str, Metrics]] = []
     for name in HOSTS:
         host = host_named(name)
@@ -313,14 +408,15 @@ def main() -> int:
         ):
             rows.append((name, run.algo, metrics(host, run)))
     header = (
-        "| host | algo | placed | core-sh | avoid-sh | nodes/min | 1n-miss | grp/min | grp/pool | grp-sh "
-        "| ms/guest |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| host | algo | placed | core-sh | avoid-sh | nodes/min | 1n-miss | grp/min | grp/pool | grp/rule "
+        "| grp-sh | ms/guest |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [header]
     for host_name, algo, m in rows:
         lines.append(
             f"| {host_name} | {algo} | {m.placed} | {m.core_sharing:.2f} | {m.avoidable} | "
             f"{m.nodes_ratio:.2f} | {m.one_node_misses} | {m.groups_ratio:.2f} | {m.groups_pool_ratio:.2f} | "
+            f"{m.groups_rule_ratio:.2f} | "
             f"{m.groups_shared} | "
             f"{m.ms_per_guest:.2f} |"
         )
@@ -351,9 +447,10 @@ def _plot(rows: Sequence[tuple[str, str, Metrics]]) -> None:
         ("fraction sharing a core", lambda m: m.core_sharing),
         ("cache groups spanned / topology minimum", lambda m: m.groups_ratio),
         ("cache groups spanned / free-pool minimum", lambda m: m.groups_pool_ratio),
+        ("cache groups spanned / minimum under the whole-core and NUMA rules", lambda m: m.groups_rule_ratio),
         ("cache groups shared", lambda m: m.groups_shared),
     )
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 12), constrained_layout=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 14), constrained_layout=True)
     width = 0.8 / len(algos)
     for ax, (title, get) in zip(axes, panels, strict=True):
         for j, algo in enumerate(algos):
