@@ -8,7 +8,10 @@ This host has 2 CPUs (2 cores, no SMT) in one node. What an operator gets here, 
   with ``--reserve ''`` the operator gives both CPUs to the guest: vCPU n -> CPU n, and the emulator
   has nowhere to be isolated, so it keeps floating over 0-1;
 * 4 vCPUs: refused (exit 3) under isolate even with ``--reserve ''`` (4 needed, 2 free): vmtune never
-  stacks dedicated vCPUs; the untouched guest still runs, its 4 vCPU threads float over 0-1.
+  stacks dedicated vCPUs; the untouched guest still runs, its 4 vCPU threads float over 0-1;
+* 4 vCPUs, ``--cpu-policy shared`` (overcommit, Nova's ``hw:cpu_policy=shared``): every vCPU and the
+  emulator get the pool - CPU 1 beside the default reserve, then 0-1 with ``--reserve '' --live`` on the
+  running guest - and each thread's measured affinity is exactly that pool.
 """
 
 from __future__ import annotations
@@ -156,3 +159,34 @@ def test_hook_migrate_begin_filter_on_this_host(libvirt_session: Libvirt, make_g
     # the same XML again: nothing to change, nothing printed (libvirt then keeps its own XML)
     again = vmtune("hook", name, "restore", "begin", "-", stdin=res.stdout.encode(), env=env)
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+
+
+def test_4vcpu_shared_pool_measured_equals_plan(libvirt_session: Libvirt, make_guest) -> None:  # type: ignore[no-untyped-def]
+    name = make_guest(vcpus=4)
+    res = vmtune("apply", "--connect", URI, "--domain", name, "--cpu-policy", "shared")
+    assert res.returncode == 0, res.stderr
+    vcpus, emu = pins(libvirt_session, name)
+    assert (vcpus, emu) == (dict.fromkeys(range(4), "1"), "1")
+    start(libvirt_session, name)
+    measured = vcpu_affinity(name)
+    report(name, f"shared: plan vcpupin {vcpus} emulatorpin {emu}; measured vCPU {measured}")
+    assert measured == vcpus
+    assert emulator_affinity(name) == {"1"}
+    ver = vmtune("verify", "--connect", URI, "--domain", name)
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+
+    # the operator hands CPU 0 to the pool too, on the running guest: re-pinned now, no restart
+    res = vmtune(
+        "apply", "--connect", URI, "--domain", name, "--cpu-policy", "shared", "--reserve", "", "--live"
+    )
+    assert res.returncode == 0, res.stderr
+    # libvirt's pinEmulator widens only QEMU's main thread; vmtune moves the helper threads too
+    assert "emulator helper threads" in res.stdout + res.stderr
+    live, live_emu = pins(libvirt_session, name, inactive=False)
+    assert (live, live_emu) == (dict.fromkeys(range(4), "0-1"), "0-1")
+    measured = vcpu_affinity(name)
+    report(name, f"shared --live: plan vcpupin {live} emulatorpin {live_emu}; measured vCPU {measured}")
+    assert measured == live
+    assert emulator_affinity(name) == {"0-1"}
+    ver = vmtune("verify", "--connect", URI, "--domain", name)
+    assert ver.returncode == 0, ver.stdout + ver.stderr

@@ -16,6 +16,7 @@ Every ``libvirtError`` becomes ``vmtune.errors.LibvirtError`` (exit 4) naming th
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -221,6 +222,35 @@ def qemu_pid(name: str, *, run_dir: Path = Path("/run/libvirt/qemu")) -> int | N
     return int(text) if text.isdigit() else None
 
 
+def _emulator_helpers(name: str, cpus: CpuSet) -> tuple[str, ...]:
+    """Give QEMU's other emulator threads the new emulator pin too (local guests only).
+
+    libvirt's ``pinEmulator`` sets the emulator cgroup's cpuset and the affinity of QEMU's *main* thread
+    only. Narrowing is enforced on every thread by the cpuset, but when the pin *widens* (CPU 1 -> 0-1)
+    the helper threads (``call_rcu``, ``IO mon_iothread``, worker threads) keep their old affinity mask
+    until the guest restarts - measured on libvirt 9.0 / cgroup v1, and ``vmtune verify`` reports it as
+    drift. ``taskset -a`` is what an operator would run; this is the same sched_setaffinity per thread.
+    """
+    from vmtune.adapters.procfs import read_threads
+    from vmtune.core.verify import ThreadKind
+
+    pid = qemu_pid(name)
+    if pid is None:
+        return ()
+    moved: list[str] = []
+    for thread in read_threads(pid):
+        if thread.kind is not ThreadKind.EMULATOR or thread.tid == pid or thread.affinity == cpus:
+            continue
+        try:
+            os.sched_setaffinity(thread.tid, set(cpus))
+        except OSError:
+            continue  # the thread exited, or the kernel refused: verify will show it
+        moved.append(thread.name)
+    if not moved:
+        return ()
+    return (f"emulator helper threads {', '.join(sorted(set(moved)))} -> {cpus} (sched_setaffinity)",)
+
+
 # -- apply ----------------------------------------------------------------------------------------------
 
 
@@ -314,6 +344,8 @@ def _repin(conn: Connection, dom: Any, plan: Plan) -> tuple[str, ...]:
         pin(f"pinVcpuFlags vcpu {vp.vcpu}", dom.pinVcpuFlags, vp.vcpu, cpus=vp.cpus, what=f"vcpu {vp.vcpu}")
     if plan.emulatorpin is not None:
         pin("pinEmulator", dom.pinEmulator, cpus=plan.emulatorpin, what="emulator")
+        if is_local(conn.uri):
+            done.extend(_emulator_helpers(name, plan.emulatorpin))
     live_iothreads = {i for i, _ in conn.call("ioThreadInfo", dom.ioThreadInfo, lv.VIR_DOMAIN_AFFECT_LIVE,
                                                  domain=name) or ()}  # fmt: skip
     for io in plan.iothreadpins or ():
