@@ -182,7 +182,7 @@ def test_output_goldens(
 # No installed package ships the OASIS SARIF 2.1.0 schema, so this is the part of it vmtune's output uses,
 # transcribed by hand from the spec (sarif-schema-2.1.0.json): the same required properties, enums and
 # closed objects (additionalProperties: false) for sarifLog, run, tool, toolComponent, reportingDescriptor,
-# result, message, location, physicalLocation, artifactLocation and logicalLocation.
+# result, message, location, physicalLocation, artifactLocation, region and logicalLocation.
 _MSG = {
     "type": "object",
     "additionalProperties": False,
@@ -276,7 +276,10 @@ SARIF_SUBSET: dict[str, Any] = {
                 "physicalLocation": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"artifactLocation": {"$ref": "#/definitions/artifactLocation"}},
+                    "properties": {
+                        "artifactLocation": {"$ref": "#/definitions/artifactLocation"},
+                        "region": {"$ref": "#/definitions/region"},
+                    },
                     "anyOf": [{"required": ["address"]}, {"required": ["artifactLocation"]}],
                 },
                 "logicalLocations": {
@@ -291,6 +294,16 @@ SARIF_SUBSET: dict[str, Any] = {
                         },
                     },
                 },
+            },
+        },
+        "region": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "startLine": {"type": "integer", "minimum": 1},
+                "startColumn": {"type": "integer", "minimum": 1},
+                "endLine": {"type": "integer", "minimum": 1},
+                "endColumn": {"type": "integer", "minimum": 1},
             },
         },
         "artifactLocation": {
@@ -331,6 +344,11 @@ def test_sarif_validates_and_reads_back_with_sarif_tools(
     assert {r["Code"].split()[0] for r in records} == {r["ruleId"] for r in results}
     assert any(r["Location"].endswith("a.xml") for r in records)
     assert "error" in sarif.get_severities()
+    # every finding of these fixtures has a line (XPaths, and CPU lists on the guest's pins): sarif-tools
+    # reads the same lines back, result by result
+    regions = [res["locations"][0]["physicalLocation"].get("region") for res in results]
+    assert all(regions), results
+    assert [r["Line"] for r in records] == [region["startLine"] for region in regions]
 
 
 # -- the real corpus -------------------------------------------------------------------------------------

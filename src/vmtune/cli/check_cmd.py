@@ -9,9 +9,9 @@ exit code 2; otherwise exit 5 when an error-level finding remains, else 0.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,6 +33,9 @@ from vmtune.core.plan import Level
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import ExitCode, InputError, VmtuneError
+
+if TYPE_CHECKING:
+    from vmtune.xmlmap.lines import SourceMap
 
 __all__ = ["check_help", "live_inputs", "register", "run_check", "run_fleet"]
 
@@ -75,6 +78,9 @@ def check_help() -> str:
 class _Loaded:
     guests: tuple[GuestSpec, ...]
     failed: int
+    maps: dict[str, SourceMap] = field(default_factory=dict)
+    """Each file-backed guest's parsed tree and bytes, by ``GuestSpec.source``: findings' lines come from
+    the tree already parsed for the audit instead of a second parse."""
 
 
 def _xml_files(targets: list[Path]) -> list[Path]:
@@ -90,20 +96,38 @@ def _xml_files(targets: list[Path]) -> list[Path]:
     return out
 
 
-def _read_guests(paths: list[Path]) -> _Loaded:
+def _read_guests(paths: list[Path], *, keep_maps: bool = True) -> _Loaded:
     from vmtune.adapters.files import read_bytes
     from vmtune.xmlmap.guest import read_guest
+    from vmtune.xmlmap.lines import SourceMap
 
     guests: list[GuestSpec] = []
+    maps: dict[str, SourceMap] = {}
     failed = 0
     for path in paths:
+        source = str(path)
         try:
-            guests.append(read_guest(read_bytes(path), source=str(path)))
+            doc = SourceMap.parse(read_bytes(path), source=source, root="domain")
+            guests.append(read_guest(doc.tree, source=source))
         except VmtuneError as err:
             # one bad file never hides the findings of the others
             print(f"vmtune: error: {err}", file=sys.stderr)
             failed += 1
-    return _Loaded(guests=tuple(guests), failed=failed)
+            continue
+        if keep_maps:
+            maps[source] = doc
+    return _Loaded(guests=tuple(guests), failed=failed, maps=maps)
+
+
+def _with_lines(findings: tuple[Finding, ...], maps: dict[str, SourceMap]) -> tuple[Finding, ...]:
+    """Each finding with the line (and column) its XPath points at in its file; CPU-list locations and
+    libvirt domains (no file) keep None."""
+    out: list[Finding] = []
+    for f in findings:
+        doc = maps.get(f.source)
+        pos = doc.locate(f.location) if doc is not None else None
+        out.append(f if pos is None else replace(f, line=pos.line, column=pos.column))
+    return tuple(out)
 
 
 def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[GuestSpec, ...]:
@@ -111,7 +135,7 @@ def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[Gues
         return ()
     if not domains.is_dir():
         raise InputError(f"--domains {domains}: not a directory")
-    loaded = _read_guests(sorted(p for p in domains.glob("*.xml") if p.is_file()))
+    loaded = _read_guests(sorted(p for p in domains.glob("*.xml") if p.is_file()), keep_maps=False)
     own = {Path(g.source).resolve() for g in targets}
     uuids = {g.uuid.lower() for g in targets if g.uuid}
     # a target that also sits in --domains is the same guest, not a rival tenant
@@ -159,8 +183,11 @@ def _fix(
     tenants: tuple[GuestSpec, ...],
     caps: HostCaps | None,
     findings: tuple[Finding, ...],
+    *,
+    maps: dict[str, SourceMap],
 ) -> tuple[GuestSpec, ...]:
-    """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read."""
+    """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read (and puts
+    the new documents in ``maps``, so what remains is located in the rewritten files)."""
     from vmtune.adapters.files import atomic_write, read_bytes
     from vmtune.core.intent import Intent
     from vmtune.core.planner import plan_guest
@@ -168,6 +195,7 @@ def _fix(
     from vmtune.xmlmap.apply import apply_plan
     from vmtune.xmlmap.diff import detect_style, serialize
     from vmtune.xmlmap.guest import read_guest
+    from vmtune.xmlmap.lines import SourceMap
     from vmtune.xmlmap.safe import parse_xml
     from vmtune.xmlmap.validate import validate_domain
 
@@ -193,7 +221,8 @@ def _fix(
         if data != raw:
             writes.append((path, data))
         # the next guest is planned around this one's new pins
-        current[i] = read_guest(data, source=guest.source)
+        maps[guest.source] = SourceMap.parse(data, source=guest.source, root="domain")
+        current[i] = read_guest(maps[guest.source].tree, source=guest.source)
     # plan everything first, write after: an infeasible guest leaves every file as it was
     for path, data in writes:
         atomic_write(path, data)
@@ -244,8 +273,9 @@ def run_check(
         if any(f.source.startswith("libvirt:") for f in findings):
             print("vmtune: note: --fix rewrites files only; for libvirt domains run "
                   "`vmtune apply --connect URI --domain NAME`", file=sys.stderr)  # fmt: skip
-        guests = _fix(host, guests, tenants, caps, findings)
+        guests = _fix(host, guests, tenants, caps, findings, maps=loaded.maps)
         findings = audit(guests)
+    findings = _with_lines(findings, loaded.maps)
 
     from vmtune.render.check import render_json, render_sarif, render_table
 

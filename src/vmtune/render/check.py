@@ -1,9 +1,11 @@
 """Show ``vmtune check`` findings: a table grouped by guest, JSON, or SARIF 2.1.0 (CI systems, editors).
 
 SARIF mapping: one run, ``tool.driver.rules`` = the whole catalog (so viewers can show titles even for codes
-that did not fire), one result per finding with the guest's file as the artifact, the XPath / CPU list as a
-logical location, and the fix hint in the message and in ``properties.fix``. Severities map error->error,
-warning->warning, info->note (SARIF has no "info").
+that did not fire), one result per finding with the guest's file as the artifact, a ``region`` (startLine, and
+startColumn in code points) when the finding's line is known, the XPath / CPU list as a logical location, and
+the fix hint in the message and in ``properties.fix``. Severities map error->error, warning->warning,
+info->note (SARIF has no "info"). A finding without a line (a CPU list, a libvirt domain with no file) has
+no region: viewers show it on the file as a whole.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "render_table",
     "sarif_log",
     "summary",
+    "where",
 ]
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -50,16 +53,25 @@ def summary(findings: Sequence[Finding], guests: int) -> dict[str, Any]:
     }
 
 
-def finding_dict(f: Finding) -> dict[str, str]:
+def finding_dict(f: Finding) -> dict[str, str | int | None]:
     return {
         "code": f.code,
         "severity": f.severity.value,
         "guest": f.guest,
         "source": f.source,
+        "line": f.line,
+        "column": f.column,
         "location": f.location,
         "message": f.message,
         "fix": f.fix,
     }
+
+
+def where(f: Finding) -> str | None:
+    """``file:line[:column]`` (what editors and terminals open), or None when the line is unknown."""
+    if f.line is None:
+        return None
+    return f"{f.source}:{f.line}" + (f":{f.column}" if f.column is not None else "")
 
 
 def render_json(findings: Sequence[Finding], guests: int) -> str:
@@ -92,13 +104,19 @@ def sarif_log(findings: Sequence[Finding], rules: Sequence[Rule]) -> dict[str, A
     ]
     results = []
     for f in findings:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(f.source)}}
+        if f.line is not None:
+            region = {"startLine": f.line}
+            if f.column is not None:
+                region["startColumn"] = f.column
+            physical["region"] = region
         result: dict[str, Any] = {
             "ruleId": f.code,
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f"{f.guest}: {f.message}. Fix: {f.fix}"},
             "locations": [
                 {
-                    "physicalLocation": {"artifactLocation": {"uri": _uri(f.source)}},
+                    "physicalLocation": physical,
                     "logicalLocations": [
                         {
                             "name": f.location,
@@ -156,12 +174,11 @@ def render_table(console: Console, findings: Sequence[Finding], guests: int) -> 
         table.add_column("where", overflow="fold", max_width=34)
         table.add_column("finding / fix", overflow="fold")
         for f in items:
-            table.add_row(
-                f.code,
-                Text(f.severity.value, style=_STYLE[f.severity]),
-                f.location,
-                Text.assemble(f.message, "\n", ("fix: " + f.fix, "dim")),
-            )
+            text = Text.assemble(f.message, "\n", ("fix: " + f.fix, "dim"))
+            at = where(f)
+            if at is not None:
+                text.append("\nat " + at, style="dim")  # its own line: terminals make file:line:col a link
+            table.add_row(f.code, Text(f.severity.value, style=_STYLE[f.severity]), f.location, text)
         console.print(table)
         console.print()
     s = summary(findings, guests)
