@@ -161,19 +161,28 @@ def test_hook_migrate_begin_filter_on_this_host(libvirt_session: Libvirt, make_g
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
 
 
+def _shared_pool_matches(lv: Libvirt, name: str, pool: str, *, live: bool) -> None:
+    """The XML pins every vCPU and the emulator to ``pool``, and the threads run exactly there."""
+    vcpus, emu = pins(lv, name, inactive=not live)
+    assert (vcpus, emu) == (dict.fromkeys(range(4), pool), pool)
+    measured = vcpu_affinity(name)
+    report(
+        name,
+        f"shared{' --live' if live else ''}: plan vcpupin {vcpus} emulatorpin {emu}; "
+        f"measured vCPU {measured}",
+    )
+    assert measured == vcpus
+    assert emulator_affinity(name) == {pool}
+    ver = vmtune("verify", "--connect", URI, "--domain", name)
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+
+
 def test_4vcpu_shared_pool_measured_equals_plan(libvirt_session: Libvirt, make_guest) -> None:  # type: ignore[no-untyped-def]
     name = make_guest(vcpus=4)
     res = vmtune("apply", "--connect", URI, "--domain", name, "--cpu-policy", "shared")
     assert res.returncode == 0, res.stderr
-    vcpus, emu = pins(libvirt_session, name)
-    assert (vcpus, emu) == (dict.fromkeys(range(4), "1"), "1")
     start(libvirt_session, name)
-    measured = vcpu_affinity(name)
-    report(name, f"shared: plan vcpupin {vcpus} emulatorpin {emu}; measured vCPU {measured}")
-    assert measured == vcpus
-    assert emulator_affinity(name) == {"1"}
-    ver = vmtune("verify", "--connect", URI, "--domain", name)
-    assert ver.returncode == 0, ver.stdout + ver.stderr
+    _shared_pool_matches(libvirt_session, name, "1", live=False)
 
     # the operator hands CPU 0 to the pool too, on the running guest: re-pinned now, no restart
     res = vmtune(
@@ -182,11 +191,4 @@ def test_4vcpu_shared_pool_measured_equals_plan(libvirt_session: Libvirt, make_g
     assert res.returncode == 0, res.stderr
     # libvirt's pinEmulator widens only QEMU's main thread; vmtune moves the helper threads too
     assert "emulator helper threads" in res.stdout + res.stderr
-    live, live_emu = pins(libvirt_session, name, inactive=False)
-    assert (live, live_emu) == (dict.fromkeys(range(4), "0-1"), "0-1")
-    measured = vcpu_affinity(name)
-    report(name, f"shared --live: plan vcpupin {live} emulatorpin {live_emu}; measured vCPU {measured}")
-    assert measured == live
-    assert emulator_affinity(name) == {"0-1"}
-    ver = vmtune("verify", "--connect", URI, "--domain", name)
-    assert ver.returncode == 0, ver.stdout + ver.stderr
+    _shared_pool_matches(libvirt_session, name, "0-1", live=True)
