@@ -149,6 +149,24 @@ def test_prepare_begin_refuses_colliding_start(env: HookPaths) -> None:
     assert "refusing to start 'b'" in err and "VT104" in err
 
 
+def test_shared_guests_share_a_pool_but_never_a_dedicated_cpu(env: HookPaths) -> None:
+    shared = " cpu-policy='shared'"
+    pool = dict.fromkeys(range(4), "4-7")
+    (env.status_dir / "s1.xml").write_bytes(
+        status_xml(domain_xml("s1", vcpus=4, pins=pool, profile="balanced", extra=shared))
+    )
+    # a second shared guest on the same pool time-shares it by design: the start goes on
+    s2 = domain_xml("s2", vcpus=4, pins=pool, profile="balanced", extra=shared)
+    assert hook(env, "s2", "prepare", "begin", "-", stdin=s2) == (0, b"", "")
+    # a dedicated guest on a pool CPU is a collision, and so is a shared pool over a dedicated CPU
+    rc, _, err = hook(env, "d", "prepare", "begin", "-", stdin=domain_xml("d", pins={0: "5"}))
+    assert rc == 3 and "VT104" in err
+    (env.status_dir / "d.xml").write_bytes(status_xml(domain_xml("d", pins={0: "9"})))
+    s3 = domain_xml("s3", vcpus=2, pins=dict.fromkeys(range(2), "8-9"), profile="balanced", extra=shared)
+    rc, _, err = hook(env, "s3", "prepare", "begin", "-", stdin=s3)
+    assert rc == 3 and "VT104 shared pool CPUs 9 are pinned exclusively by d" in err
+
+
 def test_prepare_begin_lets_disjoint_guest_start_and_claims_it(env: HookPaths) -> None:
     (env.status_dir / "a.xml").write_bytes(status_xml(domain_xml("a", pins={0: "2", 1: "3"})))
     assert hook(env, "b", "prepare", "begin", "-", stdin=domain_xml("b", pins={0: "4", 1: "5"})) == (

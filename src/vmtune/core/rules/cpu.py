@@ -122,11 +122,9 @@ def vt104(ctx: AuditContext) -> Iterator[Hit]:
                 fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
             )
     # A --cpu-policy shared guest may float over the same pool as other shared guests, never over a CPU a
-    # dedicated guest owns: that guest would lose the CPU it was promised.
-    for g in ctx.guests:
-        if not is_shared(g):
-            continue
-        pool = g.vcpu_cpus
+    # dedicated guest owns: that guest would lose the CPU it was promised. Both sides are told.
+    pools = [(g, g.vcpu_cpus) for g in ctx.guests if is_shared(g)]
+    for g, pool in pools:
         owning = [(o, cpus & pool) for o, cpus in claims if o is not g and not cpus.isdisjoint(pool)]
         if owning:
             both = CpuSet().union(*(c for _, c in owning))
@@ -135,6 +133,16 @@ def vt104(ctx: AuditContext) -> Iterator[Hit]:
                 location=f"CPUs {both}",
                 message=f"shared pool CPUs {both} are pinned exclusively by {names(o for o, _ in owning)}",
                 fix=f"re-plan the pool with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
+            )
+    for g, cpus in claims:
+        floaters = [(o, pool & cpus) for o, pool in pools if o is not g and not pool.isdisjoint(cpus)]
+        if floaters:
+            both = CpuSet().union(*(c for _, c in floaters))
+            yield Hit(
+                guest=g,
+                location=f"CPUs {both}",
+                message=f"CPUs {both} are also in the shared pool of {names(o for o, _ in floaters)}",
+                fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
             )
 
 
