@@ -5,6 +5,7 @@ JSON and SARIF 2.1.0 output, and the corpus run."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import tomllib
@@ -368,4 +369,12 @@ def test_corpus_domains_never_crash(machine: str, corpora: Path, capsys: pytest.
     assert "Traceback" not in err and len(unreadable) <= 10
     summary = json.loads(out)["summary"]
     assert summary["guests"] + len(unreadable) == 606
+    # every finding in a file names an element or a pinned CPU: each one gets a line, and its column is
+    # where that line really holds a start tag (or the attribute an @-step names)
+    for f in json.loads(out)["findings"]:
+        if f["location"].startswith("host: "):
+            continue
+        assert f["line"] is not None and f["column"] is not None, f
+        text = Path(f["source"]).read_text(errors="replace").split("\n")[f["line"] - 1]
+        assert re.match(r"<\w|[\w-]+\s*=", text[f["column"] - 1 :]), (f, text)
     print(f"\n{machine}: {summary['findings']} findings in {elapsed:.2f}s: {summary['codes']}")
