@@ -210,3 +210,19 @@ def test_cli_apply_stores_policy_and_replan_is_unchanged(
     assert capsys.readouterr().out == ""
     assert main(["plan", str(src), "--sysfs", str(root), "--cpu-policy", "bogus"]) == 2
     assert "--cpu-policy" in capsys.readouterr().err
+
+
+def test_map_marks_a_shared_pool_without_alarm() -> None:
+    from vmtune.render.hostmap import map_lines
+
+    host = host_named("dual-skylake-ht-interleaved")
+    a_spec = guest("s1", 4, 1)
+    a = placed(plan("dual-skylake-ht-interleaved", a_spec), a_spec)
+    b = replace(a, name="s3", source="s3.xml")
+    ded = tenant("db", [5])
+    text = "\n".join(line.plain for line, _ in map_lines(host, [a, b]))
+    assert "s1: 18 CPUs: 1-9,21-29 (shared pool, 4 vCPUs)" in text
+    assert "~ time-shared by several --cpu-policy shared domains: s1+s3 on 1-9,21-29" in text
+    assert "!" not in text and "is pinned by" not in text
+    text = "\n".join(line.plain for line, _ in map_lines(host, [a, b, ded]))
+    assert "! CPU 5 is pinned by db and s1 and s3" in text

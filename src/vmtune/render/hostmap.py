@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger import is_shared
 from vmtune.core.ownership import (
     TENANT_JOIN,
     Owner,
@@ -67,6 +68,7 @@ _SPECIAL = {
     Owner.OFFLINE: ("x", "red", "offline"),
 }
 _MULTI = ("!", "bold white on red", "pinned by several domains")
+_POOL = ("~", "bold black on cyan", "time-shared by several --cpu-policy shared domains")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +139,12 @@ def map_lines(
     owners = cpu_owners(host, tenants, reserved)
     names = [t.name for t in tenants]
     styles = map_styles(names)
+    pooled = {t.name for t in tenants if is_shared(t)}
+    for owner in set(owners.values()):
+        parts = owner.split(TENANT_JOIN)
+        if owner not in styles and len(parts) > 1 and all(p in pooled for p in parts):
+            # shared-policy guests on one pool is the design, not a clash: its own glyph, no alarm
+            styles[owner] = MapStyle(glyph=_POOL[0], style=_POOL[1], label=_POOL[2])
     shared = shared_cores(host, tenants)
     shared_idx = {s.core for s in shared}
 
@@ -352,7 +360,13 @@ def _legend(
         mine = CpuSet(c for c, o in owners.items() if name in o.split(TENANT_JOIN))
         taken = tenant_cpus(by_name[name])
         what = f"{_cpus(len(mine))}: {mine}" if taken else "floating (no pinned CPUs)"
+        if taken and is_shared(by_name[name]):
+            what += f" (shared pool, {by_name[name].vcpus} vCPUs)"
         runs += [("\n  ", ""), (st.glyph, st.style), (f" {name}: {what}", "")]
+    pools = [o for o in counts if TENANT_JOIN in o and styles.get(o, None) is not None]
+    if pools:
+        listed = "; ".join(f"{o} on {CpuSet(counts[o])}" for o in sorted(pools))
+        runs += [("\n  ", ""), (_POOL[0], _POOL[1]), (f" {_POOL[2]}: {listed}", "")]
     multi = [o for o in counts if TENANT_JOIN in o and o not in styles]
     if multi:
         listed = "; ".join(f"{o} on {CpuSet(counts[o])}" for o in sorted(multi))
