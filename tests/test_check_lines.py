@@ -103,6 +103,15 @@ def test_legacy_encoding_keeps_the_line_and_drops_the_column() -> None:
     assert m.locate("/domain/name") == Position(line=2, column=9)  # only ASCII before it
 
 
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_every_line_break_style_counts_once(eol: str) -> None:
+    lines = ["<domain>", "  <name>x</name>", "  <cputune>", "    <emulatorpin cpuset='1'/>", "  </cputune>"]
+    text = eol.join([*lines, "</domain>", ""])
+    m = SourceMap.parse(text.encode(), source="t.xml")
+    assert m.locate("/domain/cputune/emulatorpin") == Position(line=4, column=5)
+    assert m.locate("/domain/cputune/emulatorpin/@cpuset") == Position(line=4, column=18)
+
+
 def test_a_scan_that_disagrees_with_the_tree_falls_back_to_sourceline() -> None:
     # the bytes are not the tree's (stands for any input the start-tag scan misreads)
     tree = doc().tree
@@ -126,7 +135,7 @@ def test_xpath_steps_split_outside_predicates_and_quotes(xpath: str, steps: list
 
 # -- any layout: every element's own XPath points at its "<" ---------------------------------------------
 _NAMES = st.sampled_from(["cpu", "vcpu", "vcpupin", "cell", "numa", "x-y", "a.b"])
-_GAP = st.sampled_from([" ", "\n", "\n    ", "\t", " \n "])
+_GAP = st.sampled_from([" ", "\n", "\n    ", "\t", " \n ", "\r\n  "])
 _EQ = st.sampled_from(["=", " =", "\n= "])
 
 

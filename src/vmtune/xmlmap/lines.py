@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -86,13 +85,14 @@ class SourceMap:
     The start-tag scan runs once, on the first question (most checked files have no findings at all).
     """
 
-    __slots__ = ("_newlines", "_raw", "_starts", "_tree")
+    __slots__ = ("_lfs", "_newlines", "_raw", "_starts", "_tree")
 
     def __init__(self, tree: etree._ElementTree, raw: bytes) -> None:
         self._tree = tree
         self._raw = raw
         self._starts: dict[etree._Element, tuple[int, bytes]] | None = None
         self._newlines: list[int] = []
+        self._lfs: list[int] = []
 
     @classmethod
     def parse(cls, raw: bytes, *, source: str, root: str | None = None) -> SourceMap:
@@ -127,9 +127,6 @@ class SourceMap:
             attr = None  # the attribute belongs to the missing element, not to this ancestor
         return None
 
-    def locate_all(self, xpaths: Iterable[str]) -> dict[str, Position | None]:
-        return {x: self.locate(x) for x in set(xpaths)}
-
     def _locate_cpus(self, text: str) -> Position | None:
         try:
             cpus = CpuSet.parse(text)
@@ -157,7 +154,8 @@ class SourceMap:
         localname = etree.QName(element).localname.encode()
         wanted = element.prefix.encode() + b":" + localname if element.prefix else localname
         line = bisect_right(self._newlines, offset) + 1
-        if name != wanted or (sourceline and line > sourceline):
+        # libxml2 counts only LFs (a lone CR, which editors and SARIF count, does not bump sourceline)
+        if name != wanted or (sourceline and bisect_right(self._lfs, offset) + 1 > sourceline):
             return fallback  # the scan and libxml2 disagree: trust libxml2's line, give no column
         if attr is not None:
             # the attribute sits inside this start tag, which ends before the next "<"
@@ -184,7 +182,9 @@ class SourceMap:
         if self._starts is not None:
             return self._starts
         raw = self._raw
-        self._newlines = [m.start() for m in re.finditer(rb"\n", raw)]
+        # the last byte of each line break: XML (and libxml2's sourceline) counts CRLF and a lone CR as one
+        self._newlines = [m.end() - 1 for m in re.finditer(rb"\r\n?|\n", raw)]
+        self._lfs = [m.start() for m in re.finditer(rb"\n", raw)]
         tags = [(m.start(), m.group(1)) for m in _TOKEN.finditer(raw) if m.group(1) is not None]
         elements = list(self._tree.getroot().iter(etree.Element))
         self._starts = {}
