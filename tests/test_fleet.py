@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from vmtune.adapters.fleet import over_hosts
+from vmtune.adapters.fleet import host_timeout, over_hosts
 from vmtune.cli.app import main
 from vmtune.cli.fleet import worst_exit
 from vmtune.errors import InputError, LibvirtError
@@ -128,3 +128,25 @@ def test_over_hosts_runs_in_parallel_keeps_order_and_isolates_failures() -> None
     assert outcomes[1].error == "connect to bad: no route"
     assert outcomes[3].error == "h4: weird input"  # the URI is added when the error doesn't name it
     assert peak == 5 and elapsed < 0.8  # five 0.2 s jobs at once, not one after another (1.0 s)
+
+
+def test_a_hung_host_times_out_and_the_others_still_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def job(uri: str) -> str:
+        if uri == "hung":
+            release.wait(10)  # a libvirt call stuck on a dead host
+        return uri.upper()
+
+    start = time.monotonic()
+    outcomes = over_hosts(["a", "hung", "b", "c"], job, parallel=2, timeout=0.3)
+    elapsed = time.monotonic() - start
+    release.set()
+    assert [o.value for o in outcomes] == ["A", None, "B", "C"]
+    assert outcomes[1].exit_code == 4 and "hung: no answer within 0.3 s" in (outcomes[1].error or "")
+    assert elapsed < 2  # not the 10 s the hung call takes, and b/c were not stuck behind it
+    monkeypatch.setenv("VMTUNE_HOST_TIMEOUT", "0")
+    assert host_timeout() == float("inf")
+    monkeypatch.setenv("VMTUNE_HOST_TIMEOUT", "soon")
+    with pytest.raises(InputError, match="VMTUNE_HOST_TIMEOUT='soon'"):
+        host_timeout()

@@ -11,19 +11,40 @@ included (each ``--connect`` is one row).
 
 from __future__ import annotations
 
+import math
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from vmtune.errors import ExitCode, VmtuneError
+from vmtune.errors import ExitCode, InputError, VmtuneError
 
-__all__ = ["MAX_PARALLEL", "Outcome", "over_hosts"]
+__all__ = ["HOST_TIMEOUT", "HOST_TIMEOUT_ENV", "MAX_PARALLEL", "Outcome", "host_timeout", "over_hosts"]
 
 T = TypeVar("T")
 MAX_PARALLEL = 16
 """Connections open at once: each is a socket (and an ssh process for qemu+ssh), not CPU work."""
+HOST_TIMEOUT_ENV = "VMTUNE_HOST_TIMEOUT"
+
+
+HOST_TIMEOUT = 120.0
+"""Seconds one host of a fleet run may take by default (``VMTUNE_HOST_TIMEOUT`` overrides, 0 = no limit): a
+TCP connect to a dead host can hang for minutes, and ``qemu+ssh`` waits forever on a password prompt."""
+
+
+def host_timeout() -> float:
+    """The per-host limit in seconds (``math.inf``: none)."""
+    raw = os.environ.get(HOST_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return HOST_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{HOST_TIMEOUT_ENV}={raw!r}: expected seconds (0 = no limit)") from None
+    return value if value > 0 else math.inf
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,12 +68,64 @@ def _run(uri: str, job: Callable[[str], T]) -> Outcome[T]:
 
 
 def over_hosts(
-    uris: Sequence[str], job: Callable[[str], T], *, parallel: int = MAX_PARALLEL
+    uris: Sequence[str],
+    job: Callable[[str], T],
+    *,
+    parallel: int = MAX_PARALLEL,
+    timeout: float | None = None,
 ) -> list[Outcome[T]]:
-    """``job(uri)`` for every URI, at most ``parallel`` at a time; one Outcome per URI, in order."""
-    if not uris:
+    """``job(uri)`` for every URI, at most ``parallel`` at a time; one Outcome per URI, in order.
+
+    A host that has not answered ``timeout`` seconds after its job started is reported as unreachable
+    (exit 4) and the run goes on: a libvirt call cannot be interrupted, so its worker is a daemon thread
+    that is abandoned (it never takes more work, and it does not keep the process alive), and a fresh
+    worker takes its place so one dead host does not shrink the parallelism.
+    """
+    n = len(uris)
+    if not n:
         return []
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(parallel, len(uris))), thread_name_prefix="vmtune-host"
-    ) as pool:
-        return list(pool.map(lambda uri: _run(uri, job), uris))
+    limit = host_timeout() if timeout is None else timeout
+    results: dict[int, Outcome[T]] = {}
+    started: dict[int, float] = {}
+    todo = deque(range(n))
+    cond = threading.Condition()
+
+    def worker() -> None:
+        while True:
+            with cond:
+                if not todo:
+                    return
+                i = todo.popleft()
+                started[i] = time.monotonic()
+            out = _run(uris[i], job)
+            with cond:
+                if i in results:
+                    return  # timed out meanwhile: a replacement worker has taken over
+                results[i] = out
+                cond.notify_all()
+
+    def spawn() -> None:
+        threading.Thread(target=worker, name="vmtune-host", daemon=True).start()
+
+    for _ in range(max(1, min(parallel, n))):
+        spawn()
+    with cond:
+        while len(results) < n:
+            wait: float | None = None
+            if limit != math.inf:
+                now = time.monotonic()
+                for i, t0 in list(started.items()):
+                    if i not in results and now - t0 >= limit:
+                        results[i] = Outcome(
+                            uri=uris[i],
+                            error=f"{uris[i]}: no answer within {limit:g} s (host down, or ssh waiting "
+                            f"for a password?); {HOST_TIMEOUT_ENV} sets the limit",
+                            exit_code=int(ExitCode.LIBVIRT),
+                            seconds=now - t0,
+                        )
+                        spawn()
+                left = [t0 + limit - now for i, t0 in started.items() if i not in results]
+                wait = max(0.01, min(left)) if left else None
+            if len(results) < n:
+                cond.wait(wait)
+    return [results[i] for i in range(n)]
