@@ -11,8 +11,10 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    per-core L2 or an L3 that is the whole node adds nothing), if one group can hold the request, choose
    it by *best fit*:
    - first tier: idle groups (no other guest's CPU in them) and groups partly used by guests of the same
-     size class (a *small* guest is at most half the group; only small guests share groups), the one
-     whose free count is the smallest that still holds the guest - so a hole left beside the reserved
+     size class (a *small* guest is at most half the group; only small guests share groups); among them
+     the one that holds the guest in the fewest groups of the finest level below (as few cache groups as
+     possible comes before fragmentation), then the one whose free count is the smallest that still
+     holds the guest - so a hole left beside the reserved
      core or by another small guest is filled before a whole group is broken, and big groups stay whole
      for big guests (fragmentation); ties go to the partly used group, then the lowest core id;
      latency guests look at the largest cache first (V-Cache dies);
@@ -94,8 +96,9 @@ class DomainPick:
     cores: tuple[Core, ...]
     groups: tuple[GroupUse, ...]
     quality: tuple[int, ...]
-    """(groups spanned at the top grouping level, fit tier, cache rank, free units of the chosen group,
-    idle): lower is a better cache fit; ``core.numa`` compares it across nodes."""
+    """(groups spanned at the top grouping level, fit tier, finest groups spanned inside the chosen group,
+    cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa`` compares
+    it across nodes."""
 
 
 def core_views(
@@ -183,7 +186,7 @@ def pick_in_domain(
         cpus=tuple(cpu for _, units in taken for cpu in units),
         cores=tuple(core for core, _ in taken),
         groups=tuple(ctx.uses),
-        quality=ctx.quality or (0, 0, 0, 0, 0),
+        quality=ctx.quality or (0, 0, 0, 0, 0, 0),
     )
 
 
@@ -263,13 +266,39 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
     return out
 
 
-def _fit_key(group: _Group, vcpus: int, latency: bool) -> tuple[int, int, int, int, int]:
-    """(tier, cache rank, free units, partly used first, first core): lower fits better (module rule 2)."""
-    cache_rank = -group.size_kib if latency else 0
+def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) -> int:
+    """Groups of the ``finest`` level ``vcpus`` would span inside ``views``, largest free first (rule 3)."""
+    if finest is None:
+        return 1
+    caps: dict[int, int] = {}
+    for view in views:
+        key = _key(view.core, finest)
+        if finest in (2, 3) and _group_cores(ctx, finest, key) <= 1:
+            key = _PRIVATE
+        caps[key] = caps.get(key, 0) + len(view.units)
+    need = spanned = 0
+    for cap in sorted(caps.values(), reverse=True):
+        if need >= vcpus:
+            break
+        need += cap
+        spanned += 1
+    return spanned
+
+
+def _fit_key(group: _Group, vcpus: int, ctx: _Ctx, finest: int | None) -> tuple[int, int, int, int, int, int]:
+    """(tier, finest groups spanned inside, cache rank, free units, partly used first, first core): lower
+    fits better (module rule 2).
+
+    The span inside comes before best fit: the group whose free units are the fewest that hold the guest
+    may hold them only across two of its L2 clusters while another holds them in one (hybrid hosts: the 8
+    E-cores in two L2 clusters fit 8 vCPUs exactly, 4 P-cores hold them in no shared L2 at all).
+    """
+    cache_rank = -group.size_kib if ctx.latency else 0
     first = group.views[0].core.index
     small = vcpus * 2 <= group.full
     same_class = group.idle or (small and group.small_only)
-    return (0 if same_class else 1, cache_rank, group.cap, int(group.idle), first)
+    span = _span(group.views, vcpus, ctx, finest)
+    return (0 if same_class else 1, span, cache_rank, group.cap, int(group.idle), first)
 
 
 def _use(level: int, group: _Group, count: int, small: bool) -> GroupUse:
@@ -292,14 +321,15 @@ def _select(
         # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
         return sorted(views, key=lambda v: (not v.whole, v.core.index))
     level, rest = levels[0], levels[1:]
+    finest = rest[-1] if rest else None
     groups = _groups(views, level, ctx, policy)
     if len(groups) == 1 and level in (NODE_LEVEL, KIND_LEVEL):
         return _select(views, vcpus, rest, ctx, policy, top=top)
     fitting = [g for g in groups if g.cap >= vcpus]
     if fitting:
-        best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx.latency))
+        best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx, finest))
         if top:
-            ctx.quality = (1, *_fit_key(best, vcpus, ctx.latency)[:4])
+            ctx.quality = (1, *_fit_key(best, vcpus, ctx, finest)[:5])
         ctx.uses.append(_use(level, best, vcpus, vcpus * 2 <= best.full))
         return _select(best.views, vcpus, rest, ctx, policy, top=False)
     # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one
@@ -310,7 +340,7 @@ def _select(
     while remaining > 0 and order:
         fits = [g for g in order if g.cap >= remaining]
         if fits:
-            best = min(fits, key=lambda g: _fit_key(g, remaining, ctx.latency))
+            best = min(fits, key=lambda g: _fit_key(g, remaining, ctx, finest))
             ctx.uses.append(_use(level, best, remaining, remaining * 2 <= best.full))
             chosen.extend(_select(best.views, remaining, rest, ctx, policy, top=False))
             spanned += 1
@@ -323,5 +353,5 @@ def _select(
         spanned += 1
         shared += int(not group.idle)
     if top:
-        ctx.quality = (spanned, shared, 0, 0, 0)
+        ctx.quality = (spanned, shared, 0, 0, 0, 0)
     return chosen

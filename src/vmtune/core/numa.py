@@ -32,7 +32,7 @@ from vmtune.core.numafit import (
     memory_shortfall,
     split_memory,
 )
-from vmtune.core.numaspan import Ask, node_sets, split_by_groups, split_by_nodes
+from vmtune.core.numaspan import Ask, split_wide
 from vmtune.core.topology import Core, Host
 from vmtune.cpuset import CpuSet
 
@@ -136,8 +136,7 @@ def _place_pass(
         if wanted == 1:
             return Failure(units=units, memory=tuple(sorted(memory_notes.items())))
 
-    for node_set in node_sets(host, caps, vcpus, wanted, pci_node):
-        share = split_by_groups(ask, node_set) or split_by_nodes(ask, node_set)
-        if share is not None:
-            return Placement(shares=share, partial=False, free_units=units)
+    share = split_wide(ask, caps, wanted, pci_node)
+    if share is not None:
+        return Placement(shares=share, partial=False, free_units=units)
     return Failure(units=units, memory=tuple(sorted(memory_notes.items())))

@@ -2,7 +2,9 @@
 
 Candidate node sets come best first (fewest nodes, smallest summed SLIT distance, most room); each set is
 tried split by cache groups first (no group cut in two at a node boundary), then node by node, filling the
-nodes with the least room first in whole cores. Memory follows the vCPUs (``split_memory``) and every
+nodes with the least room first in whole cores. Among the sets the node rule ranks alike (same size, same
+distance, the PCI node in or out alike) the split spanning the fewest cache groups wins (``split_wide``):
+"most room" only breaks ties the cache rule leaves. Memory follows the vCPUs (``split_memory``) and every
 node's share must fit its ``MemFree``/free hugepages.
 """
 
@@ -19,7 +21,7 @@ from vmtune.core.numafit import NodeShare, distance, memory_shortfall, split_mem
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes"]
+__all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes", "split_wide"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +58,57 @@ class Ask:
 def node_sets(
     host: Host, caps: dict[int, int], vcpus: int, wanted: int, pci_node: int | None
 ) -> Iterator[tuple[int, ...]]:
-    """Candidate node sets, best first: fewest nodes, then closest (sum of pairwise distances), most room.
+    """Candidate node sets, best first: fewest nodes, then closest (sum of pairwise distances), most room."""
+    for _, combo in _ranked_sets(host, caps, vcpus, wanted, pci_node):
+        yield combo
+
+
+def split_wide(
+    ask: Ask, caps: dict[int, int], wanted: int, pci_node: int | None
+) -> tuple[NodeShare, ...] | None:
+    """The best split of a guest too big for one node (``wanted`` nodes, or the fewest when 0).
+
+    Node sets come in ``node_sets`` order; every set of the first rank (size, PCI node, distance) that
+    splits at all is split, and the one spanning the fewest cache groups (then sharing the fewest with
+    other guests) wins, ties to the rule's order. Taking the first set that splits put 32 vCPUs on the
+    roomiest pair of big-256 (30 + 14 free CPUs): both L3 groups of one node and 2 vCPUs in another guest's
+    L3 on the other, 3 groups where an equally close pair held them in 2 idle L3 groups.
+    """
+    best: tuple[NodeShare, ...] | None = None
+    best_key: tuple[int, int] | None = None
+    best_rank: tuple[int, ...] | None = None
+    for rank, node_set in _ranked_sets(ask.host, caps, ask.vcpus, wanted, pci_node):
+        if best_rank is not None and rank != best_rank:
+            break
+        shares = split_by_groups(ask, node_set) or split_by_nodes(ask, node_set)
+        if shares is None:
+            continue
+        key = _group_spread(ask, shares)
+        if best_key is None or key < best_key:
+            best, best_key, best_rank = shares, key, rank
+    return best
+
+
+def _group_spread(ask: Ask, shares: Sequence[NodeShare]) -> tuple[int, int]:
+    """(cache groups the split's CPUs span, of them shared with other guests) at the pass's cache levels."""
+    host = ask.host
+    taken = CpuSet().union(*(t.cpus for t in ask.tenants))
+    keys: set[int] = set()
+    for share in shares:
+        for cpu in share.pick.cpus:
+            core = host.core_of(cpu)
+            for level in ask.levels:
+                key = None if core is None else core.l3 if level == 3 else core.l2 if level == 2 else None
+                if key is not None and len(host.caches[key].cpus) > len(host.siblings(cpu)):
+                    keys.add(key)  # shared by several cores: a private L2 is no group
+    shared = sum(1 for key in keys if not host.caches[key].cpus.isdisjoint(taken))
+    return len(keys), shared
+
+
+def _ranked_sets(
+    host: Host, caps: dict[int, int], vcpus: int, wanted: int, pci_node: int | None
+) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(rank by the node rule: size, PCI node missing, distance; node set) best first (``node_sets``).
 
     Exhaustive over combinations on hosts with up to 8 CPU nodes; on bigger ones (64-node Itanium, 16-node
     900-CPU hosts) greedy growth by distance from every start node, to stay fast. Sets of the next size are
@@ -89,7 +141,8 @@ def node_sets(
                     chosen.append(min(rest, key=lambda n: (sum(dist[n, c] for c in chosen), -caps[n], n)))
                 if sum(caps[n] for n in chosen) >= vcpus:
                     sets.add(tuple(sorted(chosen)))
-        yield from sorted(sets, key=rank)
+        for combo in sorted(sets, key=rank):
+            yield (size, *rank(combo)[:2]), combo
 
 
 def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...] | None:
