@@ -124,24 +124,22 @@ def vt104(ctx: AuditContext) -> Iterator[Hit]:
     # A --cpu-policy shared guest may float over the same pool as other shared guests, never over a CPU a
     # dedicated guest owns: that guest would lose the CPU it was promised. Both sides are told.
     pools = [(g, g.vcpu_cpus) for g in ctx.guests if is_shared(g)]
-    for g, pool in pools:
-        owning = [(o, cpus & pool) for o, cpus in claims if o is not g and not cpus.isdisjoint(pool)]
-        if owning:
-            both = CpuSet().union(*(c for _, c in owning))
+    yield from _crossings(pools, claims, "shared pool CPUs {cpus} are pinned exclusively by {others}")
+    yield from _crossings(claims, pools, "CPUs {cpus} are also in the shared pool of {others}")
+
+
+def _crossings(
+    mine: list[tuple[GuestSpec, CpuSet]], theirs: list[tuple[GuestSpec, CpuSet]], message: str
+) -> Iterator[Hit]:
+    """One hit per guest of ``mine`` whose CPUs meet those of guests in ``theirs``."""
+    for g, cpus in mine:
+        met = [(o, c & cpus) for o, c in theirs if o is not g and not c.isdisjoint(cpus)]
+        if met:
+            both = CpuSet().union(*(c for _, c in met))
             yield Hit(
                 guest=g,
                 location=f"CPUs {both}",
-                message=f"shared pool CPUs {both} are pinned exclusively by {names(o for o, _ in owning)}",
-                fix=f"re-plan the pool with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
-            )
-    for g, cpus in claims:
-        floaters = [(o, pool & cpus) for o, pool in pools if o is not g and not pool.isdisjoint(cpus)]
-        if floaters:
-            both = CpuSet().union(*(c for _, c in floaters))
-            yield Hit(
-                guest=g,
-                location=f"CPUs {both}",
-                message=f"CPUs {both} are also in the shared pool of {names(o for o, _ in floaters)}",
+                message=message.format(cpus=both, others=names(o for o, _ in met)),
                 fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
             )
 
