@@ -94,6 +94,17 @@ LEGEND = (
     "(largest free counts first, every free CPU counted): a lower bound that still ignores the NUMA rule "
     "(priority 3 outranks cache groups, priority 4) - on phytium-s2500 the 32-vCPU guest must span 5 nodes "
     "(7 free CPUs each), whose ten L2 groups hold 4 or 3 free CPUs: 9 groups, where the pool minimum says 8.",
+    "",
+    "grp/rule: the same groups spanned / the fewest groups the rules that outrank cache groups allowed when "
+    "the guest was placed: the wholly free cores when they hold it (priority 2), else every free CPU; the "
+    "fewest NUMA nodes that hold it and, of those node sets, the closest by SLIT distance (priority 3, "
+    "worked out by the benchmark, not taken from the planner); then the fewest groups inside the best such "
+    "set. The baselines ignore the node rule and may score below what it allows. `--detail HOST` lists "
+    "every guest with each minimum: every vmtune guest on every host spans exactly its rule minimum, and "
+    "the guests above the topology minimum (grp/min) are all ones whose free pool allowed no fewer groups - "
+    "late guests on a nearly full host (big-256: 32 vCPUs with 43 CPUs free, 5 groups) and guests that a "
+    "fuller node pushed onto two (the node rule puts a guest on the node with the most room, which spreads "
+    "earlier guests); the planner does not look ahead.",
 )
 
 
