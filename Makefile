@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.demo-stamp: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q .
+	$(BIN)/python -m pip install -q -e .
 	touch $@
 
 $(VENV)/.test-stamp: $(BIN)/python pyproject.toml
