@@ -199,7 +199,8 @@ def build_ledger(
         taken = taken | (cpus - housekeeping)
         shared = is_shared(tenant)
         if not shared:
-            dedicated = dedicated | owned_cpus(tenant, housekeeping)
+            vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
+            dedicated = dedicated | (cpus - (housekeeping - vcpu_side))  # owned_cpus, cpus known
         ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=shared))
     if floating:
         notes.append(
