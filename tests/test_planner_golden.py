@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from planner_hosts import guest, host_named, render_plan, tenant
 from testutil import GOLDEN, check_golden
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import CoreKind, EmulatorPolicy, Intent, OsFamily, Profile, ThreadPolicy
+from vmtune.core.intent import CoreKind, CpuPolicy, EmulatorPolicy, Intent, OsFamily, Profile, ThreadPolicy
 from vmtune.core.planner import plan_guest
 
 CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
@@ -36,6 +38,23 @@ CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
     "phytium-l2": ("phytium-s2500", guest("arm", 6, 4), [], Intent()),
     "hybrid-little": ("hybrid-pe", guest("batch", 4, 2), [], Intent(core_kind=CoreKind.LITTLE)),
     "windows-balanced": ("dual-skylake-ht-interleaved", guest("win", 4, 8), [], Intent(os=OsFamily.WINDOWS)),
+    # overcommit: 4 vCPUs time-share the non-reserved CPU of a 2-CPU host (this CI machine's shape)
+    "shared-overcommit": (
+        "small-2cpu",
+        guest("ci", 4, 2),
+        [],
+        Intent(cpu_policy=CpuPolicy.SHARED, iothreads=1),
+    ),
+    # a shared pool next to a dedicated tenant and another shared guest on node 0
+    "shared-tenants": (
+        "dual-skylake-ht-interleaved",
+        guest("web", 6, 4),
+        [
+            tenant("db", [11, 31, 12, 32]),
+            replace(tenant("batch", [1, 2, 3]), intent=Intent(cpu_policy=CpuPolicy.SHARED)),
+        ],
+        Intent(cpu_policy=CpuPolicy.SHARED),
+    ),
 }
 
 
