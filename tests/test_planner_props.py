@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from itertools import combinations, islice
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +12,8 @@ from planner_hosts import guest, host_named, tenant
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent import Intent, ThreadPolicy
 from vmtune.core.ledger import default_reserve
+from vmtune.core.numa import distance
+from vmtune.core.numaspan import node_sets
 from vmtune.core.planner import plan_guest
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
@@ -92,3 +95,38 @@ def test_replan_is_idempotent(scenario: tuple[Host, list[GuestSpec], int, Thread
     again = plan_guest(host=host, guest=placed, tenants=tenants, intent=intent)
     assert again.vcpupins == first.vcpupins
     assert again.emulatorpin == first.emulatorpin
+
+
+@st.composite
+def node_rooms(draw: st.DrawFn) -> tuple[dict[int, int], int, int | None]:
+    """Free units on some of huge-960's 16 nodes, a guest wider than one node, maybe a PCI node."""
+    ids = draw(st.lists(st.integers(0, 15), min_size=3, max_size=16, unique=True))
+    caps = {i: draw(st.sampled_from((1, 2, 3, 4, 6, 8, 20, 58))) for i in ids}
+    vcpus = draw(st.integers(max(caps.values()) + 1, max(max(caps.values()) + 1, sum(caps.values()))))
+    pci = draw(st.none() | st.sampled_from(ids))
+    return caps, vcpus, pci
+
+
+@given(node_rooms())
+def test_node_sets_rank_every_combination_on_big_hosts(case: tuple[dict[int, int], int, int | None]) -> None:
+    # 16 nodes: sets of 4-12 nodes come from a branch and bound, not a listing of every combination; the
+    # order must be the listing's: fewest nodes, PCI node in, closest by SLIT distance, most room, ids
+    caps, vcpus, pci = case
+    host = _host("huge-960")
+    if sum(caps.values()) < vcpus:
+        assert list(node_sets(host, caps, vcpus, 0, pci)) == []
+        return
+    got = list(islice(node_sets(host, caps, vcpus, 0, pci), 12))
+    expected: list[tuple[int, ...]] = []
+    for size in range(2, len(caps) + 1):
+        sets = [c for c in combinations(sorted(caps), size) if sum(caps[n] for n in c) >= vcpus]
+        if sets:
+            expected = sorted(sets, key=lambda c: (
+                int(pci is not None and pci not in c),
+                sum(distance(host, a, b) for a, b in combinations(c, 2)),
+                -sum(caps[n] for n in c),
+                c,
+            ))[:12]  # fmt: skip
+            break
+    assert got[: len(expected)] == expected
+    assert len(got[0]) == len(expected[0])
