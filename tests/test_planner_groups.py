@@ -221,11 +221,14 @@ def test_phytium_wide_guest_takes_the_whole_clusters_of_its_five_nodes() -> None
     assert _rule_minimum(host, host.online - default_reserve(host), 32) == 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a guest that fits neither core kind takes the larger kind whole (7 E-cores over two "
-    "L2 clusters) plus 1 P-core; 6 P-cores (no shared L2) plus 2 E-cores in one cluster span a group less. "
-    "allocator rule 3 takes the largest groups whole without weighing the groups below them.",
-)
-def test_hybrid_guest_fitting_neither_kind_spans_the_fewest_groups() -> None:
-    assert _group_excess("hybrid-pe", 5) == []
+@pytest.mark.parametrize("seed", [5, 13])
+def test_hybrid_guest_fitting_neither_kind_spans_the_fewest_groups(seed: int) -> None:
+    # guest 2: 8 vCPUs with 6 free P-CPUs (3 cores, private L2s: one group, the L3) and 7 free E-cores in
+    # two L2 clusters; taking the larger kind whole (7 E-cores + 1 P-CPU) spans 3 groups, 6 P-CPUs plus 2
+    # E-cores of one cluster span 2 (allocator rule 3 weighs the finer groups of each set of kinds)
+    assert _group_excess("hybrid-pe", seed) == []
+    host = _host("hybrid-pe")
+    p = _fill("hybrid-pe", seed)[2]
+    assert p.vcpus == 8 and str(p.free) == "10-15,17-23"
+    assert len({_group(host, c) for c in p.cpus}) == 2
+    assert CpuSet(range(10, 16)).issubset(p.cpus)

@@ -21,8 +21,10 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    - second tier: any other partly used group, best fit again - a big guest only joins another guest's
      group when no idle group can hold it;
    the choice is compared across nodes too (``core.numa``): the node whose best group fits best wins;
-3. if no single group can hold it, the fewest groups: the largest free groups first (whole idle groups
-   first among equals) until the remainder fits in one group, which is chosen by rule 2 (best fit);
+3. if no single group can hold it, the fewest groups: as many as the largest free groups first need
+   (whole idle groups first among equals) until the remainder fits in one group, which is chosen by rule
+   2 (best fit); among the sets of that many groups, the one spanning the fewest groups of the finer
+   level, then sharing the fewest with other guests (ties: the largest first);
 4. inside the last group, whole cores in id order, siblings kept together so the guest sees them as
    thread pairs.
 """
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
+from math import comb
 
 from vmtune.core.intent import ThreadPolicy
 from vmtune.core.ledger import Tenant
@@ -332,26 +336,61 @@ def _select(
             ctx.quality = (1, *_fit_key(best, vcpus, ctx, finest)[:5])
         ctx.uses.append(_use(level, best, vcpus, vcpus * 2 <= best.full))
         return _select(best.views, vcpus, rest, ctx, policy, top=False)
-    # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one
-    order = sorted(groups, key=lambda g: (-g.cap, not g.idle, g.views[0].core.index))
+    # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one,
+    # unless other groups, as few, span fewer groups of the finer level (``_fewest``)
+    whole, last, remaining = _fewest(groups, vcpus, ctx, finest)
     chosen: list[CoreView] = []
-    remaining = vcpus
-    spanned = shared = 0
-    while remaining > 0 and order:
-        fits = [g for g in order if g.cap >= remaining]
-        if fits:
-            best = min(fits, key=lambda g: _fit_key(g, remaining, ctx, finest))
-            ctx.uses.append(_use(level, best, remaining, remaining * 2 <= best.full))
-            chosen.extend(_select(best.views, remaining, rest, ctx, policy, top=False))
-            spanned += 1
-            shared += int(not best.idle)
-            break
-        group = order.pop(0)
+    for group in whole:
         ctx.uses.append(_use(level, group, group.cap, False))
         chosen.extend(sorted(group.views, key=lambda v: (not v.whole, v.core.index)))
-        remaining -= group.cap
-        spanned += 1
-        shared += int(not group.idle)
+    ctx.uses.append(_use(level, last, remaining, remaining * 2 <= last.full))
+    chosen.extend(_select(last.views, remaining, rest, ctx, policy, top=False))
     if top:
-        ctx.quality = (spanned, shared, 0, 0, 0, 0)
+        ctx.quality = (len(whole) + 1, sum(not g.idle for g in (*whole, last)), 0, 0, 0, 0)
     return chosen
+
+
+_ALTERNATIVES = 256
+"""Sets of whole groups ``_fewest`` compares at most (a level has a handful of groups per node)."""
+
+
+def _fewest(
+    groups: Sequence[_Group], vcpus: int, ctx: _Ctx, finest: int | None
+) -> tuple[list[_Group], _Group, int]:
+    """(groups taken whole, the group holding the remainder, the remainder): module rule 3.
+
+    The largest groups first give the fewest groups at this level. Other sets of as many groups can span
+    fewer groups of the finer level: on a hybrid host with 6 free P-CPUs (private L2s, one pool) and 7
+    free E-cores in two L2 clusters, 8 vCPUs took the 7 E-cores whole (2 clusters) plus 1 P-CPU - 3 groups
+    where the 6 P-CPUs plus 2 E-cores in one cluster span 2. So every set of that many groups taken whole
+    is weighed (finer groups spanned, then groups other guests use), the remainder going to its best fit
+    (rule 2); ties keep the largest-first choice.
+    """
+    order = sorted(groups, key=lambda g: (-g.cap, not g.idle, g.views[0].core.index))
+    greedy: list[_Group] = []
+    remaining = vcpus
+    while not any(g.cap >= remaining for g in order[len(greedy) :]):
+        remaining -= order[len(greedy)].cap
+        greedy.append(order[len(greedy)])
+
+    def last_of(whole: Sequence[_Group]) -> tuple[_Group, int] | None:
+        left = vcpus - sum(g.cap for g in whole)
+        fits = [g for g in order if g.cap >= left and g not in whole]
+        return (min(fits, key=lambda g: _fit_key(g, left, ctx, finest)), left) if fits else None
+
+    first = last_of(greedy)
+    assert first is not None  # the loop stopped where a group holds the remainder
+    best = (greedy, *first)
+    if finest is None or comb(len(order), len(greedy)) > _ALTERNATIVES:
+        return best
+
+    def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int]:
+        spans = sum(_span(g.views, g.cap, ctx, finest) for g in whole) + _span(last.views, left, ctx, finest)
+        return spans, sum(not g.idle for g in (*whole, last))
+
+    best_cost = cost(*best)
+    for combo in combinations(order, len(greedy)):
+        tail = last_of(combo)
+        if tail is not None and (c := cost(combo, *tail)) < best_cost:
+            best, best_cost = (list(combo), *tail), c
+    return best
