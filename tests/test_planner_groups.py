@@ -232,3 +232,16 @@ def test_hybrid_guest_fitting_neither_kind_spans_the_fewest_groups(seed: int) ->
     assert p.vcpus == 8 and str(p.free) == "10-15,17-23"
     assert len({_group(host, c) for c in p.cpus}) == 2
     assert CpuSet(range(10, 16)).issubset(p.cpus)
+
+
+def test_memory_too_big_for_a_few_nodes_spans_as_many_as_memory_needs() -> None:
+    # huge-960 nodes have 14 GiB MemFree each: 100 vCPUs with 200 GiB need 15 nodes (7 vCPUs + 14 GiB or
+    # less on each), though 2 nodes hold the vCPUs; the node sets are searched by the room memory leaves,
+    # where 16 sets per size grown by distance found none and the guest was refused
+    host = _host("huge-960")
+    plan = plan_guest(host=host, guest=guest(vcpus=100, memory_gib=200), tenants=[], intent=Intent())
+    cells = plan.cpu.numa_cells if plan.cpu else None
+    assert cells is not None and len(cells) == 15
+    free = {n.id: n.mem_free_kib or 0 for n in host.nodes}
+    memnodes = plan.numatune.memnodes if plan.numatune else ()
+    assert all(cell.memory_kib <= free[mn.nodeset.first()] for cell, mn in zip(cells, memnodes, strict=True))

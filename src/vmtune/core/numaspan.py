@@ -10,7 +10,8 @@ node's share must fit its ``MemFree``/free hugepages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from bisect import insort
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
@@ -55,6 +56,24 @@ class Ask:
             latency=self.latency,
         )
 
+    def room(self, node_id: int, units: int) -> int:
+        """vCPUs of this guest ``node_id`` can take: its ``units``, and no more than its free memory (or
+        free hugepages) backs - memory follows the vCPUs (``split_memory``; a granule of slack for its
+        rounding). Node sets are searched by this room: a 16-node host whose nodes each hold half the
+        guest's memory otherwise tried every pair (and, on hugepage shortage, every set) before failing."""
+        node = self.host.node(node_id)
+        if self.memory_kib <= 0 or node is None:
+            return units
+        granule = self.hugepage_kib or 1024
+        if self.hugepage_kib:
+            pages = node.hugepages_of(self.hugepage_kib)
+            free = (pages.free if pages else 0) * self.hugepage_kib
+        elif node.mem_free_kib is not None:
+            free = node.mem_free_kib
+        else:
+            return units
+        return min(units, (free + granule) * self.vcpus // self.memory_kib)
+
 
 def node_sets(
     host: Host, caps: dict[int, int], vcpus: int, wanted: int, pci_node: int | None
@@ -78,7 +97,8 @@ def split_wide(
     best: tuple[NodeShare, ...] | None = None
     best_key: tuple[int, int] | None = None
     best_rank: tuple[int, ...] | None = None
-    for rank, node_set in _ranked_sets(ask.host, caps, ask.vcpus, wanted, pci_node):
+    room = {node: ask.room(node, units) for node, units in caps.items()}
+    for rank, node_set in _ranked_sets(ask.host, room, ask.vcpus, wanted, pci_node):
         if best_rank is not None and rank != best_rank:
             break
         shares = split_by_groups(ask, node_set) or split_by_nodes(ask, node_set)
@@ -115,10 +135,10 @@ def _ranked_sets(
     that holds it is ranked, however far apart its nodes are: the node count outranks distance. Sets of the
     next size are only computed when every set of this size failed (memory, cache fit). Up to
     ``_EXHAUSTIVE`` combinations are ranked outright; beyond (16-node 960-CPU hosts, 64-node Itanium)
-    ``_Search`` finds them by branch and bound in the same order. Growing sets greedily by distance, as
-    done there before, never formed {4, 13} on a nearly full 16-node host: from node 4 it added node 5
-    (same socket, 2 free CPUs), so the only pair holding 8 vCPUs (4 + 4 free, on far sockets) was missed
-    and the guest spanned 3 nodes.
+    ``_Search`` finds the ``_TRIED`` best of them by branch and bound, in the same order. Growing sets
+    greedily by distance, as done there before, never formed {4, 13} on a nearly full 16-node host: from
+    node 4 it added node 5 (same socket, 2 free CPUs), so the only pair holding 8 vCPUs (4 + 4 free, on
+    far sockets) was missed and the guest spanned 3 nodes.
     """
     ids = tuple(sorted(n for n, c in caps.items() if c > 0))
     dist = {(a, b): distance(host, a, b) for a in ids for b in ids}
@@ -136,20 +156,20 @@ def _ranked_sets(
     for size in sizes:
         if size > len(ids):
             return
-        batches: Iterable[list[tuple[int, ...]]]
         if comb(len(ids), size) <= _EXHAUSTIVE:
-            batches = [[c for c in combinations(ids, size) if sum(caps[n] for n in c) >= vcpus]]
+            sets = sorted((c for c in combinations(ids, size) if sum(caps[n] for n in c) >= vcpus), key=rank)
         else:
-            batches = _Search(
-                ids=ids, caps=caps, dist=dist, size=size, vcpus=vcpus, pci_node=pci_node
-            ).batches()
-        for batch in batches:
-            for combo in sorted(batch, key=rank):
-                yield (size, *rank(combo)[:2]), combo
+            search = _Search(ids=ids, caps=caps, dist=dist, size=size, vcpus=vcpus, pci_node=pci_node)
+            sets = search.best(_TRIED)
+        for combo in sets:
+            yield (size, *rank(combo)[:2]), combo
 
 
 _EXHAUSTIVE = 1024
 """Combinations of one size ranked outright (8 nodes: at most 70; 16 nodes: sizes 2, 3 and 13-16)."""
+_TRIED = 64
+"""Beyond that, the best sets of one size tried before the next size: when all of them fail (memory,
+hugepages), going through all C(16, 8) = 12870 would take seconds for a guest that then fails anyway."""
 
 
 def _fewest_nodes(caps: dict[int, int], vcpus: int) -> int:
@@ -174,49 +194,38 @@ class _Search:
     vcpus: int
     pci_node: int | None
 
-    def batches(self) -> Iterator[list[tuple[int, ...]]]:
-        """A batch of sets per (PCI node missing, summed distance), best first."""
-        floor: tuple[int, int] | None = None
-        while True:
-            key, batch = self.closest(floor)
-            if key is None:
-                return
-            yield batch
-            floor = key
-
-    def key(self, combo: Sequence[int]) -> tuple[int, int]:
-        spread = sum(self.dist[a, b] for a, b in combinations(combo, 2))
-        return int(self.pci_node is not None and self.pci_node not in combo), spread
-
-    def closest(self, floor: tuple[int, int] | None) -> tuple[tuple[int, int] | None, list[tuple[int, ...]]]:
-        """Every set whose (PCI node missing, summed distance) is the smallest above ``floor``: branch and
-        bound over the combinations in id order.
+    def best(self, limit: int) -> list[tuple[int, ...]]:
+        """The ``limit`` best sets by the node rule's rank (PCI node missing, summed distance, most room,
+        ids), best first: branch and bound over the combinations in id order.
 
         A branch is cut when its nodes can't hold the guest even with the roomiest of the nodes after them,
-        or when its distance can't get down to the best found: what it has, plus the smallest distances of
-        the nodes after it to the nodes in it (one per missing pick), plus the closest pair's distance for
-        each pair among the missing picks. The first bound is the best set grown from each node (``grow``).
+        or when its distance can't get below the ``limit``-th best found: what it has, plus the smallest
+        distances of the nodes after it to the nodes in it (one per missing pick), plus the closest pair's
+        distance for each pair among the missing picks. The sets grown from each node (``grow``) are the
+        first found, so the bound is tight from the start.
         """
         ids, caps, dist, pci = self.ids, self.caps, self.dist, self.pci_node
         n = len(ids)
         dmin = min((dist[a, b] for a, b in combinations(ids, 2)), default=0)
-        grown = [self.key(g) for g in map(self.grow, ids) if g is not None]
-        best = min((k for k in grown if floor is None or k > floor), default=None)
-        found: list[tuple[int, ...]] = []
+        top: list[tuple[int, int, int, tuple[int, ...]]] = []
+
+        def offer(combo: tuple[int, ...], spread: int) -> None:
+            rank = (int(pci is not None and pci not in combo), spread, -sum(caps[c] for c in combo), combo)
+            if rank in top or (len(top) >= limit and rank >= top[-1]):
+                return
+            insort(top, rank)
+            del top[limit:]
+
+        for grown in map(self.grow, ids):
+            if grown is not None:
+                offer(grown, sum(dist[a, b] for a, b in combinations(grown, 2)))
         chosen: list[int] = []
 
         def visit(first: int, spread: int, cap: int, add: list[int]) -> None:
-            nonlocal best, found
             left = self.size - len(chosen)
-            has_pci = pci in chosen
             if left == 0:
-                key = (int(pci is not None and not has_pci), spread)
-                if cap < self.vcpus or (floor is not None and key <= floor):
-                    return
-                if best is None or key < best:
-                    best, found = key, [tuple(chosen)]
-                elif key == best:
-                    found.append(tuple(chosen))
+                if cap >= self.vcpus:
+                    offer(tuple(chosen), spread)
                 return
             rest = range(first, n)
             if (
@@ -224,10 +233,10 @@ class _Search:
                 or cap + sum(sorted((caps[ids[i]] for i in rest), reverse=True)[:left]) < self.vcpus
             ):
                 return
-            if best is not None:
-                pci_out = pci is not None and not has_pci and pci not in ids[first:]
+            if len(top) >= limit:
+                pci_out = pci is not None and pci not in chosen and pci not in ids[first:]
                 bound = spread + sum(sorted(add[i] for i in rest)[:left]) + left * (left - 1) // 2 * dmin
-                if (int(pci_out), bound) > best:
+                if (int(pci_out), bound) > top[-1][:2]:
                     return
             for i in rest:
                 node = ids[i]
@@ -241,7 +250,7 @@ class _Search:
                 chosen.pop()
 
         visit(0, 0, 0, [0] * n)
-        return best, found
+        return [rank[3] for rank in top]
 
     def grow(self, start: int) -> tuple[int, ...] | None:
         """A set from ``start``, adding the closest node that keeps the set able to hold the guest (None
@@ -310,7 +319,7 @@ def split_by_nodes(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...]
     counts: list[int] | None = None
     for s in dict.fromkeys((step, 1)):
         need = -(-vcpus // s)
-        alloc = _pack([sum(len(v.units) for v in by_node[n]) // s for n in node_set], need)
+        alloc = _pack([ask.room(n, sum(len(v.units) for v in by_node[n])) // s for n in node_set], need)
         if alloc is not None:
             counts = [a * s for a in alloc]
             # trim the overshoot of the last step (odd vCPU count) from the largest, highest-id share
