@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from baselines import packed, sequential  # noqa: E402
 
-from planner_hosts import as_tenant, host_named  # noqa: E402
+from planner_hosts import as_tenant, fewest_nodes, fill_seeded, host_named, whole_cores  # noqa: E402
 from vmtune.core.guest import GuestSpec  # noqa: E402
 from vmtune.core.intent import Intent  # noqa: E402
 from vmtune.core.ledger import default_reserve  # noqa: E402
@@ -158,10 +158,6 @@ def fewest_groups(host: Host, cpus: CpuSet, n: int) -> int:
     return max(1, groups)
 
 
-def _whole_cores(host: Host, free: CpuSet) -> CpuSet:
-    return CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
-
-
 def _spread(host: Host, nodes: Iterable[int]) -> int:
     return sum(distance(host, a, b) for a, b in combinations(sorted(nodes), 2))
 
@@ -187,33 +183,17 @@ def rule_minimum(host: Host, free: CpuSet, n: int) -> int:
     ``fewest_groups`` over those sets. Still a lower bound: it lets a set's groups be used in any mix
     (a node of the set may end up with no vCPU) and ignores memory, which this benchmark never runs out of.
     """
-    whole = _whole_cores(host, free)
+    whole = whole_cores(host, free)
     base = whole if len(whole) >= n else free
     counts = [fewest_groups(host, base & _cpus_of(host, s), n) for s in rule_sets(host, base, n)]
     return min(counts, default=0)
 
 
 def rule_nodes(host: Host, free: CpuSet, n: int) -> int:
-    """Fewest NUMA nodes a guest of ``n`` vCPUs could span given priority 2 (a lower bound).
-
-    The pool is the wholly free cores when they hold ``n`` (thread policy prefer: no core shared while
-    whole cores suffice, so 3 nodes of whole cores rightly beat 2 nodes of half-used cores), else every
-    free CPU; a node holds at most its CPUs in the pool and at most the vCPUs whose memory share (memory
-    follows the vCPUs) fits its MemFree; then the k roomiest nodes.
-    """
-    memory = n * MIB_PER_VCPU * 1024
-
-    def room(pool: CpuSet) -> list[int]:
-        return [min(len(node.cpus & pool), (node.mem_free_kib or 0) * n // memory) for node in host.nodes]
-
-    whole = room(_whole_cores(host, free))
-    caps = whole if sum(whole) >= n else room(free)
-    total = 0
-    for k, cap in enumerate(sorted(caps, reverse=True), 1):
-        total += cap
-        if total >= n:
-            return k
-    return len(host.nodes)
+    """Fewest NUMA nodes a guest of ``n`` vCPUs could span given priority 2 (``planner_hosts.fewest_nodes``,
+    the lower bound tests/test_planner_groups.py holds the planner to)."""
+    least = fewest_nodes(host, free, n, n * MIB_PER_VCPU * 1024)
+    return len(host.nodes) if least is None else least
 
 
 def _cpus_of(host: Host, nodes: Iterable[int]) -> CpuSet:
@@ -226,7 +206,7 @@ def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
     others = pool - free
     cores = {c.index: c for c in (host.core_of(x) for x in cpus) if c is not None}
     shares = any(not core.cpus.isdisjoint(others) for core in cores.values())
-    whole = len(_whole_cores(host, free))
+    whole = len(whole_cores(host, free))
     return Placed(
         vcpus=n,
         cpus=cpus,
@@ -264,7 +244,7 @@ def _pool(host: Host) -> CpuSet:
 
 def _fits_one_node(host: Host, free: CpuSet, n: int, *, whole_cores: bool) -> bool:
     if whole_cores:
-        free = _whole_cores(host, free)
+        free = whole_cores(host, free)
     return any(len(node.cpus & free) >= n for node in host.nodes)
 
 
@@ -406,31 +386,15 @@ def seed_sweep(name: str) -> tuple[int, int, int]:
     node, 256 MiB per vCPU), each until the host refuses 10 in a row. Groups are not checked on huge-960
     (``rule_minimum`` lists every node set: minutes there)."""
     host = host_named(name)
-    widest = max(len(n.cpus) for n in host.nodes)
     placed = nodes_over = groups_over = 0
     group = _group_of(host)
     for seed in SWEEP_SEEDS:
-        rng = random.Random(f"{seed}-{name}")
-        tenants: list[GuestSpec] = []
-        free, refusals = _pool(host), 0
-        while refusals < 10:
-            n = rng.choice((1, 1, 2, 2, 4, 4, 8, 8, 16, 32, widest + 2))
-            spec = GuestSpec(
-                name=f"g{len(tenants)}", source="g.xml", vcpus=n, memory_kib=n * MIB_PER_VCPU * 1024
-            )
-            try:
-                plan = plan_guest(host=host, guest=spec, tenants=tenants, intent=Intent())
-            except InfeasibleError:
-                refusals += 1
-                continue
-            refusals = 0
-            cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+        for spec, _, cpus, free in fill_seeded(host, name, seed, _pool(host)):
+            n = spec.vcpus
             placed += 1
             nodes_over += int(len(host.nodes_of(cpus)) > rule_nodes(host, free, n))
             if name != "huge-960":
                 groups_over += int(len({group(c) for c in cpus} - {None}) > rule_minimum(host, free, n))
-            free = free - (plan.vcpu_cpuset or cpus)
-            tenants.append(as_tenant(plan, spec))
     return placed, nodes_over, groups_over
 
 
@@ -523,7 +487,7 @@ def detail(name: str) -> None:
     print(f"{name}: guest vcpus whole nodes groups | topo pool rule same-nodes same-count")
     for i, p in enumerate(run_vmtune(host, guest_sequence(host)).placed):
         free = pool - taken
-        whole = _whole_cores(host, free)
+        whole = whole_cores(host, free)
         base = whole if p.cpus.issubset(whole) else free
         nodes = tuple(sorted(host.nodes_of(p.cpus)))
         spanned = len({group(c) for c in p.cpus} - {None})

@@ -7,7 +7,8 @@ independent of the sysfs reader while describing exactly the same machines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Iterable, Iterator, Sequence
 
 from sysfsgen import NAMED_HOSTS, HostSpec
 from vmtune.core.guest import GuestSpec, VcpuPin
@@ -15,7 +16,16 @@ from vmtune.core.plan import Plan
 from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 
-__all__ = ["guest", "host_named", "host_of", "render_plan", "tenant"]
+__all__ = [
+    "fewest_nodes",
+    "fill_seeded",
+    "guest",
+    "host_named",
+    "host_of",
+    "render_plan",
+    "tenant",
+    "whole_cores",
+]
 
 GIB = 1024 * 1024
 
@@ -164,3 +174,63 @@ def render_plan(plan: Plan) -> str:
 
 def cores_of(host: Host, cpus: Sequence[int]) -> set[int]:
     return {c.index for c in (host.core_of(x) for x in cpus) if c is not None}
+
+
+def whole_cores(host: Host, free: CpuSet) -> CpuSet:
+    """The CPUs of the cores whose every online thread is free."""
+    return CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
+
+
+def fewest_nodes(host: Host, free: CpuSet, n: int, memory_kib: int) -> int | None:
+    """The fewest NUMA nodes any placement of ``n`` vCPUs could span under priority 2 (a lower bound);
+    None when the free pool can't hold them at all.
+
+    Pool: the wholly free cores when they hold ``n`` (thread policy prefer never splits a core while whole
+    cores suffice, so 3 nodes of whole cores rightly beat 2 nodes of half-used cores), else every free CPU.
+    A node holds at most its CPUs in the pool, and at most as many vCPUs as its MemFree holds their share
+    of the memory (memory follows the vCPUs); the fewest nodes is the smallest k whose k roomiest nodes
+    hold ``n``.
+    """
+
+    def room(pool: CpuSet) -> list[int]:
+        return [
+            min(len(node.cpus & pool), (node.mem_free_kib or 0) * n // max(1, memory_kib))
+            for node in host.nodes
+        ]
+
+    whole = room(whole_cores(host, free))
+    caps = whole if sum(whole) >= n else room(free)
+    total = 0
+    for k, cap in enumerate(sorted(caps, reverse=True), 1):
+        total += cap
+        if total >= n:
+            return k
+    return None
+
+
+def fill_seeded(
+    host: Host, name: str, seed: int, free: CpuSet
+) -> Iterator[tuple[GuestSpec, Plan, CpuSet, CpuSet]]:
+    """Place a seeded mix of guests (1-32 vCPUs and some wider than a node, 256 MiB per vCPU) until the host
+    refuses 10 in a row: (guest, plan, its vCPUs' CPUs, the free pool it was placed into) for each one."""
+    from vmtune.core.intent import Intent
+    from vmtune.core.planner import plan_guest
+    from vmtune.errors import InfeasibleError
+
+    rng = random.Random(f"{seed}-{name}")
+    widest = max(len(n.cpus) for n in host.nodes)
+    tenants: list[GuestSpec] = []
+    refusals = 0
+    while refusals < 10:
+        n = rng.choice((1, 1, 2, 2, 4, 4, 8, 8, 16, 32, widest + 2))
+        spec = guest(name=f"g{len(tenants)}", vcpus=n, memory_gib=n / 4)
+        try:
+            plan = plan_guest(host=host, guest=spec, tenants=tenants, intent=Intent())
+        except InfeasibleError:
+            refusals += 1
+            continue
+        refusals = 0
+        cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+        yield spec, plan, cpus, free
+        free = free - (plan.vcpu_cpuset or cpus)
+        tenants.append(as_tenant(plan, spec))

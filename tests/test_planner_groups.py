@@ -12,22 +12,19 @@ rules did not force (the bench's ``nodes/rule`` and ``grp/rule`` columns, summed
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 
 import pytest
 
-from planner_hosts import as_tenant, guest, host_named, tenant
-from vmtune.core.guest import GuestSpec
+from planner_hosts import fewest_nodes, fill_seeded, guest, host_named, tenant, whole_cores
 from vmtune.core.intent import Intent
 from vmtune.core.ledger import default_reserve
 from vmtune.core.numa import distance
 from vmtune.core.planner import plan_guest
 from vmtune.core.topology import Host
 from vmtune.cpuset import CpuSet
-from vmtune.errors import InfeasibleError
 
 
 @cache
@@ -82,33 +79,10 @@ def _pool(host: Host) -> CpuSet:
     return host.isolated & host.online if host.isolated else host.online - default_reserve(host)
 
 
-def _whole(host: Host, free: CpuSet) -> CpuSet:
-    return CpuSet().union(*(c.cpus for c in host.cores if c.cpus and c.cpus.issubset(free)))
-
-
 def _fewest_nodes(host: Host, free: CpuSet, n: int, memory_kib: int) -> int:
-    """The fewest NUMA nodes any placement of ``n`` vCPUs could span under priority 2 (lower bound).
-
-    Pool: the wholly free cores when they hold ``n`` (prefer never splits a core while whole cores
-    suffice), else every free CPU. A node holds at most its CPUs in the pool, and at most as many vCPUs as
-    its MemFree holds their share of the memory (memory follows the vCPUs); the fewest nodes is the
-    smallest k whose k roomiest nodes hold ``n``.
-    """
-
-    def room(pool: CpuSet) -> list[int]:
-        return [
-            min(len(node.cpus & pool), (node.mem_free_kib or 0) * n // max(1, memory_kib))
-            for node in host.nodes
-        ]
-
-    whole = room(_whole(host, free))
-    caps = whole if sum(whole) >= n else room(free)
-    total = 0
-    for k, cap in enumerate(sorted(caps, reverse=True), 1):
-        total += cap
-        if total >= n:
-            return k
-    raise AssertionError("the planner placed a guest the free pool can't hold")
+    least = fewest_nodes(host, free, n, memory_kib)
+    assert least is not None, "the planner placed a guest the free pool can't hold"
+    return least
 
 
 @dataclass(frozen=True)
@@ -124,25 +98,10 @@ class _Placed:
 def _fill(name: str, seed: int) -> tuple[_Placed, ...]:
     """Each guest placed until the host refuses 10 in a row, with the free pool it was placed into."""
     host = _host(name)
-    rng = random.Random(f"{seed}-{name}")
-    widest = max(len(n.cpus) for n in host.nodes)
-    tenants: list[GuestSpec] = []
-    out: list[_Placed] = []
-    free, refusals = _pool(host), 0
-    while refusals < 10:
-        n = rng.choice((1, 1, 2, 2, 4, 4, 8, 8, 16, 32, widest + 2))
-        spec = guest(name=f"g{len(out)}", vcpus=n, memory_gib=n / 4)
-        try:
-            plan = plan_guest(host=host, guest=spec, tenants=tenants, intent=Intent())
-        except InfeasibleError:
-            refusals += 1
-            continue
-        refusals = 0
-        cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
-        out.append(_Placed(vcpus=n, memory_kib=spec.memory_kib, cpus=cpus, free=free))
-        free = free - (plan.vcpu_cpuset or cpus)
-        tenants.append(as_tenant(plan, spec))
-    return tuple(out)
+    return tuple(
+        _Placed(vcpus=spec.vcpus, memory_kib=spec.memory_kib, cpus=cpus, free=free)
+        for spec, _, cpus, free in fill_seeded(host, name, seed, _pool(host))
+    )
 
 
 @pytest.mark.parametrize("name", ["huge-960", "big-256", "epyc-2ccx-per-node", "snc2-xeon"])
@@ -168,7 +127,7 @@ def test_half_used_cores_on_two_far_nodes_beat_three_close_nodes() -> None:
     placed = _fill("huge-960", 3)
     p = placed[92]
     host = _host("huge-960")
-    assert p.vcpus == 8 and not _whole(host, p.free)
+    assert p.vcpus == 8 and not whole_cores(host, p.free)
     assert sorted(host.nodes_of(p.cpus)) == [4, 13]
 
 
