@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin, VcpuPin
 from vmtune.core.intent import Resolved
@@ -31,7 +30,7 @@ from vmtune.errors import InfeasibleError
 
 __all__ = ["OVERCOMMIT_WARN", "SharedPlacement", "plan_shared"]
 
-OVERCOMMIT_WARN = Fraction(4)
+OVERCOMMIT_WARN = 4.0
 """Shared vCPUs per pool CPU above which vmtune warns: Nova's default ``cpu_allocation_ratio`` (4.0)."""
 
 
@@ -87,7 +86,7 @@ def plan_shared(
         Note(
             topic="cpu",
             message=f"--cpu-policy shared: {guest.vcpus} vCPU(s), the emulator and iothreads float over CPUs "
-            f"{pool} ({len(pool)} CPU(s), no dedicated guest there); {float(ratio):.2g} shared vCPUs per "
+            f"{pool} ({len(pool)} CPU(s), no dedicated guest there); {ratio:.2g} shared vCPUs per "
             "pool CPU with the other shared guests",
             xpath="/domain/cputune",
         ),
@@ -98,7 +97,7 @@ def plan_shared(
             Note(
                 topic="cpu",
                 level=Level.WARNING,
-                message=f"pool overcommitted {float(ratio):.2g}:1 (more than {OVERCOMMIT_WARN}:1, Nova's "
+                message=f"pool overcommitted {ratio:.2g}:1 (more than {OVERCOMMIT_WARN:g}:1, Nova's "
                 "default cpu_allocation_ratio): expect steal time",
             ),
         )
@@ -131,19 +130,19 @@ def plan_shared(
     return SharedPlacement(plan=plan, pool=pool, nodes=nodes)
 
 
-def _shared_load(ledger: Ledger) -> dict[int, Fraction]:
+def _shared_load(ledger: Ledger) -> dict[int, float]:
     """Shared tenants' vCPUs per host CPU, each tenant's vCPUs spread evenly over its CPUs."""
-    out: dict[int, Fraction] = {}
+    out: dict[int, float] = {}
     for tenant in ledger.tenants:
         if tenant.shared and tenant.cpus:
-            share = Fraction(tenant.vcpus, len(tenant.cpus))
+            share = tenant.vcpus / len(tenant.cpus)
             for cpu in tenant.cpus:
-                out[cpu] = out.get(cpu, Fraction(0)) + share
+                out[cpu] = out.get(cpu, 0.0) + share
     return out
 
 
-def _load_on(load: dict[int, Fraction], cpus: CpuSet) -> Fraction:
-    return sum((load.get(c, Fraction(0)) for c in cpus), Fraction(0))
+def _load_on(load: dict[int, float], cpus: CpuSet) -> float:
+    return sum(load.get(c, 0.0) for c in cpus)
 
 
 def _nodes(
@@ -151,7 +150,7 @@ def _nodes(
     *,
     guest: GuestSpec,
     pool: CpuSet,
-    load: dict[int, Fraction],
+    load: dict[int, float],
     numa: str,
     hugepage_kib: int | None,
     pci_node: int | None,
@@ -160,7 +159,7 @@ def _nodes(
     if not candidates:  # no NUMA data: one implicit node holds the pool
         return [Node(id=0, cpus=pool)]
 
-    def key(node: Node) -> tuple[int, Fraction, int, int]:
+    def key(node: Node) -> tuple[int, float, int, int]:
         here = pool & node.cpus
         ratio = (_load_on(load, here) + guest.vcpus) / len(here)
         return (0 if node.id == pci_node else 1, ratio, -(node.mem_free_kib or 0), node.id)
