@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt
+from e2ehelp import MEASURED, REQUIRED, URI, Libvirt
 
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
@@ -100,3 +100,11 @@ def make_guest(libvirt_session: Libvirt, request: pytest.FixtureRequest) -> Iter
         except libvirt_session.lv.libvirtError:
             continue
         _remove(dom)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print what the e2e tests measured (thread affinities vs. plan, refusals) where CI logs show it."""
+    if MEASURED:
+        terminalreporter.section("vmtune e2e: measured on this host")
+        for line in MEASURED:
+            terminalreporter.write_line(line)

@@ -13,6 +13,14 @@ from typing import Any
 URI = "qemu:///system"
 RUN_DIR = Path("/run/libvirt/qemu")
 REQUIRED = os.environ.get("VMTUNE_E2E_REQUIRED") == "1"
+MEASURED: list[str] = []
+"""What the tests measured on this host; conftest prints it in pytest's summary (CI logs show it)."""
+
+
+def record(line: str) -> None:
+    """A measured fact (affinities read from /proc, libvirt's refusal, ...) for the run's summary."""
+    print(f"\n{line}")
+    MEASURED.append(line)
 
 
 @dataclass

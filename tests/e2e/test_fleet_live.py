@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2ehelp import URI, Libvirt, vmtune
+from e2ehelp import URI, Libvirt, record, vmtune
 
 from vmtune.cpuset import CpuSet
 
@@ -45,7 +45,7 @@ def test_check_fleet_real_and_test_hosts(libvirt_session: Libvirt, make_guest: C
     flagged = {f["guest"] for f in real["findings"] if f["code"] == "VT104"}
     assert set(names) <= flagged
     assert [(m["reachable"], m["exit"]) for m in mocks] == [(True, 0), (True, 0)]
-    print(f"\nfleet: {URI} {real['seconds']}s ({real['summary']['guests']} guests), "
+    record(f"fleet: {URI} {real['seconds']}s ({real['summary']['guests']} guests), "
           f"{TEST} {[m['seconds'] for m in mocks]}")  # fmt: skip
 
     res = vmtune("check", "-c", URI, "-c", TEST, "-c", BAD, "--all", "--select", "VT104")
@@ -62,4 +62,4 @@ def test_host_fleet_real_and_test_hosts(libvirt_session: Libvirt) -> None:
     real = hosts[0]["host"]["summary"]
     online = CpuSet.parse(Path("/sys/devices/system/cpu/online").read_text().strip())
     assert real["threads"] == len(online)  # this machine, read through libvirt's getCapabilities
-    print(f"\nhost fleet: {[(h['uri'], h['seconds']) for h in hosts]}")
+    record(f"host fleet: {[(h['uri'], h['seconds']) for h in hosts]}")

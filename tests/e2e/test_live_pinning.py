@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 import pytest
-from e2ehelp import URI, Libvirt, emulator_affinity, vcpu_affinity, vmtune
+from e2ehelp import URI, Libvirt, emulator_affinity, record, vcpu_affinity, vmtune
 from lxml import etree
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def pins(lv: Libvirt, name: str, *, inactive: bool = True) -> tuple[dict[int, st
 
 def report(name: str, what: str) -> None:
     """Measured numbers go to the test log (pytest -s, or the -rA summary) for the record."""
-    print(f"\n{name}: {what}; emulator threads {sorted(emulator_affinity(name))}")
+    record(f"{name}: {what}; emulator threads {sorted(emulator_affinity(name))}")
 
 
 def start(lv: Libvirt, name: str) -> None:

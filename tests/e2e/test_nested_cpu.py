@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2ehelp import URI, Libvirt, qemu_pid, vcpu_affinity, vmtune
+from e2ehelp import URI, Libvirt, qemu_pid, record, vcpu_affinity, vmtune
 from lxml import etree
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ def test_plain_host_cpu_dies_here(
     dom = libvirt_session.conn.lookupByName(make_guest(vcpus=1, xml=xml))
     with pytest.raises(libvirt_session.lv.libvirtError) as failed:
         dom.create()
-    print(f"\nplain {mode}: {str(failed.value).splitlines()[0][-120:]}")
+    record(f"plain {mode}: {str(failed.value).splitlines()[0][-120:]}")
     assert "failed to set MSR 0x10a" in str(failed.value)
 
 
@@ -92,6 +92,6 @@ def test_latency_guest_starts(
     lv.conn.lookupByName(name).create()
     assert _still_running(lv, name)
     cpu_arg = _qemu_cpu_arg(name)
-    print(f"\n{name} ({how}): -cpu {cpu_arg}; vCPU affinity {vcpu_affinity(name)}")
+    record(f"{name} ({how}): -cpu {cpu_arg}; vCPU affinity {vcpu_affinity(name)}")
     assert ("arch-capabilities=off" in cpu_arg) is gated
     assert vcpu_affinity(name) == {0: "1"}

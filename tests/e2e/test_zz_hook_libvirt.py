@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, vcpu_affinity, vmtune
+from e2ehelp import REQUIRED, URI, Libvirt, record, vcpu_affinity, vmtune
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_hook_refuses_colliding_start(
     with pytest.raises(libvirt_session.lv.libvirtError) as refused:
         dom.create()
     message = str(refused.value)
-    print(f"\nlibvirt refused '{second}' in {time.monotonic() - t0:.1f}s: {message}")
+    record(f"libvirt refused '{second}' in {time.monotonic() - t0:.1f}s: {message}")
     assert "vmtune: refusing to start" in message and "VT104" in message
     assert not dom.isActive()
     # once the first guest is gone (release end drops its claim), the same definition starts
@@ -128,7 +128,7 @@ def test_hook_refuses_realtime_start_this_host_cannot_run(
     assert "VT406" in res.stderr  # apply warned already; --force wrote the FIFO vcpusched anyway
     with pytest.raises(libvirt_session.lv.libvirtError) as refused:
         libvirt_session.conn.lookupByName(name).create()
-    print(f"\nlibvirt refused realtime '{name}': {str(refused.value).split(': ', 2)[-1]}")
+    record(f"libvirt refused realtime '{name}': {str(refused.value).split(': ', 2)[-1]}")
     assert "vmtune: refusing to start" in str(refused.value) and "VT406" in str(refused.value)
 
 
@@ -166,7 +166,7 @@ def test_hook_reserves_and_releases_hugepages(
     while _nr_hugepages() != before and time.monotonic() < deadline:
         time.sleep(0.1)
     after = _nr_hugepages()
-    print(f"\n{name}: node0 2M hugepages before {before}, running {during}, after release {after}")
+    record(f"{name}: node0 2M hugepages before {before}, running {during}, after release {after}")
     assert during == before + grow
     assert after == before
     assert not journal.exists()
