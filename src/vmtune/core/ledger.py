@@ -130,12 +130,13 @@ def tenant_cpus(tenant: GuestSpec) -> CpuSet:
     return tenant.pinned_cpus | tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
 
 
-def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet) -> CpuSet:
+def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet, cpus: CpuSet | None = None) -> CpuSet:
     """The CPUs a tenant holds for itself: ``tenant_cpus`` minus the housekeeping CPUs it reaches only with
     emulator/iothread pins - those are shared with the host and every ``--emulator share`` guest by design,
-    so the ledger does not count them as taken (a vCPU pinned there is still that tenant's)."""
+    so the ledger does not count them as taken (a vCPU pinned there is still that tenant's). ``cpus``:
+    ``tenant_cpus(tenant)`` when the caller has it already."""
     vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
-    return tenant_cpus(tenant) - (housekeeping - vcpu_side)
+    return (tenant_cpus(tenant) if cpus is None else cpus) - (housekeeping - vcpu_side)
 
 
 def is_shared(guest: GuestSpec) -> bool:
@@ -199,8 +200,7 @@ def build_ledger(
         taken = taken | (cpus - housekeeping)
         shared = is_shared(tenant)
         if not shared:
-            vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
-            dedicated = dedicated | (cpus - (housekeeping - vcpu_side))  # owned_cpus, cpus known
+            dedicated = dedicated | owned_cpus(tenant, housekeeping, cpus)
         ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=shared))
     if floating:
         notes.append(

@@ -24,7 +24,7 @@ from vmtune.core.allocator import DomainPick, grouping_levels
 from vmtune.core.caps import HostCaps
 from vmtune.core.emulator import place_emulator
 from vmtune.core.explain import cache_notes, cpu_note, infeasible_message, numa_note
-from vmtune.core.guest import GuestSpec, GuestTopology
+from vmtune.core.guest import GuestSpec
 from vmtune.core.guesttopo import Cell, guest_layout, topology_note
 from vmtune.core.intent import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.ledger import Ledger, build_ledger
@@ -64,7 +64,7 @@ def plan_guest(
         shared = replace(pool.plan, intent=intent, notes=(*notes, *pool.plan.notes))
         tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=pool.pool,
                                emulator_cpus=pool.pool, nodes=pool.nodes, vcpupins=shared.vcpupins or (),
-                               topology=GuestTopology(sockets=1, cores=guest.vcpus, threads=1))  # fmt: skip
+                               topology=pool.topology)  # fmt: skip
         return _merge_tuning(shared, tuning)
     kind_cores, fallback_cores = _cores_for_kind(
         host, resolved.core_kind, intent.core_kind is not None, notes

@@ -40,6 +40,8 @@ class SharedPlacement:
     pool: CpuSet
     nodes: CpuSet
     """Host nodes the memory is bound to (empty with ``--numa off``)."""
+    topology: GuestTopology
+    """What the guest sees: one socket of single-thread cores."""
 
 
 def plan_shared(
@@ -110,6 +112,7 @@ def plan_shared(
         )
     )
     iothreads = resolved.iothreads
+    topology = GuestTopology(sockets=1, cores=guest.vcpus, threads=1)
     plan = Plan(
         guest=guest.name,
         vcpu_placement="static",
@@ -122,12 +125,12 @@ def plan_shared(
         else (() if guest.iothreadpins else None),
         numatune=NumaTunePlan(mode=resolved.memory_mode.value, nodeset=nodes) if nodes else None,
         cpu=CpuPlan(
-            topology=GuestTopology(sockets=1, cores=guest.vcpus, threads=1),
+            topology=topology,
             numa_cells=() if nodes else None,
         ),
         notes=tuple(notes),
     )
-    return SharedPlacement(plan=plan, pool=pool, nodes=nodes)
+    return SharedPlacement(plan=plan, pool=pool, nodes=nodes, topology=topology)
 
 
 def _shared_load(ledger: Ledger) -> dict[int, float]:
