@@ -12,7 +12,7 @@ so differences come from the choice alone.
 
 from __future__ import annotations
 
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 __all__ = ["packed", "sequential"]

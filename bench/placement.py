@@ -71,11 +71,11 @@ from baselines import packed, sequential  # noqa: E402
 
 from planner_hosts import as_tenant, fewest_nodes, fill_seeded, host_named, whole_cores  # noqa: E402
 from vmtune.core.guest import GuestSpec  # noqa: E402
-from vmtune.core.intent import Intent  # noqa: E402
-from vmtune.core.ledger import default_reserve  # noqa: E402
-from vmtune.core.numa import distance  # noqa: E402
+from vmtune.core.intent.model import Intent  # noqa: E402
+from vmtune.core.ledger.pool import default_reserve  # noqa: E402
+from vmtune.core.placement.numa import distance  # noqa: E402
 from vmtune.core.planner import plan_guest  # noqa: E402
-from vmtune.core.topology import Host  # noqa: E402
+from vmtune.core.topology.model import Host  # noqa: E402
 from vmtune.cpuset import CpuSet  # noqa: E402
 from vmtune.errors import InfeasibleError  # noqa: E402
 

@@ -59,7 +59,7 @@ def _time(cmds: dict[str, Cmd], runs: int, env: dict[str, str]) -> dict[str, lis
 def batch(host: Path) -> tuple[int, int, float]:
     from vmtune.adapters.sysfs import read_sysfs
     from vmtune.cli.plan_batch import planner_for, prepare
-    from vmtune.core.intent import Intent
+    from vmtune.core.intent.model import Intent
     from vmtune.errors import VmtuneError
 
     files = sorted(p for p in (CORPORA / "domains").rglob("*.xml"))

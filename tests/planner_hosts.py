@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from sysfsgen import NAMED_HOSTS, HostSpec
 from vmtune.core.guest import GuestSpec, VcpuPin
 from vmtune.core.plan import Plan
-from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 
 __all__ = [
@@ -213,7 +213,7 @@ def fill_seeded(
 ) -> Iterator[tuple[GuestSpec, Plan, CpuSet, CpuSet]]:
     """Place a seeded mix of guests (1-32 vCPUs and some wider than a node, 256 MiB per vCPU) until the host
     refuses 10 in a row: (guest, plan, its vCPUs' CPUs, the free pool it was placed into) for each one."""
-    from vmtune.core.intent import Intent
+    from vmtune.core.intent.model import Intent
     from vmtune.core.planner import plan_guest
     from vmtune.errors import InfeasibleError
 

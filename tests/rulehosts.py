@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmtune.core.audit import Finding, run_rules
-from vmtune.core.caps import HostCaps
+from vmtune.core.audit.engine import Finding, run_rules
 from vmtune.core.guest import GuestSpec, VcpuPin
 from vmtune.core.plan import Level
-from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 
 __all__ = ["check_fires_on_bad_not_on_fixed", "findings", "guest", "make_host", "pins"]

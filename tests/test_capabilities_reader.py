@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vmtune.adapters.sysfs import read_sysfs
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.xmlmap.capabilities import parse_capabilities

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from vmtune.cli.app import main
-from vmtune.core.audit import Finding
+from vmtune.core.audit.engine import Finding
 from vmtune.core.plan import Level
 from vmtune.render.check import finding_dict, sarif_log, where
 from vmtune.xmlmap.lines import Position, SourceMap, xpath_steps

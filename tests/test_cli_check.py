@@ -17,7 +17,7 @@ import pytest
 
 from testutil import GOLDEN, check_golden
 from vmtune.cli.app import main
-from vmtune.core.audit import catalog
+from vmtune.core.audit.engine import catalog
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "tests" / "data" / "check"

@@ -247,8 +247,8 @@ def test_host_json_imports_neither_typer_nor_rich() -> None:
     loaded = _modules_after(["host", "--sysfs", str(HOST), "--json"])
     assert "vmtune.render.hostjson" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich")}
-    assert "vmtune.core.ownership" not in loaded  # no --domains: no owners to work out
-    assert "vmtune.core.intent" not in loaded  # plan's enum options are resolved only when used
+    assert "vmtune.core.ledger.ownership" not in loaded  # no --domains: no owners to work out
+    assert "vmtune.core.intent.model" not in loaded  # plan's enum options are resolved only when used
 
 
 def test_host_tree_into_a_pipe_imports_no_typer() -> None:

@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from vmtune.adapters.sysfs import read_sysfs
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 
 pytestmark = pytest.mark.corpus
 

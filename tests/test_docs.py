@@ -6,7 +6,7 @@ import re
 
 from testutil import REPO
 from vmtune.cli.app import _register, app
-from vmtune.core.audit import catalog
+from vmtune.core.audit.engine import catalog
 
 README = (REPO / "README.md").read_text()
 

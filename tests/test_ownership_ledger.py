@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from planner_hosts import as_tenant, guest, host_named, tenant
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import Intent, ThreadPolicy
-from vmtune.core.ledger import build_ledger
-from vmtune.core.ownership import Owner, cpu_owners
+from vmtune.core.intent.model import Intent, ThreadPolicy
+from vmtune.core.ledger.ownership import Owner, cpu_owners
+from vmtune.core.ledger.pool import build_ledger
 from vmtune.core.planner import plan_guest
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 HOSTS = ("dual-ht-adjacent", "dual-skylake-ht-interleaved", "epyc-2ccx-per-node", "snc2-xeon", "offline-cpus")

@@ -16,9 +16,9 @@ import pytest
 from testutil import DATA
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.cli.app import main
-from vmtune.core.caps import HostCaps
-from vmtune.core.nested import nested_cpu_features
 from vmtune.core.plan import Level, Note
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.tuning.nested import nested_cpu_features
 from vmtune.xmlmap.capabilities import capabilities_caps
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 from vmtune.xmlmap.guest import read_guest

@@ -6,8 +6,8 @@ import pytest
 
 from planner_hosts import as_tenant, cores_of, guest, host_named, tenant
 from vmtune.core.guest import GuestSpec, VcpuPin
-from vmtune.core.intent import CoreKind, EmulatorPolicy, Intent, Profile, ThreadPolicy
-from vmtune.core.ledger import default_reserve
+from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.cpuset import CpuSet
@@ -133,7 +133,7 @@ def test_isolcpus_emulator_outside_vcpus_inside() -> None:
 
 
 def test_pci_device_node_wins_when_it_fits() -> None:
-    from vmtune.core.caps import HostCaps
+    from vmtune.core.topology.caps import HostCaps
 
     g = guest(vcpus=4, memory_gib=1, hostdev_pci=("0000:81:00.0",))
     caps = HostCaps(pci_numa=(("0000:81:00.0", 1),))

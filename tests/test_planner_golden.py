@@ -9,7 +9,15 @@ import pytest
 from planner_hosts import guest, host_named, render_plan, tenant
 from testutil import GOLDEN, check_golden
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import CoreKind, CpuPolicy, EmulatorPolicy, Intent, OsFamily, Profile, ThreadPolicy
+from vmtune.core.intent.model import (
+    CoreKind,
+    CpuPolicy,
+    EmulatorPolicy,
+    Intent,
+    OsFamily,
+    Profile,
+    ThreadPolicy,
+)
 from vmtune.core.planner import plan_guest
 
 CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {

@@ -19,11 +19,11 @@ from itertools import combinations
 import pytest
 
 from planner_hosts import fewest_nodes, fill_seeded, guest, host_named, tenant, whole_cores
-from vmtune.core.intent import Intent
-from vmtune.core.ledger import default_reserve
-from vmtune.core.numa import distance
+from vmtune.core.intent.model import Intent
+from vmtune.core.ledger.pool import default_reserve
+from vmtune.core.placement.numa import distance
 from vmtune.core.planner import plan_guest
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 

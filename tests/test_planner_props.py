@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from planner_hosts import guest, host_named, tenant
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import Intent, ThreadPolicy
-from vmtune.core.ledger import default_reserve
-from vmtune.core.numa import distance
-from vmtune.core.numaspan import node_sets
+from vmtune.core.intent.model import Intent, ThreadPolicy
+from vmtune.core.ledger.pool import default_reserve
+from vmtune.core.placement.numa import distance
+from vmtune.core.placement.numaspan import node_sets
 from vmtune.core.planner import plan_guest
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vmtune.adapters.probes import merge_caps, probe_host_caps
-from vmtune.core.caps import HostCaps
+from vmtune.core.topology.caps import HostCaps
 
 
 def _write(root: Path, rel: str, text: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from vmtune.core.guest import GuestSpec, VcpuPin
-from vmtune.core.ownership import Owner, clashes, cpu_owners, owner_tenants, shared_cores, unknown_pins
-from vmtune.core.topology import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.ledger.ownership import Owner, clashes, cpu_owners, owner_tenants, shared_cores, unknown_pins
+from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 from vmtune.render.console import make_console
 from vmtune.render.host import print_host

@@ -9,13 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rulehosts import findings, guest, make_host, pins
-from vmtune.core.audit import claimed_cpus, is_dedicated, run_rules
-from vmtune.core.caps import HostCaps
+from vmtune.core.audit.catalog import BY_CODE
+from vmtune.core.audit.engine import claimed_cpus, is_dedicated, run_rules
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin
-from vmtune.core.intent import Intent, Profile
+from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import Level
-from vmtune.core.rules import BY_CODE
-from vmtune.core.topology import Host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 H = make_host()  # 2 nodes x 4 cores x 2 threads; core k = CPUs k, k+8; node 0 = 0-3,8-11

@@ -7,7 +7,7 @@ import pytest
 from rulehosts import check_fires_on_bad_not_on_fixed, findings, guest, make_host, pins
 from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, NumaCell
 from vmtune.core.plan import Level
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 H = make_host()  # node 0 = CPUs 0-3,8-11; node 1 = 4-7,12-15

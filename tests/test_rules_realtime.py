@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from rulehosts import check_fires_on_bad_not_on_fixed, findings, guest, make_host, pins
-from vmtune.core.audit import run_rules
-from vmtune.core.caps import HostCaps
+from vmtune.core.audit.catalog import ALL_RULES
+from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec, Memballoon, MemoryBacking, VcpuSched
-from vmtune.core.intent import Intent, Profile
+from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import Level
-from vmtune.core.rules import ALL_RULES
+from vmtune.core.topology.caps import HostCaps
 from vmtune.cpuset import CpuSet
 
 

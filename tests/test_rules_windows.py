@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from rulehosts import check_fires_on_bad_not_on_fixed, findings, guest
-from vmtune.core.caps import HostCaps
+from vmtune.core.audit.windows import RECOMMENDED_HYPERV
 from vmtune.core.guest import GuestSpec, HypervFeature, Timer
-from vmtune.core.intent import Intent, OsFamily, Profile
+from vmtune.core.intent.model import Intent, OsFamily, Profile
 from vmtune.core.plan import Level
-from vmtune.core.rules.windows import RECOMMENDED_HYPERV
+from vmtune.core.topology.caps import HostCaps
 
 WIN = OsFamily.WINDOWS
 FULL_HV = tuple(HypervFeature(name=n) for n in RECOMMENDED_HYPERV)

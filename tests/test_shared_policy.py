@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from planner_hosts import as_tenant, guest, host_named, tenant
 from vmtune.cli.app import main
-from vmtune.core.audit import is_dedicated, run_rules
+from vmtune.core.audit.engine import is_dedicated, run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import CpuPolicy, EmulatorPolicy, Intent, Profile, ThreadPolicy
-from vmtune.core.ledger import build_ledger, default_reserve
-from vmtune.core.ownership import clashes, shared_cores
+from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.ledger.ownership import clashes, shared_cores
+from vmtune.core.ledger.pool import build_ledger, default_reserve
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.cpuset import CpuSet

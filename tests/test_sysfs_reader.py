@@ -16,8 +16,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from vmtune.adapters.sysfs import read_sysfs
-from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
-from vmtune.core.topology import Host, Summary
+from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
+from vmtune.core.topology.model import Host, Summary
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 

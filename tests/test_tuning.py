@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tuning_hosts import GUESTS, HOSTS
-from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, GuestTopology, HypervFeature, Memballoon, Timer, VcpuPin, VcpuSched
-from vmtune.core.hyperv import DEPENDS, HYPERVCLOCK, ORDER, hypervclock_available, plan_enlightenments
-from vmtune.core.intent import HypervMode, Intent, Profile
+from vmtune.core.intent.model import HypervMode, Intent, Profile
+from vmtune.core.intent.profiles import resolve
 from vmtune.core.plan import Level, Note
-from vmtune.core.profiles import resolve
-from vmtune.core.topology import Host
-from vmtune.core.tuning import DeviceTuning, device_tuning
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
+from vmtune.core.tuning.devices import DeviceTuning, device_tuning
+from vmtune.core.tuning.hyperv import DEPENDS, HYPERVCLOCK, ORDER, hypervclock_available, plan_enlightenments
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.xmlmap.domcaps import parse_domcapabilities

@@ -13,12 +13,12 @@ import pytest
 
 from testutil import GOLDEN, check_golden
 from tuning_hosts import GUESTS, HOSTS
-from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, VcpuPin
-from vmtune.core.intent import Intent, Profile
-from vmtune.core.profiles import resolve
-from vmtune.core.topology import Host
-from vmtune.core.tuning import DeviceTuning, device_tuning
+from vmtune.core.intent.model import Intent, Profile
+from vmtune.core.intent.profiles import resolve
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
+from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.cpuset import CpuSet
 from vmtune.errors import VmtuneError
 from vmtune.xmlmap.domcaps import parse_domcapabilities

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tuning_hosts import GUESTS
-from vmtune.core.intent import EmulatorPolicy, HypervMode, Intent, OsFamily, Profile, ThreadPolicy
-from vmtune.core.profiles import resolve
+from vmtune.core.intent.model import EmulatorPolicy, HypervMode, Intent, OsFamily, Profile, ThreadPolicy
+from vmtune.core.intent.profiles import resolve
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
@@ -76,7 +76,7 @@ def test_realtime_mask_without_realtime_is_refused() -> None:
 def test_one_vcpu_realtime_guest_needs_an_explicit_mask() -> None:
     from dataclasses import replace
 
-    from vmtune.core.profiles import resolve as res
+    from vmtune.core.intent.profiles import resolve as res
 
     one = replace(GUESTS["linux"], vcpus=1)
     with pytest.raises(InputError, match="has one vCPU"):

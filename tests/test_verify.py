@@ -8,10 +8,10 @@ import pytest
 
 from vmtune.adapters.procfs import hyperv_from_cmdline, read_process
 from vmtune.core.guest import GuestSpec, HypervFeature, VcpuPin, VcpuSched
-from vmtune.core.intent import Intent, Profile
+from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import CpuPlan, NumaTunePlan, Plan
-from vmtune.core.readback import owned_mismatches
-from vmtune.core.verify import Status, ThreadKind, classify_thread, compare, expectation_from_guest
+from vmtune.core.verify.compare import Status, ThreadKind, classify_thread, compare, expectation_from_guest
+from vmtune.core.verify.readback import owned_mismatches
 from vmtune.cpuset import CpuSet
 
 # a real stat line of a vCPU thread from this machine, with policy (field 41) and rt_priority (40) patched

@@ -9,7 +9,7 @@ import pytest
 
 from testutil import DATA, GOLDEN, check_golden
 from vmtune.core.guest import GuestTopology, Memballoon, MemoryBacking
-from vmtune.core.intent import Intent, Profile
+from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import CpuPlan, FeaturesPlan, Plan
 from vmtune.cpuset import CpuSet
 from vmtune.xmlmap.apply import apply_plan

@@ -7,8 +7,8 @@ nodes and their free hugepages.
 from __future__ import annotations
 
 from vmtune.core.guest import GuestSpec, GuestTopology, HypervFeature, Memballoon, Timer
-from vmtune.core.intent import OsFamily
-from vmtune.core.topology import Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.intent.model import OsFamily
+from vmtune.core.topology.model import Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 
 __all__ = ["GUESTS", "HOSTS", "make_host"]

@@ -14,7 +14,7 @@ from vmtune.core.guest import (
     VcpuPin,
     VcpuSched,
 )
-from vmtune.core.intent import EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.intent.model import EmulatorPolicy, Intent, Profile, ThreadPolicy
 from vmtune.core.plan import CpuPlan, FeaturesPlan, NumaTunePlan, Plan
 from vmtune.cpuset import CpuSet
 

@@ -39,9 +39,9 @@ from vmtune.adapters.hookenv import (
 from vmtune.errors import ExitCode, InputError, VmtuneError
 
 if TYPE_CHECKING:  # annotations only: `started begin` / `stopped end` must not pay for the core model
-    from vmtune.core.caps import HostCaps
     from vmtune.core.guest import GuestSpec
-    from vmtune.core.topology import Host
+    from vmtune.core.topology.caps import HostCaps
+    from vmtune.core.topology.model import Host
 
 __all__ = ["PREPARE_RULES", "hugepage_wants", "main", "run_hook"]
 
@@ -98,7 +98,7 @@ def hugepage_wants(guest: GuestSpec, host: Host) -> tuple[HugepageGrant, ...]:
 
 def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
     """None when the start may go on, else the one line to refuse it with."""
-    from vmtune.core.audit import run_rules
+    from vmtune.core.audit.engine import run_rules
     from vmtune.xmlmap.guest import read_guest
 
     guest = read_guest(xml, source=f"hook:{name}")

@@ -24,12 +24,12 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin
-from vmtune.core.intent import Intent
+from vmtune.core.intent.model import Intent
 from vmtune.core.plan import Plan
-from vmtune.core.readback import owned_mismatches
-from vmtune.core.topology import Host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
+from vmtune.core.verify.readback import owned_mismatches
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError, LibvirtError
 
@@ -232,7 +232,7 @@ def _emulator_helpers(name: str, cpus: CpuSet) -> tuple[str, ...]:
     drift. ``taskset -a`` is what an operator would run; this is the same sched_setaffinity per thread.
     """
     from vmtune.adapters.procfs import read_threads
-    from vmtune.core.verify import ThreadKind
+    from vmtune.core.verify.compare import ThreadKind
 
     pid = qemu_pid(name)
     if pid is None:

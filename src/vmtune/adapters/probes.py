@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from pathlib import Path
 
-from vmtune.core.caps import HostCaps
+from vmtune.core.topology.caps import HostCaps
 
 __all__ = ["merge_caps", "probe_host_caps"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vmtune.core.verify import POLICY_NAMES, Observed, ObservedThread, classify_thread
+from vmtune.core.verify.compare import POLICY_NAMES, Observed, ObservedThread, classify_thread
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 

@@ -1,7 +1,7 @@
 """Read host topology from a sysfs/procfs root (``/`` or a captured tree such as a snapshot or a test host).
 
-Reads each file at most once and turns it into :class:`~vmtune.core.topobuild.CpuRecord` /
-:class:`~vmtune.core.topobuild.NodeRecord`; every topology rule lives in ``core/topobuild.py``.
+Reads each file at most once and turns it into :class:`~vmtune.core.topology.build.CpuRecord` /
+:class:`~vmtune.core.topology.build.NodeRecord`; every topology rule lives in ``core/topobuild.py``.
 Quirks handled here (all seen in real dumps, see ../shared/corpora/sysfs/INDEX.md):
 
 - files padded with NUL bytes, masks sized for NR_CPUS up to 4096+ bits;
@@ -24,8 +24,8 @@ from pathlib import Path
 from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
 from vmtune.adapters.sysfsio import SysfsFiles
 from vmtune.adapters.sysfsnode import read_hugepages, read_nodes
-from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
-from vmtune.core.topology import Host
+from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 

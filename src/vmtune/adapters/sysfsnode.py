@@ -11,8 +11,8 @@ import re
 
 from vmtune.adapters.procinfo import meminfo_kib
 from vmtune.adapters.sysfsio import SysfsFiles
-from vmtune.core.topobuild import NodeRecord, distances_from_row
-from vmtune.core.topology import HugePages
+from vmtune.core.topology.build import NodeRecord, distances_from_row
+from vmtune.core.topology.model import HugePages
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 

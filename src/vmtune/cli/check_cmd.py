@@ -26,11 +26,11 @@ from vmtune.cli.common import (
     load_host,
 )
 from vmtune.cli.tuning import host_caps
-from vmtune.core.audit import Finding, catalog, parse_codes, run_rules
-from vmtune.core.caps import HostCaps
+from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
-from vmtune.core.topology import Host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import ExitCode, InputError, VmtuneError
 
@@ -189,7 +189,7 @@ def _fix(
     """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read (and puts
     the new documents in ``maps``, so what remains is located in the rewritten files)."""
     from vmtune.adapters.files import atomic_write, read_bytes
-    from vmtune.core.intent import Intent
+    from vmtune.core.intent.model import Intent
     from vmtune.core.planner import plan_guest
     from vmtune.errors import SchemaError
     from vmtune.xmlmap.apply import apply_plan

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vmtune.adapters.fleet import Outcome, over_hosts
-from vmtune.core.audit import Finding
+from vmtune.core.audit.engine import Finding
 from vmtune.core.plan import Level
-from vmtune.core.topology import Host, Summary
+from vmtune.core.topology.model import Host, Summary
 from vmtune.cpuset import CpuSet
 from vmtune.errors import ExitCode, InputError
 
@@ -67,7 +67,7 @@ def check_fleet(
     ignore: frozenset[str],
 ) -> int:
     from vmtune.cli.check_cmd import live_inputs
-    from vmtune.core.audit import run_rules
+    from vmtune.core.audit.engine import run_rules
 
     def job(uri: str) -> _Checked:
         host, caps, targets, tenants = live_inputs(uri, None, all_domains=all_domains)

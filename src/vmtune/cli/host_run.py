@@ -50,7 +50,7 @@ def show_host(
     src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
 ) -> None:
     # Each view imports only what it draws with: rich only for a terminal (render.hosttext), and the CPU
-    # owners (vmtune.core.ownership and the guest model under it, ~40 ms) only when shown.
+    # owners (vmtune.core.ledger.ownership and the guest model under it, ~40 ms) only when shown.
     from vmtune.cpuset import CpuSet
 
     reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
@@ -71,7 +71,7 @@ def show_host(
 
         owners = None
         if tenants is not None:
-            from vmtune.core.ownership import cpu_owners
+            from vmtune.core.ledger.ownership import cpu_owners
 
             owners = cpu_owners(host, tenants, reserved)
         sys.stdout.write(dumps(host_json(host, owners=owners)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmtune.core.intent import (
+from vmtune.core.intent.model import (
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,
@@ -26,7 +26,7 @@ from vmtune.errors import InputError
 
 if TYPE_CHECKING:
     from vmtune.cli.sources import HostSource
-    from vmtune.core.caps import HostCaps
+    from vmtune.core.topology.caps import HostCaps
 
 __all__ = ["Tuning", "host_caps", "load_caps"]
 

@@ -92,7 +92,7 @@ def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, b
 def _verify(uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path) -> int:
     from vmtune.adapters.libvirt import is_local, qemu_pid, running_guests
     from vmtune.adapters.procfs import read_process
-    from vmtune.core.verify import compare, expectation_from_guest
+    from vmtune.core.verify.compare import compare, expectation_from_guest
     from vmtune.render.verify import verify_json, verify_text
 
     if not is_local(uri):

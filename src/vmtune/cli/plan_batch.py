@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import Intent
+from vmtune.core.intent.model import Intent
 from vmtune.core.plan import Plan
-from vmtune.core.topology import Host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
 from vmtune.errors import InputError
 from vmtune.xmlmap.apply import apply_plan
 from vmtune.xmlmap.diff import detect_style, serialize, unified_diff

@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "HOST", "PLAN", "Spec", "enum_kind", "fast_command", "par
 
 PATH, TEXT, COUNT = "path", "text", "count"
 Kind = str
-"""PATH, TEXT, COUNT, or the name of a ``vmtune.core.intent`` enum (imported when a value needs it:
+"""PATH, TEXT, COUNT, or the name of a ``vmtune.core.intent.model`` enum (imported when a value needs it:
 `vmtune host` has no enum options and skips that module)."""
 
 
@@ -112,7 +112,7 @@ def enum_kind(kind: Kind) -> type[StrEnum] | None:
     """The enum a kind names, or None for PATH/TEXT/COUNT."""
     if kind in (PATH, TEXT, COUNT):
         return None
-    from vmtune.core import intent
+    from vmtune.core.intent import model as intent
 
     enum: type[StrEnum] = getattr(intent, kind)
     return enum

@@ -15,7 +15,7 @@ from vmtune.errors import InputError
 
 if TYPE_CHECKING:
     from vmtune.core.guest import GuestSpec
-    from vmtune.core.topology import Host
+    from vmtune.core.topology.model import Host
 
 __all__ = ["HostSource", "load_host", "load_tenants"]
 

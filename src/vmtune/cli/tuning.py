@@ -13,7 +13,7 @@ import typer
 
 # re-exported: Tuning and the caps loaders live in a typer-free module (cli.plan_fast skips typer)
 from vmtune.cli.intent_flags import Tuning, host_caps, load_caps
-from vmtune.core.intent import (
+from vmtune.core.intent.model import (
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,

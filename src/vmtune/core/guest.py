@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vmtune.core.intent import Intent, OsFamily
+from vmtune.core.intent.model import Intent, OsFamily
 from vmtune.cpuset import CpuSet
 
 __all__ = [

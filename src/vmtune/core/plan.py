@@ -28,7 +28,7 @@ from vmtune.core.guest import (
     VcpuPin,
     VcpuSched,
 )
-from vmtune.core.intent import Intent
+from vmtune.core.intent.model import Intent
 from vmtune.cpuset import CpuSet
 
 __all__ = ["CpuPlan", "FeaturesPlan", "Level", "Note", "NumaTunePlan", "Plan"]

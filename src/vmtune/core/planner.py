@@ -20,20 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vmtune.core.allocator import DomainPick, grouping_levels
-from vmtune.core.caps import HostCaps
-from vmtune.core.emulator import place_emulator
-from vmtune.core.explain import cache_notes, cpu_note, infeasible_message, numa_note
 from vmtune.core.guest import GuestSpec
-from vmtune.core.guesttopo import Cell, guest_layout, topology_note
-from vmtune.core.intent import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
-from vmtune.core.ledger import Ledger, build_ledger
-from vmtune.core.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
+from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
+from vmtune.core.intent.profiles import resolve
+from vmtune.core.ledger.pool import Ledger, build_ledger
+from vmtune.core.placement.allocator import DomainPick, grouping_levels
+from vmtune.core.placement.emulator import place_emulator
+from vmtune.core.placement.explain import cache_notes, cpu_note, infeasible_message, numa_note
+from vmtune.core.placement.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
+from vmtune.core.placement.shared import plan_shared
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
-from vmtune.core.profiles import resolve
-from vmtune.core.shared import plan_shared
-from vmtune.core.topology import Core, Host
-from vmtune.core.tuning import DeviceTuning, device_tuning
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Core, Host
+from vmtune.core.tuning.devices import DeviceTuning, device_tuning
+from vmtune.core.tuning.guesttopo import Cell, guest_layout, topology_note
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vmtune import __version__
-from vmtune.core.audit import Finding, Rule
+from vmtune.core.audit.engine import Finding, Rule
 from vmtune.core.plan import Level
 
 __all__ = [

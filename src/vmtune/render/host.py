@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
-from vmtune.core.topology import Host, Node
+from vmtune.core.topology.model import Host, Node
 from vmtune.render.hosttext import Branch, Styled, tree_lines, write_plain
 from vmtune.render.hostview import (
     CacheBox,

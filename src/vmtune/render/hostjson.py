@@ -5,7 +5,7 @@ CPU and node sets are canonical kernel list strings (``"0-3,8"``), and object ke
 (``distances``, ``owners``) are the id as a decimal string, because JSON keys are strings.
 ``summary`` carries the integer counts DESIGN.md fixes. ``owners`` (only with tenants, ``--domains``)
 maps every CPU to a domain name, ``a+b`` when several domains pin it, or ``free`` / ``reserved`` /
-``isolated`` / ``offline`` (``vmtune.core.ownership`` has the precedence).
+``isolated`` / ``offline`` (``vmtune.core.ledger.ownership`` has the precedence).
 
 ``dumps`` prints one top-level key per line and one list item (a CPU, a node, a core) per line: easy to
 grep and diff, and it lets the C encoder do the work (``json.dumps(indent=...)`` falls back to the pure
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from vmtune.core.topology import Host
+from vmtune.core.topology.model import Host
 
 __all__ = ["dumps", "host_json"]
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ledger import is_shared
-from vmtune.core.ownership import (
+from vmtune.core.ledger.ownership import (
     TENANT_JOIN,
     Owner,
     SharedCore,
@@ -32,7 +31,8 @@ from vmtune.core.ownership import (
     tenant_cpus,
     unknown_pins,
 )
-from vmtune.core.topology import Core, Host
+from vmtune.core.ledger.pool import is_shared
+from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 from vmtune.render.hosttext import Styled, write_plain
 

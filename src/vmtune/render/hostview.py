@@ -26,7 +26,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from vmtune.core.topology import CacheGroup, Core, Host, Node
+from vmtune.core.topology.model import CacheGroup, Core, Host, Node
 from vmtune.cpuset import CpuSet
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from vmtune.core.verify import Report
+from vmtune.core.verify.compare import Report
 
 __all__ = ["verify_json", "verify_text"]
 

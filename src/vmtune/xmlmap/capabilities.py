@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vmtune.core.caps import HostCaps
-from vmtune.core.topobuild import CacheRecord, CpuRecord, NodeRecord, build_host
-from vmtune.core.topology import Host, HugePages
+from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host, HugePages
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.xmlmap.safe import parse_xml

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vmtune.core.caps import HostCaps
+from vmtune.core.topology.caps import HostCaps
 from vmtune.xmlmap.safe import parse_xml
 
 __all__ = ["parse_domcapabilities"]

@@ -17,7 +17,7 @@ from vmtune.core.guest import (
     VcpuPin,
     VcpuSched,
 )
-from vmtune.core.intent import OsFamily
+from vmtune.core.intent.model import OsFamily
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError, VmtuneError
 from vmtune.xmlmap import tree

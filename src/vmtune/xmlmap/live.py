@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from vmtune.core.caps import HostCaps
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent import Intent
+from vmtune.core.intent.model import Intent
 from vmtune.core.plan import Plan
-from vmtune.core.topology import Host
+from vmtune.core.topology.caps import HostCaps
+from vmtune.core.topology.model import Host
 from vmtune.errors import InputError
 from vmtune.xmlmap.diff import detect_style, serialize, unified_diff
 from vmtune.xmlmap.guest import read_guest

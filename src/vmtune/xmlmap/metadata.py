@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from vmtune.core.intent import (
+from vmtune.core.intent.model import (
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,

@@ -1,0 +1,365 @@
+"""CPU placement rules VT101-VT109: pinning, SMT siblings, cache groups, reserved and offline CPUs.
+
+Why these matter (DESIGN.md): two busy SMT siblings each lose ~30% against a full core; a VM that gets whole
+physical cores beats one sharing them with another VM; two VMs in one L2/L3 group interfere; a vCPU
+floating over NUMA nodes pays 10%+ CPU and up to ~80% memory bandwidth on remote accesses.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from vmtune.core.audit.common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
+from vmtune.core.audit.engine import (
+    AuditContext,
+    Family,
+    Hit,
+    Rule,
+    claimed_cpus,
+    is_dedicated,
+    wants_isolation,
+)
+from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger.pool import is_shared
+from vmtune.core.plan import Level
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["RULES"]
+
+
+def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
+    out = []
+    for guest in ctx.guests:
+        cpus = claimed_cpus(guest, ctx.host)
+        if cpus:
+            out.append((guest, cpus))
+    return out
+
+
+def vt101(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    if not is_dedicated(g, ctx.host):
+        return
+    pinned = CpuSet(p.vcpu for p in g.vcpupins if p.cpus)
+    unpinned = CpuSet.range(0, g.vcpus - 1) - pinned
+    if not unpinned:
+        return
+    why = "vmtune intent" if g.intent is not None else "dedicated pinning of its other vCPUs"
+    if g.kvm_hint_dedicated:
+        why = "kvm hint-dedicated"
+    yield Hit(
+        guest=g,
+        location="/domain/cputune",
+        message=f"{vcpus_text(unpinned)} of {g.vcpus} have no <vcpupin> despite {why}: they float",
+        fix=f"pin every vCPU to its own CPU: {apply_cmd(g)}",
+        severity=Level.ERROR if g.intent is not None or g.kvm_hint_dedicated else None,
+    )
+
+
+def vt102(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    by_cpus: dict[CpuSet, list[int]] = defaultdict(list)
+    for pin in g.vcpupins:
+        if len(ctx.host.nodes_of(pin.cpus)) > 1:
+            by_cpus[pin.cpus].append(pin.vcpu)
+    for cpus, vcpus in sorted(by_cpus.items(), key=lambda kv: min(kv[1])):
+        yield Hit(
+            guest=g,
+            location=vcpupin_xpath(min(vcpus)),
+            message=f"{vcpus_text(vcpus)} pinned to CPUs {cpus}, which span NUMA nodes "
+            f"{ctx.host.nodes_of(cpus)}: remote memory costs 10%+ CPU",
+            fix=f"pin each vCPU inside one node: {apply_cmd(g)}",
+        )
+
+
+def vt103(ctx: AuditContext) -> Iterator[Hit]:
+    split_cpus: dict[int, CpuSet] = {}
+    partners: dict[int, set[int]] = defaultdict(set)
+    claims = _claims(ctx)
+    by_id = {id(g): g for g, _ in claims}
+    for core in ctx.host.cores:
+        if len(core.cpus) < 2:
+            continue
+        users = [(g, c & core.cpus) for g, c in claims if not c.isdisjoint(core.cpus)]
+        if len(users) < 2:
+            continue
+        for g, mine in users:
+            for other, theirs in users:
+                # exactly the same CPU in both is an overlap (VT104), not a split core
+                if other is not g and mine - theirs and theirs - mine:
+                    split_cpus[id(g)] = split_cpus.get(id(g), CpuSet()) | core.cpus
+                    partners[id(g)].add(id(other))
+    for gid, cpus in split_cpus.items():
+        g = by_id[gid]
+        yield Hit(
+            guest=g,
+            location=f"CPUs {cpus}",
+            message=f"physical cores of CPUs {cpus} are split with {names(by_id[o] for o in partners[gid])}: "
+            "busy SMT siblings each lose ~30%",
+            fix=f"give each guest whole cores: {apply_cmd(g, '--thread-policy isolate')}",
+        )
+
+
+def vt104(ctx: AuditContext) -> Iterator[Hit]:
+    owners: dict[int, list[GuestSpec]] = defaultdict(list)
+    claims = _claims(ctx)
+    for g, cpus in claims:
+        for cpu in cpus:
+            owners[cpu].append(g)
+    for g, cpus in claims:
+        overlap: list[int] = []
+        others: list[GuestSpec] = []
+        for cpu in cpus:
+            rivals = [o for o in owners[cpu] if o is not g]
+            if rivals:
+                overlap.append(cpu)
+                others.extend(rivals)
+        if overlap:
+            yield Hit(
+                guest=g,
+                location=f"CPUs {CpuSet(overlap)}",
+                message=f"CPUs {CpuSet(overlap)} are also pinned exclusively by {names(others)}",
+                fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
+            )
+    # A --cpu-policy shared guest may float over the same pool as other shared guests, never over a CPU a
+    # dedicated guest owns: that guest would lose the CPU it was promised. Both sides are told.
+    pools = [(g, g.vcpu_cpus) for g in ctx.guests if is_shared(g)]
+    yield from _crossings(pools, claims, "shared pool CPUs {cpus} are pinned exclusively by {others}")
+    yield from _crossings(claims, pools, "CPUs {cpus} are also in the shared pool of {others}")
+
+
+def _crossings(
+    mine: list[tuple[GuestSpec, CpuSet]], theirs: list[tuple[GuestSpec, CpuSet]], message: str
+) -> Iterator[Hit]:
+    """One hit per guest of ``mine`` whose CPUs meet those of guests in ``theirs``."""
+    for g, cpus in mine:
+        met = [(o, c & cpus) for o, c in theirs if o is not g and not c.isdisjoint(cpus)]
+        if met:
+            both = CpuSet().union(*(c for _, c in met))
+            yield Hit(
+                guest=g,
+                location=f"CPUs {both}",
+                message=message.format(cpus=both, others=names(o for o, _ in met)),
+                fix=f"re-plan with the other guests as tenants: {apply_cmd(g, '--domains DIR')}",
+            )
+
+
+def _shared_groups(host: Host, level: int) -> list[CpuSet]:
+    out = []
+    for group in host.groups(level):
+        core = host.core_of(group.cpus.first())
+        # a per-core L2 (most x86) is the SMT case, VT103's business
+        if level == 2 and core is not None and group.cpus.issubset(core.cpus):
+            continue
+        out.append(group.cpus)
+    return out
+
+
+def vt105(ctx: AuditContext) -> Iterator[Hit]:
+    claims = _claims(ctx)
+    taken = CpuSet().union(*(c for _, c in claims))
+    for level in (2, 3):
+        groups = _shared_groups(ctx.host, level)
+        free_room = [len(grp - ctx.reserved) for grp in groups if grp.isdisjoint(taken)]
+        if not free_room:
+            continue
+        biggest_free = max(free_room)
+        for grp in groups:
+            users = [(g, c & grp) for g, c in claims if not c.isdisjoint(grp)]
+            if len(users) < 2:
+                continue
+            for g, footprint in users:
+                if len(footprint) <= biggest_free:
+                    yield Hit(
+                        guest=g,
+                        location=f"CPUs {footprint}",
+                        message=f"shares L{level} group {grp} with "
+                        f"{names(o for o, _ in users if o is not g)} "
+                        f"while an idle L{level} group with {biggest_free} CPUs exists",
+                        fix=f"re-plan into an idle cache group: {apply_cmd(g, '--domains DIR')}",
+                    )
+
+
+def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    vcpu_cpus = g.vcpu_cpus
+    if not wants_isolation(g) or not vcpu_cpus:
+        return
+    fix = f"pin the emulator and iothreads off the vCPU cores: {apply_cmd(g, '--emulator isolate')}"
+    yield from emulator_off(
+        g,
+        vcpu_cpus,
+        fix=fix,
+        unpinned="isolate intent but no <emulatorpin>: the emulator thread runs on the vCPUs' "
+        f"CPUs {vcpu_cpus}",
+        overlap=lambda shared: f"emulator thread shares CPUs {shared} with the vCPUs under isolate intent",
+    )
+    pinned_io = {p.iothread for p in g.iothreadpins}
+    for pin in g.iothreadpins:
+        if not pin.cpus.isdisjoint(vcpu_cpus):
+            yield Hit(
+                guest=g,
+                location=f"/domain/cputune/iothreadpin[@iothread='{pin.iothread}']",
+                message=f"iothread {pin.iothread} shares CPUs {pin.cpus & vcpu_cpus} with the vCPUs",
+                fix=fix,
+            )
+    floating = [i for i in range(1, g.iothreads + 1) if i not in pinned_io]
+    if floating:
+        yield Hit(
+            guest=g,
+            location="/domain/cputune",
+            message=f"iothreads {CpuSet(floating)} have no <iothreadpin>: they run on the vCPUs' CPUs",
+            fix=fix,
+        )
+
+
+def vt107(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    vcpu_cpus = g.vcpu_cpus
+    if not vcpu_cpus:
+        return
+    reserved = ctx.reserved
+    if g.intent is not None and g.intent.reserve is not None:
+        reserved = reserved | g.intent.reserve
+    bad = vcpu_cpus & reserved
+    if bad:
+        yield Hit(
+            guest=g,
+            location=f"CPUs {bad}",
+            message=f"vCPUs pinned to reserved housekeeping CPUs {bad}",
+            fix=f"keep guests off the reserved CPUs: {apply_cmd(g, f'--reserve {reserved}')}",
+        )
+    isolated = ctx.host.isolated
+    outside = vcpu_cpus - isolated
+    if isolated and outside and is_dedicated(g, ctx.host):
+        yield Hit(
+            guest=g,
+            location=f"CPUs {outside}",
+            message=f"dedicated vCPUs on CPUs {outside} outside isolcpus ({isolated}): host tasks run there",
+            fix=f"pin the vCPUs inside isolcpus: {apply_cmd(g)}",
+        )
+
+
+def _pins(g: GuestSpec) -> Iterable[tuple[str, str, CpuSet]]:
+    """(xpath, what, cpus) for every CPU affinity the XML sets."""
+    if g.vcpu_cpuset is not None:
+        yield "/domain/vcpu/@cpuset", "vcpu cpuset", g.vcpu_cpuset
+    if g.emulatorpin is not None:
+        yield "/domain/cputune/emulatorpin", "emulatorpin", g.emulatorpin
+    for io in g.iothreadpins:
+        yield f"/domain/cputune/iothreadpin[@iothread='{io.iothread}']", f"iothread {io.iothread}", io.cpus
+
+
+def vt108(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    online = ctx.host.online
+    known = CpuSet(c.id for c in ctx.host.cpus)
+
+    def describe(bad: CpuSet) -> str:
+        offline, missing = bad & known, bad - known
+        parts = [
+            f"offline CPUs {offline}" if offline else "",
+            f"CPUs {missing} this host lacks" if missing else "",
+        ]
+        return " and ".join(p for p in parts if p)
+
+    # (bad CPUs, pin set) -> vCPUs: one line per distinct pin, not per vCPU
+    by_pin: dict[CpuSet, list[int]] = defaultdict(list)
+    for pin in g.vcpupins:
+        if pin.cpus - online:
+            by_pin[pin.cpus].append(pin.vcpu)
+    for cpus, vcpus in sorted(by_pin.items(), key=lambda kv: min(kv[1])):
+        yield Hit(
+            guest=g,
+            location=vcpupin_xpath(min(vcpus)),
+            message=f"{vcpus_text(vcpus)} pinned to {describe(cpus - online)}",
+            fix=f"pin to online CPUs: {apply_cmd(g)}",
+            # a pin with no online CPU at all makes the start fail; a partial one just shrinks
+            severity=Level.ERROR if cpus.isdisjoint(online) else Level.WARNING,
+        )
+    for xpath, what, cpus in _pins(g):
+        if cpus - online:
+            yield Hit(
+                guest=g,
+                location=xpath,
+                message=f"{what} names {describe(cpus - online)}",
+                fix=f"pin to online CPUs: {apply_cmd(g)}",
+                severity=Level.ERROR if cpus.isdisjoint(online) else Level.WARNING,
+            )
+
+
+def _vcpu_cores(g: GuestSpec, host: Host) -> list[int | None] | None:
+    """Host core index of each vCPU's pin (None: pin not inside one core); None when a vCPU is unpinned."""
+    out: list[int | None] = []
+    for vcpu in range(g.vcpus):
+        pin = g.pin_of(vcpu)
+        if not pin:
+            return None
+        core = host.core_of(pin.first())
+        out.append(core.index if core is not None and pin.issubset(core.cpus) else None)
+    return out
+
+
+def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    cores = _vcpu_cores(g, ctx.host)
+    if cores is None or g.vcpus < 2:
+        return
+    threads = g.topology.threads if g.topology is not None else 1
+    host_threads = ctx.host.summary().threads_per_core
+    fix = f"make <topology> match the host cores: {apply_cmd(g)}"
+    location = "/domain/cpu/topology" if g.topology is not None else "/domain/cpu"
+    if threads > 1:
+        if host_threads < 2:
+            yield Hit(
+                guest=g,
+                location=location,
+                message=f"guest topology has {threads} threads per core but the host has no SMT",
+                fix=fix,
+            )
+            return
+        bad: list[int] = []
+        for start in range(0, g.vcpus - threads + 1, threads):
+            group = cores[start : start + threads]
+            if None in group or len(set(group)) != 1:
+                bad.extend(range(start, start + threads))
+        if bad:
+            yield Hit(
+                guest=g,
+                location=location,
+                message=f"guest sees {vcpus_text(bad)} as SMT siblings ({threads} threads/core) "
+                "but they are not pinned to one host core each",
+                fix=fix,
+            )
+        return
+    per_core: dict[int, list[int]] = defaultdict(list)
+    for vcpu, core in enumerate(cores):
+        if core is not None:
+            per_core[core].append(vcpu)
+    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
+    if shared:
+        yield Hit(
+            guest=g,
+            location=location,
+            message=f"{vcpus_text(shared)} sit on SMT siblings of shared host cores but the guest "
+            "topology has 1 thread per core",
+            fix=fix,
+        )
+
+
+RULES = (
+    Rule(code="VT101", title="dedicated intent but vCPUs unpinned", family=Family.CPU,
+         severity=Level.WARNING, check_guest=vt101),
+    Rule(code="VT102", title="a vCPU's pin spans NUMA nodes", family=Family.CPU,
+         severity=Level.WARNING, check_guest=vt102),
+    Rule(code="VT103", title="a physical core's SMT siblings are split between domains", family=Family.CPU,
+         severity=Level.WARNING, check_host=vt103),
+    Rule(code="VT104", title="a CPU pinned exclusively by two domains", family=Family.CPU,
+         severity=Level.ERROR, check_host=vt104),
+    Rule(code="VT105", title="two domains share an L2/L3 group while a free one exists", family=Family.CPU,
+         severity=Level.WARNING, check_host=vt105),
+    Rule(code="VT106", title="emulator/iothreads share CPUs with vCPUs under isolate/realtime intent",
+         family=Family.CPU, severity=Level.WARNING, check_guest=vt106),
+    Rule(code="VT107", title="pinned to reserved/housekeeping CPUs, or outside isolcpus when isolcpus is set",
+         family=Family.CPU, severity=Level.WARNING, check_guest=vt107),
+    Rule(code="VT108", title="pinned to an offline or missing CPU", family=Family.CPU,
+         severity=Level.ERROR, check_guest=vt108),
+    Rule(code="VT109", title="guest topology threads disagree with the host siblings the vCPUs sit on",
+         family=Family.CPU, severity=Level.WARNING, check_guest=vt109),
+)  # fmt: skip

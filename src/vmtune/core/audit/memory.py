@@ -1,0 +1,200 @@
+"""Memory placement rules VT201-VT205: numatune vs. vCPU nodes, guest NUMA cells, hugepages.
+
+Why (DESIGN.md): NUMA misses cost 10%+ CPU and up to ~80% memory bandwidth (STREAM). With hugepages or
+preallocation, memory lands on the node of the thread that first touches it unless ``<numatune>`` binds it,
+so vCPU pinning and numatune go together; a wide guest needs guest NUMA cells mirroring the host nodes it
+spans, each bound with ``<memnode>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from vmtune.core.audit.common import apply_cmd
+from vmtune.core.audit.engine import AuditContext, Family, Hit, Rule, is_dedicated
+from vmtune.core.guest import GuestSpec
+from vmtune.core.plan import Level
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["RULES"]
+
+# libvirt's default numatune mode is strict; interleave spreads on purpose, so "remote" means nothing there
+_NON_LOCAL_MODES = frozenset({"interleave"})
+
+
+def _cpu_nodes(host: Host) -> list[int]:
+    return [n.id for n in host.nodes if n.cpus]
+
+
+def _cell_cpus(g: GuestSpec, cell_vcpus: CpuSet) -> CpuSet:
+    """Host CPUs the vCPUs of a guest NUMA cell are pinned to (empty when any is unpinned)."""
+    out = CpuSet()
+    for vcpu in cell_vcpus:
+        pin = g.pin_of(vcpu)
+        if not pin:
+            return CpuSet()
+        out = out | pin
+    return out
+
+
+def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    host = ctx.host
+    host_nodes = CpuSet(n.id for n in host.nodes)
+    fix = f"bind memory to the vCPUs' nodes: {apply_cmd(g)}"
+    binds: list[tuple[str, str | None, CpuSet, CpuSet]] = []  # (xpath, mode, nodeset, vCPU host CPUs)
+    if g.numatune_nodeset is not None:
+        binds.append(("/domain/numatune/memory", g.numatune_mode, g.numatune_nodeset, g.vcpu_cpus))
+    cells = {c.id: c for c in g.numa_cells}
+    for mn in g.memnodes:
+        cell = cells.get(mn.cellid)
+        cpus = _cell_cpus(g, cell.cpus) if cell is not None else CpuSet()
+        binds.append((f"/domain/numatune/memnode[@cellid='{mn.cellid}']", mn.mode, mn.nodeset, cpus))
+    for xpath, mode, nodeset, cpus in binds:
+        missing = nodeset - host_nodes
+        if missing:
+            yield Hit(
+                guest=g,
+                location=xpath,
+                message=f"memory bound to NUMA node {missing}, which this host doesn't have",
+                fix=fix,
+                severity=Level.ERROR,
+            )
+            continue
+        if mode in _NON_LOCAL_MODES or not cpus:
+            continue
+        if xpath.endswith("/memory") and g.memnodes:
+            continue  # per-cell memnodes decide; the global nodeset is only their union
+        remote = host.nodes_of(cpus) - nodeset
+        if remote:
+            yield Hit(
+                guest=g,
+                location=xpath,
+                message=f"vCPUs run on node {host.nodes_of(cpus)} but memory is bound to node {nodeset}: "
+                f"accesses from node {remote} are remote",
+                fix=fix,
+            )
+
+
+def vt202(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    mb = g.memory_backing
+    if mb is None or not (mb.hugepages or mb.locked) or not g.vcpupins:
+        return
+    if g.numatune_nodeset is not None or g.memnodes or g.numatune_placement == "auto":
+        return
+    what = "hugepages" if mb.hugepages else "locked memory"
+    yield Hit(
+        guest=g,
+        location="/domain/numatune",
+        message=f"{what} with pinned vCPUs but no <numatune>: pages land wherever QEMU first touches them",
+        fix=f"add <numatune><memory mode='strict' nodeset=.../> for the vCPUs' nodes: {apply_cmd(g)}",
+    )
+
+
+def vt203(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    host = ctx.host
+    cpu_nodes = _cpu_nodes(host)
+    if len(cpu_nodes) < 2 or g.numa_cells:
+        return
+    biggest = max(len(n.cpus) for n in host.nodes)
+    spans = host.nodes_of(g.vcpu_cpus) if g.vcpupins else CpuSet()
+    if g.vcpus > biggest:
+        why = f"{g.vcpus} vCPUs exceed the largest host node ({biggest} CPUs)"
+    elif len(spans) > 1 and is_dedicated(g, host):
+        why = f"vCPUs are pinned across host nodes {spans}"
+    else:
+        return
+    yield Hit(
+        guest=g,
+        location="/domain/cpu",
+        message=f"wide guest without guest NUMA cells: {why}; the guest can't keep its memory local",
+        fix=f"give it <cpu><numa> cells mirroring the host nodes: {apply_cmd(g)}",
+    )
+
+
+def vt204(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    if len(g.numa_cells) < 2 or len(_cpu_nodes(ctx.host)) < 2:
+        return
+    if g.numatune_nodeset is not None and len(g.numatune_nodeset) == 1:
+        return  # all memory on one node: the cells are presentation only (VT201 checks that node)
+    bound = {m.cellid for m in g.memnodes}
+    unbound = [c.id for c in g.numa_cells if c.id not in bound]
+    if unbound:
+        yield Hit(
+            guest=g,
+            location=f"/domain/cpu/numa/cell[@id='{unbound[0]}']",
+            message=f"guest NUMA cells {CpuSet(unbound)} have no <memnode>: their memory may sit on any "
+            "host node",
+            fix=f"bind each cell with <numatune><memnode cellid= nodeset=>: {apply_cmd(g)}",
+        )
+
+
+def _default_hugepage_kib(host: Host) -> int | None:
+    sizes = sorted({hp.size_kib for n in host.nodes for hp in n.hugepages})
+    if not sizes:
+        return None
+    # the kernel's default hugepage size is 2 MiB on x86 and 4K-granule arm64; otherwise the smallest listed
+    return 2048 if 2048 in sizes else sizes[0]
+
+
+def _free_pages(host: Host, nodes: CpuSet, size_kib: int) -> int:
+    total = 0
+    for node in host.nodes:
+        if node.id in nodes:
+            hp = node.hugepages_of(size_kib)
+            total += hp.free if hp else 0
+    return total
+
+
+def _size_text(kib: int) -> str:
+    return f"{kib // 1048576}G" if kib % 1048576 == 0 else f"{kib // 1024}M"
+
+
+def vt205(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    mb = g.memory_backing
+    if mb is None or not mb.hugepages or g.running or g.memory_kib <= 0:
+        return
+    host = ctx.host
+    default = _default_hugepage_kib(host)
+    if default is None:
+        return  # the host source says nothing about hugepages: unknown, not zero
+    size = mb.page_size_kib or default
+    all_nodes = CpuSet(n.id for n in host.nodes)
+    # (where, host nodes, KiB) for each independent allocation
+    demands: list[tuple[str, CpuSet, int]] = []
+    cells = {c.id: c for c in g.numa_cells}
+    if g.memnodes and g.numatune_mode not in _NON_LOCAL_MODES:
+        for mn in g.memnodes:
+            cell = cells.get(mn.cellid)
+            if cell is not None:
+                demands.append(
+                    (f"/domain/numatune/memnode[@cellid='{mn.cellid}']", mn.nodeset, cell.memory_kib)
+                )
+    else:
+        nodes = g.numatune_nodeset if g.numatune_nodeset is not None else all_nodes
+        demands.append(("/domain/memoryBacking/hugepages", nodes, g.memory_kib))
+    for xpath, nodes, kib in demands:
+        need = -(-kib // size)
+        free = _free_pages(host, nodes, size)
+        if need > free:
+            yield Hit(
+                guest=g,
+                location=xpath,
+                message=f"needs {need} free {_size_text(size)} hugepages on node {nodes}, host has {free}",
+                fix=f"reserve them (echo N > /sys/devices/system/node/nodeN/hugepages/hugepages-{size}kB/"
+                f"nr_hugepages) or re-plan onto nodes that have them: {apply_cmd(g)}",
+            )
+
+
+RULES = (
+    Rule(code="VT201", title="numatune node differs from the vCPUs' node (NUMA miss)", family=Family.MEMORY,
+         severity=Level.WARNING, check_guest=vt201),
+    Rule(code="VT202", title="hugepages or locked/prealloc memory with pinned vCPUs but no numatune",
+         family=Family.MEMORY, severity=Level.WARNING, check_guest=vt202),
+    Rule(code="VT203", title="wide guest (spans nodes) without guest NUMA cells", family=Family.MEMORY,
+         severity=Level.WARNING, check_guest=vt203),
+    Rule(code="VT204", title="guest NUMA cells without memnode binding", family=Family.MEMORY,
+         severity=Level.WARNING, check_guest=vt204),
+    Rule(code="VT205", title="not enough free hugepages on the bound nodes", family=Family.MEMORY,
+         severity=Level.ERROR, check_guest=vt205),
+)  # fmt: skip

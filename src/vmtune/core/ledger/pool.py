@@ -1,0 +1,236 @@
+"""The free pool a guest is planned into: online CPUs minus reserved minus what other tenants pinned.
+
+Rules (issue 3, priority 1):
+
+* offline CPUs are never used;
+* *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them;
+  without it vmtune reserves, by default, **the first physical core of each NUMA node** (all of its SMT
+  threads; on the usual one-node-per-socket host that is the first core of each socket) on a host without
+  ``isolcpus=``: the kernel's own kthreads, IRQs and the emulator threads of ``--emulator share`` guests
+  need somewhere to run that is not a guest's dedicated core, and per node so that a guest's emulator
+  thread (which touches guest memory for every emulated device access) stays on the guest's node;
+* with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
+  *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
+  balance onto isolated CPUs, so a thread left floating there would be stuck);
+* a tenant's ``vcpupin``/``emulatorpin``/``iothreadpin`` and ``vcpu/@cpuset`` CPUs are taken;
+  a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
+* the guest's own current pins are free for itself (re-planning must be able to keep them);
+* ``--cpu-policy shared`` guests (vmtune intent) time-share a pool: another shared guest may float over the
+  same CPUs, so for a shared guest only *dedicated* tenants' CPUs are taken (``shared_free``); a dedicated
+  guest never gets a CPU a shared guest floats over (it would not be its own). With isolcpus the pool is
+  the housekeeping side: the scheduler does not balance threads across isolated CPUs, so a multi-CPU pool
+  there would leave every vCPU on the first CPU it woke on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.model import CpuPolicy
+from vmtune.core.plan import Level, Note
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = [
+    "Ledger",
+    "Reservation",
+    "Tenant",
+    "build_ledger",
+    "default_reserve",
+    "is_same_guest",
+    "is_shared",
+    "owned_cpus",
+    "reservation",
+    "tenant_cpus",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tenant:
+    name: str
+    cpus: CpuSet
+    """Every host CPU the tenant takes."""
+    vcpus: int
+    shared: bool = False
+    """A ``--cpu-policy shared`` guest: its CPUs are a pool other shared guests may float over too."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger:
+    online: CpuSet
+    reserved: CpuSet
+    """CPUs no dedicated vCPU may use (housekeeping; with isolcpus: everything outside it)."""
+    housekeeping: CpuSet
+    """Where ``--emulator share`` threads go: the reserved CPUs (or the non-isolated ones)."""
+    taken: CpuSet
+    """CPUs other tenants pinned."""
+    free: CpuSet
+    """CPUs a dedicated vCPU of this guest may get."""
+    shared_free: CpuSet
+    """The pool a ``--cpu-policy shared`` guest may float over: not reserved, not any dedicated tenant's."""
+    tenants: tuple[Tenant, ...]
+    isolcpus: bool
+    notes: tuple[Note, ...]
+
+
+def default_reserve(host: Host) -> CpuSet:
+    """The first physical core (all its online threads) of each NUMA node: the documented default."""
+    out = CpuSet()
+    for node in host.nodes:
+        first = next((c for c in host.cores if c.node == node.id and c.cpus), None)
+        if first is not None:
+            out = out | first.cpus
+    if not out:
+        # no NUMA data (s390, tiny boards): the first core of each socket
+        for socket in host.sockets:
+            first = next((c for c in host.cores if c.socket == socket.index and c.cpus), None)
+            if first is not None:
+                out = out | first.cpus
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """How the host's online CPUs are split before any tenant: the one rule the planner's ledger and
+    ``vmtune host --map`` (``core.ownership``) both use."""
+
+    reserved: CpuSet
+    """CPUs no dedicated vCPU may use (housekeeping; with isolcpus: everything outside it)."""
+    housekeeping: CpuSet
+    """Where ``--emulator share`` threads go: the reserved CPUs (or the non-isolated ones)."""
+    isolated: CpuSet
+    """Online ``isolcpus=`` CPUs (empty without isolcpus)."""
+    default: bool
+    """The reserve is vmtune's default (no ``--reserve`` given, no isolcpus)."""
+
+
+def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
+    """Reserved and housekeeping CPUs for ``--reserve`` (None: not given, the documented default)."""
+    online = host.online
+    isolated = host.isolated & online
+    if isolated:
+        housekeeping = online - isolated
+        return Reservation(
+            reserved=housekeeping | ((reserve or CpuSet()) & online),
+            housekeeping=housekeeping,
+            isolated=isolated,
+            default=False,
+        )
+    reserved = default_reserve(host) if reserve is None else reserve & online
+    return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
+
+
+def tenant_cpus(tenant: GuestSpec) -> CpuSet:
+    """Every host CPU a tenant takes: its vcpupin, emulatorpin and iothreadpin CPUs and ``vcpu/@cpuset``
+    (issue 3, Tenants). The cpuset counts even next to per-vCPU pins: libvirt runs every thread without a
+    pin of its own there (the emulator without ``<emulatorpin>``), and an ``isolate`` plan lists the empty
+    SMT siblings of its cores there to keep them. A floating guest (none of these) takes nothing."""
+    return tenant.pinned_cpus | tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
+
+
+def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet, cpus: CpuSet | None = None) -> CpuSet:
+    """The CPUs a tenant holds for itself: ``tenant_cpus`` minus the housekeeping CPUs it reaches only with
+    emulator/iothread pins - those are shared with the host and every ``--emulator share`` guest by design,
+    so the ledger does not count them as taken (a vCPU pinned there is still that tenant's). ``cpus``:
+    ``tenant_cpus(tenant)`` when the caller has it already."""
+    vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
+    return (tenant_cpus(tenant) if cpus is None else cpus) - (housekeeping - vcpu_side)
+
+
+def is_shared(guest: GuestSpec) -> bool:
+    """vmtune intent ``cpu-policy="shared"``: the guest time-shares its pins with other shared guests."""
+    return guest.intent is not None and guest.intent.cpu_policy is CpuPolicy.SHARED
+
+
+def is_same_guest(a: GuestSpec, b: GuestSpec) -> bool:
+    if a.uuid and b.uuid:
+        return a.uuid.lower() == b.uuid.lower()
+    return a.name == b.name
+
+
+def build_ledger(
+    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+) -> Ledger:
+    notes: list[Note] = []
+    online = host.online
+    split = reservation(host, reserve)
+    isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
+    if isolated:
+        notes.append(
+            Note(
+                topic="host",
+                message=f"isolcpus={isolated}: dedicated vCPUs go inside it, emulator and housekeeping "
+                f"threads on {housekeeping or 'nothing'} outside it",
+            )
+        )
+        if not housekeeping:
+            notes.append(
+                Note(
+                    topic="host",
+                    level=Level.WARNING,
+                    message="every online CPU is in isolcpus: nothing is left for housekeeping threads",
+                )
+            )
+    elif split.default:
+        notes.append(
+            Note(
+                topic="host",
+                message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
+                "core of each NUMA node; --reserve CPUSET to change)",
+            )
+        )
+    else:
+        notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
+
+    taken = CpuSet()
+    dedicated = CpuSet()
+    ledger_tenants: list[Tenant] = []
+    floating: list[str] = []
+    for tenant in sorted(tenants, key=lambda t: t.name):
+        if is_same_guest(tenant, guest):
+            continue
+        cpus = tenant_cpus(tenant)
+        if not cpus:
+            floating.append(tenant.name)
+            continue
+        # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share); a
+        # vCPU a tenant pinned there is reserved anyway, so nothing of housekeeping is taken.
+        taken = taken | (cpus - housekeeping)
+        shared = is_shared(tenant)
+        if not shared:
+            dedicated = dedicated | owned_cpus(tenant, housekeeping, cpus)
+        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=shared))
+    if floating:
+        notes.append(
+            Note(
+                topic="tenants",
+                level=Level.WARNING,
+                message=f"{', '.join(floating)} {'has' if len(floating) == 1 else 'have'} no CPU pins and "
+                "will float over every CPU, including the cores dedicated here; pin them too (vmtune apply)",
+            )
+        )
+    offline_pins = taken - online
+    if offline_pins:
+        notes.append(
+            Note(
+                topic="tenants",
+                level=Level.WARNING,
+                message=f"tenants pin offline or missing CPUs {offline_pins}; ignored",
+            )
+        )
+    base = isolated if isolated else online
+    free = base - reserved - taken
+    pool = housekeeping - (reserve or CpuSet()) if isolated else online - reserved
+    return Ledger(
+        online=online,
+        reserved=reserved,
+        housekeeping=housekeeping,
+        taken=taken & online,
+        free=free,
+        shared_free=pool - dedicated,
+        tenants=tuple(ledger_tenants),
+        isolcpus=bool(isolated),
+        notes=tuple(notes),
+    )

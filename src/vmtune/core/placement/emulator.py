@@ -1,0 +1,157 @@
+"""Where the emulator thread and iothreads run (issue 3, priority 5).
+
+QEMU's emulator thread (device emulation, the main loop) and iothreads (virtio-blk/scsi dataplane) wake up
+at unpredictable times; on a dedicated vCPU core they steal the vCPU's time slices, which a realtime guest
+sees as latency spikes. So:
+
+* ``--emulator share``: they float over the host's housekeeping CPUs (the reserved ones, or everything
+  outside ``isolcpus=``) on the guest's own node(s), never over the guest's dedicated cores;
+* ``--emulator isolate``: each gets its own CPU on the guest's node - with ``isolcpus=`` a housekeeping
+  CPU outside it (the scheduler does not balance onto isolated CPUs); otherwise, for a non-realtime guest,
+  first a free SMT sibling of the guest's own cores (cheap and cache-local), then a free core; a realtime
+  guest never gets them on a sibling of its cores (the sibling's activity jitters the RT vCPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vmtune.core.guest import IOThreadPin
+from vmtune.core.intent.model import EmulatorPolicy
+from vmtune.core.ledger.pool import Ledger
+from vmtune.core.placement.numa import distance
+from vmtune.core.plan import Level, Note
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["EmulatorPlacement", "place_emulator"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorPlacement:
+    emulatorpin: CpuSet | None
+    iothreadpins: tuple[IOThreadPin, ...]
+    used: CpuSet
+    """CPUs taken exclusively by isolate (so the caller does not hand them out twice)."""
+    notes: tuple[Note, ...]
+
+
+def _near(host: Host, cpus: CpuSet, nodes: Sequence[int]) -> CpuSet:
+    """``cpus`` on the guest's nodes; else on the nearest node that has some."""
+    local = CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes)) & cpus
+    if local or not cpus:
+        return local
+    others = sorted(
+        (n for n in host.nodes if n.id not in nodes and not n.cpus.isdisjoint(cpus)),
+        key=lambda n: (min(distance(host, n.id, g) for g in nodes) if nodes else 0, n.id),
+    )
+    return others[0].cpus & cpus if others else cpus
+
+
+def place_emulator(
+    *,
+    host: Host,
+    ledger: Ledger,
+    policy: EmulatorPolicy,
+    iothreads: int,
+    guest_cpus: CpuSet,
+    nodes: Sequence[int],
+    realtime: bool,
+    current: CpuSet | None = None,
+) -> EmulatorPlacement:
+    notes: list[Note] = []
+    guest_cores = CpuSet().union(*(host.siblings(c) for c in guest_cpus))
+    ids = range(1, iothreads + 1)
+    if policy is EmulatorPolicy.SHARE:
+        pool = _near(host, ledger.housekeeping, nodes)
+        where = "housekeeping CPUs"
+        if not pool:
+            # no housekeeping CPU at all (--reserve ''): the free, non-dedicated CPUs of the node
+            pool = _near(host, ledger.free - guest_cores, nodes)
+            where = "free CPUs (no housekeeping CPUs reserved)"
+        if not pool:
+            notes.append(
+                Note(
+                    topic="emulator",
+                    level=Level.WARNING,
+                    message="no housekeeping or free CPU left for the emulator thread: left unpinned",
+                )
+            )
+            return EmulatorPlacement(emulatorpin=None, iothreadpins=(), used=CpuSet(), notes=tuple(notes))
+        local = not nodes or not pool.isdisjoint(
+            CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes))
+        )
+        notes.append(
+            Note(
+                topic="emulator",
+                message=f"{'emulator thread and iothreads share' if iothreads else 'emulator thread shares'}"
+                + f" {where} {pool}"
+                + ("" if local else " (none on the guest's node, so the nearest node's)")
+                + ", never the guest's dedicated cores (--emulator share)",
+                xpath="/domain/cputune/emulatorpin",
+            )
+        )
+        return EmulatorPlacement(
+            emulatorpin=pool,
+            iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in ids),
+            used=CpuSet(),
+            notes=tuple(notes),
+        )
+
+    need = 1 + iothreads
+    if ledger.isolcpus:
+        hk = _near(host, ledger.housekeeping, nodes)
+        other_pins = CpuSet().union(*(t.cpus for t in ledger.tenants))
+        candidates = list(hk - other_pins) + list(hk & other_pins)
+        why = "housekeeping CPU outside isolcpus"
+    else:
+        node_cpus = _near(host, ledger.online, nodes)
+        free = (ledger.free & node_cpus) - guest_cpus
+        siblings = free & guest_cores
+        whole = [c for core in host.cores if core.cpus and core.cpus.issubset(free) for c in core.cpus]
+        partial = [c for c in free if c not in siblings and c not in whole]
+        candidates = ([] if realtime else list(siblings)) + whole + partial
+        why = "free CPU on the guest's node" + ("" if realtime else " (a sibling of its own cores first)")
+    if not candidates:
+        pool = _near(host, ledger.housekeeping, nodes)
+        notes.append(
+            Note(
+                topic="emulator",
+                level=Level.WARNING,
+                message=f"--emulator isolate: no free CPU on the guest's node; emulator thread shares "
+                f"housekeeping CPUs {pool or 'none'} instead",
+            )
+        )
+        pin = pool or None
+        return EmulatorPlacement(
+            emulatorpin=pin,
+            iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in ids) if pool else (),
+            used=CpuSet(),
+            notes=tuple(notes),
+        )
+    if current is not None and len(current) == 1 and current.first() in candidates:
+        # stability: an isolated emulator CPU that is still a valid choice stays where it is
+        candidates.remove(current.first())
+        candidates.insert(0, current.first())
+    chosen = candidates[:need]
+    emu = CpuSet(chosen[:1])
+    pins = tuple(IOThreadPin(iothread=i, cpus=CpuSet([chosen[i]]) if i < len(chosen) else emu) for i in ids)
+    notes.append(
+        Note(
+            topic="emulator",
+            message=f"emulator thread isolated on CPU {emu} ({why}; --emulator isolate)",
+            xpath="/domain/cputune/emulatorpin",
+        )
+    )
+    if iothreads:
+        shared = " (sharing the emulator's CPU: no more free CPUs)" if len(chosen) < need else ""
+        notes.append(
+            Note(
+                topic="emulator",
+                message=f"{iothreads} iothread(s) on CPU(s) {CpuSet(chosen[1:]) or emu}{shared}",
+                xpath="/domain/cputune/iothreadpin",
+            )
+        )
+    used = CpuSet() if ledger.isolcpus else CpuSet(chosen)
+    return EmulatorPlacement(emulatorpin=emu, iothreadpins=pins, used=used, notes=tuple(notes))

@@ -1,0 +1,340 @@
+"""Build a :class:`Host` from raw per-CPU and per-node records: the one place topology rules live.
+
+Both readers (``adapters/sysfs.py`` and ``xmlmap/capabilities.py``) turn their input into
+:class:`CpuRecord` / :class:`NodeRecord` and call :func:`build_host`, so they agree by construction.
+The rules follow what hwloc's Linux backend (``topology-linux.c``, ``look_sysfscpu``/``look_sysfsnode``)
+does, because ``lstopo`` is the independent count we test against:
+
+1. Only online CPUs have topology. A CPU is a thread of exactly one core, one socket, one node.
+2. Cores come from the thread-siblings mask (``core_cpus``/``thread_siblings``, libvirt ``siblings``)
+   intersected with the online CPUs. Equal ``core_id`` never makes SMT on its own: AMD Magny-Cours
+   repeats core_id 0-5 on both dies of a package (libvirt-test3), s390 repeats it across CPUs that
+   the kernel reports as single-thread cores. Only when a CPU has no siblings data at all is it grouped
+   by (socket, die, cluster, core_id, NUMA node): the node stands in for the die that old kernels and
+   libvirt-trimmed dumps don't report.
+3. Sockets come from the package mask (``package_cpus``/``core_siblings``) when there is one, exactly
+   like hwloc (POWER7 reports ``physical_package_id=-1`` but per-core ``core_siblings``, so hwloc
+   shows one package per mask); otherwise from ``physical_package_id`` with -1/None meaning "unknown",
+   i.e. all such CPUs in one socket.
+4. NUMA: each CPU belongs to the first node (by id) that lists it. A node whose CPUs were all already
+   claimed by earlier nodes is dropped with a warning: buggy BIOSes list every CPU in every node and
+   hwloc ignores such nodes too. CPU-less nodes (PMEM, GPU memory, memory-only) are kept.
+5. Cache groups: distinct sets of online CPUs sharing one L2 or L3 (data or unified caches only).
+
+Dense ``Core.index``/``Socket.index``/cache indices are assigned by lowest CPU id for stable output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
+
+__all__ = ["CacheRecord", "CpuRecord", "NodeRecord", "build_host", "distances_from_row"]
+
+CACHE_LEVELS = (2, 3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheRecord:
+    """One data/unified cache as one CPU sees it (instruction caches are dropped by the readers)."""
+
+    level: int
+    cpus: CpuSet
+    """``shared_cpu_list``: the CPUs sharing it (may include offline CPUs; intersected later)."""
+    size_kib: int | None = None
+    cache_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpuRecord:
+    id: int
+    online: bool = True
+    has_topology: bool = True
+    """False for an online CPU whose source says nothing about its place (no topology dir)."""
+    package_id: int | None = None
+    die_id: int | None = None
+    cluster_id: int | None = None
+    core_id: int | None = None
+    siblings: CpuSet | None = None
+    """Thread siblings (``core_cpus`` / ``thread_siblings``); None when the source has none."""
+    package_cpus: CpuSet | None = None
+    """Package mask (``package_cpus`` / ``core_siblings``); None when the source has none."""
+    capacity: int | None = None
+    caches: tuple[CacheRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    id: int
+    cpus: CpuSet
+    """CPUs the node lists, as the source says (may include offline CPUs and, on buggy BIOSes, all)."""
+    mem_total_kib: int | None = None
+    mem_free_kib: int | None = None
+    hugepages: tuple[HugePages, ...] = ()
+    distances: tuple[tuple[int, int], ...] = ()
+
+
+def distances_from_row(
+    row: Sequence[int], candidates: Sequence[Sequence[int]], known: Iterable[int]
+) -> tuple[tuple[int, int], ...] | None:
+    """Map a positional sysfs ``distance`` row to (node id, distance) pairs.
+
+    The kernel prints one column per *online* node in id order, so with sparse ids (0,1,4,5 or
+    0,8,250-255) column i is the i-th node id, not node i. Dumps are not always consistent about which
+    list that is (offline-cpu0-node0: node/online says ``1`` but the row has 2 columns, matching
+    node/possible), so the first candidate id list of the right length wins. Returns None when no
+    candidate fits; pairs for nodes not in ``known`` are dropped.
+    """
+    wanted = set(known)
+    for ids in candidates:
+        if len(ids) == len(row):
+            return tuple((nid, dist) for nid, dist in zip(ids, row, strict=True) if nid in wanted)
+    return None
+
+
+@dataclass(slots=True)
+class _Acc:
+    """Mutable accumulator for one group while building (never escapes this module)."""
+
+    key: object
+    first: int
+    cpus: int = 0
+
+
+def build_host(
+    *,
+    name: str,
+    cpus: Iterable[CpuRecord],
+    nodes: Sequence[NodeRecord] = (),
+    arch: str | None = None,
+    vendor: str | None = None,
+    model: str | None = None,
+    isolated: CpuSet | None = None,
+    nohz_full: CpuSet | None = None,
+    cmdline: str | None = None,
+    memory_total_kib: int | None = None,
+    warnings: Iterable[str] = (),
+) -> Host:
+    """Assemble the frozen :class:`Host`; raise InputError when no CPU is online."""
+    warn: list[str] = list(warnings)
+    records = sorted(cpus, key=lambda r: r.id)
+    by_id = {r.id: r for r in records}
+    if len(by_id) != len(records):
+        raise InputError(f"{name}: CPU ids listed twice")
+    online_bits = 0
+    for rec in records:
+        if rec.online:
+            online_bits |= 1 << rec.id
+    if not online_bits:
+        raise InputError(f"{name}: no online CPUs")
+    online = CpuSet.from_bits(online_bits)
+    all_cpus = CpuSet(by_id)
+
+    # -- NUMA nodes (rule 4) ----------------------------------------------------------------------
+    node_of: dict[int, int] = {}
+    kept_nodes: list[tuple[NodeRecord, int]] = []
+    if not nodes:
+        nodes = (NodeRecord(id=0, cpus=all_cpus, mem_total_kib=memory_total_kib),)
+    claimed = 0
+    dropped: list[int] = []
+    for rec_n in sorted(nodes, key=lambda n: n.id):
+        bits = rec_n.cpus.bits & all_cpus.bits
+        mine = bits & ~claimed
+        if bits and not mine:
+            dropped.append(rec_n.id)
+            continue
+        if mine != bits:
+            warn.append(f"NUMA node {rec_n.id} lists CPUs {CpuSet.from_bits(bits & claimed)} that an earlier "
+                        "node also lists; they stay with the earlier node")  # fmt: skip
+        claimed |= mine
+        kept_nodes.append((rec_n, mine))
+        node_of.update(dict.fromkeys(_ids(mine), rec_n.id))
+    if dropped:
+        warn.append(
+            f"NUMA nodes {CpuSet(dropped)} list only CPUs that earlier nodes already list "
+            "(buggy firmware SRAT); ignoring them as hwloc does"
+        )
+    kept_ids = {n.id for n, _ in kept_nodes}
+    orphans = online - CpuSet.from_bits(claimed)
+    if orphans:
+        home = kept_nodes[0][0].id
+        warn.append(f"online CPUs {orphans} are in no NUMA node; counting them in node {home}")
+        for cpu in orphans:
+            node_of[cpu] = home
+        kept_nodes[0] = (kept_nodes[0][0], kept_nodes[0][1] | orphans.bits)
+
+    # -- sockets (rule 3) and cores (rule 2) --------------------------------------------------------
+    no_topology = CpuSet(r.id for r in records if r.online and not r.has_topology)
+    if no_topology:
+        warn.append(f"online CPUs {no_topology} report no topology; treating each as its own core")
+    online_recs = [r for r in records if r.online]
+    masked = _Masker(online_bits)
+    socket_key: dict[int, object] = {}
+    for rec in online_recs:
+        if rec.package_cpus is not None:
+            socket_key[rec.id] = ("mask", masked(rec.package_cpus, rec.id))
+        else:
+            pkg = rec.package_id if rec.package_id is not None and rec.package_id >= 0 else None
+            socket_key[rec.id] = ("id", pkg)
+    sockets_acc = _group(socket_key)
+
+    core_key: dict[int, object] = {}
+    for rec in online_recs:
+        if rec.siblings is not None:
+            core_key[rec.id] = ("mask", masked(rec.siblings, rec.id))
+        elif not rec.has_topology or rec.core_id is None:
+            core_key[rec.id] = ("solo", rec.id)
+        else:
+            core_key[rec.id] = ("id", socket_key[rec.id], rec.die_id, rec.cluster_id, rec.core_id,
+                                node_of.get(rec.id))  # fmt: skip
+    cores_acc = _group(core_key)
+
+    # -- cache groups (rule 5) ------------------------------------------------------------------------
+    cache_key: dict[int, dict[int, object]] = {lvl: {} for lvl in CACHE_LEVELS}
+    cache_meta: dict[tuple[int, object], CacheRecord] = {}
+    for rec in online_recs:
+        for cache in rec.caches:
+            keys = cache_key.get(cache.level)
+            if keys is None or rec.id in keys:
+                continue
+            bits = keys[rec.id] = masked(cache.cpus, rec.id)
+            if (cache.level, bits) not in cache_meta:
+                cache_meta[cache.level, bits] = cache
+    cache_groups: list[CacheGroup] = []
+    cache_index: dict[int, dict[int, int]] = {lvl: {} for lvl in CACHE_LEVELS}  # level -> CPU -> group
+    for level in CACHE_LEVELS:
+        for acc in _group(cache_key[level]):
+            meta = cache_meta.get((level, acc.key))
+            idx = len(cache_groups)
+            cache_index[level].update(dict.fromkeys(_ids(acc.cpus), idx))
+            cache_groups.append(
+                CacheGroup(
+                    index=idx,
+                    level=level,
+                    cpus=CpuSet.from_bits(acc.cpus),
+                    size_kib=meta.size_kib if meta else None,
+                    cache_id=meta.cache_id if meta else None,
+                )
+            )
+    l2_of, l3_of = cache_index[2], cache_index[3]
+
+    # -- assemble -----------------------------------------------------------------------------------
+    socket_index: dict[int, int] = {}
+    sockets: list[Socket] = []
+    for idx, acc in enumerate(sockets_acc):
+        pkg = by_id[acc.first].package_id
+        sockets.append(Socket(index=idx, package_id=pkg, cpus=CpuSet.from_bits(acc.cpus)))
+        socket_index.update(dict.fromkeys(_ids(acc.cpus), idx))
+    core_index: dict[int, int] = {}
+    cores: list[Core] = []
+    for idx, acc in enumerate(cores_acc):
+        first = acc.first
+        cores.append(
+            Core(
+                index=idx,
+                cpus=CpuSet.from_bits(acc.cpus),
+                socket=socket_index[first],
+                node=node_of.get(first, -1),
+                l2=l2_of.get(first),
+                l3=l3_of.get(first),
+                capacity=by_id[first].capacity,
+            )
+        )
+        core_index.update(dict.fromkeys(_ids(acc.cpus), idx))
+
+    out_cpus = tuple(
+        Cpu(
+            id=rec.id,
+            online=rec.online,
+            socket=socket_index.get(rec.id, -1),
+            core=core_index.get(rec.id, -1),
+            node=node_of[rec.id] if rec.id in node_of else _raw_node(rec.id, nodes),
+            package_id=rec.package_id,
+            die_id=rec.die_id,
+            cluster_id=rec.cluster_id,
+            core_id=rec.core_id,
+            capacity=rec.capacity,
+            l2=l2_of.get(rec.id),
+            l3=l3_of.get(rec.id),
+        )
+        for rec in records
+    )
+    out_nodes = tuple(
+        Node(
+            id=n.id,
+            cpus=CpuSet.from_bits(bits & online_bits),
+            mem_total_kib=n.mem_total_kib,
+            mem_free_kib=n.mem_free_kib,
+            hugepages=tuple(sorted(n.hugepages, key=lambda h: h.size_kib)),
+            distances=tuple((nid, d) for nid, d in n.distances if nid in kept_ids),
+        )
+        for n, bits in kept_nodes
+    )
+    totals = [n.mem_total_kib for n in out_nodes if n.mem_total_kib is not None]
+    return Host(
+        name=name,
+        cpus=out_cpus,
+        cores=tuple(cores),
+        sockets=tuple(sockets),
+        nodes=out_nodes,
+        caches=tuple(cache_groups),
+        arch=arch,
+        vendor=vendor,
+        model=model,
+        isolated=isolated if isolated is not None else CpuSet(),
+        nohz_full=nohz_full if nohz_full is not None else CpuSet(),
+        cmdline=cmdline,
+        memory_total_kib=sum(totals) if totals else memory_total_kib,
+        warnings=tuple(warn),
+    )
+
+
+class _Masker:
+    """``(mask & online) | cpu`` as a grouping key, computed once per mask object: the readers hand the
+    same CpuSet to every CPU of a core, package or cache group, and 1,000-bit ints are not free."""
+
+    __slots__ = ("_memo", "_online")
+
+    def __init__(self, online_bits: int) -> None:
+        self._online = online_bits
+        self._memo: dict[int, int] = {}  # id(CpuSet) -> bits & online (the sets outlive build_host)
+
+    def __call__(self, cpus: CpuSet, cpu: int) -> int:
+        bits = self._memo.get(id(cpus))
+        if bits is None:
+            bits = self._memo[id(cpus)] = cpus.bits & self._online
+        return bits if bits >> cpu & 1 else bits | (1 << cpu)
+
+
+def _group(keys: dict[int, object]) -> list[_Acc]:
+    """Partition CPUs by key; groups ordered by their lowest CPU id."""
+    groups: dict[object, _Acc] = {}
+    for cpu in sorted(keys):
+        key = keys[cpu]
+        acc = groups.get(key)
+        if acc is None:
+            acc = groups[key] = _Acc(key=key, first=cpu)
+        acc.cpus |= 1 << cpu
+    return sorted(groups.values(), key=lambda a: a.first)
+
+
+def _ids(bits: int) -> list[int]:
+    """The CPU ids of a bitmap, ascending (cheaper than iterating a CpuSet in the per-CPU loops)."""
+    out: list[int] = []
+    while bits:
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
+    return out
+
+
+def _raw_node(cpu: int, nodes: Sequence[NodeRecord]) -> int:
+    """Node of an offline CPU as the source lists it (-1 when no node lists it)."""
+    for n in sorted(nodes, key=lambda n: n.id):
+        if cpu in n.cpus:
+            return n.id
+    return -1

@@ -1,0 +1,239 @@
+"""Hugepage backing: pick a page size the bound NUMA nodes have free, or explain why not.
+
+Decision (what an operator would do):
+
+* ``latency`` takes hugepages only when the bound nodes have enough free (1G first, then 2M); otherwise
+  it keeps normal pages with a Note and the reservation command in the advice.
+* ``realtime`` and an explicit ``--hugepages SIZE`` *require* them: QEMU would fail to start the guest
+  ("unable to map backing store for guest RAM: Cannot allocate memory") or, worse, fall over on a later
+  boot when another guest took the pages. Planning such a guest is infeasible (exit 3, needed vs. free
+  and the command that reserves them); ``--force`` plans it anyway with a WARNING, for an operator who
+  reserves pages before the guest starts.
+* A source that reports no hugepage pools at all (``virsh capabilities`` without ``<pages>``) can't be
+  checked: plan with a WARNING instead of refusing.
+
+The guest's memory is assumed spread evenly over the bound nodes (what the planner's guest NUMA cells do);
+QEMU also needs the memory size to be a multiple of the page size, so 1G pages are chosen only then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vmtune.core.guest import GuestSpec, MemoryBacking
+from vmtune.core.intent.model import Resolved
+from vmtune.core.plan import Level, Note
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError
+
+__all__ = ["HugepageNeed", "MemoryTuning", "memory_tuning", "page_label", "sysfs_nr_path"]
+
+_SIZES = (1048576, 2048)
+_XP = "/domain/memoryBacking"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HugepageNeed:
+    """Pages of one size one node must have free for this guest."""
+
+    node: int
+    size_kib: int
+    need: int
+    free: int
+    total: int
+
+    @property
+    def short(self) -> int:
+        return max(0, self.need - self.free)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryTuning:
+    memory_backing: MemoryBacking | None
+    notes: tuple[Note, ...]
+    shortfall: tuple[HugepageNeed, ...] = ()
+    """Nodes that lack free pages of the wanted size (for the reservation advice)."""
+
+
+def page_label(size_kib: int) -> str:
+    return "1G" if size_kib == 1048576 else f"{size_kib // 1024}M" if size_kib % 1024 == 0 else f"{size_kib}K"
+
+
+def sysfs_nr_path(node: int, size_kib: int) -> str:
+    return f"/sys/devices/system/node/node{node}/hugepages/hugepages-{size_kib}kB/nr_hugepages"
+
+
+def _needs(host: Host, nodes: CpuSet, memory_kib: int, size_kib: int) -> tuple[HugepageNeed, ...] | None:
+    """Per-node needs for one page size; None when no bound node reports any hugepage pool."""
+    ids = list(nodes)
+    if not any(node.hugepages for node in host.nodes if node.id in nodes):
+        return None
+    share = -(-memory_kib // len(ids))
+    out: list[HugepageNeed] = []
+    for node_id in ids:
+        node = host.node(node_id)
+        pool = node.hugepages_of(size_kib) if node is not None else None
+        out.append(
+            HugepageNeed(
+                node=node_id,
+                size_kib=size_kib,
+                need=-(-share // size_kib),
+                free=pool.free if pool else 0,
+                total=pool.total if pool else 0,
+            )
+        )
+    return tuple(out)
+
+
+def _bound_nodes(host: Host, nodes: CpuSet) -> CpuSet:
+    if nodes:
+        return nodes
+    with_memory = CpuSet(n.id for n in host.nodes if n.mem_total_kib or n.cpus)
+    return with_memory or CpuSet(n.id for n in host.nodes)
+
+
+def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: CpuSet) -> MemoryTuning:
+    cur = guest.memory_backing or MemoryBacking()
+    locked = cur.locked or resolved.realtime
+    noshare = cur.nosharepages or resolved.realtime
+    notes: list[Note] = []
+
+    def backed(size: int | None, short: tuple[HugepageNeed, ...] = ()) -> MemoryTuning:
+        return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=short)
+
+    if resolved.hugepages_off:
+        if cur.hugepages or resolved.realtime:
+            msg = "--hugepages none: normal pages"
+            if resolved.realtime:
+                msg += "; realtime memory is still locked, but page faults and TLB misses stay (VT404)"
+            notes.append(_note(msg, Level.WARNING if resolved.realtime else Level.INFO))
+            return MemoryTuning(
+                memory_backing=MemoryBacking(hugepages=False, locked=locked, nosharepages=noshare),
+                notes=tuple(notes),
+            )
+        return MemoryTuning(memory_backing=None, notes=())
+    if not (resolved.hugepages_kib or resolved.hugepages_if_free):
+        return MemoryTuning(memory_backing=None, notes=())
+
+    bound = _bound_nodes(host, nodes)
+    mem = guest.memory_kib
+    sizes = (resolved.hugepages_kib,) if resolved.hugepages_kib else tuple(s for s in _SIZES if mem % s == 0)
+    where = f"node{'s' if len(bound) > 1 else ''} {bound}"
+
+    if guest.running and cur.hugepages:
+        # A running guest already holds its pages, so they don't show as free; re-planning it (hook,
+        # --live) must not call its own pages missing.
+        size = cur.page_size_kib or resolved.hugepages_kib
+        notes.append(Note(topic="memory", message="running guest keeps its hugepages (not counted as free)"))
+        return backed(size)
+
+    checked: list[tuple[int, tuple[HugepageNeed, ...]]] = []
+    for size in sizes:
+        needs = _needs(host, bound, mem, size)
+        if needs is None:
+            chosen = resolved.hugepages_kib
+            kind = "hugepages" if not chosen else f"{page_label(chosen)} pages"
+            if resolved.hugepages_required:
+                notes.append(
+                    _note(
+                        f"{host.name} reports no hugepage pools for {where}: can't check that "
+                        f"{mem // 1024} MiB of {kind} are free; the guest fails to start if they are not",
+                        Level.WARNING,
+                    )
+                )
+                return backed(chosen)
+            notes.append(Note(topic="memory", message=f"{host.name} reports no hugepage pools: normal pages"))
+            return _base_only(cur, locked, noshare, notes)
+        checked.append((size, needs))
+        if all(n.short == 0 for n in needs):
+            notes.append(
+                _note(
+                    f"{page_label(size)} hugepages on {where}: "
+                    + ", ".join(f"node {n.node} needs {n.need}, {n.free} free" for n in needs)
+                    + " (fewer TLB misses; bound with numatune so pages come from the vCPUs' node)"
+                )
+            )
+            return backed(size)
+
+    if not checked:
+        # No size divides the memory (e.g. 1000 MiB with 2M pages is fine, 1001.5 MiB is not).
+        msg = f"guest memory {mem} KiB is not a multiple of any hugepage size"
+        if resolved.hugepages_required:
+            raise InfeasibleError(f"{guest.name}: {msg}; round <memory> to a multiple of 2 MiB")
+        notes.append(Note(topic="memory", message=f"{msg}: normal pages"))
+        return _base_only(cur, locked, noshare, notes)
+
+    size, needs = checked[0]
+    short = tuple(n for n in needs if n.short)
+    detail = "; ".join(
+        f"node {n.node}: needs {n.need} x {page_label(n.size_kib)}, {n.free} free of {n.total}" for n in short
+    )
+    fix = "; ".join(f"echo {n.total + n.short} > {sysfs_nr_path(n.node, n.size_kib)}" for n in short)
+    for other, other_needs in checked[1:]:
+        # Say why the smaller size did not do either, so the operator can pick which pool to grow.
+        detail += (
+            f" ({page_label(other)}: "
+            + ", ".join(f"node {n.node} needs {n.need}, {n.free} free" for n in other_needs)
+            + ")"
+        )
+    if resolved.hugepages_required and not resolved.force:
+        what = "realtime needs locked hugepages" if resolved.realtime else "--hugepages asks for them"
+        raise InfeasibleError(
+            f"{guest.name}: not enough free hugepages ({what}): {detail}. Reserve them ({fix}) "
+            "or pass --force to plan anyway"
+        )
+    if resolved.hugepages_required:
+        notes.append(
+            _note(
+                f"--force: planning {page_label(size)} hugepages that are not free ({detail}); "
+                f"the guest fails to start until they are reserved: {fix} (VT205)",
+                Level.WARNING,
+            )
+        )
+        return backed(size, short)
+    notes.append(_note(f"not enough free hugepages ({detail}): normal pages; reserve them to get hugepages"))
+    return _base_only(cur, locked, noshare, notes, short)
+
+
+def _note(message: str, level: Level = Level.INFO) -> Note:
+    """A memory Note that points at ``<memoryBacking>``."""
+    return Note(topic="memory", level=level, message=message, xpath=_XP)
+
+
+def _backing(
+    size: int | None,
+    *,
+    locked: bool,
+    noshare: bool,
+    resolved: Resolved,
+    notes: list[Note],
+    short: tuple[HugepageNeed, ...],
+) -> MemoryTuning:
+    if resolved.realtime:
+        notes.append(
+            _note(
+                "realtime: memory locked (never swapped or migrated by the host) and not merged by "
+                "KSM (nosharepages: no copy-on-write faults)"
+            )
+        )
+    return MemoryTuning(
+        memory_backing=MemoryBacking(hugepages=True, page_size_kib=size, locked=locked, nosharepages=noshare),
+        notes=tuple(notes),
+        shortfall=short,
+    )
+
+
+def _base_only(
+    cur: MemoryBacking,
+    locked: bool,
+    noshare: bool,
+    notes: list[Note],
+    short: tuple[HugepageNeed, ...] = (),
+) -> MemoryTuning:
+    backing = None
+    if (locked, noshare) != (cur.locked, cur.nosharepages):
+        backing = MemoryBacking(
+            hugepages=cur.hugepages, page_size_kib=cur.page_size_kib, locked=locked, nosharepages=noshare
+        )
+    return MemoryTuning(memory_backing=backing, notes=tuple(notes), shortfall=short)

@@ -1,0 +1,259 @@
+"""Windows guests: the Hyper-V enlightenment set and clock timers, gated by what the host KVM offers.
+
+Each enlightenment removes a class of VM exits a Windows guest would otherwise take (APIC MMIO, the ACPI
+PM timer at port 0x608, IPIs and TLB flushes by broadcast). QEMU refuses some of them without their
+base (``target/i386/kvm/kvm.c`` kvm_hyperv_properties[].dependencies): stimer needs synic and the
+Hyper-V clock (hv-time, libvirt's ``<timer name='hypervclock'>``); synic, tlbflush and ipi need vpindex;
+evmcs needs vapic. So a feature the host lacks also takes its dependents with it, each with a Note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vmtune.core.guest import GuestSpec, HypervFeature, Timer
+from vmtune.core.plan import Level, Note
+from vmtune.core.topology.caps import HostCaps
+
+__all__ = [
+    "DEPENDS",
+    "HYPERVCLOCK",
+    "KVM_BACKED",
+    "ORDER",
+    "SPINLOCK_RETRIES",
+    "WindowsTuning",
+    "hyperv_tuning",
+    "hypervclock_available",
+    "plan_enlightenments",
+]
+
+SPINLOCK_RETRIES = "8191"
+"""Microsoft's recommended value (0x1fff): spin that many times before notifying the hypervisor."""
+
+HYPERVCLOCK = "hypervclock"
+
+ORDER = (
+    "relaxed", "vapic", "spinlocks", "vpindex", "runtime", "synic", "stimer", "reset", "vendor_id",
+    "frequencies", "reenlightenment", "tlbflush", "ipi", "evmcs", "avic", "emsr_bitmap", "xmm_input",
+)  # fmt: skip
+"""libvirt's virDomainHyperv enum order: how libvirt formats ``<hyperv>`` children (and domcaps lists)."""
+
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "synic": ("vpindex",),
+    "stimer": ("vpindex", "synic", HYPERVCLOCK),
+    "tlbflush": ("vpindex",),
+    "ipi": ("vpindex",),
+    "evmcs": ("vapic",),
+}
+
+KVM_BACKED = frozenset(ORDER) - {"spinlocks", "vendor_id"}
+"""Enlightenments that need KVM's Hyper-V emulation (KVM_GET_SUPPORTED_HV_CPUID). spinlocks and
+vendor_id are plain CPUID values QEMU fills in itself, which is why a nested KVM without Hyper-V
+support still lists exactly those two."""
+
+# The profile's set, in libvirt order; evmcs is added on Intel only (enlightened VMCS is a VMX thing).
+_PROFILE: tuple[HypervFeature, ...] = (
+    HypervFeature(name="relaxed"),
+    HypervFeature(name="vapic"),
+    HypervFeature(name="spinlocks", attrs=(("retries", SPINLOCK_RETRIES),)),
+    HypervFeature(name="vpindex"),
+    HypervFeature(name="runtime"),
+    HypervFeature(name="synic"),
+    HypervFeature(name="stimer", children=("direct",)),
+    HypervFeature(name="reset"),
+    HypervFeature(name="frequencies"),
+    HypervFeature(name="reenlightenment"),
+    HypervFeature(name="tlbflush"),
+    HypervFeature(name="ipi"),
+)
+_EVMCS = HypervFeature(name="evmcs")
+
+_XP = "/domain/features/hyperv/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowsTuning:
+    hyperv: tuple[HypervFeature, ...] | None
+    """None: leave ``<hyperv>`` alone; (): remove it; else exactly these children."""
+    timers: tuple[Timer, ...] | None
+    notes: tuple[Note, ...]
+
+
+def hypervclock_available(caps: HostCaps | None) -> bool:
+    """Whether the host can give the guest hv-time (domcapabilities does not list it by name).
+
+    hv-time comes from the same KVM Hyper-V CPUID leaf as runtime/frequencies; when domcapabilities lists
+    no KVM-backed enlightenment at all (nested KVM: only spinlocks, vendor_id), QEMU rejects hv-time too.
+    Unknown caps: assume yes (the common bare-metal case), the caller notes that it could not check.
+    """
+    if caps is None or caps.hyperv is None:
+        return True
+    return not caps.hyperv.isdisjoint(KVM_BACKED)
+
+
+def _order(feat: HypervFeature) -> int:
+    return ORDER.index(feat.name) if feat.name in ORDER else len(ORDER)
+
+
+def hyperv_tuning(
+    *,
+    guest: GuestSpec,
+    caps: HostCaps | None,
+    vendor: str | None,
+    enlighten: bool,
+    remove: bool,
+    timers: bool,
+) -> WindowsTuning:
+    """Decide ``<hyperv>`` children and clock timers.
+
+    ``enlighten``: write the profile's enlightenments (``--hyperv on``/auto on Windows); ``remove``:
+    ``--hyperv off`` (drop ``<hyperv>`` and hypervclock); ``timers``: the Windows timer set.
+    """
+    notes: list[Note] = []
+    offered = caps.hyperv if caps is not None else None
+    clock_ok = hypervclock_available(caps)
+    hyperv: tuple[HypervFeature, ...] | None = None
+
+    if remove:
+        if guest.hyperv_mode is not None:
+            hyperv = ()
+            notes.append(Note(topic="hyperv", message="--hyperv off: removing <hyperv>", xpath=_XP[:-1]))
+    elif enlighten:
+        hyperv = plan_enlightenments(guest, offered=offered, vendor=vendor, clock_ok=clock_ok, notes=notes)
+
+    out_timers = _timers(
+        guest, enlighten=enlighten and not remove, windows=timers, clock_ok=clock_ok, caps=caps, notes=notes
+    )
+    return WindowsTuning(hyperv=hyperv, timers=out_timers, notes=tuple(notes))
+
+
+def plan_enlightenments(
+    guest: GuestSpec,
+    *,
+    offered: frozenset[str] | None,
+    vendor: str | None,
+    clock_ok: bool,
+    notes: list[Note],
+) -> tuple[HypervFeature, ...]:
+    """The profile's enlightenments (+ the guest's own extras) that ``offered`` allows and whose bases
+    survive; ``notes`` gets one Note per dropped feature. ``offered`` None: unknown, keep all."""
+    wanted: list[HypervFeature] = list(_PROFILE)
+    if vendor == "Intel":
+        wanted.append(_EVMCS)
+    else:
+        # Enlightened VMCS speeds up Hyper-V/VBS nested inside the guest; KVM implements it for VMX only.
+        why = "host CPU vendor unknown" if vendor is None else f"{vendor} host"
+        notes.append(Note(topic="hyperv", message=f"evmcs left out: Intel only ({why})"))
+    names = {f.name for f in wanted}
+    # What the guest already has and the profile doesn't set (vendor_id for GPU drivers, avic, ...) is
+    # the operator's choice: keep it, gated like the rest. vendor_id is written only when asked for.
+    wanted.extend(f for f in guest.hyperv if f.name not in names and f.state)
+    wanted.sort(key=_order)
+
+    if offered is None:
+        notes.append(
+            Note(
+                topic="hyperv",
+                message="no domcapabilities: writing the full enlightenment set unchecked "
+                "(pass --domcapabilities to gate it by what this host's KVM offers)",
+            )
+        )
+    kept: list[HypervFeature] = []
+    have: set[str] = {HYPERVCLOCK} if clock_ok else set()
+    for feat in wanted:
+        if offered is not None and feat.name not in offered:
+            notes.append(
+                Note(
+                    topic="hyperv",
+                    level=Level.WARNING,
+                    message=f"dropped {feat.name}: the host KVM does not offer it "
+                    f"(domcapabilities lists {_list(offered)}) (VT304)",
+                    xpath=_XP + feat.name,
+                )
+            )
+            continue
+        missing = [dep for dep in DEPENDS.get(feat.name, ()) if dep not in have]
+        if missing:
+            notes.append(
+                Note(
+                    topic="hyperv",
+                    level=Level.WARNING,
+                    message=f"dropped {feat.name}: it needs {_list(missing)}, which the host can't provide "
+                    "(QEMU refuses it without its base)",
+                    xpath=_XP + feat.name,
+                )
+            )
+            continue
+        have.add(feat.name)
+        kept.append(feat)
+    if kept:
+        notes.append(
+            Note(
+                topic="hyperv",
+                message=f"Hyper-V enlightenments: {', '.join(_describe(f) for f in kept)} "
+                "(remove the VM exits Windows takes on APIC, timers, IPIs and TLB flushes)",
+                xpath=_XP[:-1],
+            )
+        )
+    return tuple(kept)
+
+
+def _timers(
+    guest: GuestSpec,
+    *,
+    enlighten: bool,
+    windows: bool,
+    clock_ok: bool,
+    caps: HostCaps | None,
+    notes: list[Note],
+) -> tuple[Timer, ...] | None:
+    out: list[Timer] = []
+    current = guest.timer(HYPERVCLOCK)
+    clock_on = enlighten and clock_ok
+    if clock_on:
+        out.append(Timer(name=HYPERVCLOCK, present=True))
+    elif current is not None and current.present is not False:
+        # A nested KVM without Hyper-V support rejects the hv-time MSRs at start: switch it off.
+        out.append(Timer(name=HYPERVCLOCK, present=False))
+        why = "--hyperv off" if not enlighten else "the host KVM can't provide it"
+        notes.append(Note(topic="clock", level=Level.WARNING, message=f"hypervclock off: {why}"))
+    elif enlighten:
+        src = caps.source if caps is not None and caps.source else "domcapabilities"
+        notes.append(
+            Note(
+                topic="clock",
+                level=Level.WARNING,
+                message=f"hypervclock left out: {src} lists no KVM-backed Hyper-V feature, so hv-time "
+                "is unavailable (nested KVM); Windows falls back to slower clock sources",
+                xpath="/domain/clock/timer[@name='hypervclock']",
+            )
+        )
+    if windows:
+        out.extend(
+            (
+                Timer(name="rtc", tickpolicy="catchup"),
+                Timer(name="pit", tickpolicy="delay"),
+                Timer(name="hpet", present=False),
+            )
+        )
+        notes.append(
+            Note(
+                topic="clock",
+                message="Windows timers: rtc catchup and pit delay (no time drift after a "
+                "descheduled vCPU), hpet off (its MMIO reads exit to QEMU)"
+                + (", hypervclock on (reference TSC page: time reads without exits)" if clock_on else ""),
+                xpath="/domain/clock",
+            )
+        )
+    return tuple(out) if out else None
+
+
+def _describe(feat: HypervFeature) -> str:
+    extra = [f"{k}={v}" for k, v in feat.attrs] + list(feat.children)
+    return f"{feat.name}({', '.join(extra)})" if extra else feat.name
+
+
+def _list(names: Iterable[str]) -> str:
+    items = sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+    return ", ".join(items) if items else "nothing"
