@@ -1,16 +1,11 @@
-"""Benchmark: `vmtune plan` on one guest vs `virt-xml --edit --cputune ... --print-diff`, and batch planning.
+"""Benchmark what users wait on: the libvirt hook on every guest start, one `vmtune plan`, batch planning.
 
-1. One guest end to end (process start to exit, median of N runs): ``vmtune plan FILE --sysfs HOST``
-   against ``virt-xml --edit --cputune vcpupin0.vcpu=0,vcpupin0.cpuset=2,... --print-diff < FILE``
-   (Debian virtinst, which reads the domain from stdin), doing only the pinning edit on the same file.
-   Target: vmtune's median <= half of virt-xml's. The runs of all commands are interleaved (run 1 of each,
-   then run 2 of each, ...) so that a load change on a shared machine hits every row alike, and vmtune's
-   sources are byte-compiled first: an installed package has its .pyc files (pip and Debian compile at
-   install time, as Debian did for virtinst), while a checkout under PYTHONDONTWRITEBYTECODE=1 would
-   recompile every edited module on every run. Also shown, without a target: the installed ``vmtune``
-   console script, and ``vmtune hook`` as libvirt runs it on every guest start/stop (``started begin``:
-   nothing to plan) and on an incoming migration (``migrate begin``: re-plan the XML on stdin for this
-   host; tests/data/hosts/dual-skylake-ht-interleaved, an already-tuned guest, empty state directories).
+1. Process start to exit, median of N interleaved runs (run 1 of each command, then run 2, ...) so that a
+   load change on a shared machine hits every row alike; vmtune's sources are byte-compiled first, as an
+   installed package is. ``python -m vmtune.hook`` is what libvirt runs on every guest start/stop
+   (``started begin``: nothing to plan) and on an incoming migration (``migrate begin``: re-plan the XML on
+   stdin for this host; tests/data/hosts/dual-skylake-ht-interleaved, an already-tuned guest, empty state
+   directories). ``vmtune plan FILE --sysfs HOST`` is one interactive plan, shown without a target.
 2. Batch planning of every domain in the shared corpus in one process (read, plan with the real planner,
    apply, serialize, diff), as ``vmtune plan DIR`` does; files/s. Target: >= 200 files/s.
 
@@ -24,7 +19,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
-CORPORA = REPO.parent / "shared" / "corpora"
+CORPORA = Path(os.environ.get("VMTUNE_CORPORA", REPO.parent / "shared" / "corpora"))
 FILE = REPO / "tests" / "data" / "domains" / "linux-server.xml"
 HOOK_HOST = REPO / "tests" / "data" / "hosts" / "dual-skylake-ht-interleaved"
 HOOK_GUEST = REPO / "tests" / "data" / "domains" / "already-tuned.xml"
@@ -76,25 +70,6 @@ def batch(host: Path) -> tuple[int, int, float]:
     return len(files), ok, time.perf_counter() - start
 
 
-VIRT_XML = "virt-xml --edit --cputune --print-diff"
-
-
-def _virt_xml(virtxml: str, pins: str) -> list[str]:
-    """virt-xml on its default connection when libvirtd answers, else on libvirt's test driver.
-
-    virt-xml opens a connection even for XML on stdin (virtinst/virtxml.py) and exits 1 when the default
-    URI has no daemon; the test driver is its cheapest connection, so that fallback only makes virt-xml
-    faster (a harder target). The chosen URI is printed.
-    """
-    cmd = [virtxml, "--edit", "--cputune", pins, "--print-diff"]
-    with FILE.open("rb") as fh:
-        ok = subprocess.run(cmd, stdin=fh, capture_output=True, check=False).returncode == 0
-    print(
-        f"virt-xml connection: {'default URI (libvirtd answers)' if ok else 'test:///default (no libvirtd)'}"
-    )
-    return cmd if ok else [virtxml, "--connect", "test:///default", *cmd[1:]]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -103,17 +78,13 @@ def main() -> int:
     host = CORPORA / "sysfs" / args.host
     compileall.compile_dir(REPO / "src" / "vmtune", quiet=1)
     vmtune = [sys.executable, "-m", "vmtune", "plan", str(FILE), "--sysfs", str(host)]
-    pins = ",".join(f"vcpupin{i}.vcpu={i},vcpupin{i}.cpuset={i + 2}" for i in range(4))
-    virtxml = shutil.which("virt-xml")
     script = Path(sys.executable).parent / "vmtune"
-    hook = [sys.executable, "-m", "vmtune", "hook", "g"]
+    hook = [sys.executable, "-m", "vmtune.hook", "g"]
     cmds: dict[str, Cmd] = {"vmtune plan (end to end)": (vmtune, None)}
-    if virtxml:
-        cmds[VIRT_XML] = (_virt_xml(virtxml, pins), FILE)
     if script.is_file():
         cmds["vmtune plan, console script"] = ([str(script), *vmtune[3:]], None)
-    cmds["vmtune hook g started begin -"] = ([*hook, "started", "begin", "-"], HOOK_GUEST)
-    cmds["vmtune hook g migrate begin - < XML"] = ([*hook, "migrate", "begin", "-"], HOOK_GUEST)
+    cmds["python -m vmtune.hook g started begin -"] = ([*hook, "started", "begin", "-"], HOOK_GUEST)
+    cmds["python -m vmtune.hook g migrate begin - < XML"] = ([*hook, "migrate", "begin", "-"], HOOK_GUEST)
     with tempfile.TemporaryDirectory() as state:
         env = {**os.environ, "VMTUNE_HOOK_STATE_DIR": state, "VMTUNE_HOOK_STATUS_DIR": state,
                "VMTUNE_HOOK_SYSFS": str(HOOK_HOST), "VMTUNE_HOOK_DOMCAPS": ""}  # fmt: skip
@@ -124,13 +95,7 @@ def main() -> int:
     total, ok, secs = batch(host)
     print(f"\nbatch: {total} corpus files ({ok} planned, {total - ok} refused) in {secs:.2f} s = "
           f"{total / secs:.0f} files/s (target >= 200)")  # fmt: skip
-    missed = total / secs < 200
-    ours, theirs = times["vmtune plan (end to end)"], times.get(VIRT_XML)
-    if theirs:
-        ratio = statistics.median(ours) / statistics.median(theirs)
-        print(f"single guest: vmtune/virt-xml = {ratio:.2f} (target <= 0.50)")
-        missed = missed or ratio > 0.5
-    return 1 if missed else 0
+    return 1 if total / secs < 200 else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -75,7 +74,6 @@ TENANTS = {
 
 
 def domain_xml(name: str, cpus: str, emulator: str | None) -> str:
-    from vmtune.cpuset import CpuSet
 
     ids = list(CpuSet.parse(cpus))
     pins = "".join(f"<vcpupin vcpu='{i}' cpuset='{c}'/>" for i, c in enumerate(ids))
@@ -219,126 +217,3 @@ def test_connect_tenants_are_the_connections_domains(
     assert code == 0
     owners = set(json.loads(out)["owners"].values())
     assert "free" in owners and owners <= {"free", "reserved", "isolated"}  # a floating guest takes none
-
-
-# -- plain text for pipes: rich's bytes without rich (render.hosttext) ---------------------------------
-
-
-def _both(emit: Any, draw: Any, monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[str, str, bool]:
-    """(plain-path output, rich output, whether the plain path wrote it) for one host view."""
-    import io
-
-    from vmtune.render.console import make_console
-
-    rich_out = io.StringIO()
-    draw(make_console(file=rich_out), *args)
-    module = sys.modules[draw.__module__]
-    used_rich: list[bool] = []
-
-    def traced(*a: Any) -> None:
-        used_rich.append(True)
-        draw(*a)
-
-    monkeypatch.setattr(module, draw.__name__, traced)
-    plain_out = io.StringIO()
-    emit(plain_out, *args)
-    monkeypatch.setattr(module, draw.__name__, draw)
-    return plain_out.getvalue(), rich_out.getvalue(), not used_rich
-
-
-@pytest.fixture
-def pipe_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("COLUMNS", "100")
-    return monkeypatch
-
-
-@pytest.mark.parametrize("name", list(sysfsgen.NAMED_HOSTS))
-def test_plain_tree_and_map_are_richs_bytes(name: str, hosts_tmp: Path, pipe_env: pytest.MonkeyPatch) -> None:
-    from vmtune.adapters.sysfs import read_sysfs
-    from vmtune.render.host import emit_host, print_host
-    from vmtune.render.hostmap import emit_map, print_map
-
-    host = read_sysfs(host_root(name, hosts_tmp))
-    plain, rich, was_plain = _both(emit_host, print_host, pipe_env, host)
-    assert plain == rich and was_plain
-    plain, rich, was_plain = _both(emit_map, print_map, pipe_env, host, [], CpuSet([0, 1]))
-    assert plain == rich and was_plain
-
-
-def test_plain_map_with_tenants_is_richs_bytes(
-    domains_dir: Path, hosts_tmp: Path, pipe_env: pytest.MonkeyPatch
-) -> None:
-    from vmtune.adapters.sysfs import read_sysfs
-    from vmtune.cli.sources import load_tenants
-    from vmtune.render.hostmap import emit_map, print_map
-
-    host = read_sysfs(host_root("dual-skylake-ht-interleaved", hosts_tmp))
-    tenants = load_tenants(domains_dir)
-    plain, rich, was_plain = _both(emit_map, print_map, pipe_env, host, tenants, CpuSet.parse("19,39"))
-    assert plain == rich and was_plain
-    assert "^ shared cores" in plain and "D web: 4 CPUs: 0-1,20-21" in plain
-
-
-@pytest.mark.parametrize(
-    ("columns", "host_name"),
-    [("100", "主机-東京"), ("100", "tab\there"), ("30", "dual-skylake-ht-interleaved"), ("100", "x" * 120)],
-)
-def test_rich_draws_what_plain_text_cannot_match(
-    columns: str, host_name: str, hosts_tmp: Path, pipe_env: pytest.MonkeyPatch
-) -> None:
-    """Wide characters, tabs and lines rich would wrap: handed to rich, so the bytes are still rich's."""
-    from dataclasses import replace
-
-    from vmtune.adapters.sysfs import read_sysfs
-    from vmtune.render.host import emit_host, print_host
-    from vmtune.render.hostmap import emit_map, print_map
-
-    pipe_env.setenv("COLUMNS", columns)
-    host = replace(read_sysfs(host_root("dual-skylake-ht-interleaved", hosts_tmp)), name=host_name)
-    for emit, draw in ((emit_host, print_host), (emit_map, print_map)):
-        extra: tuple[Any, ...] = () if emit is emit_host else ([],)
-        plain, rich, was_plain = _both(emit, draw, pipe_env, host, *extra)
-        assert plain == rich and not was_plain
-
-
-@pytest.mark.corpus
-def test_plain_views_of_every_corpus_machine_are_richs_bytes(
-    corpora: Path, pipe_env: pytest.MonkeyPatch
-) -> None:
-    from dataclasses import replace
-
-    from vmtune.adapters.sysfs import read_sysfs
-    from vmtune.render.host import emit_host, print_host
-    from vmtune.render.hostmap import emit_map, print_map
-
-    plain_count = 0
-    for root in sorted(p for p in (corpora / "sysfs").iterdir() if p.is_dir()):
-        # The default name is the root path, whose length depends on where the corpora sit.
-        host = replace(read_sysfs(root), name=root.name)
-        for emit, draw, extra in ((emit_host, print_host, ()), (emit_map, print_map, ([],))):
-            plain, rich, was_plain = _both(emit, draw, pipe_env, host, *extra)
-            assert plain == rich, root.name
-            plain_count += was_plain
-    assert plain_count >= 80, plain_count  # 85 of 88 views take the plain path (2024 corpus)
-
-
-def test_host_views_into_a_pipe_import_no_rich(hosts_tmp: Path, domains_dir: Path) -> None:
-    root = host_root("dual-skylake-ht-interleaved", hosts_tmp)
-    probe = (
-        "import sys\nfrom vmtune.cli import main\n"
-        "code = main(sys.argv[1:])\nprint(code, *sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('rich', 'typer', 'click')), file=sys.stderr)\n"
-    )
-    base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    for args in (["--sysfs", str(root)], ["--sysfs", str(root), "--map", "--domains", str(domains_dir)]):
-        res = subprocess.run(
-            [sys.executable, "-c", probe, "host", *args],
-            capture_output=True,
-            text=True,
-            env=base,
-            check=False,
-        )
-        assert res.stderr.strip().splitlines()[-1] == "0", res.stderr
-        assert "socket 0" in res.stdout or "CPU map" in res.stdout

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import typer
 
+from vmtune.cli import check_cmd, host_cmd, live_cmd, plan_cmd
 from vmtune.errors import ExitCode, VmtuneError
 
 __all__ = ["app", "main"]
@@ -27,35 +30,14 @@ def _root() -> None:
     # (typer otherwise collapses a one-command app into that command).
 
 
-# Which module defines each command. Only the invoked command's module is imported: start-up time is part of
-# every hook run and every `plan`, and the check rules or the rich renderers of other commands cost ~0.1 s.
-_COMMAND_MODULES = {
-    "host": "host_cmd",
-    "plan": "plan_cmd",
-    "apply": "plan_cmd",
-    "check": "check_cmd",
-    "verify": "live_cmd",
-    "hook": "live_cmd",
-}
-_ORDER = ("host_cmd", "plan_cmd", "check_cmd", "live_cmd")
-_registered: set[str] = set()
-
-
-def _register(argv: list[str]) -> None:
-    import importlib
-
-    wanted = _COMMAND_MODULES.get(argv[0]) if argv else None
-    for name in (wanted,) if wanted else _ORDER:
-        if name in _registered:
-            continue  # main() runs many times in one test process: registering twice duplicates commands
-        importlib.import_module(f"vmtune.cli.{name}").register(app)
-        _registered.add(name)
+def _register() -> None:
+    for module in (host_cmd, plan_cmd, check_cmd, live_cmd):
+        module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, map VmtuneError to its exit code with one stderr line."""
     args = sys.argv[1:] if argv is None else argv
-    _register(args)
     try:
         # click returns (not raises) the code of a typer.Exit in non-standalone mode: `check` exits 5 so
         result = app(args=args, prog_name="vmtune", standalone_mode=False)
@@ -70,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print("vmtune: aborted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return 0
+        # the reader of stdout went away: exit quietly, without Python's "Exception ignored" at shutdown
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as err:
         # Usage errors arrive here in non-standalone mode. typer >= 0.29 raises its vendored copy of click's
         # exceptions (typer._click.exceptions), which are not click.ClickException, so match by class name.
@@ -82,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     return int(ExitCode.OK)
 
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

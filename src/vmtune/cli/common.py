@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-# re-exported: the loaders live in a typer-free module so `vmtune plan` can skip typer (cli.plan_fast)
 from vmtune.cli.sources import HostSource, load_host, load_tenants
 
 __all__ = [

@@ -13,10 +13,20 @@ from typing import Annotated
 
 import typer
 
+from vmtune.adapters.libvirt import connect
+from vmtune.adapters.snapshot import open_root, write_snapshot
 from vmtune.cli.common import CapabilitiesOpt, ConnectManyOpt, DomainsOpt, JsonOpt, SysfsOpt
+from vmtune.cli.fleet import host_fleet
+from vmtune.cli.sources import HostSource, load_host, load_tenants
+from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger.ownership import cpu_owners
+from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
+from vmtune.render.host import emit_host
+from vmtune.render.hostjson import dumps, host_json
+from vmtune.render.hostmap import emit_map
 
-__all__ = ["register"]
+__all__ = ["register", "show_host"]
 
 MapOpt = Annotated[bool, typer.Option("--map", help="Show a grid of every CPU coloured by owner.")]
 ReserveOpt = Annotated[
@@ -56,24 +66,18 @@ def register(app: typer.Typer) -> None:
         """Show sockets > NUMA nodes > caches > cores with memory and hugepages (--json, --map)."""
         if ctx.invoked_subcommand is not None:
             return
-        from vmtune.cli.host_run import host, one_view
-
-        one_view(as_json=as_json, as_map=as_map)
+        if as_json and as_map:
+            raise InputError("--json and --map: choose one")
         uris = connect or []
         if len(uris) > 1:  # fleet mode: one summary row per host (vmtune.cli.fleet)
-            from vmtune.cli.fleet import host_fleet
-
             others = {"--sysfs": sysfs, "--capabilities": capabilities, "--domains": domains,
                       "--map": as_map, "--reserve": reserve}  # fmt: skip
             if code := host_fleet(uris, as_json=as_json, others=others):
                 raise typer.Exit(code)
             return
-        # keep in step with cli.plan_fast.HOST, which parses plain `vmtune host` argvs without typer
-        # (tests/test_cli_fast.py compares its option table with this signature)
-
-        host(
-            sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None, domains=domains,
-            as_json=as_json, as_map=as_map, reserve=reserve,
+        show_host(
+            HostSource(sysfs=sysfs, capabilities=capabilities, connect=uris[0] if uris else None),
+            domains=domains, as_json=as_json, as_map=as_map, reserve=reserve,
         )  # fmt: skip
 
     @host_app.command("snapshot")
@@ -84,8 +88,6 @@ def register(app: typer.Typer) -> None:
         sysfs: SysfsOpt = None,
     ) -> None:
         """Capture this host's topology files (/sys, /proc) for offline use with --sysfs."""
-        from vmtune.adapters.snapshot import open_root, write_snapshot
-
         root = sysfs or Path("/")
         if not root.exists():
             raise InputError(f"{root}: no such directory (expected a sysfs root such as /)")
@@ -95,3 +97,29 @@ def register(app: typer.Typer) -> None:
         print(f"vmtune: wrote {out}: {stats.files} files, {stats.links} links{skipped}", file=sys.stderr)
 
     app.add_typer(host_app)
+
+
+def show_host(
+    src: HostSource, *, domains: Path | None, as_json: bool, as_map: bool, reserve: str | None
+) -> None:
+    reserved = CpuSet.parse(reserve, what="--reserve") if reserve else CpuSet()
+    tenants: list[GuestSpec] | None
+    if src.connect is not None and domains is None and (as_json or as_map):
+        # with --connect, the connection's defined domains are the tenants (one connection)
+        with connect(src.connect, readonly=True) as conn:
+            host, tenants = conn.host(), list(conn.tenants())
+    else:
+        host = load_host(src)
+        tenants = load_tenants(domains) if domains is not None else None
+    for warning in host.warnings:
+        print(f"vmtune: warning: {warning}", file=sys.stderr)
+    if as_json:
+        owners = None
+        if tenants is not None:
+            owners = cpu_owners(host, tenants, reserved)
+        sys.stdout.write(dumps(host_json(host, owners=owners)))
+        return
+    if as_map:
+        emit_map(sys.stdout, host, tenants or [], reserved)
+        return
+    emit_host(sys.stdout, host)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ from vmtune.cli.intent_flags import Tuning, host_caps
 from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
 from vmtune.cli.sources import HostSource, load_host, load_tenants
 from vmtune.errors import ExitCode, InputError, VmtuneError
-from vmtune.render.plain import Plain, rich_would_style
+from vmtune.render.console import make_console
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def plan(
     explain: bool,
     tuning: Tuning,
 ) -> int:
-    """`vmtune plan` with its options parsed: by typer (plan_cmd) or, for plain argvs, by cli.plan_fast."""
+    """`vmtune plan` with its options parsed by typer (plan_cmd)."""
     return run(
         files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
         domcaps=domcapabilities, domains=domains, tuning=tuning, json_out=json_out, explain=explain,
@@ -121,25 +120,15 @@ def run(
     return worst if worst else int(ExitCode.OK)
 
 
-def _console(*, stderr: bool) -> Console | Plain:
-    """make_console() on a terminal (or when colours are forced); else a Plain writer: no rich import."""
-    stream = sys.stderr if stderr else sys.stdout
-    if rich_would_style(stream):
-        from vmtune.render.console import make_console
-
-        return make_console(stderr=stderr)
-    return Plain(stream)
+def _console(*, stderr: bool) -> Console:
+    return make_console(stderr=stderr)
 
 
-def _line(console: Console | Plain, text: str, *, soft_wrap: bool) -> None:
-    if isinstance(console, Plain):
-        console.line(text, soft_wrap=soft_wrap)
-        console.flush()
-    else:
-        console.print(text, soft_wrap=soft_wrap, markup=False)
+def _line(console: Console, text: str, *, soft_wrap: bool) -> None:
+    console.print(text, soft_wrap=soft_wrap, markup=False)
 
 
-def _show(prep: Prepared, out: Console | Plain, notes_to: Console | Plain, *, json_out: bool, apply: bool,
+def _show(prep: Prepared, out: Console, notes_to: Console, *, json_out: bool, apply: bool,
           docs: list[dict[str, object]]) -> None:  # fmt: skip
     if json_out:
         docs.append(plan_json(prep.plan, source=str(prep.path), changed=prep.changed))
@@ -149,9 +138,9 @@ def _show(prep: Prepared, out: Console | Plain, notes_to: Console | Plain, *, js
     print_notes(notes_to, prep.plan, source=str(prep.path))
 
 
-def _progress(err: Console | Plain, total: int) -> tuple[Progress, TaskID] | None:
+def _progress(err: Console, total: int) -> tuple[Progress, TaskID] | None:
     """A rich progress bar on stderr, only when stderr is a terminal (never in pipes or logs)."""
-    if isinstance(err, Plain) or not err.is_terminal:
+    if not err.is_terminal:
         return None
     from rich.progress import Progress
 

@@ -1,8 +1,4 @@
-"""Where the host and the tenants come from (``--sysfs``/``--capabilities``/``--connect``, ``--domains``).
-
-No typer here: the option declarations live in ``vmtune.cli.common``; ``vmtune plan`` reaches these
-loaders without importing typer (see ``vmtune.cli.plan_fast``).
-"""
+"""Where the host and the tenants come from (``--sysfs``/``--capabilities``/``--connect``, ``--domains``)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from rich.console import Console
 
 __all__ = ["DEFAULT_WIDTH", "make_console", "plain_width"]
 
@@ -24,8 +23,6 @@ DEFAULT_WIDTH = 100
 
 def make_console(*, stderr: bool = False, file: TextIO | None = None, width: int | None = None) -> Console:
     """A Console on stdout (default), stderr, or ``file`` (tests), honouring NO_COLOR and non-TTY streams."""
-    from rich.console import Console  # here: the plain-text paths import this module without rich (~35 ms)
-
     stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
     if width is None:
         width = plain_width(stream)

@@ -1,16 +1,20 @@
 """``vmtune host``: the topology tree (layout and folding rules live in ``render.hostview``).
 
-Labels are built as ``Styled`` lines (``render.hosttext``); rich draws them on a terminal, and a pipe gets
-the same text without rich being imported (``emit_host``).
+Labels are built as ``Styled`` lines (``render.hosttext``) and drawn by rich.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+from rich.tree import Tree
 
 from vmtune.core.topology.model import Host, Node
-from vmtune.render.hosttext import Branch, Styled, tree_lines, write_plain
+from vmtune.render.console import make_console
+from vmtune.render.hosttext import Branch, Styled
 from vmtune.render.hostview import (
     CacheBox,
     CoreRun,
@@ -21,9 +25,6 @@ from vmtune.render.hostview import (
     fmt_kib,
     parts_text,
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 __all__ = ["distance_lines", "emit_host", "header_lines", "host_branches", "print_host"]
 
@@ -203,10 +204,6 @@ def distance_lines(host: Host) -> list[Styled]:
 
 
 def print_host(console: Console, host: Host) -> None:
-    from rich.console import Group, RenderableType
-    from rich.text import Text
-    from rich.tree import Tree
-
     def grow(tree: Tree, branch: Branch) -> None:
         for child in branch.children:
             grow(tree.add(child.label.text()), child)
@@ -221,14 +218,5 @@ def print_host(console: Console, host: Host) -> None:
 
 
 def emit_host(stream: TextIO, host: Host) -> None:
-    """The tree on ``stream``: plain text when rich would print no colours there (same bytes), else rich."""
-    from vmtune.render.console import make_console, plain_width
-    from vmtune.render.plain import rich_would_style
-
-    if not rich_would_style(stream):
-        text = [line.plain for line in header_lines(host)]
-        text += tree_lines(host_branches(host))
-        text += [line.plain for line in distance_lines(host)]
-        if write_plain(stream, [(line, True) for line in text], plain_width(stream)):
-            return
+    """The tree on ``stream`` (colours only on a terminal)."""
     print_host(make_console(file=stream), host)

@@ -18,7 +18,9 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
+
+from rich.console import Console
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.ownership import (
@@ -34,10 +36,8 @@ from vmtune.core.ledger.ownership import (
 from vmtune.core.ledger.pool import is_shared
 from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
-from vmtune.render.hosttext import Styled, write_plain
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from vmtune.render.console import make_console
+from vmtune.render.hosttext import Styled
 
 __all__ = ["MapStyle", "emit_map", "map_lines", "map_styles", "natural_key", "print_map", "row_label"]
 
@@ -119,16 +119,7 @@ def print_map(
 def emit_map(
     stream: TextIO, host: Host, tenants: Sequence[GuestSpec], reserved: CpuSet | None = None
 ) -> None:
-    """The map on ``stream``: plain text when rich would print no colours there (same bytes), else rich."""
-    from vmtune.render.console import make_console, plain_width
-    from vmtune.render.plain import rich_would_style
-
-    lines = map_lines(host, tenants, reserved)
-    if not rich_would_style(stream):
-        # a Text holding newlines (the legend) prints as separate lines, each wrapped on its own
-        plain = [(part, wraps) for line, wraps in lines for part in line.plain.split("\n")]
-        if write_plain(stream, plain, plain_width(stream)):
-            return
+    """The map on ``stream`` (colours only on a terminal)."""
     print_map(make_console(file=stream), host, tenants, reserved)
 
 

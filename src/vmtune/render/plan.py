@@ -1,7 +1,6 @@
 """Show a plan: coloured unified diff, notes/advice, JSON, and the batch summary table. No decisions here.
 
-Every printer takes a rich ``Console`` or, for a stream rich would not colour, a ``Plain`` (same bytes,
-no rich import: one `vmtune plan` into a pipe or a file never loads rich).
+Every printer takes a rich ``Console`` (``render.console.make_console``: no escape codes on a pipe).
 """
 
 from __future__ import annotations
@@ -9,14 +8,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from vmtune.core.plan import Level, Plan
 from vmtune.cpuset import CpuSet
-from vmtune.render.plain import Plain
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 __all__ = ["FileRow", "plan_json", "print_diff", "print_notes", "print_summary"]
 
@@ -24,29 +23,14 @@ _DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green")
 _LEVEL_STYLE = {Level.INFO: "", Level.WARNING: "yellow", Level.ERROR: "bold red"}
 
 
-def print_diff(console: Console | Plain, diff: str) -> None:
-    if isinstance(console, Plain):
-        for line in diff.splitlines():
-            console.line(line)
-        console.flush()
-        return
-    from rich.text import Text
+def print_diff(console: Console, diff: str) -> None:
 
     for line in diff.splitlines():
         style = next((s for prefix, s in _DIFF_STYLES if line.startswith(prefix)), "")
         console.print(Text(line, style=style), soft_wrap=True)
 
 
-def print_notes(console: Console | Plain, plan: Plan, *, source: str) -> None:
-    if isinstance(console, Plain):
-        for note in plan.notes:
-            where = f" [{note.xpath}]" if note.xpath else ""
-            console.line(f"{source}: {note.level.value}: {note.topic}: {note.message}{where}")
-        for item in plan.advice:
-            console.line(f"{source}: host advice: {item}")
-        console.flush()
-        return
-    from rich.text import Text
+def print_notes(console: Console, plan: Plan, *, source: str) -> None:
 
     for note in plan.notes:
         where = f" [{note.xpath}]" if note.xpath else ""
@@ -82,12 +66,8 @@ class FileRow:
     reason: str = ""
 
 
-def print_summary(console: Console | Plain, rows: Sequence[FileRow], *, title: str) -> None:
-    from rich.table import Table
-    from rich.text import Text
+def print_summary(console: Console, rows: Sequence[FileRow], *, title: str) -> None:
 
-    if isinstance(console, Plain):
-        console = console.console()
     table = Table(title=title, title_justify="left")
     table.add_column("file", overflow="fold")
     table.add_column("result")
