@@ -210,7 +210,7 @@ def observe(host: Host, free: CpuSet, n: int, cpus: CpuSet) -> Placed:
     return Placed(
         vcpus=n,
         cpus=cpus,
-        one_node=_fits_one_node(host, free, n, whole_cores=whole >= n),
+        one_node=_fits_one_node(host, free, n, whole=whole >= n),
         avoidable_share=shares and whole >= n,
         min_topo=fewest_groups(host, pool, n),
         min_pool=fewest_groups(host, free, n),
@@ -242,8 +242,8 @@ def _pool(host: Host) -> CpuSet:
     return host.isolated & host.online if host.isolated else host.online - default_reserve(host)
 
 
-def _fits_one_node(host: Host, free: CpuSet, n: int, *, whole_cores: bool) -> bool:
-    if whole_cores:
+def _fits_one_node(host: Host, free: CpuSet, n: int, *, whole: bool) -> bool:
+    if whole:
         free = whole_cores(host, free)
     return any(len(node.cpus & free) >= n for node in host.nodes)
 

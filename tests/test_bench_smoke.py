@@ -1,0 +1,48 @@
+"""Every benchmark in bench/ runs to completion from this checkout: a README table must come from a script
+that works. Figures are not asserted here (timings belong to bench/, not to the tests); the exit code,
+the table header and the absence of a traceback are.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from testutil import CORPORA, REPO
+
+BENCH = REPO / "bench"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "VMTUNE_CORPORA": str(CORPORA)}
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True, text=True, env=env, check=False, timeout=600,
+    )  # fmt: skip
+
+
+def test_placement_bench_runs() -> None:
+    res = _run("placement.py")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| host | algo | placed |" in res.stdout
+    assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
+
+
+def test_host_render_bench_runs() -> None:
+    res = _run("host_render.py", "--runs", "1")
+    assert res.returncode in (0, 1), res.stderr[-2000:]  # 1: a target missed on a loaded machine
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "|" in res.stdout
+
+
+def test_xml_speed_bench_runs() -> None:
+    if not (CORPORA / "domains").is_dir() or not (CORPORA / "sysfs").is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA}")
+    res = _run("xml_speed.py", "--runs", "1")
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "python -m vmtune.hook g started begin -" in res.stdout
+    assert "files/s" in res.stdout
