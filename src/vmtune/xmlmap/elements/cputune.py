@@ -23,11 +23,12 @@ __all__ = ["read", "write"]
 T = TypeVar("T")
 
 TAG = "cputune"
+VCPU_ID = Attr(name="vcpu", codec=INT, required=True)
 VCPUPIN = Record(
     tag="vcpupin",
     make=VcpuPin,
     fields=(
-        Attr(name="vcpu", codec=INT, required=True),
+        VCPU_ID,
         Attr(name="cpuset", codec=CPUS, field="cpus", required=True),
     ),
 )
@@ -70,14 +71,13 @@ def read(domain: etree._Element, r: Reader) -> Fields:
 
 def _vcpupins(cputune: etree._Element, r: Reader, vcpus: int) -> tuple[VcpuPin, ...]:
     """The pins by vCPU id; a duplicate or out-of-range vCPU is an error libvirt would also raise."""
-    number = VCPUPIN.fields[0]
     pins: dict[int, VcpuPin] = {}
     for elem in tree.children(cputune, VCPUPIN.tag):
-        vcpu_id = number.read(r, elem)
+        vcpu_id = VCPU_ID.need(r, elem)
         if vcpu_id in pins:
             raise InputError(f"{r.where(elem)}: duplicate vcpupin for vCPU {vcpu_id}")
         if not 0 <= vcpu_id < vcpus:
-            raise InputError(f"{r.where(elem, number.name)}: vCPU {vcpu_id} beyond the {vcpus} vCPUs")
+            raise InputError(f"{r.where(elem, VCPU_ID.name)}: vCPU {vcpu_id} beyond the {vcpus} vCPUs")
         pins[vcpu_id] = VCPUPIN.read(r, elem)
     return tuple(pins[v] for v in sorted(pins))
 

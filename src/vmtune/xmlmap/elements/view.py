@@ -183,6 +183,13 @@ class Attr(Generic[T]):
             raise InputError(f"{r.where(elem, self.name)}: missing")
         return self.default if value is None else value
 
+    def need(self, r: Reader, elem: Element) -> T:
+        """The value, for code that cannot go on without it (InputError when absent)."""
+        value = self.read(r, elem)
+        if value is None:
+            raise InputError(f"{r.where(elem, self.name)}: missing")
+        return value
+
     def write(self, elem: Element, value: T | None) -> None:
         if value is None:
             if not self.keep_on_none:
