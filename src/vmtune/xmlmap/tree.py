@@ -19,6 +19,7 @@ __all__ = [
     "attr",
     "child",
     "children",
+    "drop_if_empty",
     "ensure",
     "is_element",
     "remove",
@@ -171,3 +172,10 @@ def replace_children(parent: Element, tag: str, keep: int) -> Iterator[Element]:
         remove(extra)
     for i in range(keep):
         yield existing[i] if i < len(existing) else add(parent, tag)
+
+
+def drop_if_empty(elem: Element) -> None:
+    """Remove a section left with no children, attributes or text (comments inside keep it), as libvirt's
+    formatter drops an empty ``<cputune/>``."""
+    if len(elem) == 0 and not elem.attrib and not (elem.text or "").strip():
+        remove(elem)

@@ -1,0 +1,57 @@
+"""Facts about the domain that vmtune reads and never writes: identity, OS, memory size, PCI hostdevs."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from vmtune.core.intent.model import OsFamily
+from vmtune.errors import InputError
+from vmtune.xmlmap import tree
+from vmtune.xmlmap.elements.view import Fields, Reader, memory_kib
+from vmtune.xmlmap.metadata import LIBOSINFO_NS, os_family_of
+
+__all__ = ["read"]
+
+Element = etree._Element
+
+LIBOSINFO_OS = f"metadata/{{{LIBOSINFO_NS}}}libosinfo/{{{LIBOSINFO_NS}}}os"
+PCI_ADDRESS = ("domain", "bus", "slot", "function")
+
+
+def read(domain: Element, r: Reader) -> Fields:
+    name = tree.child(domain, "name")
+    uuid = tree.child(domain, "uuid")
+    os_el = tree.child(domain, "os")
+    os_type = None if os_el is None else tree.child(os_el, "type")
+    memory = tree.child(domain, "memory")
+    os_node = domain.find(LIBOSINFO_OS)
+    os_id = None if os_node is None else tree.attr(os_node, "id")
+    return {
+        "name": "" if name is None else (name.text or "").strip(),
+        "uuid": None if uuid is None else (uuid.text or "").strip(),
+        "domain_type": str(domain.get("type") or "kvm"),
+        "arch": None if os_type is None else tree.attr(os_type, "arch"),
+        "machine": None if os_type is None else tree.attr(os_type, "machine"),
+        "memory_kib": 0
+        if memory is None
+        else memory_kib(memory.text or "", memory.get("unit"), r.where(memory)),
+        "os_family": OsFamily.UNKNOWN if os_id is None else os_family_of(os_id),
+        "os_id": os_id,
+        "hostdev_pci": _hostdev_pci(domain, r),
+    }
+
+
+def _hostdev_pci(domain: Element, r: Reader) -> tuple[str, ...]:
+    """PCI addresses of passed-through devices, ``dddd:bb:ss.f`` as sysfs names them."""
+    devices = tree.child(domain, "devices")
+    out = []
+    for hd in () if devices is None else tree.children(devices, "hostdev"):
+        addr = hd.find("source/address")
+        if hd.get("type") != "pci" or addr is None:
+            continue
+        try:
+            dom, bus, slot, fn = (int(str(addr.get(k, "0")), 0) for k in PCI_ADDRESS)
+        except ValueError:
+            raise InputError(f"{r.where(addr)}: malformed PCI address") from None
+        out.append(f"{dom:04x}:{bus:02x}:{slot:02x}.{fn:x}")
+    return tuple(out)
