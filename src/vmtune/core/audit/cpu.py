@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from vmtune.core.audit.common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.core.audit.engine import (
     AuditContext,
-    Family,
     Hit,
-    Rule,
     claimed_cpus,
+    guest_rule,
+    host_rule,
     is_dedicated,
     wants_isolation,
 )
@@ -26,7 +26,7 @@ from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["RULES"]
+__all__ = ["vt101", "vt102", "vt103", "vt104", "vt105", "vt106", "vt107", "vt108", "vt109"]
 
 
 def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
@@ -38,6 +38,7 @@ def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
     return out
 
 
+@guest_rule("VT101", "dedicated intent but vCPUs unpinned", Level.WARNING)
 def vt101(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not is_dedicated(g, ctx.host):
         return
@@ -57,6 +58,7 @@ def vt101(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT102", "a vCPU's pin spans NUMA nodes", Level.WARNING)
 def vt102(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     by_cpus: dict[CpuSet, list[int]] = defaultdict(list)
     for pin in g.vcpupins:
@@ -72,6 +74,7 @@ def vt102(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@host_rule("VT103", "a physical core's SMT siblings are split between domains", Level.WARNING)
 def vt103(ctx: AuditContext) -> Iterator[Hit]:
     split_cpus: dict[int, CpuSet] = {}
     partners: dict[int, set[int]] = defaultdict(set)
@@ -100,6 +103,7 @@ def vt103(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@host_rule("VT104", "a CPU pinned exclusively by two domains", Level.ERROR)
 def vt104(ctx: AuditContext) -> Iterator[Hit]:
     owners: dict[int, list[GuestSpec]] = defaultdict(list)
     claims = _claims(ctx)
@@ -155,6 +159,7 @@ def _shared_groups(host: Host, level: int) -> list[CpuSet]:
     return out
 
 
+@host_rule("VT105", "two domains share an L2/L3 group while a free one exists", Level.WARNING)
 def vt105(ctx: AuditContext) -> Iterator[Hit]:
     claims = _claims(ctx)
     taken = CpuSet().union(*(c for _, c in claims))
@@ -180,6 +185,7 @@ def vt105(ctx: AuditContext) -> Iterator[Hit]:
                     )
 
 
+@guest_rule("VT106", "emulator/iothreads share CPUs with vCPUs under isolate/realtime intent", Level.WARNING)
 def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     vcpu_cpus = g.vcpu_cpus
     if not wants_isolation(g) or not vcpu_cpus:
@@ -212,6 +218,9 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule(
+    "VT107", "pinned to reserved/housekeeping CPUs, or outside isolcpus when isolcpus is set", Level.WARNING
+)
 def vt107(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     vcpu_cpus = g.vcpu_cpus
     if not vcpu_cpus:
@@ -248,6 +257,7 @@ def _pins(g: GuestSpec) -> Iterable[tuple[str, str, CpuSet]]:
         yield f"/domain/cputune/iothreadpin[@iothread='{io.iothread}']", f"iothread {io.iothread}", io.cpus
 
 
+@guest_rule("VT108", "pinned to an offline or missing CPU", Level.ERROR)
 def vt108(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     online = ctx.host.online
     known = CpuSet(c.id for c in ctx.host.cpus)
@@ -297,6 +307,7 @@ def _vcpu_cores(g: GuestSpec, host: Host) -> list[int | None] | None:
     return out
 
 
+@guest_rule("VT109", "guest topology threads disagree with the host siblings the vCPUs sit on", Level.WARNING)
 def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     cores = _vcpu_cores(g, ctx.host)
     if cores is None or g.vcpus < 2:
@@ -341,25 +352,3 @@ def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             "topology has 1 thread per core",
             fix=fix,
         )
-
-
-RULES = (
-    Rule(code="VT101", title="dedicated intent but vCPUs unpinned", family=Family.CPU,
-         severity=Level.WARNING, check_guest=vt101),
-    Rule(code="VT102", title="a vCPU's pin spans NUMA nodes", family=Family.CPU,
-         severity=Level.WARNING, check_guest=vt102),
-    Rule(code="VT103", title="a physical core's SMT siblings are split between domains", family=Family.CPU,
-         severity=Level.WARNING, check_host=vt103),
-    Rule(code="VT104", title="a CPU pinned exclusively by two domains", family=Family.CPU,
-         severity=Level.ERROR, check_host=vt104),
-    Rule(code="VT105", title="two domains share an L2/L3 group while a free one exists", family=Family.CPU,
-         severity=Level.WARNING, check_host=vt105),
-    Rule(code="VT106", title="emulator/iothreads share CPUs with vCPUs under isolate/realtime intent",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt106),
-    Rule(code="VT107", title="pinned to reserved/housekeeping CPUs, or outside isolcpus when isolcpus is set",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt107),
-    Rule(code="VT108", title="pinned to an offline or missing CPU", family=Family.CPU,
-         severity=Level.ERROR, check_guest=vt108),
-    Rule(code="VT109", title="guest topology threads disagree with the host siblings the vCPUs sit on",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt109),
-)  # fmt: skip
