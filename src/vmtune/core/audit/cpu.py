@@ -24,6 +24,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.pool import is_shared
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
+from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
 from vmtune.cpuset import CpuSet
 
 __all__ = ["vt101", "vt102", "vt103", "vt104", "vt105", "vt106", "vt107", "vt108", "vt109"]
@@ -309,46 +310,53 @@ def _vcpu_cores(g: GuestSpec, host: Host) -> list[int | None] | None:
 
 @guest_rule("VT109", "guest topology threads disagree with the host siblings the vCPUs sit on", Level.WARNING)
 def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    """The SMT width the guest may be shown is the planner's (``threads_per_vcpu_core``): runs of one host
+    core's siblings as consecutive vCPUs; anything else gets threads=1, which is then no finding."""
     cores = _vcpu_cores(g, ctx.host)
     if cores is None or g.vcpus < 2:
         return
     threads = g.topology.threads if g.topology is not None else 1
-    host_threads = ctx.host.summary().threads_per_core
     fix = f"make <topology> match the host cores: {apply_cmd(g)}"
     location = "/domain/cpu/topology" if g.topology is not None else "/domain/cpu"
-    if threads > 1:
-        if host_threads < 2:
-            yield Hit(
-                guest=g,
-                location=location,
-                message=f"guest topology has {threads} threads per core but the host has no SMT",
-                fix=fix,
-            )
-            return
-        bad: list[int] = []
-        for start in range(0, g.vcpus - threads + 1, threads):
-            group = cores[start : start + threads]
-            if None in group or len(set(group)) != 1:
-                bad.extend(range(start, start + threads))
-        if bad:
-            yield Hit(
-                guest=g,
-                location=location,
-                message=f"guest sees {vcpus_text(bad)} as SMT siblings ({threads} threads/core) "
-                "but they are not pinned to one host core each",
-                fix=fix,
-            )
-        return
-    per_core: dict[int, list[int]] = defaultdict(list)
-    for vcpu, core in enumerate(cores):
-        if core is not None:
-            per_core[core].append(vcpu)
-    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
-    if shared:
+    if threads > 1 and ctx.host.summary().threads_per_core < 2:
         yield Hit(
             guest=g,
             location=location,
-            message=f"{vcpus_text(shared)} sit on SMT siblings of shared host cores but the guest "
-            "topology has 1 thread per core",
+            message=f"guest topology has {threads} threads per core but the host has no SMT",
             fix=fix,
         )
+        return
+    firsts = [pin.first() for v in range(g.vcpus) if (pin := g.pin_of(v))]
+    shown = 1 if None in cores else threads_per_vcpu_core(ctx.host, firsts)
+    if threads == shown:
+        return
+    if threads > 1:
+        yield Hit(
+            guest=g,
+            location=location,
+            message=f"guest sees {vcpus_text(_misgrouped(cores, threads))} as SMT siblings ({threads} "
+            "threads/core) but they are not pinned to one host core each",
+            fix=fix,
+        )
+        return
+    per_core: dict[int | None, list[int]] = defaultdict(list)
+    for vcpu, core in enumerate(cores):
+        per_core[core].append(vcpu)
+    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
+    yield Hit(
+        guest=g,
+        location=location,
+        message=f"{vcpus_text(shared)} sit on SMT siblings of shared host cores but the guest "
+        "topology has 1 thread per core",
+        fix=fix,
+    )
+
+
+def _misgrouped(cores: list[int | None], threads: int) -> list[int]:
+    """vCPUs of the guest's thread groups that are not one host core each (every vCPU if none is)."""
+    bad: list[int] = []
+    for start in range(0, len(cores) - threads + 1, threads):
+        group = cores[start : start + threads]
+        if None in group or len(set(group)) != 1:
+            bad.extend(range(start, start + threads))
+    return bad or list(range(len(cores)))
