@@ -1,5 +1,5 @@
 """`vmtune check` end to end on the committed fixtures (tests/data/check): one bad/fixed pair per rule,
-the catalog meta-test (fixture + docs page + --help line for every code), exit codes, --select/--ignore,
+the catalog meta-test (fixture + --help line for every registered code), exit codes, --select/--ignore,
 JSON and SARIF 2.1.0 output, and the corpus run."""
 
 from __future__ import annotations
@@ -66,18 +66,13 @@ def test_rule_fires_on_its_fixture_and_not_on_the_fixed_twin(
         assert (code in codes_of(out)) is wanted, f"{code} {side}: {json.loads(out)['findings']}"
 
 
-def test_every_code_has_fixtures_a_docs_page_and_a_help_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert len(CODES) == 25 and len(set(CODES)) == 25
+def test_every_code_has_fixtures_and_a_help_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each registered rule's bad/fixed pair and its --help line (its docs page: tests/test_docs.py)."""
+    assert len(set(CODES)) == len(CODES)
     assert main(["check", "--help"]) == 0
     help_text = capsys.readouterr().out
     for rule in catalog():
         assert (CHECK / rule.code / "bad").is_dir() and (CHECK / rule.code / "fixed").is_dir(), rule.code
-        doc = REPO / "docs" / "rules" / f"{rule.code}.md"
-        assert doc.is_file(), f"{doc} missing"
-        text = doc.read_text()
-        assert text.startswith(f"# {rule.code}: {rule.title}\n"), f"{doc}: title must match the catalog"
-        for section in ("## Why it matters", "## How to fix", "## Example"):
-            assert section in text, f"{doc}: no {section!r}"
         assert f"{rule.code}  {rule.title}" in help_text, f"{rule.code} not in check --help"
     assert {p.name for p in CHECK.iterdir() if p.name.startswith("VT")} == set(CODES)
     assert set(CASES) <= set(CODES)
@@ -104,7 +99,7 @@ def test_select_and_ignore_take_codes_and_prefixes(capsys: pytest.CaptureFixture
     _, out, _ = run(capsys, *args, "--select", "VT104")
     assert codes_of(out) == {"VT104"}
     _, out, _ = run(capsys, *args, "--select", "vt1", "--ignore", "VT104")
-    assert "VT104" not in codes_of(out) and codes_of(out) <= {f"VT10{i}" for i in range(10)}
+    assert "VT104" not in codes_of(out) and all(code.startswith("VT1") for code in codes_of(out))
     rc, _, err = run(capsys, *args, "--select", "VT999")
     assert rc == 2 and "--select: unknown rule code 'VT999'" in err
 

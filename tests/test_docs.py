@@ -1,4 +1,5 @@
-"""The README is part of the product: its set-up commands, every command and every rule code must be there."""
+"""The README is part of the product: its set-up commands, every command, and
+a way to every rule page (one per registered rule, none without a rule)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import re
 
 from testutil import REPO
 from vmtune.cli.app import app
-from vmtune.core.audit.engine import catalog
+from vmtune.core.audit.catalog import BY_CODE
+from vmtune.core.audit.engine import Family, catalog
 
 README = (REPO / "README.md").read_text()
+RULE_DOCS = REPO / "docs" / "rules"
 
 
 def _section(title: str) -> str:
@@ -37,9 +40,20 @@ def test_every_command_is_documented_in_the_usage() -> None:
         assert re.search(rf"^vmtune {name}\b", usage, re.M), f"`vmtune {name}` missing from README usage"
 
 
-def test_every_rule_code_has_a_readme_row_and_a_docs_page() -> None:
-    codes = [rule.code for rule in catalog()]
-    assert len(codes) == 25
-    for code in codes:
-        assert f"[{code}](docs/rules/{code}.md)" in README, code
-        assert (REPO / "docs" / "rules" / f"{code}.md").is_file(), code
+def test_every_registered_rule_has_a_docs_page_and_every_page_a_rule() -> None:
+    pages = {p.stem for p in RULE_DOCS.glob("VT*.md")}
+    assert pages == set(BY_CODE), "docs/rules/VTnnn.md pages and the registered rules differ"
+    for rule in catalog():
+        text = (REPO / rule.doc).read_text()
+        assert text.startswith(f"# {rule.code}: {rule.title}\n"), f"{rule.doc}: title must match the rule"
+        header = f"Family: {rule.family.value} · default severity: {rule.severity.value}"
+        assert header in text.splitlines()[2], f"{rule.doc}: {header!r} must be its third line"
+        for section in ("## Why it matters", "## How to fix", "## Example"):
+            assert section in text, f"{rule.doc}: no {section!r}"
+
+
+def test_the_rule_docs_are_reachable_from_the_readme() -> None:
+    assert "(docs/rules/README.md)" in _section("Audit rules")
+    index = (RULE_DOCS / "README.md").read_text()
+    for family in Family:
+        assert f"| {family.value} |" in index, f"docs/rules/README.md: no row for the {family} family"

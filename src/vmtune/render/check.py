@@ -95,8 +95,8 @@ def sarif_log(findings: Sequence[Finding], rules: Sequence[Rule]) -> dict[str, A
             "id": r.code,
             "name": r.code,
             "shortDescription": {"text": r.title},
-            "fullDescription": {"text": f"{r.title} ({r.family.value} rule; see docs/rules/{r.code}.md)"},
-            "help": {"text": f"docs/rules/{r.code}.md explains why it matters and how to fix it."},
+            "fullDescription": {"text": f"{r.title} ({r.family.value} rule; see {r.doc})"},
+            "help": {"text": f"{r.doc} explains why it matters and how to fix it."},
             "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
             "properties": {"tags": [r.family.value]},
         }

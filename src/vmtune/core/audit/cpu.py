@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from vmtune.core.audit.common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.core.audit.engine import (
     AuditContext,
-    Family,
     Hit,
-    Rule,
     claimed_cpus,
+    guest_rule,
+    host_rule,
     is_dedicated,
     wants_isolation,
 )
@@ -24,9 +24,10 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.pool import is_shared
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
+from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
 from vmtune.cpuset import CpuSet
 
-__all__ = ["RULES"]
+__all__ = ["vt101", "vt102", "vt103", "vt104", "vt105", "vt106", "vt107", "vt108", "vt109"]
 
 
 def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
@@ -38,6 +39,7 @@ def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
     return out
 
 
+@guest_rule("VT101", "dedicated intent but vCPUs unpinned", Level.WARNING)
 def vt101(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not is_dedicated(g, ctx.host):
         return
@@ -57,6 +59,7 @@ def vt101(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT102", "a vCPU's pin spans NUMA nodes", Level.WARNING)
 def vt102(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     by_cpus: dict[CpuSet, list[int]] = defaultdict(list)
     for pin in g.vcpupins:
@@ -72,6 +75,7 @@ def vt102(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@host_rule("VT103", "a physical core's SMT siblings are split between domains", Level.WARNING)
 def vt103(ctx: AuditContext) -> Iterator[Hit]:
     split_cpus: dict[int, CpuSet] = {}
     partners: dict[int, set[int]] = defaultdict(set)
@@ -100,6 +104,7 @@ def vt103(ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@host_rule("VT104", "a CPU pinned exclusively by two domains", Level.ERROR)
 def vt104(ctx: AuditContext) -> Iterator[Hit]:
     owners: dict[int, list[GuestSpec]] = defaultdict(list)
     claims = _claims(ctx)
@@ -155,6 +160,7 @@ def _shared_groups(host: Host, level: int) -> list[CpuSet]:
     return out
 
 
+@host_rule("VT105", "two domains share an L2/L3 group while a free one exists", Level.WARNING)
 def vt105(ctx: AuditContext) -> Iterator[Hit]:
     claims = _claims(ctx)
     taken = CpuSet().union(*(c for _, c in claims))
@@ -180,6 +186,7 @@ def vt105(ctx: AuditContext) -> Iterator[Hit]:
                     )
 
 
+@guest_rule("VT106", "emulator/iothreads share CPUs with vCPUs under isolate/realtime intent", Level.WARNING)
 def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     vcpu_cpus = g.vcpu_cpus
     if not wants_isolation(g) or not vcpu_cpus:
@@ -212,6 +219,9 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule(
+    "VT107", "pinned to reserved/housekeeping CPUs, or outside isolcpus when isolcpus is set", Level.WARNING
+)
 def vt107(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     vcpu_cpus = g.vcpu_cpus
     if not vcpu_cpus:
@@ -248,6 +258,7 @@ def _pins(g: GuestSpec) -> Iterable[tuple[str, str, CpuSet]]:
         yield f"/domain/cputune/iothreadpin[@iothread='{io.iothread}']", f"iothread {io.iothread}", io.cpus
 
 
+@guest_rule("VT108", "pinned to an offline or missing CPU", Level.ERROR)
 def vt108(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     online = ctx.host.online
     known = CpuSet(c.id for c in ctx.host.cpus)
@@ -297,69 +308,55 @@ def _vcpu_cores(g: GuestSpec, host: Host) -> list[int | None] | None:
     return out
 
 
+@guest_rule("VT109", "guest topology threads disagree with the host siblings the vCPUs sit on", Level.WARNING)
 def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
+    """The SMT width the guest may be shown is the planner's (``threads_per_vcpu_core``): runs of one host
+    core's siblings as consecutive vCPUs; anything else gets threads=1, which is then no finding."""
     cores = _vcpu_cores(g, ctx.host)
     if cores is None or g.vcpus < 2:
         return
     threads = g.topology.threads if g.topology is not None else 1
-    host_threads = ctx.host.summary().threads_per_core
     fix = f"make <topology> match the host cores: {apply_cmd(g)}"
     location = "/domain/cpu/topology" if g.topology is not None else "/domain/cpu"
-    if threads > 1:
-        if host_threads < 2:
-            yield Hit(
-                guest=g,
-                location=location,
-                message=f"guest topology has {threads} threads per core but the host has no SMT",
-                fix=fix,
-            )
-            return
-        bad: list[int] = []
-        for start in range(0, g.vcpus - threads + 1, threads):
-            group = cores[start : start + threads]
-            if None in group or len(set(group)) != 1:
-                bad.extend(range(start, start + threads))
-        if bad:
-            yield Hit(
-                guest=g,
-                location=location,
-                message=f"guest sees {vcpus_text(bad)} as SMT siblings ({threads} threads/core) "
-                "but they are not pinned to one host core each",
-                fix=fix,
-            )
-        return
-    per_core: dict[int, list[int]] = defaultdict(list)
-    for vcpu, core in enumerate(cores):
-        if core is not None:
-            per_core[core].append(vcpu)
-    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
-    if shared:
+    if threads > 1 and ctx.host.summary().threads_per_core < 2:
         yield Hit(
             guest=g,
             location=location,
-            message=f"{vcpus_text(shared)} sit on SMT siblings of shared host cores but the guest "
-            "topology has 1 thread per core",
+            message=f"guest topology has {threads} threads per core but the host has no SMT",
             fix=fix,
         )
+        return
+    firsts = [pin.first() for v in range(g.vcpus) if (pin := g.pin_of(v))]
+    shown = 1 if None in cores else threads_per_vcpu_core(ctx.host, firsts)
+    if threads == shown:
+        return
+    if threads > 1:
+        yield Hit(
+            guest=g,
+            location=location,
+            message=f"guest sees {vcpus_text(_misgrouped(cores, threads))} as SMT siblings ({threads} "
+            "threads/core) but they are not pinned to one host core each",
+            fix=fix,
+        )
+        return
+    per_core: dict[int | None, list[int]] = defaultdict(list)
+    for vcpu, core in enumerate(cores):
+        per_core[core].append(vcpu)
+    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
+    yield Hit(
+        guest=g,
+        location=location,
+        message=f"{vcpus_text(shared)} sit on SMT siblings of shared host cores but the guest "
+        "topology has 1 thread per core",
+        fix=fix,
+    )
 
 
-RULES = (
-    Rule(code="VT101", title="dedicated intent but vCPUs unpinned", family=Family.CPU,
-         severity=Level.WARNING, check_guest=vt101),
-    Rule(code="VT102", title="a vCPU's pin spans NUMA nodes", family=Family.CPU,
-         severity=Level.WARNING, check_guest=vt102),
-    Rule(code="VT103", title="a physical core's SMT siblings are split between domains", family=Family.CPU,
-         severity=Level.WARNING, check_host=vt103),
-    Rule(code="VT104", title="a CPU pinned exclusively by two domains", family=Family.CPU,
-         severity=Level.ERROR, check_host=vt104),
-    Rule(code="VT105", title="two domains share an L2/L3 group while a free one exists", family=Family.CPU,
-         severity=Level.WARNING, check_host=vt105),
-    Rule(code="VT106", title="emulator/iothreads share CPUs with vCPUs under isolate/realtime intent",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt106),
-    Rule(code="VT107", title="pinned to reserved/housekeeping CPUs, or outside isolcpus when isolcpus is set",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt107),
-    Rule(code="VT108", title="pinned to an offline or missing CPU", family=Family.CPU,
-         severity=Level.ERROR, check_guest=vt108),
-    Rule(code="VT109", title="guest topology threads disagree with the host siblings the vCPUs sit on",
-         family=Family.CPU, severity=Level.WARNING, check_guest=vt109),
-)  # fmt: skip
+def _misgrouped(cores: list[int | None], threads: int) -> list[int]:
+    """vCPUs of the guest's thread groups that are not one host core each (every vCPU if none is)."""
+    bad: list[int] = []
+    for start in range(0, len(cores) - threads + 1, threads):
+        group = cores[start : start + threads]
+        if None in group or len(set(group)) != 1:
+            bad.extend(range(start, start + threads))
+    return bad or list(range(len(cores)))

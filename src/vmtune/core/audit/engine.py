@@ -1,9 +1,10 @@
-"""The audit engine behind ``vmtune check``: Finding, the rule registry and ``run_rules``.
+"""The audit engine behind ``vmtune check``: Finding, Rule and its declaring decorators, ``run_rules``.
 
 Rules are small pure functions, one module per family in ``vmtune.core.audit`` (cpu VT1xx, memory
-VT2xx, windows VT3xx, realtime VT4xx). A *guest rule* looks at one guest (plus the host and the other guests
-through the context); a *host rule* looks at every guest at once (VT103/VT104/VT105: shared cores,
-overlapping pins, shared cache groups) and says which guest each hit belongs to. The codes and titles
+VT2xx, windows VT3xx, realtime VT4xx), each declared by its decorator (code, title, default severity); the
+family and the docs page follow from the code. A *guest rule* looks at one guest (plus the host and the
+other guests through the context); a *host rule* looks at every guest at once (VT103/VT104/VT105: shared
+cores, overlapping pins, shared cache groups) and says which guest each hit belongs to. The codes and titles
 are the public contract (DESIGN.md's catalog): never renumber, never reuse a retired code.
 
 "Dedicated intent" (what VT101/VT103/VT104/VT105 take as "this guest owns its CPUs") is decided once,
@@ -21,6 +22,7 @@ purpose, so it neither claims CPUs nor triggers the cross-guest rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -43,6 +45,8 @@ __all__ = [
     "Rule",
     "catalog",
     "claimed_cpus",
+    "guest_rule",
+    "host_rule",
     "is_dedicated",
     "is_realtime",
     "is_windows",
@@ -111,15 +115,34 @@ GuestRule = Callable[[GuestSpec, AuditContext], Iterable[Hit]]
 HostRule = Callable[[AuditContext], Iterable[Hit]]
 
 
+_FAMILY_OF_DIGIT = {"1": Family.CPU, "2": Family.MEMORY, "3": Family.WINDOWS, "4": Family.REALTIME}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
+    """One audit rule, declared once where its check lives (``@guest_rule``/``@host_rule``): the catalog,
+    ``check --help``, SARIF and the docs test all read it from here."""
+
     code: str
     title: str
     """The one-line title from DESIGN.md's catalog (shown in ``check --help`` and in SARIF)."""
-    family: Family
     severity: Level
     check_guest: GuestRule | None = None
     check_host: HostRule | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"VT[1-9]\d\d", self.code) or self.code[2] not in _FAMILY_OF_DIGIT:
+            raise ValueError(f"rule code {self.code!r}: expected VTnnn with a known family digit")
+
+    @property
+    def family(self) -> Family:
+        """The hundreds digit names the family (VT1xx cpu, VT2xx memory, VT3xx windows, VT4xx realtime)."""
+        return _FAMILY_OF_DIGIT[self.code[2]]
+
+    @property
+    def doc(self) -> str:
+        """The rule's page, relative to the repository root."""
+        return f"docs/rules/{self.code}.md"
 
     def run(self, targets: Sequence[GuestSpec], ctx: AuditContext) -> Iterable[Hit]:
         if self.check_host is not None:
@@ -128,6 +151,16 @@ class Rule:
         if self.check_guest is not None:
             for guest in targets:
                 yield from self.check_guest(guest, ctx)
+
+
+def guest_rule(code: str, title: str, severity: Level) -> Callable[[GuestRule], Rule]:
+    """Declare the decorated function as the check of rule ``code`` on one guest at a time."""
+    return lambda check: Rule(code=code, title=title, severity=severity, check_guest=check)
+
+
+def host_rule(code: str, title: str, severity: Level) -> Callable[[HostRule], Rule]:
+    """Declare the decorated function as the check of rule ``code`` over every guest at once."""
+    return lambda check: Rule(code=code, title=title, severity=severity, check_host=check)
 
 
 # -- guest classification shared by the rules ---------------------------------------------------------

@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vmtune.core.audit.common import apply_cmd
-from vmtune.core.audit.engine import AuditContext, Family, Hit, Rule, is_dedicated
+from vmtune.core.audit.engine import (
+    AuditContext,
+    Hit,
+    guest_rule,
+    is_dedicated,
+)
 from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["RULES"]
+__all__ = ["vt201", "vt202", "vt203", "vt204", "vt205"]
 
 # libvirt's default numatune mode is strict; interleave spreads on purpose, so "remote" means nothing there
 _NON_LOCAL_MODES = frozenset({"interleave"})
@@ -38,6 +43,7 @@ def _cell_cpus(g: GuestSpec, cell_vcpus: CpuSet) -> CpuSet:
     return out
 
 
+@guest_rule("VT201", "numatune node differs from the vCPUs' node (NUMA miss)", Level.WARNING)
 def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     host = ctx.host
     host_nodes = CpuSet(n.id for n in host.nodes)
@@ -76,6 +82,7 @@ def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             )
 
 
+@guest_rule("VT202", "hugepages or locked/prealloc memory with pinned vCPUs but no numatune", Level.WARNING)
 def vt202(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     mb = g.memory_backing
     if mb is None or not (mb.hugepages or mb.locked) or not g.vcpupins:
@@ -91,6 +98,7 @@ def vt202(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT203", "wide guest (spans nodes) without guest NUMA cells", Level.WARNING)
 def vt203(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     host = ctx.host
     cpu_nodes = _cpu_nodes(host)
@@ -112,6 +120,7 @@ def vt203(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT204", "guest NUMA cells without memnode binding", Level.WARNING)
 def vt204(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if len(g.numa_cells) < 2 or len(_cpu_nodes(ctx.host)) < 2:
         return
@@ -150,6 +159,7 @@ def _size_text(kib: int) -> str:
     return f"{kib // 1048576}G" if kib % 1048576 == 0 else f"{kib // 1024}M"
 
 
+@guest_rule("VT205", "not enough free hugepages on the bound nodes", Level.ERROR)
 def vt205(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     mb = g.memory_backing
     if mb is None or not mb.hugepages or g.running or g.memory_kib <= 0:
@@ -184,17 +194,3 @@ def vt205(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
                 fix=f"reserve them (echo N > /sys/devices/system/node/nodeN/hugepages/hugepages-{size}kB/"
                 f"nr_hugepages) or re-plan onto nodes that have them: {apply_cmd(g)}",
             )
-
-
-RULES = (
-    Rule(code="VT201", title="numatune node differs from the vCPUs' node (NUMA miss)", family=Family.MEMORY,
-         severity=Level.WARNING, check_guest=vt201),
-    Rule(code="VT202", title="hugepages or locked/prealloc memory with pinned vCPUs but no numatune",
-         family=Family.MEMORY, severity=Level.WARNING, check_guest=vt202),
-    Rule(code="VT203", title="wide guest (spans nodes) without guest NUMA cells", family=Family.MEMORY,
-         severity=Level.WARNING, check_guest=vt203),
-    Rule(code="VT204", title="guest NUMA cells without memnode binding", family=Family.MEMORY,
-         severity=Level.WARNING, check_guest=vt204),
-    Rule(code="VT205", title="not enough free hugepages on the bound nodes", family=Family.MEMORY,
-         severity=Level.ERROR, check_guest=vt205),
-)  # fmt: skip

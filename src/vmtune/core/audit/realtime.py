@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from vmtune.core.audit.common import apply_cmd, emulator_off, names, vcpupin_xpath, vcpus_text
 from vmtune.core.audit.engine import (
     AuditContext,
-    Family,
     Hit,
-    Rule,
     claimed_cpus,
+    guest_rule,
     is_realtime,
     realtime_vcpus,
 )
@@ -24,13 +23,14 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
 from vmtune.cpuset import CpuSet
 
-__all__ = ["RULES"]
+__all__ = ["vt401", "vt402", "vt403", "vt404", "vt405", "vt406", "vt407"]
 
 
 def _rt_fix(g: GuestSpec) -> str:
     return apply_cmd(g, "--profile realtime")
 
 
+@guest_rule("VT401", "FIFO/RR vCPUs not on dedicated cores", Level.ERROR)
 def vt401(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     rt = realtime_vcpus(g)
     if not rt:
@@ -66,6 +66,7 @@ def vt401(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT402", "PMU on", Level.WARNING)
 def vt402(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if is_realtime(g) and g.pmu is not False:
         yield Hit(
@@ -76,6 +77,7 @@ def vt402(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT403", "memballoon present", Level.WARNING)
 def vt403(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not is_realtime(g):
         return
@@ -90,6 +92,7 @@ def vt403(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT404", "memory not locked / no hugepages", Level.WARNING)
 def vt404(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not is_realtime(g):
         return
@@ -112,6 +115,7 @@ def vt404(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT405", "every vCPU realtime (no housekeeping vCPU)", Level.WARNING)
 def vt405(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     rt = realtime_vcpus(g)
     if rt and CpuSet.range(0, g.vcpus - 1).issubset(rt):
@@ -123,6 +127,7 @@ def vt405(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT406", "host cgroup gives the machine slice no RT runtime", Level.ERROR)
 def vt406(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     caps = ctx.caps
     if not realtime_vcpus(g) or caps.cgroup_version != 1 or caps.rt_runtime_us != 0:
@@ -138,6 +143,7 @@ def vt406(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT407", "emulator thread on RT cores", Level.ERROR)
 def vt407(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     rt = realtime_vcpus(g)
     if not rt:
@@ -155,20 +161,3 @@ def vt407(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             f"emulator thread pinned to CPUs {shared} of the realtime cores: FIFO vCPUs starve it"
         ),
     )
-
-
-RULES = (
-    Rule(code="VT401", title="FIFO/RR vCPUs not on dedicated cores", family=Family.REALTIME,
-         severity=Level.ERROR, check_guest=vt401),
-    Rule(code="VT402", title="PMU on", family=Family.REALTIME, severity=Level.WARNING, check_guest=vt402),
-    Rule(code="VT403", title="memballoon present", family=Family.REALTIME,
-         severity=Level.WARNING, check_guest=vt403),
-    Rule(code="VT404", title="memory not locked / no hugepages", family=Family.REALTIME,
-         severity=Level.WARNING, check_guest=vt404),
-    Rule(code="VT405", title="every vCPU realtime (no housekeeping vCPU)", family=Family.REALTIME,
-         severity=Level.WARNING, check_guest=vt405),
-    Rule(code="VT406", title="host cgroup gives the machine slice no RT runtime", family=Family.REALTIME,
-         severity=Level.ERROR, check_guest=vt406),
-    Rule(code="VT407", title="emulator thread on RT cores", family=Family.REALTIME,
-         severity=Level.ERROR, check_guest=vt407),
-)  # fmt: skip

@@ -11,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vmtune.core.audit.common import apply_cmd
-from vmtune.core.audit.engine import AuditContext, Family, Hit, Rule, is_realtime, is_windows
+from vmtune.core.audit.engine import (
+    AuditContext,
+    Hit,
+    guest_rule,
+    is_realtime,
+    is_windows,
+)
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Profile
 from vmtune.core.plan import Level
 
-__all__ = ["RECOMMENDED_HYPERV", "RULES"]
+__all__ = ["RECOMMENDED_HYPERV", "vt301", "vt302", "vt303", "vt304"]
 
 # The set the windows profile writes that every KVM since 5.x provides; reset/vendor_id/evmcs/reenlightenment
 # are situational, so their absence is not a finding.
@@ -39,6 +45,7 @@ def _windows_fix(g: GuestSpec) -> str:
     return apply_cmd(g, "--profile windows")
 
 
+@guest_rule("VT301", "Windows guest missing Hyper-V enlightenments", Level.WARNING)
 def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not _x86_windows(g) or g.hyperv_mode == "passthrough":
         return
@@ -55,6 +62,9 @@ def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule(
+    "VT302", "Windows guest timers (no hypervclock, hpet on, rtc not catchup, pit not delay)", Level.WARNING
+)
 def vt302(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not _x86_windows(g):
         return
@@ -82,6 +92,7 @@ def vt302(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
+@guest_rule("VT303", "host APICv/AVIC off", Level.WARNING)
 def vt303(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if ctx.caps.apicv is not False:
         return  # on, or unknown (no host probe): say nothing rather than guess
@@ -99,6 +110,7 @@ def vt303(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     )
 
 
+@guest_rule("VT304", "enlightenment the host KVM can't provide", Level.ERROR)
 def vt304(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     supported = ctx.caps.hyperv
     if supported is None or g.hyperv_mode is None:
@@ -115,15 +127,3 @@ def vt304(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             fix="drop them, or let vmtune gate them: "
             f"{apply_cmd(g, '--profile windows --domcapabilities FILE')}",
         )
-
-
-RULES = (
-    Rule(code="VT301", title="Windows guest missing Hyper-V enlightenments", family=Family.WINDOWS,
-         severity=Level.WARNING, check_guest=vt301),
-    Rule(code="VT302", title="Windows guest timers (no hypervclock, hpet on, rtc not catchup, pit not delay)",
-         family=Family.WINDOWS, severity=Level.WARNING, check_guest=vt302),
-    Rule(code="VT303", title="host APICv/AVIC off", family=Family.WINDOWS,
-         severity=Level.WARNING, check_guest=vt303),
-    Rule(code="VT304", title="enlightenment the host KVM can't provide", family=Family.WINDOWS,
-         severity=Level.ERROR, check_guest=vt304),
-)  # fmt: skip
