@@ -37,7 +37,7 @@ class Knob(Generic[T]):
     parse: Callable[[str], T]
     format: Callable[[T], str] = str
     metavar: str = ""
-    choices: tuple[str, ...] = ()
+    """How ``--help`` shows the value (an enum's: ``<a|b>``)."""
     switch: bool = False
     """A bare CLI flag (``--force``), stored as ``yes`` when on and left out when off."""
     profiles: tuple[tuple[Profile, T], ...] = ()
@@ -123,18 +123,17 @@ def knob(
     profiles: Mapping[Profile, T] | None = None,
     otherwise: T | None = None,
 ) -> T | None:
-    """Declare an Intent field as a knob. ``parse`` may be a StrEnum: its values become the choices.
+    """Declare an Intent field as a knob. ``parse`` may be a StrEnum: its values are then the only texts
+    accepted (any case) and ``--help`` lists them.
 
     Returns a ``dataclasses.field`` (typed as the field's value so the dataclass reads naturally).
     """
-    choices: tuple[str, ...] = ()
     parser = parse
     if isinstance(parse, type) and issubclass(parse, StrEnum):
-        choices = tuple(member.value for member in parse)
-        metavar = metavar or f"<{'|'.join(choices)}>"
+        metavar = metavar or f"<{'|'.join(member.value for member in parse)}>"
         parser = _enum_parser(parse)
     declared: Knob[T] = Knob(
-        attr=attr, help=help, parse=parser, format=format, metavar=metavar, choices=choices, switch=switch,
+        attr=attr, help=help, parse=parser, format=format, metavar=metavar, switch=switch,
         profiles=tuple((profiles or {}).items()), otherwise=otherwise,
     )  # fmt: skip
     made: T | None = field(default=default, metadata={KNOB: declared})

@@ -57,6 +57,8 @@ LATENCY, REALTIME = Profile.LATENCY, Profile.REALTIME
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Intent:
+    """The knobs, in the order ``--help`` lists their flags and the metadata writes their attributes."""
+
     profiles: tuple[Profile, ...] = knob(
         parse_profiles, default=(Profile.BALANCED,), attr="profile", format=format_profiles, metavar="LIST",
         help="balanced|latency|realtime|windows, comma-combinable.",
@@ -109,7 +111,7 @@ class Intent:
 
 
 KNOBS: tuple[Knob[Any], ...] = tuple(f.metadata[KNOB].named(f.name) for f in fields(Intent))
-"""Every knob, in the order ``--help`` lists the flags and the metadata writes the attributes."""
+"""Every knob, in Intent's field order."""
 
 
 def parse_intent(raw: Mapping[str, str], *, where: Callable[[Knob[Any]], str]) -> Intent:
