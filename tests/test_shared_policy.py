@@ -13,7 +13,7 @@ from planner_hosts import as_tenant, guest, host_named, tenant
 from vmtune.cli.app import main
 from vmtune.core.audit.engine import is_dedicated, run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, Intent, Numa, Profile, ThreadPolicy
 from vmtune.core.ledger.ownership import clashes, shared_cores
 from vmtune.core.ledger.pool import build_ledger, default_reserve
 from vmtune.core.plan import Level, Plan
@@ -119,7 +119,7 @@ def test_memory_too_big_for_one_node_spans_nodes() -> None:
 
 
 def test_numa_off_floats_over_the_whole_pool() -> None:
-    p = plan("dual-skylake-ht-interleaved", guest("g", 4, 2), intent=replace(SHARED, numa="off"))
+    p = plan("dual-skylake-ht-interleaved", guest("g", 4, 2), intent=replace(SHARED, numa=Numa(off=True)))
     host = host_named("dual-skylake-ht-interleaved")
     assert p.numatune is None and p.vcpu_cpuset == host.online - default_reserve(host)
 
@@ -153,7 +153,9 @@ def test_windows_profile_combines_with_shared() -> None:
 def test_audit_shared_guests_overlap_freely_but_not_on_dedicated_cpus() -> None:
     host = host_named("dual-skylake-ht-interleaved")
     a_spec, b_spec = guest("a", 4, 1), guest("b", 4, 1)
-    a = placed(plan("dual-skylake-ht-interleaved", a_spec, intent=replace(SHARED, numa="off")), a_spec)
+    a = placed(
+        plan("dual-skylake-ht-interleaved", a_spec, intent=replace(SHARED, numa=Numa(off=True))), a_spec
+    )
     b = replace(a, name="b", source="b.xml")
     assert not is_dedicated(a, host)
     found = run_rules(host, [a, b], tenants=[])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tuning_hosts import GUESTS, HOSTS
 from vmtune.core.guest import GuestSpec, GuestTopology, HypervFeature, Memballoon, Timer, VcpuPin, VcpuSched
-from vmtune.core.intent.model import HypervMode, Intent, Profile
+from vmtune.core.intent.model import HypervMode, parse_intent
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.caps import HostCaps
@@ -47,8 +47,8 @@ def tune(
 ) -> DeviceTuning:
     g = GUESTS[guest] if isinstance(guest, str) else guest
     h = HOSTS[host] if isinstance(host, str) else host
-    profiles = tuple(Profile(p) for p in profile.split(","))
-    resolved = resolve(Intent(profiles=profiles, **intent), g)  # type: ignore[arg-type]
+    texts = {name: "yes" if value is True else str(value) for name, value in intent.items()}
+    resolved = resolve(parse_intent({"profiles": profile, **texts}, where=lambda k: k.flag), g)
     return device_tuning(
         host=h,
         guest=g,

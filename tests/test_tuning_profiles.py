@@ -5,14 +5,26 @@ from __future__ import annotations
 import pytest
 
 from tuning_hosts import GUESTS
-from vmtune.core.intent.model import EmulatorPolicy, HypervMode, Intent, OsFamily, Profile, ThreadPolicy
+from vmtune.core.intent.model import (
+    EmulatorPolicy,
+    HypervMode,
+    Intent,
+    OsFamily,
+    Profile,
+    ThreadPolicy,
+    VcpuMask,
+    parse_intent,
+)
 from vmtune.core.intent.profiles import resolve
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 
-def _r(*profiles: str, guest: str = "nfv", **kw: object):  # type: ignore[no-untyped-def]
-    return resolve(Intent(profiles=tuple(Profile(p) for p in profiles), **kw), GUESTS[guest])  # type: ignore[arg-type]
+def _r(*profiles: str, guest: str = "nfv", **knobs: object):  # type: ignore[no-untyped-def]
+    """resolve() of the Intent the flags ``--profile P,.. --KNOB VALUE`` ask for (the CLI's own parser)."""
+    texts = {name: "yes" if value is True else str(value) for name, value in knobs.items()}
+    intent = parse_intent({"profiles": ",".join(profiles), **texts}, where=lambda k: k.flag)
+    return resolve(intent, GUESTS[guest])
 
 
 @pytest.mark.parametrize(
@@ -58,9 +70,9 @@ def test_realtime_mask_default_keeps_vcpu0_for_housekeeping() -> None:
         ({"realtime_mask": "0-5"}, "leaving none for housekeeping"),
         ({"realtime_mask": "^0-5"}, "selects no vCPU"),
         ({"realtime_mask": "4-9"}, "vCPU 6-9 not in the guest's vCPUs 0-5"),
-        ({"realtime_mask": "x"}, "--realtime-mask"),
-        ({"hugepages": "4M"}, "--hugepages: expected 2M, 1G or none"),
-        ({"numa": "two"}, "--numa"),
+        ({"realtime_mask": "x"}, "--realtime-mask 'x': not a CPU number"),
+        ({"hugepages": "4M"}, "--hugepages '4M': expected 2M, 1G or none"),
+        ({"numa": "two"}, "--numa 'two': expected auto, off or a number of nodes >= 1"),
     ],
 )
 def test_refused(kw: dict[str, object], match: str) -> None:
@@ -81,7 +93,7 @@ def test_one_vcpu_realtime_guest_needs_an_explicit_mask() -> None:
     one = replace(GUESTS["linux"], vcpus=1)
     with pytest.raises(InputError, match="has one vCPU"):
         res(Intent(profiles=(Profile.REALTIME,)), one)
-    r = res(Intent(profiles=(Profile.REALTIME,), realtime_mask="0", force=True), one)
+    r = res(Intent(profiles=(Profile.REALTIME,), realtime_mask=VcpuMask.parse("0"), force=True), one)
     assert r.realtime_vcpus == CpuSet([0])
 
 

@@ -14,7 +14,7 @@ from vmtune.core.guest import (
     VcpuPin,
     VcpuSched,
 )
-from vmtune.core.intent.model import EmulatorPolicy, Intent, Profile, ThreadPolicy
+from vmtune.core.intent.model import EmulatorPolicy, Intent, Numa, Profile, ThreadPolicy, VcpuMask
 from vmtune.core.plan import CpuPlan, FeaturesPlan, NumaTunePlan, Plan
 from vmtune.cpuset import CpuSet
 
@@ -97,7 +97,7 @@ def wide_db_plan() -> Plan:
             ),
         ),
         memory_backing=MemoryBacking(hugepages=True, page_size_kib=1048576),
-        intent=Intent(profiles=(Profile.LATENCY,), thread_policy=ThreadPolicy.REQUIRE, numa="2"),
+        intent=Intent(profiles=(Profile.LATENCY,), thread_policy=ThreadPolicy.REQUIRE, numa=Numa(nodes=2)),
     )
 
 
@@ -115,5 +115,5 @@ def realtime_plan() -> Plan:
         features=FeaturesPlan(pmu=False),
         memory_backing=MemoryBacking(hugepages=True, page_size_kib=1048576, locked=True),
         memballoon=Memballoon(model="none"),
-        intent=Intent(profiles=(Profile.REALTIME,), realtime_mask="^0"),
+        intent=Intent(profiles=(Profile.REALTIME,), realtime_mask=VcpuMask.parse("^0")),
     )

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmtune.cli.intent_flags import Tuning, host_caps
 from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
 from vmtune.cli.sources import HostSource, load_host, load_tenants
+from vmtune.cli.tuning import Tuning, host_caps
 from vmtune.errors import ExitCode, InputError, VmtuneError
 from vmtune.render.console import make_console
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary

@@ -1,83 +1,33 @@
-"""The TUNING options (DESIGN.md "Commands") as typer declarations; Tuning itself: cli.intent_flags."""
+"""The TUNING options (DESIGN.md "Commands"), made from the knob table; ``--domcapabilities``.
+
+Each option is a knob of ``vmtune.core.intent.model.KNOBS``: typer passes its text through untouched and
+``Tuning.intent`` parses it with the knob's own parser, the one the metadata reader uses, so a value is
+accepted or refused alike on the command line and in ``<vmtune:tuning>``; only the error's source differs.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-# re-exported: Tuning and the caps loaders live in a typer-free module (cli.plan_fast skips typer)
-from vmtune.cli.intent_flags import Tuning, host_caps, load_caps
-from vmtune.core.intent.model import (
-    CoreKind,
-    CpuPolicy,
-    EmulatorPolicy,
-    HypervMode,
-    MemoryMode,
-    OsFamily,
-    ThreadPolicy,
-)
+from vmtune.adapters.files import read_bytes
+from vmtune.adapters.libvirt import is_local
+from vmtune.adapters.probes import merge_caps, probe_host_caps
+from vmtune.cli.sources import HostSource
+from vmtune.core.intent.knob import Knob
+from vmtune.core.intent.model import KNOBS, Intent, parse_intent
+from vmtune.core.topology.caps import HostCaps
+from vmtune.xmlmap.capabilities import capabilities_caps
+from vmtune.xmlmap.domcaps import parse_domcapabilities
 
-__all__ = [
-    "CoreKindOpt",
-    "CpuPolicyOpt",
-    "DomcapsOpt",
-    "EmulatorOpt",
-    "ForceOpt",
-    "HugepagesOpt",
-    "HypervOpt",
-    "IOThreadsOpt",
-    "MemoryModeOpt",
-    "NumaOpt",
-    "OsOpt",
-    "ProfileOpt",
-    "RealtimeMaskOpt",
-    "ReserveOpt",
-    "ThreadPolicyOpt",
-    "Tuning",
-    "host_caps",
-    "load_caps",
-    "tuning_options",
-]
+__all__ = ["DomcapsOpt", "Tuning", "host_caps", "load_caps", "tuning_options"]
 
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option("--profile", help="balanced|latency|realtime|windows, comma-combinable.", metavar="LIST"),
-]
-CpuPolicyOpt = Annotated[
-    CpuPolicy | None,
-    typer.Option("--cpu-policy", help="dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool."),
-]
-ThreadPolicyOpt = Annotated[
-    ThreadPolicy | None, typer.Option("--thread-policy", help="SMT siblings: prefer, isolate or require.")
-]
-EmulatorOpt = Annotated[
-    EmulatorPolicy | None, typer.Option("--emulator", help="Emulator thread: share or isolate.")
-]
-IOThreadsOpt = Annotated[int | None, typer.Option("--iothreads", min=0, help="Number of IOThreads.")]
-NumaOpt = Annotated[str | None, typer.Option("--numa", help="auto, off, or a number of host nodes.")]
-MemoryModeOpt = Annotated[
-    MemoryMode | None, typer.Option("--memory-mode", help="numatune mode for the guest memory.")
-]
-HugepagesOpt = Annotated[str | None, typer.Option("--hugepages", help="2M, 1G or none.")]
-RealtimeMaskOpt = Annotated[
-    str | None,
-    typer.Option("--realtime-mask", help="vCPUs that get SCHED_FIFO, cpuset syntax (^0).", metavar="SPEC"),
-]
-HypervOpt = Annotated[
-    HypervMode | None, typer.Option("--hyperv", help="Hyper-V enlightenments: auto/on/off.")
-]
-ReserveOpt = Annotated[
-    str | None, typer.Option("--reserve", help="Host CPUs never given to guests.", metavar="CPUSET")
-]
-OsOpt = Annotated[OsFamily | None, typer.Option("--os", help="Guest OS when libosinfo metadata is missing.")]
-CoreKindOpt = Annotated[CoreKind | None, typer.Option("--core-kind", help="Hybrid CPUs: big, little or any.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Ignore host gates (domcapabilities, cgroup RT).")]
 DomcapsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -85,44 +35,94 @@ DomcapsOpt = Annotated[
     ),
 ]
 
-_OPTIONS: dict[str, Any] = {
-    "profile": ProfileOpt,
-    "cpu_policy": CpuPolicyOpt,
-    "thread_policy": ThreadPolicyOpt,
-    "emulator": EmulatorOpt,
-    "iothreads": IOThreadsOpt,
-    "numa": NumaOpt,
-    "memory_mode": MemoryModeOpt,
-    "hugepages": HugepagesOpt,
-    "realtime_mask": RealtimeMaskOpt,
-    "hyperv": HypervOpt,
-    "reserve": ReserveOpt,
-    "os": OsOpt,
-    "core_kind": CoreKindOpt,
-    "force": ForceOpt,
-}
-"""Tuning field -> its typer option, in ``Tuning``'s field order (the order ``--help`` lists them)."""
+
+def _flag(k: Knob[Any]) -> str:
+    return k.flag
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """The TUNING flags as given: (knob name, text) for each flag on the command line."""
+
+    flags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def given(self) -> bool:
+        """True when any knob was set on the command line (else a stored intent is reused)."""
+        return bool(self.flags)
+
+    def intent(self, stored: Intent | None = None) -> Intent:
+        """The Intent these flags ask for; with no flags at all, the guest's stored intent wins.
+
+        A bad value raises InputError naming the flag (``--hugepages '3M': expected 2M, 1G or none``).
+        """
+        if not self.given and stored is not None:
+            return stored
+        return parse_intent(dict(self.flags), where=_flag)
+
+
+def _option(k: Knob[Any]) -> inspect.Parameter:
+    """The typer parameter for one knob: a bare flag for a switch, else text the knob parses."""
+    if k.switch:
+        annotation: Any = Annotated[bool, typer.Option(k.flag, help=k.help)]
+        return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation)
+    option = typer.Option(k.flag, help=k.help, metavar=k.metavar or None, show_default=False)
+    annotation = Annotated[str | None, option]
+    return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def _given(k: Knob[Any], value: str | bool | None) -> str | None:
+    """The flag's text for the knob parser; None when the flag was not on the command line."""
+    if k.switch:
+        return "yes" if value else None
+    return value if isinstance(value, str) else None
 
 
 def tuning_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a typer command every TUNING option after its own; it gets them as one ``tuning: Tuning``.
 
     typer reads a command's options from its signature, so the wrapper shows ``command``'s parameters
-    (less ``tuning``) followed by one per ``Tuning`` field, with that field's default.
+    (less ``tuning``) followed by one per knob, in the table's order (the order ``--help`` lists them).
     """
     own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "tuning"]
-    knobs = [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
-                          annotation=_OPTIONS[f.name])
-        for f in fields(Tuning)
-    ]  # fmt: skip
+    knobs = [_option(k) for k in KNOBS]
 
     @functools.wraps(command)
     def wrapper(**params: Any) -> None:
-        tuning = Tuning(**{p.name: params.pop(p.name) for p in knobs})
+        given = ((k.name, _given(k, params.pop(k.name))) for k in KNOBS)
+        tuning = Tuning(flags=tuple((name, text) for name, text in given if text is not None))
         command(**params, tuning=tuning)
 
     signature = inspect.Signature([*own, *knobs])
     wrapper.__signature__ = signature  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     return wrapper
+
+
+def load_caps(path: Path | None) -> HostCaps | None:
+    """Parse ``--domcapabilities FILE`` (None when not given)."""
+    if path is None:
+        return None
+    return parse_domcapabilities(read_bytes(path), source=str(path))
+
+
+def host_caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
+    """``--domcapabilities FILE`` merged with what the host source itself tells (the file wins).
+
+    * ``--capabilities FILE``: the host CPU's hypervisor flag (nested KVM);
+    * the sysfs root (``/`` by default, or ``--sysfs ROOT``): the kernel probes under that root (APICv/AVIC,
+      cgroup version and RT runtime, nesting from ``proc/cpuinfo``), so a captured tree is probed like the
+      live host; a snapshot archive is not probed;
+    * ``--connect URI``: the probes of ``/`` when the URI is local (the kernel that runs its guests).
+    """
+    parts: list[HostCaps | None] = [load_caps(domcaps)]
+    if src.capabilities is not None:
+        parts.append(capabilities_caps(read_bytes(src.capabilities), source=str(src.capabilities)))
+    elif src.connect is not None:
+        if is_local(src.connect):
+            parts.append(probe_host_caps(Path("/")))
+    else:
+        root = src.sysfs or Path("/")
+        if root.is_dir():
+            parts.append(probe_host_caps(root))
+    return merge_caps(*parts)

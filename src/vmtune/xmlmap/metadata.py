@@ -13,23 +13,12 @@ element per namespace, so vmtune rewrites its element in place.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any
 
 from lxml import etree
 
-from vmtune.core.intent.model import (
-    CoreKind,
-    CpuPolicy,
-    EmulatorPolicy,
-    HypervMode,
-    Intent,
-    MemoryMode,
-    OsFamily,
-    Profile,
-    ThreadPolicy,
-)
-from vmtune.cpuset import CpuSet
-from vmtune.errors import InputError, VmtuneError
+from vmtune.core.intent.knob import Knob
+from vmtune.core.intent.model import KNOBS, Intent, OsFamily, intent_texts, parse_intent
 from vmtune.xmlmap import tree
 
 __all__ = ["LIBOSINFO_NS", "VMTUNE_NS", "os_family_of", "read_intent", "write_intent"]
@@ -37,7 +26,7 @@ __all__ = ["LIBOSINFO_NS", "VMTUNE_NS", "os_family_of", "read_intent", "write_in
 VMTUNE_NS = "https://vmtune.dev/xmlns/1"
 LIBOSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
 _TAG = f"{{{VMTUNE_NS}}}tuning"
-E = TypeVar("E")
+_XPATH = "/domain/metadata/vmtune:tuning"
 
 # libosinfo ids are URLs per vendor (``http://microsoft.com/win/11``, ``http://ubuntu.com/ubuntu/22.04``).
 _LINUX_HINTS = (
@@ -70,27 +59,6 @@ def os_family_of(os_id: str) -> OsFamily:
     return OsFamily.UNKNOWN
 
 
-def _intent_attrs(intent: Intent) -> dict[str, str]:
-    """The knobs that are set, as attributes in the order vmtune writes them."""
-    raw: dict[str, str | None] = {
-        "profile": ",".join(p.value for p in intent.profiles),
-        "cpu-policy": intent.cpu_policy,
-        "thread-policy": intent.thread_policy,
-        "emulator": intent.emulator,
-        "iothreads": None if intent.iothreads is None else str(intent.iothreads),
-        "numa": intent.numa,
-        "memory-mode": intent.memory_mode,
-        "hugepages": intent.hugepages,
-        "realtime-mask": intent.realtime_mask,
-        "hyperv": intent.hyperv,
-        "reserve": None if intent.reserve is None else str(intent.reserve),
-        "os": intent.os,
-        "core-kind": intent.core_kind,
-        "force": "yes" if intent.force else None,
-    }
-    return {k: str(v) for k, v in raw.items() if v is not None}
-
-
 def write_intent(domain: etree._Element, intent: Intent) -> None:
     """Make ``<metadata><vmtune:tuning>`` say exactly ``intent`` (creating ``<metadata>`` if needed)."""
     metadata = tree.ensure(domain, "metadata")
@@ -101,7 +69,7 @@ def write_intent(domain: etree._Element, intent: Intent) -> None:
         placeholder = tree.add(metadata, "vmtune-placeholder")
         found.tail = placeholder.tail
         metadata.replace(placeholder, found)
-    wanted = _intent_attrs(intent)
+    wanted = {k.attr: text for k, text in intent_texts(intent)}
     for key in list(found.attrib):
         if key not in wanted:
             del found.attrib[key]
@@ -109,45 +77,18 @@ def write_intent(domain: etree._Element, intent: Intent) -> None:
         tree.set_attr(found, key, value)
 
 
-def _enum(cls: type[E], value: str | None, where: str) -> E | None:
-    if value is None:
-        return None
-    try:
-        return cls(value)  # type: ignore[call-arg]
-    except ValueError:
-        raise InputError(f"{where}: unknown value {value!r}") from None
-
-
 def read_intent(domain: etree._Element, source: str) -> Intent | None:
-    """vmtune's stored intent, None when the domain carries none."""
+    """vmtune's stored intent, None when the domain carries none.
+
+    Attributes vmtune does not know are ignored (a newer vmtune may have written them); a bad value
+    fails naming ``SOURCE: /domain/metadata/vmtune:tuning/@ATTR``.
+    """
     found = domain.find(f"metadata/{_TAG}")
     if found is None:
         return None
-    where = f"{source}: /domain/metadata/vmtune:tuning"
-    get = found.get
-    try:
-        profiles = tuple(
-            Profile(p.strip()) for p in str(get("profile") or "balanced").split(",") if p.strip()
-        )
-        iothreads = get("iothreads")
-        reserve = get("reserve")
-        return Intent(
-            profiles=profiles or (Profile.BALANCED,),
-            cpu_policy=_enum(CpuPolicy, get("cpu-policy"), where),
-            thread_policy=_enum(ThreadPolicy, get("thread-policy"), where),
-            emulator=_enum(EmulatorPolicy, get("emulator"), where),
-            iothreads=None if iothreads is None else int(iothreads),
-            numa=str(get("numa") or "auto"),
-            memory_mode=_enum(MemoryMode, get("memory-mode"), where),
-            hugepages=None if get("hugepages") is None else str(get("hugepages")),
-            realtime_mask=None if get("realtime-mask") is None else str(get("realtime-mask")),
-            hyperv=_enum(HypervMode, get("hyperv"), where) or HypervMode.AUTO,
-            reserve=None if reserve is None else CpuSet.parse(str(reserve), what=f"{where}/@reserve"),
-            os=_enum(OsFamily, get("os"), where),
-            core_kind=_enum(CoreKind, get("core-kind"), where),
-            force=get("force") == "yes",
-        )
-    except VmtuneError:
-        raise
-    except ValueError as err:
-        raise InputError(f"{where}: {err}") from None
+    raw = {k.name: str(text) for k in KNOBS if (text := found.get(k.attr)) is not None}
+
+    def where(k: Knob[Any]) -> str:
+        return f"{source}: {_XPATH}/@{k.attr}"
+
+    return parse_intent(raw, where=where)

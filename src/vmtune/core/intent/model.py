@@ -1,109 +1,134 @@
 """Tuning intent: what the operator asked for (profiles + knobs), stored in the domain's metadata.
 
-Every knob is optional: None means "whatever the profiles say". ``vmtune.core.intent.profiles`` resolves an
-Intent into concrete settings; the Intent itself is saved verbatim so a later hook run re-plans with the
-same wishes, not with the old result.
+Each ``Intent`` field is a knob declared once (``knob(...)``: parser, help, flag, attribute, profile
+defaults); ``KNOBS`` is that table, read by the CLI, the metadata reader/writer and ``profiles.resolve``.
+A field left at None means "whatever the profiles say". The Intent is saved verbatim so a later hook run
+re-plans with the same wishes, not with the old result.
 """
+
+# knob(...) returns a dataclasses.field, as field() itself does, so the call is the declaration:
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
+from vmtune.core.intent.knob import KNOB, Knob, format_switch, knob, parse_count, parse_cpuset, parse_switch
+from vmtune.core.intent.values import (
+    CoreKind,
+    CpuPolicy,
+    EmulatorPolicy,
+    HypervMode,
+    MemoryMode,
+    Numa,
+    OsFamily,
+    PageSize,
+    Profile,
+    ThreadPolicy,
+    VcpuMask,
+    format_profiles,
+    parse_profiles,
+)
 from vmtune.cpuset import CpuSet
 
 __all__ = [
+    "KNOBS",
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
     "HypervMode",
     "Intent",
     "MemoryMode",
+    "Numa",
     "OsFamily",
+    "PageSize",
     "Profile",
     "Resolved",
     "ThreadPolicy",
+    "VcpuMask",
+    "intent_texts",
+    "parse_intent",
 ]
 
-
-class Profile(StrEnum):
-    BALANCED = "balanced"
-    LATENCY = "latency"
-    REALTIME = "realtime"
-    WINDOWS = "windows"
-
-
-class CpuPolicy(StrEnum):
-    """Nova's ``hw:cpu_policy`` vocabulary: one host CPU per vCPU, or a pool the vCPUs time-share."""
-
-    DEDICATED = "dedicated"
-    SHARED = "shared"
-
-
-class ThreadPolicy(StrEnum):
-    """Nova's ``hw:cpu_thread_policy`` vocabulary."""
-
-    PREFER = "prefer"
-    ISOLATE = "isolate"
-    REQUIRE = "require"
-
-
-class EmulatorPolicy(StrEnum):
-    SHARE = "share"
-    ISOLATE = "isolate"
-
-
-class MemoryMode(StrEnum):
-    """libvirt ``<numatune><memory mode=...>`` literals."""
-
-    STRICT = "strict"
-    PREFERRED = "preferred"
-    INTERLEAVE = "interleave"
-    RESTRICTIVE = "restrictive"
-
-
-class HypervMode(StrEnum):
-    AUTO = "auto"
-    ON = "on"
-    OFF = "off"
-
-
-class OsFamily(StrEnum):
-    WINDOWS = "windows"
-    LINUX = "linux"
-    OTHER = "other"
-    UNKNOWN = "unknown"
-
-
-class CoreKind(StrEnum):
-    BIG = "big"
-    LITTLE = "little"
-    ANY = "any"
+LATENCY, REALTIME = Profile.LATENCY, Profile.REALTIME
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Intent:
-    profiles: tuple[Profile, ...] = (Profile.BALANCED,)
-    cpu_policy: CpuPolicy | None = None
-    """None: dedicated (every profile pins one host CPU per vCPU)."""
-    thread_policy: ThreadPolicy | None = None
-    emulator: EmulatorPolicy | None = None
-    iothreads: int | None = None
-    numa: str = "auto"
-    """``auto``, ``off``, or a decimal number of host nodes to spread over."""
-    memory_mode: MemoryMode | None = None
-    hugepages: str | None = None
-    """``2M``, ``1G``, ``none``, or None (profile decides)."""
-    realtime_mask: str | None = None
-    """libvirt cpuset syntax over vCPU ids (``^0``); None = profile default."""
-    hyperv: HypervMode = HypervMode.AUTO
-    reserve: CpuSet | None = None
-    os: OsFamily | None = None
-    core_kind: CoreKind | None = None
-    force: bool = False
+    """The knobs, in the order ``--help`` lists their flags and the metadata writes their attributes."""
+
+    profiles: tuple[Profile, ...] = knob(
+        parse_profiles, default=(Profile.BALANCED,), attr="profile", format=format_profiles, metavar="LIST",
+        help="balanced|latency|realtime|windows, comma-combinable.",
+    )  # fmt: skip
+    cpu_policy: CpuPolicy | None = knob(
+        CpuPolicy, otherwise=CpuPolicy.DEDICATED,
+        help="dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool.",
+    )  # fmt: skip
+    thread_policy: ThreadPolicy | None = knob(
+        ThreadPolicy, profiles={LATENCY: ThreadPolicy.ISOLATE}, otherwise=ThreadPolicy.PREFER,
+        help="SMT siblings: prefer, isolate or require.",
+    )  # fmt: skip
+    emulator: EmulatorPolicy | None = knob(
+        EmulatorPolicy, profiles={LATENCY: EmulatorPolicy.ISOLATE}, otherwise=EmulatorPolicy.SHARE,
+        help="Emulator thread: share or isolate.",
+    )  # fmt: skip
+    iothreads: int | None = knob(parse_count, metavar="N", help="Number of IOThreads.")
+    """None: as many as the guest has."""
+    numa: Numa = knob(
+        Numa.parse, default=Numa(), metavar="<auto|off|N>", help="auto, off, or a number of host nodes."
+    )
+    memory_mode: MemoryMode | None = knob(
+        MemoryMode, otherwise=MemoryMode.STRICT, help="numatune mode for the guest memory."
+    )
+    hugepages: PageSize | None = knob(PageSize.parse, metavar="<2M|1G|none>", help="2M, 1G or none.")
+    """None: the profiles decide (``profiles.resolve``: latency takes what is free, realtime insists)."""
+    realtime_mask: VcpuMask | None = knob(
+        VcpuMask.parse, profiles={REALTIME: VcpuMask(vcpus=CpuSet([0]), all_but=True)}, metavar="SPEC",
+        help="vCPUs that get SCHED_FIFO, cpuset syntax (^0).",
+    )  # fmt: skip
+    hyperv: HypervMode = knob(
+        HypervMode, default=HypervMode.AUTO, help="Hyper-V enlightenments: auto/on/off."
+    )
+    reserve: CpuSet | None = knob(parse_cpuset, metavar="CPUSET", help="Host CPUs never given to guests.")
+    os: OsFamily | None = knob(OsFamily, help="Guest OS when libosinfo metadata is missing.")
+    core_kind: CoreKind | None = knob(
+        CoreKind, profiles={LATENCY: CoreKind.BIG}, otherwise=CoreKind.ANY,
+        help="Hybrid CPUs: big, little or any.",
+    )  # fmt: skip
+    force: bool = knob(
+        parse_switch,
+        default=False,
+        switch=True,
+        format=format_switch,
+        help="Ignore host gates (domcapabilities, cgroup RT).",
+    )
 
     def has(self, profile: Profile) -> bool:
         return profile in self.profiles
+
+
+KNOBS: tuple[Knob[Any], ...] = tuple(f.metadata[KNOB].named(f.name) for f in fields(Intent))
+"""Every knob, in Intent's field order."""
+
+
+def parse_intent(raw: Mapping[str, str], *, where: Callable[[Knob[Any]], str]) -> Intent:
+    """The Intent ``raw`` (knob name -> text) asks for; knobs not in ``raw`` keep their defaults.
+
+    InputError says ``WHERE 'TEXT': reason``, ``where`` naming the knob's source (its flag, or the file
+    and XPath of its attribute).
+    """
+    return Intent(**{k.name: k.read(raw[k.name], where(k)) for k in KNOBS if k.name in raw})
+
+
+def intent_texts(intent: Intent) -> Iterator[tuple[Knob[Any], str]]:
+    """The knobs ``intent`` sets and their text, in table order (``parse_intent`` reads them back)."""
+    for k in KNOBS:
+        text = k.text(getattr(intent, k.name))
+        if text is not None:
+            yield k, text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +139,7 @@ class Resolved:
     thread_policy: ThreadPolicy = ThreadPolicy.PREFER
     emulator: EmulatorPolicy = EmulatorPolicy.SHARE
     iothreads: int = 0
-    numa: str = "auto"
+    numa: Numa = field(default_factory=Numa)
     memory_mode: MemoryMode = MemoryMode.STRICT
     hugepages_kib: int | None = None
     """Hugepage size to back memory with (2048, 1048576), None for normal pages."""

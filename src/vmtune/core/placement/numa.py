@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmtune.core.intent.model import ThreadPolicy
+from vmtune.core.intent.model import Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.allocator import CoreView, core_views, grouping_levels
 from vmtune.core.placement.numafit import (
@@ -56,7 +56,7 @@ def place(
     cores: Sequence[Core],
     vcpus: int,
     policy: ThreadPolicy,
-    numa: str,
+    numa: Numa,
     memory_kib: int,
     hugepage_kib: int | None,
     tenants: Sequence[Tenant],
@@ -95,14 +95,14 @@ def place(
 
 
 def _place_pass(
-    ask: Ask, views: Sequence[CoreView], *, numa: str, pci_node: int | None
+    ask: Ask, views: Sequence[CoreView], *, numa: Numa, pci_node: int | None
 ) -> Placement | Failure:
     host, by_node, vcpus = ask.host, ask.by_node, ask.vcpus
     memory_kib, hugepage_kib = ask.memory_kib, ask.hugepage_kib
     caps = {node: sum(len(v.units) for v in vs) for node, vs in sorted(by_node.items())}
     units = tuple(caps.items())
 
-    if numa == "off":
+    if numa.off:
         pick = ask.pick(views, vcpus, grouping_levels(host, with_nodes=True))
         if pick is None:
             return Failure(units=units, memory=())
@@ -114,7 +114,7 @@ def _place_pass(
         why = memory_shortfall(node, memory_kib, hugepage_kib)
         if why:
             memory_notes[node.id] = why
-    wanted = int(numa) if numa.isdigit() else 0
+    wanted = numa.nodes or 0
     if wanted <= 1:
         singles: list[tuple[tuple[int, ...], NodeShare]] = []
         for node_id, node_views in by_node.items():

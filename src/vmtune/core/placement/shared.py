@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin, VcpuPin
-from vmtune.core.intent.model import Resolved
+from vmtune.core.intent.model import Numa, Resolved
 from vmtune.core.ledger.pool import Ledger
 from vmtune.core.placement.numafit import fmt_kib, memory_shortfall
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
@@ -63,7 +63,7 @@ def plan_shared(
         )
     load = _shared_load(ledger)
     notes: list[Note] = []
-    if resolved.numa == "off":
+    if resolved.numa.off:
         pool, nodes = everything, CpuSet()
         notes.append(Note(topic="memory", message="--numa off: memory placement left to the host kernel"))
     else:
@@ -154,7 +154,7 @@ def _nodes(
     guest: GuestSpec,
     pool: CpuSet,
     load: dict[int, float],
-    numa: str,
+    numa: Numa,
     hugepage_kib: int | None,
     pci_node: int | None,
 ) -> Sequence[Node]:
@@ -168,8 +168,8 @@ def _nodes(
         return (0 if node.id == pci_node else 1, ratio, -(node.mem_free_kib or 0), node.id)
 
     ordered = sorted(candidates, key=key)
-    if numa.isdigit():
-        return sorted(ordered[: int(numa)], key=lambda n: n.id)
+    if numa.nodes:
+        return sorted(ordered[: numa.nodes], key=lambda n: n.id)
     for node in ordered:
         if memory_shortfall(node, guest.memory_kib, hugepage_kib) is None:
             return [node]

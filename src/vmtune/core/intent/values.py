@@ -1,0 +1,179 @@
+"""The types a tuning knob takes: libvirt/Nova vocabularies as StrEnums, and the few values with a shape.
+
+Each type parses its text form (``parse``, raising ``ValueError`` with a reason) and prints it back
+(``str``), so a knob written to the metadata reads back as the same value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
+
+__all__ = [
+    "CoreKind",
+    "CpuPolicy",
+    "EmulatorPolicy",
+    "HypervMode",
+    "MemoryMode",
+    "Numa",
+    "OsFamily",
+    "PageSize",
+    "Profile",
+    "ThreadPolicy",
+    "VcpuMask",
+    "format_profiles",
+    "parse_profiles",
+]
+
+
+class Profile(StrEnum):
+    BALANCED = "balanced"
+    LATENCY = "latency"
+    REALTIME = "realtime"
+    WINDOWS = "windows"
+
+
+class CpuPolicy(StrEnum):
+    """Nova's ``hw:cpu_policy`` vocabulary: one host CPU per vCPU, or a pool the vCPUs time-share."""
+
+    DEDICATED = "dedicated"
+    SHARED = "shared"
+
+
+class ThreadPolicy(StrEnum):
+    """Nova's ``hw:cpu_thread_policy`` vocabulary."""
+
+    PREFER = "prefer"
+    ISOLATE = "isolate"
+    REQUIRE = "require"
+
+
+class EmulatorPolicy(StrEnum):
+    SHARE = "share"
+    ISOLATE = "isolate"
+
+
+class MemoryMode(StrEnum):
+    """libvirt ``<numatune><memory mode=...>`` literals."""
+
+    STRICT = "strict"
+    PREFERRED = "preferred"
+    INTERLEAVE = "interleave"
+    RESTRICTIVE = "restrictive"
+
+
+class HypervMode(StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class OsFamily(StrEnum):
+    WINDOWS = "windows"
+    LINUX = "linux"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class CoreKind(StrEnum):
+    BIG = "big"
+    LITTLE = "little"
+    ANY = "any"
+
+
+class PageSize(StrEnum):
+    """The hugepage size to back guest memory with; ``none`` asks for normal pages."""
+
+    HUGE_2M = "2M"
+    HUGE_1G = "1G"
+    NONE = "none"
+
+    @property
+    def kib(self) -> int | None:
+        """The page size in KiB as sysfs and libvirt count it; None for normal pages."""
+        return {"2M": 2048, "1G": 1048576}.get(self.value)
+
+    @classmethod
+    def parse(cls, text: str) -> PageSize:
+        """Case-insensitive, as sizes are written both ways (``2m``, ``2M``)."""
+        for size in cls:
+            if size.value.lower() == text.strip().lower():
+                return size
+        raise ValueError("expected 2M, 1G or none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Numa:
+    """How many host NUMA nodes to spread over: ``auto`` (the planner picks), ``off`` (no binding), or N."""
+
+    nodes: int | None = None
+    off: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nodes is not None and (self.off or self.nodes < 1):
+            raise InputError(f"Numa: nodes={self.nodes} needs off=False and nodes >= 1")
+
+    def __str__(self) -> str:
+        return "off" if self.off else "auto" if self.nodes is None else str(self.nodes)
+
+    @classmethod
+    def parse(cls, text: str) -> Numa:
+        clean = text.strip().lower()
+        if clean in ("auto", "off"):
+            return cls(off=clean == "off")
+        if clean.isdigit() and int(clean) >= 1:
+            return cls(nodes=int(clean))
+        raise ValueError("expected auto, off or a number of nodes >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VcpuMask:
+    """vCPU ids in libvirt's cpuset syntax. A mask made only of exclusions (``^0``) is taken relative to
+    all the guest's vCPUs, as libvirt reads it, so it stays meaningful whatever the vCPU count."""
+
+    vcpus: CpuSet
+    all_but: bool = False
+    """True: every vCPU except ``vcpus`` (the ``^0`` form)."""
+
+    def select(self, count: int) -> CpuSet:
+        """The vCPU ids this mask picks for a guest of ``count`` vCPUs."""
+        return CpuSet.range(0, count - 1) - self.vcpus if self.all_but else self.vcpus
+
+    def __str__(self) -> str:
+        if not self.all_but:
+            return str(self.vcpus)
+        return ",".join(f"^{a}" if a == b else f"^{a}-{b}" for a, b in self.vcpus.ranges())
+
+    @classmethod
+    def parse(cls, text: str) -> VcpuMask:
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip():
+            raise ValueError("expected vCPU ids in cpuset syntax (e.g. ^0 or 2-5)")
+        all_but = all(item.startswith("^") for item in items)
+        spec = ",".join(item[1:] for item in items) if all_but else text
+        what = "vCPU list"
+        try:
+            vcpus = CpuSet.parse(spec, what=what)
+        except InputError as err:
+            raise ValueError(str(err).removeprefix(f"{what}: ")) from None
+        if not vcpus and not all_but:
+            raise ValueError("selects no vCPU")
+        return cls(vcpus=vcpus, all_but=all_but)
+
+
+def parse_profiles(text: str) -> tuple[Profile, ...]:
+    """A comma-separated list (``latency,windows``); the profiles combine (see ``profiles.resolve``)."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError("empty list")
+    try:
+        return tuple(Profile(name) for name in names)
+    except ValueError:
+        raise ValueError(f"choose from {', '.join(p.value for p in Profile)}") from None
+
+
+def format_profiles(profiles: tuple[Profile, ...]) -> str:
+    return ",".join(p.value for p in profiles)
