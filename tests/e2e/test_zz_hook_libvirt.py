@@ -11,6 +11,7 @@ skips. Named ``test_zz_*`` so that it runs after the other e2e tests.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -85,7 +86,8 @@ def test_hook_refuses_colliding_start(
     res = vmtune("apply", "--connect", URI, "--domain", first, "--profile", "latency")
     assert res.returncode == 0, res.stderr
     libvirt_session.conn.lookupByName(first).create()  # the hook lets it through (nothing else runs)
-    assert vcpu_affinity(first) == {0: "1"}
+    pinned = {0: _vcpu0_pin(libvirt_session, first)}
+    assert vcpu_affinity(first) == pinned
 
     # a second guest with vmtune intent pinned to the same CPU, as a stale copy of the first would be
     xml = libvirt_session.conn.lookupByName(first).XMLDesc(libvirt_session.lv.VIR_DOMAIN_XML_INACTIVE)
@@ -102,7 +104,15 @@ def test_hook_refuses_colliding_start(
     # once the first guest is gone (release end drops its claim), the same definition starts
     libvirt_session.conn.lookupByName(first).destroy()
     dom.create()
-    assert vcpu_affinity(second) == {0: "1"}
+    assert vcpu_affinity(second) == pinned
+
+
+def _vcpu0_pin(lv: Libvirt, name: str) -> str:
+    """The CPU vmtune pinned vCPU 0 to, read back from the defined XML."""
+    xml = lv.conn.lookupByName(name).XMLDesc(lv.lv.VIR_DOMAIN_XML_INACTIVE)
+    found = re.search(r"<vcpupin vcpu='0' cpuset='([^']+)'/>", xml)
+    assert found, xml
+    return found.group(1)
 
 
 HP = Path("/sys/devices/system/node/node0/hugepages/hugepages-2048kB")
