@@ -28,6 +28,12 @@ def host_shape() -> tuple[str, bool]:
     return shape, (str(host.online), len(host.cores), len(host.nodes)) == ("0-1", 2, 1)
 
 
+def spare_pins() -> dict[str, str]:
+    """CPUs for hand-written pinned guests: vCPU 0 on the last online CPU, the emulator on the first."""
+    online = read_sysfs(Path("/")).online
+    return {"vcpu": str(online.last()), "emulator": str(online.first())}
+
+
 def record(line: str) -> None:
     """A measured fact (affinities read from /proc, libvirt's refusal, ...) for the run's summary."""
     print(f"\n{line}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, record, vcpu_affinity, vmtune
+from e2ehelp import REQUIRED, URI, Libvirt, record, spare_pins, vcpu_affinity, vmtune
 
 pytestmark = pytest.mark.e2e
 
@@ -150,7 +150,7 @@ HUGE_GUEST = """<domain type='{type}'>
   <memory unit='MiB'>128</memory>
   <memoryBacking><hugepages><page size='2048' unit='KiB'/></hugepages></memoryBacking>
   <vcpu placement='static'>1</vcpu>
-  <cputune><vcpupin vcpu='0' cpuset='1'/><emulatorpin cpuset='0'/></cputune>
+  <cputune><vcpupin vcpu='0' cpuset='{vcpu}'/><emulatorpin cpuset='{emulator}'/></cputune>
   <numatune><memory mode='strict' nodeset='0'/></numatune>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices><memballoon model='none'/></devices>
@@ -165,7 +165,7 @@ def test_hook_reserves_and_releases_hugepages(
     grows node 0's pool at prepare begin and gives it back at release end, through the real kernel."""
     before = _nr_hugepages()
     grow = max(0, 64 - int((HP / "free_hugepages").read_text()))  # 128 MiB / 2 MiB, minus what is free
-    name = make_guest(vcpus=1, xml=HUGE_GUEST.format(type=libvirt_session.domain_type))
+    name = make_guest(vcpus=1, xml=HUGE_GUEST.format(type=libvirt_session.domain_type, **spare_pins()))
     dom = libvirt_session.conn.lookupByName(name)
     dom.create()
     during = _nr_hugepages()
