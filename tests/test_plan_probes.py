@@ -238,8 +238,10 @@ _PASSTHROUGH = "<cpu mode='host-passthrough'><feature policy='{}' name='arch-cap
         # the probe answered without domcapabilities: enough
         ("kvm", "", "host-passthrough", HostCaps(arch_capabilities_msr=False), True, Level.INFO),
         ("kvm", "", "host-passthrough", HostCaps(nested=True, arch_capabilities_msr=True), False, None),
-        # host-model lacks the feature: QEMU never writes the MSR
+        # host-model lacks the feature: no note without a probe, the probe still wins
         ("kvm", "", "host-passthrough", HostCaps(nested=True, arch_capabilities=False), False, None),
+        ("kvm", "", "host-passthrough", HostCaps(arch_capabilities=False, arch_capabilities_msr=False), True,
+         Level.INFO),
         # no answer: nothing written; nested hosts say why
         ("kvm", "", "host-passthrough", HostCaps(nested=True), False, Level.WARNING),
         ("kvm", "", "host-passthrough", HostCaps(nested=False), False, None),
@@ -252,8 +254,9 @@ _PASSTHROUGH = "<cpu mode='host-passthrough'><feature policy='{}' name='arch-cap
         # the guest asked for it: overridden, loudly
         ("kvm", _PASSTHROUGH.format("require"), "host-passthrough", _REFUSED, True, Level.WARNING),
     ],
-    ids=["passthrough", "host-model", "probe-only", "taken", "not-offered", "unknown-nested", "bare-metal",
-         "unknown", "tcg", "custom-model", "already", "already-unknown", "required"],
+    ids=["passthrough", "host-model", "probe-only", "taken", "not-offered", "not-offered-refused",
+         "unknown-nested", "bare-metal", "unknown", "tcg", "custom-model", "already", "already-unknown",
+         "required"],
 )  # fmt: skip
 def test_nested_gate(  # noqa: PLR0917 - one parameter per table column
     dtype: str, cpu: str, mode: str | None, caps: HostCaps, feature: bool, note: Level | None

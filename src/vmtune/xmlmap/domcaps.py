@@ -4,8 +4,8 @@ Only what vmtune gates on is read: the Hyper-V enlightenments listed under
 ``<features><hyperv><enum name='features'>`` (libvirt >= 8.0 fills them from QEMU's query of KVM's
 Hyper-V CPUID; nested KVM lists only spinlocks and vendor_id), the supported ``<cpu><mode>`` names, the
 vendor of the host-model CPU, the domain type (kvm / qemu = TCG), iothreads support, the QEMU binary
-(``<path>``, which the nested CPU probe runs) and whether the host-model CPU carries ``arch-capabilities``:
-a CPU without that feature never has QEMU write MSR 0x10a, so the nested CPU gate has nothing to guard.
+(``<path>``, which the nested CPU probe runs) and whether the host-model CPU carries ``arch-capabilities``
+(without it a refused MSR 0x10a is unlikely, so the nested CPU gate does not warn when it has no probe).
 Nesting is *not* read from here: the host-model CPU is the CPU a guest would get, and KVM sets the
 ``hypervisor`` bit for every guest, so bare-metal hosts list ``<feature name='hypervisor'/>`` too (8 of the
 19 corpus files, among them AMD SEV and Intel TDX servers). ``virsh capabilities`` (the host's own CPUID)

@@ -8,12 +8,13 @@ name='arch-capabilities'/>`` makes QEMU leave the MSR alone, at a price: the gue
 not-affected bits (RDCL_NO, MDS_NO...) and may enable mitigations it does not need. So the feature is
 written only on evidence that this host refuses the MSR:
 
-* ``HostCaps.arch_capabilities`` False (domcapabilities' host-model CPU lacks the feature): QEMU never
-  writes the MSR, nothing to guard;
 * ``HostCaps.arch_capabilities_msr`` False (the cached QEMU probe, ``adapters/probes.py``): disable it;
   True: leave the CPU alone;
 * no probe answer: leave the CPU alone, and on a nested host (``HostCaps.nested``) say so in a note, since
-  the hypervisor flag alone does not tell which kind of nested host this is.
+  the hypervisor flag alone does not tell which kind of nested host this is; unless domcapabilities'
+  host-model CPU lacks the feature (``HostCaps.arch_capabilities`` False), which makes a refusal unlikely.
+  That list is weaker evidence than the probe (host-passthrough copies KVM's CPUID whether or not this
+  libvirt models the feature), so it only quiets the note and never overrides a probe answer.
 
 A guest without a CPU model (QEMU's default ``qemu64``) never asks for the MSR. Pure: no IO.
 """
@@ -41,11 +42,9 @@ def nested_cpu_features(
     """
     if caps is None or guest.domain_type != "kvm" or mode not in _HOST_CPU_MODES:
         return ()
-    if caps.arch_capabilities is False:
-        return ()
     current = next((policy for policy, name in guest.cpu_features if name == ARCH_CAPABILITIES), None)
     if caps.arch_capabilities_msr is None:
-        if caps.nested is True and current != "disable":
+        if caps.nested is True and caps.arch_capabilities is not False and current != "disable":
             notes.append(_unknown_note(mode))
         return ()
     if caps.arch_capabilities_msr:
