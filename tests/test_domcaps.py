@@ -29,6 +29,31 @@ def test_this_machine_is_nested_kvm_with_two_enlightenments() -> None:
     assert caps.iothreads is True
     assert caps.cpu_modes == {"host-passthrough", "maximum", "host-model", "custom"}
     assert caps.source == "this-machine-kvm.xml"
+    assert (caps.emulator, caps.arch_capabilities) == ("/usr/bin/qemu-system-x86_64", True)
+
+
+@pytest.mark.parametrize(
+    ("features", "expected"),
+    [
+        ("<feature policy='require' name='arch-capabilities'/>", True),
+        ("<feature policy='disable' name='arch-capabilities'/>", False),
+        ("<feature policy='require' name='ssbd'/>", False),
+    ],
+    ids=["required", "disabled", "absent"],
+)
+def test_host_model_arch_capabilities(features: str, expected: bool) -> None:
+    xml = (
+        "<domainCapabilities><path>/usr/libexec/qemu-kvm</path><cpu><mode name='host-model' supported='yes'>"
+        f"<model fallback='forbid'>EPYC</model>{features}</mode></cpu></domainCapabilities>"
+    )
+    caps = parse_domcapabilities(xml, "d.xml")
+    assert (caps.arch_capabilities, caps.emulator) == (expected, "/usr/libexec/qemu-kvm")
+
+
+def test_no_host_model_leaves_arch_capabilities_unknown() -> None:
+    xml = "<domainCapabilities><cpu><mode name='host-model' supported='no'/></cpu></domainCapabilities>"
+    caps = parse_domcapabilities(xml, "d.xml")
+    assert (caps.arch_capabilities, caps.emulator) == (None, None)
 
 
 def test_full_hyperv_fixture_lists_every_enlightenment() -> None:

@@ -1,8 +1,9 @@
-"""`vmtune plan` merges the host probes of its sysfs root, and latency/realtime gate the CPU on nested KVM.
+"""`vmtune plan` merges the host probes of its sysfs root; latency/realtime gate the CPU on their evidence.
 
 The fixture tree ``tests/data/probes/nested-amd-cgv1`` carries the kernel files the probes read (AVIC off,
-cgroup v1 machine partition with no RT budget, ``hypervisor`` in /proc/cpuinfo); its twin, built per test
-in tmp_path, flips each of them, so every assertion below could fail.
+cgroup v1 machine partition with no RT budget, ``hypervisor`` in /proc/cpuinfo) and no MSR probe answer;
+its twins, built per test in tmp_path, flip each of them or add a cached probe answer, so every assertion
+below could fail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from testutil import DATA
-from vmtune.adapters.probes import probe_host_caps
+from vmtune.adapters.probes import CPU_PROBE, probe_host_caps, record_msr_probe
 from vmtune.cli.app import main
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.caps import HostCaps
@@ -26,6 +27,24 @@ from vmtune.xmlmap.guest import read_guest
 ROOT = DATA / "probes" / "nested-amd-cgv1"
 GUEST = DATA / "probes" / "guest.xml"
 DISABLE = ["disable", "arch-capabilities"]
+EMULATOR = "/usr/bin/qemu-system-x86_64"
+UNKNOWN = "no probe of MSR 0x10a on this host"
+
+
+def _probed_twin(tmp_path: Path, *, refuses: bool = True) -> Path:
+    """The fixture host plus a cached MSR probe answer, made by a shell stand-in for QEMU."""
+    twin = tmp_path / "probed"
+    shutil.copytree(ROOT, twin)
+    (twin / "proc/sys/kernel").mkdir(parents=True)
+    (twin / "proc/sys/kernel/osrelease").write_text("6.1.0-test\n")
+    emulator = twin / EMULATOR.lstrip("/")
+    emulator.parent.mkdir(parents=True)
+    answer = "echo 'error: failed to set MSR 0x10a to 0x69' >&2; exit 134" if refuses else "exit 0"
+    emulator.write_text(f"#!/bin/sh\n{answer}\n")
+    emulator.chmod(0o755)
+    assert record_msr_probe(EMULATOR, twin) is not refuses
+    assert (twin / CPU_PROBE).is_file()
+    return twin
 
 
 def _bare_metal_twin(tmp_path: Path) -> Path:
@@ -59,8 +78,9 @@ def test_fixture_probes() -> None:
     assert caps.rt_runtime_path == "/sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us"
 
 
-def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", str(GUEST), "--sysfs", str(ROOT), "--profile", "realtime", "--explain"]) == 0
+def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = _probed_twin(tmp_path)
+    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", "realtime", "--explain"]) == 0
     out, _ = capsys.readouterr()
     assert "warning: rt: cgroup v1 gives the machine slice no RT runtime" in out
     assert "echo 950000 > /sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us" in out
@@ -69,8 +89,8 @@ def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[
     assert "failed to set MSR 0x10a" in out
 
 
-def test_json_carries_probe_warning_and_advice(capsys: pytest.CaptureFixture[str]) -> None:
-    plan = _plan_json(ROOT, "realtime", capsys)
+def test_json_carries_probe_warning_and_advice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = _plan_json(_probed_twin(tmp_path), "realtime", capsys)
     assert any("(VT406)" in w for w in _warnings(plan))
     advice = plan["advice"]
     assert isinstance(advice, list) and any(a.startswith("AVIC: ") for a in advice)
@@ -93,11 +113,27 @@ def test_bare_metal_twin_has_none_of_it(tmp_path: Path, capsys: pytest.CaptureFi
     ("profile", "gated"), [("latency", True), ("realtime", True), ("balanced", False), ("windows", False)]
 )
 def test_nested_gate_only_for_profiles_that_pick_a_host_cpu(
-    profile: str, gated: bool, capsys: pytest.CaptureFixture[str]
+    profile: str, gated: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    cpu = _plan_json(ROOT, profile, capsys)["cpu"]
+    cpu = _plan_json(_probed_twin(tmp_path), profile, capsys)["cpu"]
     features = cpu["features"] if isinstance(cpu, dict) else []
     assert (DISABLE in features) is gated
+
+
+def test_nested_without_a_probe_answer_only_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    """The hypervisor flag alone does not say whether KVM refuses the MSR: nothing written, a warning."""
+    plan = _plan_json(ROOT, "latency", capsys)
+    cpu = plan["cpu"]
+    assert isinstance(cpu, dict) and cpu["mode"] == "host-passthrough"
+    assert DISABLE not in cpu["features"]
+    assert any(UNKNOWN in w for w in _warnings(plan))
+
+
+def test_nested_host_that_takes_the_msr_keeps_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = _plan_json(_probed_twin(tmp_path, refuses=False), "latency", capsys)
+    cpu = plan["cpu"]
+    assert isinstance(cpu, dict) and DISABLE not in cpu["features"]
+    assert not any("MSR 0x10a" in w for w in _warnings(plan))
 
 
 def test_cgroup_v2_twin_drops_vt406(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,12 +157,16 @@ def test_capabilities_source_is_not_probed(capsys: pytest.CaptureFixture[str], t
     assert DISABLE not in plan["cpu"]["features"]
 
 
-def test_capabilities_hypervisor_flag_gates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_capabilities_hypervisor_flag_alone_only_warns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     caps = tmp_path / "caps.xml"
     caps.write_text(_capabilities_xml(hypervisor=True))
     assert main(["plan", str(GUEST), "--capabilities", str(caps), "--profile", "latency", "--json",
                  "--hugepages", "none"]) == 0  # fmt: skip
-    assert DISABLE in json.loads(capsys.readouterr().out)["plan"]["cpu"]["features"]
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert DISABLE not in plan["cpu"]["features"]
+    assert any(UNKNOWN in w for w in _warnings(plan))
 
 
 def _capabilities_xml(*, hypervisor: bool) -> str:
@@ -186,29 +226,43 @@ def test_domcapabilities_hypervisor_is_not_nesting(corpora: Path) -> None:
 _XML = "<domain type='{type}'><name>g</name><memory>1048576</memory><vcpu>2</vcpu>{cpu}</domain>"
 
 
+_REFUSED = HostCaps(nested=True, arch_capabilities=True, arch_capabilities_msr=False)
+_PASSTHROUGH = "<cpu mode='host-passthrough'><feature policy='{}' name='arch-capabilities'/></cpu>"
+
+
 @pytest.mark.parametrize(
-    ("dtype", "cpu", "mode", "nested", "feature", "note"),
+    ("dtype", "cpu", "mode", "caps", "feature", "note"),
     [
-        ("kvm", "", "host-passthrough", True, True, Level.INFO),
-        ("kvm", "<cpu mode='host-model'/>", "host-model", True, True, Level.INFO),
-        ("kvm", "", "host-passthrough", False, False, None),
-        ("kvm", "", "host-passthrough", None, False, None),
-        ("qemu", "", None, True, False, None),
-        ("kvm", "<cpu mode='custom'><model>EPYC</model></cpu>", "custom", True, False, None),
+        ("kvm", "", "host-passthrough", _REFUSED, True, Level.INFO),
+        ("kvm", "<cpu mode='host-model'/>", "host-model", _REFUSED, True, Level.INFO),
+        # the probe answered without domcapabilities: enough
+        ("kvm", "", "host-passthrough", HostCaps(arch_capabilities_msr=False), True, Level.INFO),
+        ("kvm", "", "host-passthrough", HostCaps(nested=True, arch_capabilities_msr=True), False, None),
+        # host-model lacks the feature: no note without a probe, the probe still wins
+        ("kvm", "", "host-passthrough", HostCaps(nested=True, arch_capabilities=False), False, None),
+        ("kvm", "", "host-passthrough", HostCaps(arch_capabilities=False, arch_capabilities_msr=False), True,
+         Level.INFO),
+        # no answer: nothing written; nested hosts say why
+        ("kvm", "", "host-passthrough", HostCaps(nested=True), False, Level.WARNING),
+        ("kvm", "", "host-passthrough", HostCaps(nested=False), False, None),
+        ("kvm", "", "host-passthrough", HostCaps(), False, None),
+        ("qemu", "", None, _REFUSED, False, None),
+        ("kvm", "<cpu mode='custom'><model>EPYC</model></cpu>", "custom", _REFUSED, False, None),
         # already there: kept, nothing to explain
-        ("kvm", "<cpu mode='host-passthrough'><feature policy='disable' name='arch-capabilities'/></cpu>",
-         "host-passthrough", True, True, None),
+        ("kvm", _PASSTHROUGH.format("disable"), "host-passthrough", _REFUSED, True, None),
+        ("kvm", _PASSTHROUGH.format("disable"), "host-passthrough", HostCaps(nested=True), False, None),
         # the guest asked for it: overridden, loudly
-        ("kvm", "<cpu mode='host-passthrough'><feature policy='require' name='arch-capabilities'/></cpu>",
-         "host-passthrough", True, True, Level.WARNING),
+        ("kvm", _PASSTHROUGH.format("require"), "host-passthrough", _REFUSED, True, Level.WARNING),
     ],
-    ids=["passthrough", "host-model", "bare-metal", "unknown", "tcg", "custom-model", "already", "required"],
+    ids=["passthrough", "host-model", "probe-only", "taken", "not-offered", "not-offered-refused",
+         "unknown-nested", "bare-metal", "unknown", "tcg", "custom-model", "already", "already-unknown",
+         "required"],
 )  # fmt: skip
 def test_nested_gate(  # noqa: PLR0917 - one parameter per table column
-    dtype: str, cpu: str, mode: str | None, nested: bool | None, feature: bool, note: Level | None
+    dtype: str, cpu: str, mode: str | None, caps: HostCaps, feature: bool, note: Level | None
 ) -> None:
     guest = read_guest(_XML.format(type=dtype, cpu=cpu), source="t.xml")
     notes: list[Note] = []
-    got = nested_cpu_features(guest=guest, caps=HostCaps(nested=nested), mode=mode, notes=notes)
+    got = nested_cpu_features(guest=guest, caps=caps, mode=mode, notes=notes)
     assert (got == (("disable", "arch-capabilities"),)) is feature
     assert [n.level for n in notes] == ([note] if note else [])

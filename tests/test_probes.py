@@ -1,12 +1,15 @@
-"""Host probes on fake roots: APICv/AVIC flags, cgroup version, RT runtime of the machine slice, PCI NUMA."""
+"""Host probes on fake roots: APICv/AVIC flags, cgroup version, RT runtime of the machine slice, PCI NUMA,
+and the cached MSR 0x10a probe (run against a shell stand-in for QEMU that answers as QEMU does)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from vmtune.adapters.probes import merge_caps, probe_host_caps
+from vmtune.adapters.probes import CPU_PROBE, merge_caps, probe_host_caps, record_msr_probe
 from vmtune.core.topology.caps import HostCaps
 
 
@@ -123,3 +126,68 @@ def test_this_machine_probe_is_consistent() -> None:
         assert caps.cgroup_version in (1, 2)
     if caps.cgroup_version == 2:
         assert caps.rt_runtime_us is None
+
+
+# -- the MSR 0x10a probe ------------------------------------------------------------------------------------
+
+EMULATOR = "/usr/bin/qemu-system-x86_64"
+_REFUSES = "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69' >&2; exit 134"
+_TAKES = "cat >/dev/null; exit 0"
+
+
+def _host(root: Path, script: str, *, nested: bool = True) -> Path:
+    """A fake root whose emulator is a shell script, with a kernel release and a cpuinfo flags line."""
+    _write(root, "proc/sys/kernel/osrelease", "6.1.0-test\n")
+    _write(root, "proc/cpuinfo", f"flags\t\t: fpu {'hypervisor ' if nested else ''}lahf_lm\n")
+    _write(root, EMULATOR.lstrip("/"), f"#!/bin/sh\n{script}\n")
+    emulator = root / EMULATOR.lstrip("/")
+    emulator.chmod(0o755)
+    return emulator
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"), [(_REFUSES, False), (_TAKES, True)], ids=["refused", "taken"]
+)
+def test_msr_probe_is_cached_and_read_back(tmp_path: Path, script: str, expected: bool) -> None:
+    _host(tmp_path, script)
+    assert probe_host_caps(tmp_path).arch_capabilities_msr is None  # readers never start QEMU
+    assert probe_host_caps(tmp_path, emulator=EMULATOR).arch_capabilities_msr is expected
+    cached = json.loads((tmp_path / CPU_PROBE).read_text())
+    assert (cached["kernel"], cached["emulator"], cached["arch_capabilities_msr"]) == (
+        "6.1.0-test",
+        EMULATOR,
+        expected,
+    )
+    assert probe_host_caps(tmp_path).arch_capabilities_msr is expected
+
+
+def test_msr_cache_follows_the_kernel_and_the_emulator(tmp_path: Path) -> None:
+    emulator = _host(tmp_path, _TAKES)
+    assert record_msr_probe(EMULATOR, tmp_path) is True
+    stat = emulator.stat()
+    emulator.write_text(f"#!/bin/sh\n{_REFUSES}\n")
+    os.utime(emulator, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert record_msr_probe(EMULATOR, tmp_path) is True  # same binary as far as the key knows: cached
+    os.utime(emulator, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a QEMU update
+    assert probe_host_caps(tmp_path).arch_capabilities_msr is None
+    assert record_msr_probe(EMULATOR, tmp_path) is False
+    _write(tmp_path, "proc/sys/kernel/osrelease", "6.2.0-test\n")  # a new kernel
+    assert probe_host_caps(tmp_path).arch_capabilities_msr is None
+
+
+@pytest.mark.parametrize(
+    ("script", "nested"),
+    [("echo 'Could not access KVM kernel module' >&2; exit 1", True), (_REFUSES, False)],
+    ids=["no-kvm", "bare-metal"],
+)
+def test_msr_probe_unanswered_is_not_cached(tmp_path: Path, script: str, nested: bool) -> None:
+    _host(tmp_path, script, nested=nested)
+    assert probe_host_caps(tmp_path, emulator=EMULATOR).arch_capabilities_msr is None
+    assert not (tmp_path / CPU_PROBE).exists()
+
+
+def test_msr_probe_without_the_emulator_is_unknown(tmp_path: Path) -> None:
+    _host(tmp_path, _TAKES)
+    assert record_msr_probe("/usr/libexec/qemu-kvm", tmp_path) is None
+    _write(tmp_path, str(CPU_PROBE), "{not json")
+    assert probe_host_caps(tmp_path).arch_capabilities_msr is None

@@ -5,9 +5,9 @@ elsewhere the tests skip with the reason. Guests are named ``vmtune-e2e-<test>-<
 undefined after each test, also when it fails.
 
 Guests have no ``<cpu>`` (QEMU's default qemu64 model starts everywhere). ``--profile latency`` gives
-them ``<cpu mode='host-passthrough'>``, and on a nested KVM host (this one) also
-``<feature policy='disable' name='arch-capabilities'/>``: without it the guest dies at start with
-``failed to set MSR 0x10a`` (IA32_ARCH_CAPABILITIES); test_nested_cpu.py shows both.
+them ``<cpu mode='host-passthrough'>``, plus ``<feature policy='disable' name='arch-capabilities'/>`` on a
+host whose KVM refuses MSR 0x10a (IA32_ARCH_CAPABILITIES); test_nested_cpu.py checks that against what
+libvirt does with a plain host CPU guest here.
 """
 
 from __future__ import annotations

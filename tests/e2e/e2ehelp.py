@@ -10,11 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmtune.adapters.sysfs import read_sysfs
+
 URI = "qemu:///system"
 RUN_DIR = Path("/run/libvirt/qemu")
 REQUIRED = os.environ.get("VMTUNE_E2E_REQUIRED") == "1"
 MEASURED: list[str] = []
 """What the tests measured on this host; conftest prints it in pytest's summary (CI logs show it)."""
+
+
+def host_shape() -> tuple[str, bool]:
+    """The live host's CPU shape, and whether it is the one tests written for it expect: CPUs 0-1, two
+    cores without SMT, one NUMA node (so CPU 0 is the default housekeeping reserve and CPU 1 the one
+    dedicated core)."""
+    host = read_sysfs(Path("/"))
+    shape = f"online CPUs {host.online}, {len(host.cores)} cores, {len(host.nodes)} NUMA node(s)"
+    return shape, (str(host.online), len(host.cores), len(host.nodes)) == ("0-1", 2, 1)
+
+
+def spare_pins() -> dict[str, str]:
+    """CPUs for hand-written pinned guests: vCPU 0 on the last online CPU, the emulator on the first."""
+    online = read_sysfs(Path("/")).online
+    return {"vcpu": str(online.last()), "emulator": str(online.first())}
 
 
 def record(line: str) -> None:

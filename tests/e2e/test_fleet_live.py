@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2ehelp import URI, Libvirt, record, vmtune
+from e2ehelp import URI, Libvirt, record, spare_pins, vmtune
 
 from vmtune.cpuset import CpuSet
 
@@ -28,7 +28,7 @@ PINNED = """<domain type='{type}'>
   </metadata>
   <memory unit='MiB'>128</memory>
   <vcpu placement='static'>1</vcpu>
-  <cputune><vcpupin vcpu='0' cpuset='1'/><emulatorpin cpuset='0'/></cputune>
+  <cputune><vcpupin vcpu='0' cpuset='{vcpu}'/><emulatorpin cpuset='{emulator}'/></cputune>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices><memballoon model='none'/></devices>
 </domain>
@@ -36,7 +36,10 @@ PINNED = """<domain type='{type}'>
 
 
 def test_check_fleet_real_and_test_hosts(libvirt_session: Libvirt, make_guest: Callable[..., str]) -> None:
-    names = [make_guest(vcpus=1, xml=PINNED.format(type=libvirt_session.domain_type)) for _ in range(2)]
+    names = [
+        make_guest(vcpus=1, xml=PINNED.format(type=libvirt_session.domain_type, **spare_pins()))
+        for _ in range(2)
+    ]
     res = vmtune("check", "-c", URI, "-c", TEST, "-c", TEST, "--all", "--select", "VT104", "--json")
     assert res.returncode == 5, res.stderr
     doc = json.loads(res.stdout)

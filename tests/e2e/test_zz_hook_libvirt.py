@@ -11,13 +11,14 @@ skips. Named ``test_zz_*`` so that it runs after the other e2e tests.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, record, vcpu_affinity, vmtune
+from e2ehelp import REQUIRED, URI, Libvirt, record, spare_pins, vcpu_affinity, vmtune
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +86,8 @@ def test_hook_refuses_colliding_start(
     res = vmtune("apply", "--connect", URI, "--domain", first, "--profile", "latency")
     assert res.returncode == 0, res.stderr
     libvirt_session.conn.lookupByName(first).create()  # the hook lets it through (nothing else runs)
-    assert vcpu_affinity(first) == {0: "1"}
+    pinned = {0: _vcpu0_pin(libvirt_session, first)}
+    assert vcpu_affinity(first) == pinned
 
     # a second guest with vmtune intent pinned to the same CPU, as a stale copy of the first would be
     xml = libvirt_session.conn.lookupByName(first).XMLDesc(libvirt_session.lv.VIR_DOMAIN_XML_INACTIVE)
@@ -102,7 +104,15 @@ def test_hook_refuses_colliding_start(
     # once the first guest is gone (release end drops its claim), the same definition starts
     libvirt_session.conn.lookupByName(first).destroy()
     dom.create()
-    assert vcpu_affinity(second) == {0: "1"}
+    assert vcpu_affinity(second) == pinned
+
+
+def _vcpu0_pin(lv: Libvirt, name: str) -> str:
+    """The CPU vmtune pinned vCPU 0 to, read back from the defined XML."""
+    xml = lv.conn.lookupByName(name).XMLDesc(lv.lv.VIR_DOMAIN_XML_INACTIVE)
+    found = re.search(r"<vcpupin vcpu='0' cpuset='([^']+)'/>", xml)
+    assert found, xml
+    return found.group(1)
 
 
 HP = Path("/sys/devices/system/node/node0/hugepages/hugepages-2048kB")
@@ -140,7 +150,7 @@ HUGE_GUEST = """<domain type='{type}'>
   <memory unit='MiB'>128</memory>
   <memoryBacking><hugepages><page size='2048' unit='KiB'/></hugepages></memoryBacking>
   <vcpu placement='static'>1</vcpu>
-  <cputune><vcpupin vcpu='0' cpuset='1'/><emulatorpin cpuset='0'/></cputune>
+  <cputune><vcpupin vcpu='0' cpuset='{vcpu}'/><emulatorpin cpuset='{emulator}'/></cputune>
   <numatune><memory mode='strict' nodeset='0'/></numatune>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices><memballoon model='none'/></devices>
@@ -155,7 +165,7 @@ def test_hook_reserves_and_releases_hugepages(
     grows node 0's pool at prepare begin and gives it back at release end, through the real kernel."""
     before = _nr_hugepages()
     grow = max(0, 64 - int((HP / "free_hugepages").read_text()))  # 128 MiB / 2 MiB, minus what is free
-    name = make_guest(vcpus=1, xml=HUGE_GUEST.format(type=libvirt_session.domain_type))
+    name = make_guest(vcpus=1, xml=HUGE_GUEST.format(type=libvirt_session.domain_type, **spare_pins()))
     dom = libvirt_session.conn.lookupByName(name)
     dom.create()
     during = _nr_hugepages()

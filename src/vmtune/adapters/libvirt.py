@@ -111,7 +111,7 @@ class Connection:
         )
         xml = self.call("getDomainCapabilities", self.raw.getDomainCapabilities, *args)
         domcaps = parse_domcapabilities(xml, source=f"{self.uri} domcapabilities")
-        probes = probe_host_caps(Path("/")) if is_local(self.uri) else None
+        probes = probe_host_caps(Path("/"), emulator=domcaps.emulator) if is_local(self.uri) else None
         return merge_caps(domcaps, self.host_caps(), probes)
 
     def lookup(self, name: str) -> Any:

@@ -11,19 +11,38 @@
 * NUMA node of each PCI device (``/sys/bus/pci/devices/<addr>/numa_node``; -1 = no affinity, skipped).
 * Nested virtualisation: the ``hypervisor`` flag in ``/proc/cpuinfo`` (CPUID.1:ECX bit 31, set by every
   hypervisor for its guests). Only x86 prints a ``flags`` line; elsewhere the answer is None.
+* Whether KVM takes IA32_ARCH_CAPABILITIES (MSR 0x10a) from QEMU for a ``-cpu host`` vCPU. Some nested KVM
+  hosts advertise the MSR and then refuse QEMU's write, and the guest dies at start with ``failed to set MSR
+  0x10a``; others (and bare metal) take it. Nothing static tells the two apart, so the answer is measured:
+  ``EMULATOR -accel kvm -cpu host -S`` is started and told to quit over QMP (QEMU writes the vCPU's MSRs at
+  machine reset, before it serves QMP). The answer is cached in ``var/cache/vmtune/cpu-probe.json`` under the
+  root, keyed by the kernel release and the emulator's path and mtime (a new kernel or QEMU asks again), and
+  every reader (``plan``, ``check``, the hook) only reads the cache. The probe runs only on a nested host and
+  only when a caller names the emulator libvirt uses (``apply --connect`` on a local URI,
+  ``hook install --connect``).
 
 Every probe that can't read its file answers None ("unknown"); nothing here raises for a missing file.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import fields, replace
 from pathlib import Path
 
+from vmtune.adapters.files import atomic_write
 from vmtune.core.topology.caps import HostCaps
+from vmtune.errors import VmtuneError
 
-__all__ = ["merge_caps", "probe_host_caps"]
+__all__ = ["CPU_PROBE", "merge_caps", "probe_host_caps", "record_msr_probe", "run_msr_probe"]
 
+CPU_PROBE = Path("var/cache/vmtune/cpu-probe.json")
+"""Where the MSR 0x10a probe's answer is cached, relative to the probed root."""
+
+_MSR_REFUSED = b"failed to set MSR 0x10a"
+_QMP_QUIT = b'{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+_PROBE_KEYS = ("kernel", "emulator", "emulator_mtime_ns")
 _CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
 _SLICES = ("machine.slice", "machine")
 
@@ -113,9 +132,80 @@ def _nested(root: Path) -> bool | None:
     return None
 
 
-def probe_host_caps(root: Path = Path("/")) -> HostCaps:
-    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA, nested)."""
+def _probe_key(root: Path, emulator: str) -> dict[str, object] | None:
+    """What the MSR probe's answer depends on: the running kernel and the QEMU binary."""
+    kernel = _read(root / "proc" / "sys" / "kernel" / "osrelease")
+    try:
+        mtime = (root / emulator.lstrip("/")).stat().st_mtime_ns
+    except OSError:
+        return None
+    if kernel is None:
+        return None
+    return {"kernel": kernel, "emulator": emulator, "emulator_mtime_ns": mtime}
+
+
+def _cached_msr(root: Path) -> bool | None:
+    """The cached probe answer under ``root``; None when missing or made for another kernel or QEMU."""
+    try:
+        data = json.loads((root / CPU_PROBE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("emulator"), str):
+        return None
+    answer = data.get("arch_capabilities_msr")
+    if not isinstance(answer, bool):
+        return None
+    if _probe_key(root, data["emulator"]) != {key: data.get(key) for key in _PROBE_KEYS}:
+        return None
+    return answer
+
+
+def run_msr_probe(emulator: str, *, timeout: float = 30.0) -> bool | None:
+    """Start ``emulator -cpu host`` paused and quit: False when KVM refused MSR 0x10a, None if unclear."""
+    argv = [emulator, "-accel", "kvm", "-cpu", "host", "-m", "16", "-nodefaults", "-no-user-config"]
+    argv += ["-display", "none", "-S", "-qmp", "stdio"]
+    try:
+        done = subprocess.run(argv, input=_QMP_QUIT, capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if _MSR_REFUSED in done.stderr:
+        return False
+    return True if done.returncode == 0 else None
+
+
+def record_msr_probe(emulator: str, root: Path = Path("/")) -> bool | None:
+    """The cached answer for ``emulator``, probing and caching it when missing or stale (live root only).
+
+    An answer of None (no KVM, QEMU would not start) is not cached, and a cache that can't be written
+    still returns the answer: the next caller just asks QEMU again.
+    """
+    cached = _cached_msr(root)
+    key = _probe_key(root, emulator)
+    if cached is not None or key is None:
+        return cached
+    answer = run_msr_probe(str(root / emulator.lstrip("/")))
+    if answer is not None:
+        target = root / CPU_PROBE
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            body = json.dumps({**key, "arch_capabilities_msr": answer}, indent=1) + "\n"
+            atomic_write(target, body.encode(), mode=0o644)
+        except (OSError, VmtuneError):
+            pass
+    return answer
+
+
+def probe_host_caps(root: Path = Path("/"), *, emulator: str | None = None) -> HostCaps:
+    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA, nested, MSR).
+
+    ``emulator`` (the QEMU libvirt runs, known to ``apply --connect`` on a local URI) lets a nested host
+    without a cached MSR answer be probed once; without it the cache is only read.
+    """
     version, rt_runtime, rt_path = _cgroup(root)
+    nested = _nested(root)
+    msr = _cached_msr(root)
+    if msr is None and nested and emulator is not None:
+        msr = record_msr_probe(emulator, root)
     return HostCaps(
         source=f"probes of {root}",
         apicv=_apicv(root),
@@ -123,7 +213,8 @@ def probe_host_caps(root: Path = Path("/")) -> HostCaps:
         rt_runtime_us=rt_runtime,
         rt_runtime_path=rt_path,
         pci_numa=_pci_numa(root),
-        nested=_nested(root),
+        nested=nested,
+        arch_capabilities_msr=msr,
     )
 
 

@@ -189,7 +189,9 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
 def _save_domcaps(uri: str) -> None:
     from vmtune.adapters.files import atomic_write
     from vmtune.adapters.hookenv import HookPaths
-    from vmtune.adapters.libvirt import connect
+    from vmtune.adapters.libvirt import connect, is_local
+    from vmtune.adapters.probes import probe_host_caps
+    from vmtune.xmlmap.domcaps import parse_domcapabilities
 
     target = HookPaths().domcaps
     assert target is not None
@@ -198,6 +200,8 @@ def _save_domcaps(uri: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, xml.encode(), mode=0o644)
     print(f"vmtune: saved domcapabilities of {uri} to {target}", file=sys.stderr)
+    if is_local(uri):
+        probe_host_caps(Path("/"), emulator=parse_domcapabilities(xml, source=uri).emulator)
 
 
 def apply_connect(

@@ -3,7 +3,9 @@
 Only what vmtune gates on is read: the Hyper-V enlightenments listed under
 ``<features><hyperv><enum name='features'>`` (libvirt >= 8.0 fills them from QEMU's query of KVM's
 Hyper-V CPUID; nested KVM lists only spinlocks and vendor_id), the supported ``<cpu><mode>`` names, the
-vendor of the host-model CPU, the domain type (kvm / qemu = TCG) and iothreads support.
+vendor of the host-model CPU, the domain type (kvm / qemu = TCG), iothreads support, the QEMU binary
+(``<path>``, which the nested CPU probe runs) and whether the host-model CPU carries ``arch-capabilities``
+(without it a refused MSR 0x10a is unlikely, so the nested CPU gate does not warn when it has no probe).
 Nesting is *not* read from here: the host-model CPU is the CPU a guest would get, and KVM sets the
 ``hypervisor`` bit for every guest, so bare-metal hosts list ``<feature name='hypervisor'/>`` too (8 of the
 19 corpus files, among them AMD SEV and Intel TDX servers). ``virsh capabilities`` (the host's own CPUID)
@@ -34,6 +36,14 @@ def _text(root: etree._Element, path: str) -> str | None:
     return found.strip() or None if found is not None else None
 
 
+def _offers(mode: etree._Element, feature: str) -> bool | None:
+    """Whether the host-model CPU turns ``feature`` on; None when libvirt printed no model at all."""
+    if mode.find("model") is None:
+        return None
+    policies = [f.get("policy") for f in mode.iterfind("feature") if f.get("name") == feature]
+    return bool(policies) and policies[-1] in ("require", "force")
+
+
 def parse_domcapabilities(text: str | bytes, source: str) -> HostCaps:
     """Parse domcapabilities XML; InputError names ``source`` (file:line:col) on malformed input."""
     root = parse_xml(text, source=source, root="domainCapabilities").getroot()
@@ -54,9 +64,11 @@ def parse_domcapabilities(text: str | bytes, source: str) -> HostCaps:
         cpu_modes = frozenset(m.get("name", "") for m in modes if m.get("supported") == "yes") - {""}
 
     vendor = None
+    arch_capabilities: bool | None = None
     for mode in modes:
         if mode.get("name") == "host-model" and mode.get("supported") == "yes":
             vendor = _text(mode, "vendor")
+            arch_capabilities = _offers(mode, "arch-capabilities")
 
     return HostCaps(
         source=source,
@@ -65,4 +77,6 @@ def parse_domcapabilities(text: str | bytes, source: str) -> HostCaps:
         cpu_vendor=vendor,
         domain_type=_text(root, "domain"),
         iothreads=_supported(root.find("iothreads")),
+        emulator=_text(root, "path"),
+        arch_capabilities=arch_capabilities,
     )

@@ -34,6 +34,12 @@ class HostCaps:
     """(PCI address, NUMA node) for host PCI devices guests pass through."""
     nested: bool | None = None
     """The host is itself a guest (its CPU shows the ``hypervisor`` CPUID bit): nested KVM."""
+    emulator: str | None = None
+    """The QEMU binary libvirt runs for this host's guests (domcapabilities ``<path>``)."""
+    arch_capabilities: bool | None = None
+    """domcapabilities' host-model CPU carries ``arch-capabilities`` (IA32_ARCH_CAPABILITIES, MSR 0x10a)."""
+    arch_capabilities_msr: bool | None = None
+    """KVM takes the MSR 0x10a value QEMU copies into a ``-cpu host`` vCPU (the cached probe's answer)."""
 
     def pci_node(self, address: str) -> int | None:
         for addr, node in self.pci_numa:

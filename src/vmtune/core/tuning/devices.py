@@ -70,7 +70,7 @@ def device_tuning(
     effective_mode = cpu_mode or guest.cpu_mode
     cpu_features = _topoext(guest, topology or guest.topology, vendor, effective_mode, notes)
     if resolved.host_passthrough:
-        # latency/realtime pick a host CPU mode; on nested KVM that only starts without arch-capabilities
+        # latency/realtime pick a host CPU mode; where KVM refuses MSR 0x10a it needs arch-capabilities off
         cpu_features += nested_cpu_features(guest=guest, caps=caps, mode=effective_mode, notes=notes)
 
     win = hyperv_tuning(
