@@ -25,8 +25,8 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 if TYPE_CHECKING:
-    from vmtune.cli.sources import HostSource
     from vmtune.core.topology.caps import HostCaps
+    from vmtune.service import HostSource
 
 __all__ = ["Tuning", "host_caps", "load_caps"]
 

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from vmtune.adapters.libvirt import connect
 from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
 from vmtune.errors import ExitCode, InputError
+from vmtune.service import apply_domain
 
 __all__ = ["HOOK_NAME", "apply_connect", "apply_live", "hook_script", "install_hook", "register"]
 
@@ -37,9 +39,8 @@ DirOpt = Annotated[
 
 def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
     """`apply --connect URI --domain NAME [--live]`: diff on stdout, what happened on stderr."""
-    from vmtune.adapters.libvirt import apply_to_domain
-
-    result = apply_to_domain(uri, domain, tuning.intent, live=live)
+    with connect(uri) as conn:
+        result = apply_domain(conn, domain, tuning.intent, live=live)
     sys.stdout.write(result.diff)
     err = sys.stderr
     for note in result.plan.notes:
@@ -189,7 +190,6 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
 def _save_domcaps(uri: str) -> None:
     from vmtune.adapters.files import atomic_write
     from vmtune.adapters.hookenv import HookPaths
-    from vmtune.adapters.libvirt import connect
 
     target = HookPaths().domcaps
     assert target is not None
