@@ -24,12 +24,18 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vmtune.adapters.probes import merge_caps, probe_host_caps
+from vmtune.adapters.procfs import read_threads
 from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin
 from vmtune.core.plan import Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
+from vmtune.core.verify.compare import ThreadKind
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError, LibvirtError
+from vmtune.xmlmap.capabilities import capabilities_caps, parse_capabilities
+from vmtune.xmlmap.domcaps import parse_domcapabilities
+from vmtune.xmlmap.guest import read_guest
 
 __all__ = [
     "Connection",
@@ -84,20 +90,13 @@ class Connection:
         return self._capabilities
 
     def host(self) -> Host:
-        from vmtune.xmlmap.capabilities import parse_capabilities
-
         return parse_capabilities(self.capabilities(), source=self.uri)
 
     def host_caps(self) -> HostCaps:
         """What the host CPU itself says (nested KVM), readable on read-only connections too."""
-        from vmtune.xmlmap.capabilities import capabilities_caps
-
         return capabilities_caps(self.capabilities(), source=f"{self.uri} capabilities")
 
     def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
-        from vmtune.adapters.probes import merge_caps, probe_host_caps
-        from vmtune.xmlmap.domcaps import parse_domcapabilities
-
         args = (
             None,
             guest.arch if guest else None,
@@ -118,8 +117,6 @@ class Connection:
         return int(ncpus)
 
     def guest(self, dom: Any, *, inactive: bool = False) -> GuestSpec:
-        from vmtune.xmlmap.guest import read_guest
-
         name = dom.name()
         flags = self.lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0
         xml = self.call("XMLDesc", dom.XMLDesc, flags, domain=name)
@@ -247,11 +244,9 @@ def _emulator_helpers(name: str, cpus: CpuSet) -> tuple[str, ...]:
     libvirt's ``pinEmulator`` sets the emulator cgroup's cpuset and the affinity of QEMU's *main* thread
     only. Narrowing is enforced on every thread by the cpuset, but when the pin *widens* (CPU 1 -> 0-1)
     the helper threads (``call_rcu``, ``IO mon_iothread``, worker threads) keep their old affinity mask
-    until the guest restarts - measured on libvirt 9.0 / cgroup v1, and ``vmtune verify`` reports it as
-    drift. ``taskset -a`` is what an operator would run; this is the same sched_setaffinity per thread.
+    until the guest restarts, and ``vmtune verify`` reports that as drift. ``taskset -a`` is what an
+    operator would run; this is the same sched_setaffinity per thread.
     """
-    from vmtune.adapters.procfs import read_threads
-    from vmtune.core.verify.compare import ThreadKind
 
     pid = qemu_pid(name)
     if pid is None:

@@ -15,8 +15,9 @@ from typing import Annotated
 
 import typer
 
-from vmtune.adapters.files import atomic_write, read_bytes
-from vmtune.adapters.libvirt import open_host
+from vmtune.adapters.files import atomic_write, read_bytes, read_text
+from vmtune.adapters.libvirt import connect, is_local, open_host
+from vmtune.adapters.probes import merge_caps, probe_host_caps
 from vmtune.cli.common import (
     CapabilitiesOpt,
     ConnectManyOpt,
@@ -35,8 +36,11 @@ from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
-from vmtune.errors import ExitCode, InputError, SchemaError, VmtuneError
+from vmtune.errors import ExitCode, InputError, LibvirtError, SchemaError, VmtuneError
+from vmtune.render.check import render_json, render_sarif, render_table
+from vmtune.render.console import make_console
 from vmtune.service import Planned, load_host, load_tenants, plan_document
+from vmtune.xmlmap.domcaps import parse_domcapabilities
 from vmtune.xmlmap.guest import read_guest
 from vmtune.xmlmap.lines import SourceMap
 from vmtune.xmlmap.safe import parse_xml
@@ -144,11 +148,6 @@ def live_inputs(
 ) -> tuple[Host, HostCaps | None, tuple[GuestSpec, ...], tuple[GuestSpec, ...]]:
     """Host, caps and domains of a libvirt connection: running domains are checked (``--all``: every
     defined one); the others are tenants. Running domains carry their live pins."""
-    from vmtune.adapters.files import read_text
-    from vmtune.adapters.libvirt import connect, is_local
-    from vmtune.adapters.probes import merge_caps, probe_host_caps
-    from vmtune.errors import LibvirtError
-    from vmtune.xmlmap.domcaps import parse_domcapabilities
 
     # an audit only reads: a read-only connection works for unprivileged users too
     with connect(uri, readonly=True) as conn:
@@ -262,15 +261,11 @@ def run_check(
         findings = audit(guests)
     findings = _with_lines(findings, loaded.maps)
 
-    from vmtune.render.check import render_json, render_sarif, render_table
-
     if as_json:
         print(render_json(findings, len(guests)))
     elif as_sarif:
         print(render_sarif(findings, catalog()))
     else:
-        from vmtune.render.console import make_console
-
         render_table(make_console(), findings, len(guests))
     if loaded.failed:
         return int(ExitCode.BAD_INPUT)
@@ -291,7 +286,7 @@ def run_fleet(
     reserve: str | None,
 ) -> int:
     """`check --connect A --connect B ...`: every host's running (``--all``: defined) domains, in parallel."""
-    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags
+    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags  # cycle: fleet reuses live_inputs
 
     if targets:
         raise InputError("FILE... and several --connect: check files against one host, or a fleet's domains")

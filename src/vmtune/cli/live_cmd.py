@@ -8,10 +8,16 @@ from typing import Annotated
 
 import typer
 
-from vmtune.adapters.libvirt import connect
+from vmtune.adapters.files import atomic_write
+from vmtune.adapters.hookenv import HookPaths
+from vmtune.adapters.libvirt import connect, is_local, qemu_pid, running_guests
+from vmtune.adapters.procfs import read_process
 from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
+from vmtune.core.verify.compare import compare, expectation_from_guest
 from vmtune.errors import ExitCode, InputError
+from vmtune.hook import run_hook
+from vmtune.render.verify import verify_json, verify_text
 from vmtune.service import apply_domain
 
 __all__ = ["HOOK_NAME", "apply_connect", "apply_live", "hook_script", "install_hook", "register"]
@@ -71,8 +77,6 @@ def hook_script(python: str) -> str:
 
 def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, bool]:
     """Write ``hooks_dir/qemu.d/vmtune`` (0755); returns (path, changed). Idempotent."""
-    from vmtune.adapters.files import atomic_write
-
     if "'" in (python := python or sys.executable):
         raise InputError(f"python path {python!r} contains a quote; cannot write the hook script")
     target = hooks_dir / "qemu.d" / HOOK_NAME
@@ -91,11 +95,6 @@ def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, b
 
 
 def _verify(uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path) -> int:
-    from vmtune.adapters.libvirt import is_local, qemu_pid, running_guests
-    from vmtune.adapters.procfs import read_process
-    from vmtune.core.verify.compare import compare, expectation_from_guest
-    from vmtune.render.verify import verify_json, verify_text
-
     if not is_local(uri):
         raise InputError(f"--connect {uri}: verify reads this host's /proc; run it on the guest's host")
     reports = []
@@ -154,7 +153,6 @@ def register(app: typer.Typer) -> None:
                     "vmtune: restart libvirtd: it looks for hook scripts only when it starts", file=sys.stderr
                 )
             return
-        from vmtune.hook import run_hook
 
         code = run_hook(argv, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
         if code:
@@ -188,9 +186,6 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
 
 
 def _save_domcaps(uri: str) -> None:
-    from vmtune.adapters.files import atomic_write
-    from vmtune.adapters.hookenv import HookPaths
-
     target = HookPaths().domcaps
     assert target is not None
     with connect(uri, readonly=True) as conn:

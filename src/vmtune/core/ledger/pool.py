@@ -112,21 +112,17 @@ def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
     return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
 
 
-def build_ledger(
-    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
-) -> Ledger:
-    notes: list[Note] = []
-    online = host.online
-    split = reservation(host, reserve)
+def _reserve_notes(split: Reservation) -> list[Note]:
+    """Why these CPUs are kept from dedicated vCPUs: isolcpus, the default reserve, or ``--reserve``."""
     isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
     if isolated:
-        notes.append(
+        notes = [
             Note(
                 topic="host",
                 message=f"isolcpus={isolated}: dedicated vCPUs go inside it, emulator and housekeeping "
                 f"threads on {housekeeping or 'nothing'} outside it",
             )
-        )
+        ]
         if not housekeeping:
             notes.append(
                 Note(
@@ -135,17 +131,25 @@ def build_ledger(
                     message="every online CPU is in isolcpus: nothing is left for housekeeping threads",
                 )
             )
-    elif split.default:
-        notes.append(
+        return notes
+    if split.default:
+        return [
             Note(
                 topic="host",
                 message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
                 "core of each NUMA node; --reserve CPUSET to change)",
             )
-        )
-    else:
-        notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
+        ]
+    return [Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)")]
 
+
+def build_ledger(
+    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+) -> Ledger:
+    online = host.online
+    split = reservation(host, reserve)
+    isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
+    notes = _reserve_notes(split)
     taken = CpuSet()
     dedicated = CpuSet()
     ledger_tenants: list[Tenant] = []
