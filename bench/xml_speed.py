@@ -51,19 +51,28 @@ def _time(cmds: dict[str, Cmd], runs: int, env: dict[str, str]) -> dict[str, lis
 
 
 def batch(host: Path) -> tuple[int, int, float]:
+    from vmtune.adapters.files import read_bytes
     from vmtune.adapters.sysfs import read_sysfs
-    from vmtune.cli.plan_batch import planner_for, prepare
     from vmtune.core.intent.model import Intent
     from vmtune.errors import VmtuneError
+    from vmtune.service import plan_document
 
     files = sorted(p for p in (CORPORA / "domains").rglob("*.xml"))
     topo = read_sysfs(host)
-    planner = planner_for(host=topo, intent_of=lambda g: g.intent or Intent(), caps=None)
     ok = 0
     start = time.perf_counter()
     for path in files:
         try:
-            prepare(path, planner, []).diff()
+            planned = plan_document(
+                read_bytes(path),
+                source=str(path),
+                host=topo,
+                tenants=[],
+                intent=lambda g: g.intent or Intent(),
+                caps=None,
+                label=path.name,
+            )
+            planned.diff()
             ok += 1
         except VmtuneError:
             pass  # infeasible guests (more vCPUs than the host) are part of the work too

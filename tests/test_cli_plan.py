@@ -10,10 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import grimp
 import pytest
 
 from testutil import CORPORA, DATA
+from vmtune.adapters.sysfs import read_sysfs
 from vmtune.cli.app import main
+from vmtune.core.intent.model import Intent
+from vmtune.errors import InputError
+from vmtune.service import plan_document, write_document
 
 HOST = CORPORA / "sysfs" / "hwloc-16em64t-4s2c2t"
 SERVER = DATA / "domains" / "linux-server.xml"
@@ -84,16 +89,13 @@ def test_apply_usage_errors(args: list[str], message: str, capsys: pytest.Captur
 
 
 def test_refuses_when_file_changed_since_read(tmp_path: Path) -> None:
-    from vmtune.cli.plan_batch import prepare, write
-    from vmtune.core.plan import Plan
-    from vmtune.errors import InputError
-
     target = tmp_path / "web.xml"
     target.write_bytes(SERVER.read_bytes())
-    prep = prepare(target, lambda g, t: Plan(iothreads=2), [])
+    prep = plan_document(target.read_bytes(), source=str(target), host=read_sysfs(HOST), tenants=[],
+                         intent=Intent(), caps=None)  # fmt: skip
     target.write_bytes(SERVER.read_bytes() + b"<!-- edited meanwhile -->\n")
     with pytest.raises(InputError, match="changed since vmtune read it"):
-        write(prep, target)
+        write_document(prep, target, target)
     assert target.read_bytes().endswith(b"<!-- edited meanwhile -->\n")
 
 
@@ -118,3 +120,10 @@ def test_kill_during_batch_apply_leaves_old_or_new_files(tmp_path: Path) -> None
     assert len(states) == 300
     assert all(s in (original, new) for s in states)
     assert states[0] == new and states[-1] == original, "kill should land mid-batch"
+
+
+def test_the_service_is_the_only_caller_of_the_planner() -> None:
+    """Files, check --fix, the hook and apply --connect all plan through ``vmtune.service.plan_document``
+    (pyproject's import-linter contract keeps the other layers off the planner; this pins the entries too)."""
+    graph = grimp.build_graph("vmtune")
+    assert graph.find_modules_that_directly_import("vmtune.core.planner") == {"vmtune.service"}

@@ -249,6 +249,41 @@ def test_16_parallel_migrations_get_disjoint_cpus(env: HookPaths) -> None:
     assert len(taken) == 32
 
 
+LEAN_PROBE = """
+import io, sys
+from vmtune.hook import run_hook
+out = io.BytesIO()
+rc = run_hook(sys.argv[1:], io.BytesIO(sys.stdin.buffer.read()), out, sys.stderr)
+heavy = [m for m in ("rich", "typer", "vmtune.adapters.libvirt", "vmtune.core.planner") if m in sys.modules]
+print(rc, " ".join(heavy) or "-")
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded"),
+    [(("g", "started", "begin", "-"), "-"), (("g", "migrate", "begin", "-"), "vmtune.core.planner")],
+)
+def test_hook_stays_lean(env: HookPaths, argv: tuple[str, ...], loaded: str) -> None:
+    """No typer, rich or libvirt adapter on any run; the planner (through the service) only to re-plan."""
+    hook_env = {**os.environ, "VMTUNE_HOOK_STATUS_DIR": str(env.status_dir),
+                "VMTUNE_HOOK_STATE_DIR": str(env.state_dir), "VMTUNE_HOOK_SYSFS": str(env.sysfs_root),
+                "VMTUNE_HOOK_DOMCAPS": ""}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", LEAN_PROBE, *argv], input=domain_xml("g"), env=hook_env,
+                          capture_output=True, check=True)  # fmt: skip
+    assert done.stdout.decode().split() == ["0", loaded]
+
+
+def test_a_status_file_of_the_same_guest_is_not_a_rival(env: HookPaths) -> None:
+    """The same guest (same UUID) already running under another name keeps its CPUs for itself."""
+    uuid = b"<name>a</name><uuid>7b3c5a2e-0000-4000-8000-0000000000aa</uuid>"
+    xml = domain_xml("a", pins={0: "100", 1: "101"}).replace(b"<name>a</name>", uuid)
+    _, placed, _ = hook(env, "a", "migrate", "begin", "-", stdin=xml)
+    assert placed
+    (env.status_dir / "a-old.xml").write_bytes(status_xml(placed.replace(b"<name>a<", b"<name>a-old<")))
+    (env.state_dir / "claims" / "a.xml").unlink()
+    assert hook(env, "a", "migrate", "begin", "-", stdin=placed) == (0, b"", "")
+
+
 # -- hugepages --------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ connection (that deadlocks), so everything comes from disk (``vmtune.adapters.ho
   (VT104), or that asks for what this host can't provide (VT304 Hyper-V enlightenments, VT406 realtime
   without an RT budget), is refused with one stderr line. With an explicit ``--hugepages`` intent, its
   hugepages are reserved on its bound nodes (journalled, released at ``release end``).
-* ``migrate begin`` / ``restore begin``: re-plan the incoming XML for *this* host with the stored intent.
+* ``migrate begin`` / ``restore begin``: re-plan the incoming XML for *this* host with the stored intent
+  (``vmtune.service.plan_document``, as every other entry does).
 * ``started begin`` / ``stopped end`` / ``release end``: drop the guest's claim (``release end`` also
   gives its hugepages back); silent.
 * everything else: exit 0, no output.
@@ -99,6 +100,7 @@ def hugepage_wants(guest: GuestSpec, host: Host) -> tuple[HugepageGrant, ...]:
 def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
     """None when the start may go on, else the one line to refuse it with."""
     from vmtune.core.audit.engine import run_rules
+    from vmtune.core.ledger.tenant import others_of
     from vmtune.xmlmap.guest import read_guest
 
     guest = read_guest(xml, source=f"hook:{name}")
@@ -106,7 +108,7 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
         return None
     with hook_lock(paths):
         sweep(paths)
-        tenants = read_tenants(paths, exclude=guest.name)
+        tenants = others_of(guest, read_tenants(paths))
         host = _host(paths)
         found = run_rules(host, [guest], tenants=tenants, caps=_caps(paths), select=PREPARE_RULES)
         if found:
@@ -126,19 +128,20 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
 
 def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
     """The rewritten XML, or b"" when this guest has no intent or nothing changes."""
+    from vmtune.service import plan_document  # lazily: the no-op runs must not load the planner
     from vmtune.xmlmap.guest import read_guest
-    from vmtune.xmlmap.live import retune
 
-    guest = read_guest(xml, source=f"hook:{name}")
+    source = f"hook:{name}"
+    guest = read_guest(xml, source=source)
     if guest.intent is None:
         return b""
     with hook_lock(paths):
         sweep(paths)
-        tenants = read_tenants(paths, exclude=guest.name)
-        result = retune(xml, source=f"hook:{name}", host=_host(paths), tenants=tenants, caps=_caps(paths))
+        planned = plan_document(xml, source=source, host=_host(paths), tenants=read_tenants(paths),
+                                intent=None, caps=_caps(paths))  # fmt: skip
         # the claim keeps parallel incoming guests off these CPUs until libvirt writes the status file
-        write_claim(paths, guest.name, result.after)
-    return result.after if result.changed else b""
+        write_claim(paths, guest.name, planned.after)
+    return planned.after if planned.changed else b""
 
 
 def _release(name: str, paths: HookPaths) -> None:

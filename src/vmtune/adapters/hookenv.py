@@ -103,34 +103,32 @@ def _status_files(paths: HookPaths) -> dict[str, Path]:
         return {}
 
 
-def read_tenants(paths: HookPaths, *, exclude: str, now: float | None = None) -> tuple[GuestSpec, ...]:
-    """Running guests (status files) plus live claims of guests still starting, except ``exclude``.
+def read_tenants(paths: HookPaths, *, now: float | None = None) -> tuple[GuestSpec, ...]:
+    """Running guests (status files) plus live claims of guests still starting, by name.
 
-    A status file that does not parse is skipped with its name in the InputError only when it is the
-    last word: one broken file must not block every other start, so it is ignored here.
+    A claim of a guest that has a status file already is left out (``same_guest``: the status file speaks
+    for it). A file that does not parse is skipped: one broken file must not block every other start.
     """
     from vmtune.adapters.files import read_bytes
+    from vmtune.core.ledger.tenant import same_guest  # lazily: started/stopped runs need no core model
     from vmtune.xmlmap.guest import read_guest
     from vmtune.xmlmap.live import read_status
 
     now = time.time() if now is None else now
-    out: dict[str, GuestSpec] = {}
-    status = _status_files(paths)
-    for name, path in status.items():
-        if name == exclude:
-            continue
+    running: list[GuestSpec] = []
+    for path in _status_files(paths).values():
         with contextlib.suppress(InputError):
-            out[name] = read_status(read_bytes(path), source=str(path)).guest
+            running.append(read_status(read_bytes(path), source=str(path)).guest)
+    starting: list[GuestSpec] = []
     for path in sorted(paths.claims.glob("*.xml")) if paths.claims.is_dir() else ():
-        name = path.stem
-        if name == exclude or name in out:
-            continue
         with contextlib.suppress(OSError):
             if now - path.stat().st_mtime > CLAIM_TTL:
                 continue
         with contextlib.suppress(InputError):
-            out[name] = read_guest(read_bytes(path), source=str(path))
-    return tuple(out[n] for n in sorted(out))
+            claim = read_guest(read_bytes(path), source=str(path))
+            if not any(same_guest(claim, r) for r in running):
+                starting.append(claim)
+    return tuple(sorted((*running, *starting), key=lambda g: g.name))
 
 
 def _safe_name(name: str) -> str:

@@ -3,12 +3,12 @@
 * ``open_host(uri)``: topology from ``getCapabilities()``;
 * ``open_caps``: ``getDomainCapabilities()`` for the guest's emulator/arch/machine/virttype, plus the
   host probes when the URI is local;
-* ``read_tenants``: every defined domain; running ones with their *live* pins (``vcpuPinInfo``,
+* ``Connection.tenants``: every defined domain; running ones with their *live* pins (``vcpuPinInfo``,
   ``emulatorPinInfo``, ``iothreadInfo``), which ``virsh vcpupin --live`` may have moved off the XML;
-* ``apply_to_domain``: plan, ``defineXML`` with ``VIR_DOMAIN_DEFINE_VALIDATE`` (libvirt checks its own
-  RelaxNG schema), read back and compare the owned sections (libvirt silently drops what it doesn't
-  understand), roll back on mismatch; with ``live`` re-pin a running guest now with
-  ``pinVcpuFlags``/``pinEmulator``/``pinIOThread`` (``AFFECT_LIVE|AFFECT_CONFIG``).
+* the primitives ``vmtune.service.apply_domain`` runs in order: ``define_validated`` (``defineXML`` with
+  ``VIR_DOMAIN_DEFINE_VALIDATE``: libvirt checks its own RelaxNG schema), ``domain_xml`` (the read-back),
+  ``restore_definition`` (the rollback), ``repin`` (``pinVcpuFlags``/``pinEmulator``/``pinIOThread``
+  with ``AFFECT_LIVE|AFFECT_CONFIG`` on a running guest).
 
 Every ``libvirtError`` becomes ``vmtune.errors.LibvirtError`` (exit 4) naming the operation and domain.
 """
@@ -18,25 +18,27 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vmtune.adapters.probes import merge_caps, probe_host_caps
+from vmtune.adapters.procfs import read_threads
 from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin
-from vmtune.core.intent.model import Intent
 from vmtune.core.plan import Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
-from vmtune.core.verify.readback import owned_mismatches
+from vmtune.core.verify.compare import ThreadKind
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError, LibvirtError
+from vmtune.xmlmap.capabilities import capabilities_caps, parse_capabilities
+from vmtune.xmlmap.domcaps import parse_domcapabilities
+from vmtune.xmlmap.guest import read_guest
 
 __all__ = [
-    "ApplyResult",
     "Connection",
-    "apply_to_domain",
     "connect",
     "import_libvirt",
     "is_local",
@@ -88,20 +90,13 @@ class Connection:
         return self._capabilities
 
     def host(self) -> Host:
-        from vmtune.xmlmap.capabilities import parse_capabilities
-
         return parse_capabilities(self.capabilities(), source=self.uri)
 
     def host_caps(self) -> HostCaps:
         """What the host CPU itself says (nested KVM), readable on read-only connections too."""
-        from vmtune.xmlmap.capabilities import capabilities_caps
-
         return capabilities_caps(self.capabilities(), source=f"{self.uri} capabilities")
 
     def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
-        from vmtune.adapters.probes import merge_caps, probe_host_caps
-        from vmtune.xmlmap.domcaps import parse_domcapabilities
-
         args = (
             None,
             guest.arch if guest else None,
@@ -122,8 +117,6 @@ class Connection:
         return int(ncpus)
 
     def guest(self, dom: Any, *, inactive: bool = False) -> GuestSpec:
-        from vmtune.xmlmap.guest import read_guest
-
         name = dom.name()
         flags = self.lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0
         xml = self.call("XMLDesc", dom.XMLDesc, flags, domain=name)
@@ -131,12 +124,10 @@ class Connection:
         active = bool(self.call("isActive", dom.isActive, domain=name))
         return replace(guest, running=active) if active else guest
 
-    def tenants(self, *, exclude: str | None = None) -> tuple[GuestSpec, ...]:
-        """Every defined domain but ``exclude``; running ones carry their live pins."""
+    def tenants(self) -> tuple[GuestSpec, ...]:
+        """Every defined domain; running ones carry their live pins."""
         out: list[GuestSpec] = []
         for dom in self.call("listAllDomains", self.raw.listAllDomains, 0):
-            if dom.name() == exclude:
-                continue
             guest = self.guest(dom)
             out.append(self._live_pins(dom, guest) if guest.running else guest)
         return tuple(sorted(out, key=lambda g: g.name))
@@ -168,6 +159,31 @@ class Connection:
             emulatorpin=emu if emu != every else guest.emulatorpin,
             iothreadpins=tuple(sorted(iopins, key=lambda p: p.iothread)),
         )
+
+    # -- writes (``vmtune.service.apply_domain`` runs them in order) -----------------------------------
+    def domain_xml(self, name: str, *, inactive: bool) -> str:
+        """The persistent definition (``inactive``) or the running guest's live XML."""
+        dom = self.lookup(name)
+        flags = self.lv.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        xml: str = self.call("XMLDesc", dom.XMLDesc, flags, domain=name)
+        return xml
+
+    def define_validated(self, name: str, xml: str) -> None:
+        """``defineXMLFlags`` with ``VIR_DOMAIN_DEFINE_VALIDATE``: libvirt checks its own RelaxNG schema."""
+        flags = self.lv.VIR_DOMAIN_DEFINE_VALIDATE
+        self.call("defineXMLFlags (validate)", self.raw.defineXMLFlags, xml, flags, domain=name)
+
+    def restore_definition(self, name: str, xml: str) -> None:
+        """Put a definition back as it was (no validation: it is libvirt's own earlier output)."""
+        self.call("defineXML (rollback)", self.raw.defineXML, xml, domain=name)
+
+    def is_running(self, name: str) -> bool:
+        dom = self.lookup(name)
+        return bool(self.call("isActive", dom.isActive, domain=name))
+
+    def repin(self, name: str, plan: Plan) -> tuple[str, ...]:
+        """Move the running guest's threads to the plan's pins now (and in its definition)."""
+        return _repin(self, self.lookup(name), plan)
 
 
 def _from_map(cpumap: Any) -> CpuSet:
@@ -228,11 +244,9 @@ def _emulator_helpers(name: str, cpus: CpuSet) -> tuple[str, ...]:
     libvirt's ``pinEmulator`` sets the emulator cgroup's cpuset and the affinity of QEMU's *main* thread
     only. Narrowing is enforced on every thread by the cpuset, but when the pin *widens* (CPU 1 -> 0-1)
     the helper threads (``call_rcu``, ``IO mon_iothread``, worker threads) keep their old affinity mask
-    until the guest restarts - measured on libvirt 9.0 / cgroup v1, and ``vmtune verify`` reports it as
-    drift. ``taskset -a`` is what an operator would run; this is the same sched_setaffinity per thread.
+    until the guest restarts, and ``vmtune verify`` reports that as drift. ``taskset -a`` is what an
+    operator would run; this is the same sched_setaffinity per thread.
     """
-    from vmtune.adapters.procfs import read_threads
-    from vmtune.core.verify.compare import ThreadKind
 
     pid = qemu_pid(name)
     if pid is None:
@@ -249,82 +263,6 @@ def _emulator_helpers(name: str, cpus: CpuSet) -> tuple[str, ...]:
     if not moved:
         return ()
     return (f"emulator helper threads {', '.join(sorted(set(moved)))} -> {cpus} (sched_setaffinity)",)
-
-
-# -- apply ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApplyResult:
-    domain: str
-    plan: Plan
-    diff: str
-    defined: bool
-    running: bool = False
-    live_now: tuple[str, ...] = ()
-    """Changes that took effect on the running guest now (``--live``)."""
-    needs_restart: tuple[str, ...] = ()
-    """Owned sections that differ between the running guest and its new definition."""
-
-
-def apply_to_domain(
-    uri: str, name: str, intent_for: Callable[[Intent | None], Intent], *, live: bool = False
-) -> ApplyResult:
-    """Plan domain ``name`` of ``uri``, define it, check the read-back, and with ``live`` re-pin it now.
-
-    ``intent_for(stored)`` turns the domain's stored intent (None if never tuned) into the one to plan
-    with (the CLI's TUNING flags win over the stored intent).
-    """
-    from vmtune.xmlmap.live import retune
-
-    with connect(uri) as conn:
-        dom = conn.lookup(name)
-        original = conn.call("XMLDesc", dom.XMLDesc, conn.lv.VIR_DOMAIN_XML_INACTIVE, domain=name)
-        current = conn.guest(dom, inactive=True)
-        tenants = conn.tenants(exclude=name)
-        result = retune(
-            original,
-            source=f"libvirt:{name}",
-            host=conn.host(),
-            tenants=tenants,
-            intent=intent_for(current.intent),
-            caps=conn.caps(current),
-        )
-        defined = False
-        if result.changed:
-            _define_checked(conn, name, result.after, original, result.plan)
-            defined = True
-        running = bool(conn.call("isActive", dom.isActive, domain=name))
-        if not running:
-            return ApplyResult(domain=name, plan=result.plan, diff=result.diff, defined=defined)
-        now = _repin(conn, dom, result.plan) if live else ()
-        after = conn.guest(dom)
-        return ApplyResult(
-            domain=name,
-            plan=result.plan,
-            diff=result.diff,
-            defined=defined,
-            running=True,
-            live_now=now,
-            needs_restart=owned_mismatches(result.plan, after),
-        )
-
-
-def _define_checked(conn: Connection, name: str, xml: bytes, original: str, plan: Plan) -> None:
-    from vmtune.xmlmap.guest import read_guest
-
-    flags = conn.lv.VIR_DOMAIN_DEFINE_VALIDATE
-    conn.call("defineXMLFlags (validate)", conn.raw.defineXMLFlags, xml.decode("utf-8"), flags, domain=name)
-    dom = conn.lookup(name)
-    back = conn.call("XMLDesc", dom.XMLDesc, conn.lv.VIR_DOMAIN_XML_INACTIVE, domain=name)
-    lost = owned_mismatches(plan, read_guest(back, source=f"libvirt:{name}"))
-    if lost:
-        # put the old definition back: nothing is written when anything fails (DESIGN.md)
-        conn.call("defineXML (rollback)", conn.raw.defineXML, original, domain=name)
-        raise LibvirtError(
-            f"defineXML of domain '{name}' on {conn.uri}: libvirt did not keep {'; '.join(lost)} "
-            "(old definition restored)"
-        )
 
 
 def _repin(conn: Connection, dom: Any, plan: Plan) -> tuple[str, ...]:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from vmtune.adapters.files import atomic_write, read_bytes, read_text
+from vmtune.adapters.libvirt import connect, is_local, open_host
+from vmtune.adapters.probes import merge_caps, probe_host_caps
 from vmtune.cli.common import (
     CapabilitiesOpt,
     ConnectManyOpt,
@@ -23,19 +26,25 @@ from vmtune.cli.common import (
     HostSource,
     JsonOpt,
     SysfsOpt,
-    load_host,
 )
 from vmtune.cli.tuning import host_caps
 from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.model import Intent
+from vmtune.core.ledger.tenant import same_guest
 from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
-from vmtune.errors import ExitCode, InputError, VmtuneError
-
-if TYPE_CHECKING:
-    from vmtune.xmlmap.lines import SourceMap
+from vmtune.errors import ExitCode, InputError, LibvirtError, SchemaError, VmtuneError
+from vmtune.render.check import render_json, render_sarif, render_table
+from vmtune.render.console import make_console
+from vmtune.service import Planned, load_host, load_tenants, plan_document
+from vmtune.xmlmap.domcaps import parse_domcapabilities
+from vmtune.xmlmap.guest import read_guest
+from vmtune.xmlmap.lines import SourceMap
+from vmtune.xmlmap.safe import parse_xml
+from vmtune.xmlmap.validate import validate_domain
 
 __all__ = ["check_help", "live_inputs", "register", "run_check", "run_fleet"]
 
@@ -96,11 +105,7 @@ def _xml_files(targets: list[Path]) -> list[Path]:
     return out
 
 
-def _read_guests(paths: list[Path], *, keep_maps: bool = True) -> _Loaded:
-    from vmtune.adapters.files import read_bytes
-    from vmtune.xmlmap.guest import read_guest
-    from vmtune.xmlmap.lines import SourceMap
-
+def _read_guests(paths: list[Path]) -> _Loaded:
     guests: list[GuestSpec] = []
     maps: dict[str, SourceMap] = {}
     failed = 0
@@ -114,8 +119,7 @@ def _read_guests(paths: list[Path], *, keep_maps: bool = True) -> _Loaded:
             print(f"vmtune: error: {err}", file=sys.stderr)
             failed += 1
             continue
-        if keep_maps:
-            maps[source] = doc
+        maps[source] = doc
     return _Loaded(guests=tuple(guests), failed=failed, maps=maps)
 
 
@@ -131,19 +135,12 @@ def _with_lines(findings: tuple[Finding, ...], maps: dict[str, SourceMap]) -> tu
 
 
 def _tenants(domains: Path | None, targets: tuple[GuestSpec, ...]) -> tuple[GuestSpec, ...]:
+    """The ``--domains`` guests that are not a target themselves (a target listed there is the same guest,
+    not a rival tenant); a bad file is reported and left out, like a bad target."""
     if domains is None:
         return ()
-    if not domains.is_dir():
-        raise InputError(f"--domains {domains}: not a directory")
-    loaded = _read_guests(sorted(p for p in domains.glob("*.xml") if p.is_file()), keep_maps=False)
-    own = {Path(g.source).resolve() for g in targets}
-    uuids = {g.uuid.lower() for g in targets if g.uuid}
-    # a target that also sits in --domains is the same guest, not a rival tenant
-    return tuple(
-        t
-        for t in loaded.guests
-        if Path(t.source).resolve() not in own and not (t.uuid and t.uuid.lower() in uuids)
-    )
+    loaded = load_tenants(domains, on_error=lambda err: print(f"vmtune: error: {err}", file=sys.stderr))
+    return tuple(t for t in loaded if not any(same_guest(t, g) for g in targets))
 
 
 def live_inputs(
@@ -151,11 +148,6 @@ def live_inputs(
 ) -> tuple[Host, HostCaps | None, tuple[GuestSpec, ...], tuple[GuestSpec, ...]]:
     """Host, caps and domains of a libvirt connection: running domains are checked (``--all``: every
     defined one); the others are tenants. Running domains carry their live pins."""
-    from vmtune.adapters.files import read_text
-    from vmtune.adapters.libvirt import connect, is_local
-    from vmtune.adapters.probes import merge_caps, probe_host_caps
-    from vmtune.errors import LibvirtError
-    from vmtune.xmlmap.domcaps import parse_domcapabilities
 
     # an audit only reads: a read-only connection works for unprivileged users too
     with connect(uri, readonly=True) as conn:
@@ -188,17 +180,6 @@ def _fix(
 ) -> tuple[GuestSpec, ...]:
     """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read (and puts
     the new documents in ``maps``, so what remains is located in the rewritten files)."""
-    from vmtune.adapters.files import atomic_write, read_bytes
-    from vmtune.core.intent.model import Intent
-    from vmtune.core.planner import plan_guest
-    from vmtune.errors import SchemaError
-    from vmtune.xmlmap.apply import apply_plan
-    from vmtune.xmlmap.diff import detect_style, serialize
-    from vmtune.xmlmap.guest import read_guest
-    from vmtune.xmlmap.lines import SourceMap
-    from vmtune.xmlmap.safe import parse_xml
-    from vmtune.xmlmap.validate import validate_domain
-
     to_fix = {f.source for f in findings}
     current = list(guests)
     writes: list[tuple[Path, bytes]] = []
@@ -206,28 +187,31 @@ def _fix(
         if guest.source not in to_fix or guest.source.startswith("libvirt:"):
             continue
         path = Path(guest.source)
-        raw = read_bytes(path)
-        doc = parse_xml(raw, source=guest.source, root="domain")
-        others = [*current[:i], *current[i + 1 :], *tenants]
-        plan = plan_guest(host=host, guest=guest, tenants=others, intent=guest.intent or Intent(), caps=caps)
-        new = apply_plan(doc, plan)
-        try:
-            checkable = validate_domain(doc, source=guest.source)
-        except SchemaError:
-            checkable = False  # the input already breaks libvirt's schema: nothing to compare against
-        if checkable:
-            validate_domain(new, source=guest.source)
-        data = serialize(new, detect_style(raw, doc))
-        if data != raw:
-            writes.append((path, data))
+        others = [*current, *tenants]
+        planned = plan_document(read_bytes(path), source=guest.source, host=host, tenants=others,
+                                intent=lambda g: g.intent or Intent(), caps=caps)  # fmt: skip
+        _validate_fix(planned)
+        if planned.after != planned.raw:
+            writes.append((path, planned.after))
         # the next guest is planned around this one's new pins
-        maps[guest.source] = SourceMap.parse(data, source=guest.source, root="domain")
+        maps[guest.source] = SourceMap.parse(planned.after, source=guest.source, root="domain")
         current[i] = read_guest(maps[guest.source].tree, source=guest.source)
     # plan everything first, write after: an infeasible guest leaves every file as it was
     for path, data in writes:
         atomic_write(path, data)
         print(f"vmtune: fixed {path}", file=sys.stderr)
     return tuple(current)
+
+
+def _validate_fix(planned: Planned) -> None:
+    """The fix must pass libvirt's schema, unless the input already broke it (nothing to compare with)."""
+    try:
+        checkable = validate_domain(parse_xml(planned.raw, source=planned.source, root="domain"),
+                                    source=planned.source)  # fmt: skip
+    except SchemaError:
+        checkable = False
+    if checkable:
+        validate_domain(parse_xml(planned.after, source=planned.source, root="domain"), source=planned.source)
 
 
 def run_check(
@@ -259,7 +243,7 @@ def run_check(
         loaded = _Loaded(guests=guests, failed=0)
     else:
         loaded = _read_guests(_xml_files(targets or []))
-        host = load_host(src)
+        host = load_host(src, libvirt=open_host)
         caps = host_caps(src, domcaps)
         tenants = _tenants(domains, loaded.guests)
 
@@ -277,15 +261,11 @@ def run_check(
         findings = audit(guests)
     findings = _with_lines(findings, loaded.maps)
 
-    from vmtune.render.check import render_json, render_sarif, render_table
-
     if as_json:
         print(render_json(findings, len(guests)))
     elif as_sarif:
         print(render_sarif(findings, catalog()))
     else:
-        from vmtune.render.console import make_console
-
         render_table(make_console(), findings, len(guests))
     if loaded.failed:
         return int(ExitCode.BAD_INPUT)
@@ -306,7 +286,7 @@ def run_fleet(
     reserve: str | None,
 ) -> int:
     """`check --connect A --connect B ...`: every host's running (``--all``: defined) domains, in parallel."""
-    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags
+    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags  # cycle: fleet reuses live_inputs
 
     if targets:
         raise InputError("FILE... and several --connect: check files against one host, or a fleet's domains")

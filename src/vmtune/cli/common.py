@@ -1,4 +1,4 @@
-"""Options shared by several commands (HOST selection, tenants) and the helpers that load them."""
+"""Options shared by several commands (HOST selection, tenants); ``vmtune.service`` loads what they name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vmtune.cli.sources import HostSource, load_host, load_tenants
+from vmtune.service import HostSource
 
 __all__ = [
     "CapabilitiesOpt",
@@ -17,8 +17,6 @@ __all__ = [
     "HostSource",
     "JsonOpt",
     "SysfsOpt",
-    "load_host",
-    "load_tenants",
 ]
 
 SysfsOpt = Annotated[

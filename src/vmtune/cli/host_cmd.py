@@ -13,11 +13,10 @@ from typing import Annotated
 
 import typer
 
-from vmtune.adapters.libvirt import connect
+from vmtune.adapters.libvirt import connect, open_host
 from vmtune.adapters.snapshot import open_root, write_snapshot
 from vmtune.cli.common import CapabilitiesOpt, ConnectManyOpt, DomainsOpt, JsonOpt, SysfsOpt
 from vmtune.cli.fleet import host_fleet
-from vmtune.cli.sources import HostSource, load_host, load_tenants
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.ownership import cpu_owners
 from vmtune.cpuset import CpuSet
@@ -25,6 +24,7 @@ from vmtune.errors import InputError
 from vmtune.render.host import emit_host
 from vmtune.render.hostjson import dumps, host_json
 from vmtune.render.hostmap import emit_map
+from vmtune.service import HostSource, load_host, load_tenants
 
 __all__ = ["register", "show_host"]
 
@@ -109,7 +109,7 @@ def show_host(
         with connect(src.connect, readonly=True) as conn:
             host, tenants = conn.host(), list(conn.tenants())
     else:
-        host = load_host(src)
+        host = load_host(src, libvirt=open_host)
         tenants = load_tenants(domains) if domains is not None else None
     for warning in host.warnings:
         print(f"vmtune: warning: {warning}", file=sys.stderr)

@@ -8,9 +8,19 @@ from typing import Annotated
 
 import typer
 
+from vmtune.adapters.files import atomic_write
+from vmtune.adapters.hookenv import HookPaths
+from vmtune.adapters.libvirt import connect, is_local, qemu_pid, running_guests
+from vmtune.adapters.probes import probe_host_caps
+from vmtune.adapters.procfs import read_process
 from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
+from vmtune.core.verify.compare import compare, expectation_from_guest
 from vmtune.errors import ExitCode, InputError
+from vmtune.hook import run_hook
+from vmtune.render.verify import verify_json, verify_text
+from vmtune.service import apply_domain
+from vmtune.xmlmap.domcaps import parse_domcapabilities
 
 __all__ = ["HOOK_NAME", "apply_connect", "apply_live", "hook_script", "install_hook", "register"]
 
@@ -37,9 +47,8 @@ DirOpt = Annotated[
 
 def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
     """`apply --connect URI --domain NAME [--live]`: diff on stdout, what happened on stderr."""
-    from vmtune.adapters.libvirt import apply_to_domain
-
-    result = apply_to_domain(uri, domain, tuning.intent, live=live)
+    with connect(uri) as conn:
+        result = apply_domain(conn, domain, tuning.intent, live=live)
     sys.stdout.write(result.diff)
     err = sys.stderr
     for note in result.plan.notes:
@@ -70,8 +79,6 @@ def hook_script(python: str) -> str:
 
 def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, bool]:
     """Write ``hooks_dir/qemu.d/vmtune`` (0755); returns (path, changed). Idempotent."""
-    from vmtune.adapters.files import atomic_write
-
     if "'" in (python := python or sys.executable):
         raise InputError(f"python path {python!r} contains a quote; cannot write the hook script")
     target = hooks_dir / "qemu.d" / HOOK_NAME
@@ -90,11 +97,6 @@ def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, b
 
 
 def _verify(uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path) -> int:
-    from vmtune.adapters.libvirt import is_local, qemu_pid, running_guests
-    from vmtune.adapters.procfs import read_process
-    from vmtune.core.verify.compare import compare, expectation_from_guest
-    from vmtune.render.verify import verify_json, verify_text
-
     if not is_local(uri):
         raise InputError(f"--connect {uri}: verify reads this host's /proc; run it on the guest's host")
     reports = []
@@ -153,7 +155,6 @@ def register(app: typer.Typer) -> None:
                     "vmtune: restart libvirtd: it looks for hook scripts only when it starts", file=sys.stderr
                 )
             return
-        from vmtune.hook import run_hook
 
         code = run_hook(argv, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
         if code:
@@ -187,12 +188,6 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
 
 
 def _save_domcaps(uri: str) -> None:
-    from vmtune.adapters.files import atomic_write
-    from vmtune.adapters.hookenv import HookPaths
-    from vmtune.adapters.libvirt import connect, is_local
-    from vmtune.adapters.probes import probe_host_caps
-    from vmtune.xmlmap.domcaps import parse_domcapabilities
-
     target = HookPaths().domcaps
     assert target is not None
     with connect(uri, readonly=True) as conn:

@@ -1,25 +1,40 @@
-"""The body of `vmtune plan` / `vmtune apply`: gather host + tenants, run each file, show the results."""
+"""The body of `vmtune plan` / `vmtune apply`: gather host + tenants, plan each file through the service
+(``vmtune.service.plan_document``), write, show the results.
+
+Each file is independent: an error becomes that file's ``failed`` row and never touches the others.
+Writes are atomic and refused when the file changed since it was read (``service.write_document``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmtune.cli.plan_batch import Prepared, expand_paths, planner_for, prepare, write
-from vmtune.cli.sources import HostSource, load_host, load_tenants
+from vmtune.adapters.files import read_bytes
+from vmtune.adapters.libvirt import open_host
 from vmtune.cli.tuning import Tuning, host_caps
+from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.model import Intent
 from vmtune.errors import ExitCode, InputError, VmtuneError
 from vmtune.render.console import make_console
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
+from vmtune.service import (
+    HostSource,
+    Planned,
+    load_host,
+    load_tenants,
+    next_tenants,
+    plan_document,
+    write_document,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from vmtune.core.guest import GuestSpec
-
-__all__ = ["plan", "run"]
+__all__ = ["expand_paths", "plan", "run"]
 
 
 def plan(
@@ -39,6 +54,19 @@ def plan(
         files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),
         domcaps=domcapabilities, domains=domains, tuning=tuning, json_out=json_out, explain=explain,
     )  # fmt: skip
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; directories become their ``*.xml`` files (sorted, not recursive)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.glob("*.xml") if p.is_file()))
+        else:
+            out.append(path)
+    if not out:
+        raise InputError("no domain XML files given (directories are searched for *.xml)")
+    return out
 
 
 def _check_targets(files: list[Path], write_to: Path | None, in_place: bool, backup: bool) -> None:
@@ -77,10 +105,13 @@ def run(
     if apply:
         _check_targets(files, write_to, in_place, backup)
     tuning.intent()  # validate the flags once, before any file is read
-    topology = load_host(host)
+    topology = load_host(host, libvirt=open_host)
     caps = host_caps(host, domcaps)
     tenants: list[GuestSpec] = load_tenants(domains) if domains is not None else []
-    planner = planner_for(host=topology, intent_of=lambda g: tuning.intent(g.intent), caps=caps)
+
+    def intent_of(guest: GuestSpec) -> Intent:
+        return tuning.intent(guest.intent)
+
     out = _console(stderr=False)
     err = _console(stderr=True)
     notes_to = out if explain else err
@@ -91,11 +122,11 @@ def run(
     progress = _progress(err, len(files)) if not single else None
     for path in files:
         try:
-            prep = prepare(path, planner, tenants)
+            prep = plan_document(read_bytes(path), source=str(path), host=topology, tenants=tenants,
+                                 intent=intent_of, caps=caps, label=path.name)  # fmt: skip
             if apply and (prep.changed or write_to is not None):
-                write(prep, _target(path, write_to), backup=backup)
-            # the guest as planned becomes a tenant for the next file of the batch
-            tenants = [t for t in tenants if t.name != prep.guest.name] + [prep.new_guest]
+                write_document(prep, path, _target(path, write_to), backup=backup)
+            tenants = next_tenants(tenants, prep)
         except VmtuneError as error:
             if single:
                 raise
@@ -110,8 +141,6 @@ def run(
     if progress is not None:
         progress[0].stop()
     if json_out:
-        import json
-
         print(json.dumps(docs[0] if single and docs else docs, indent=2))
     if not single:
         print_summary(out if apply else err, rows, title="vmtune apply" if apply else "vmtune plan")
@@ -128,14 +157,14 @@ def _line(console: Console, text: str, *, soft_wrap: bool) -> None:
     console.print(text, soft_wrap=soft_wrap, markup=False)
 
 
-def _show(prep: Prepared, out: Console, notes_to: Console, *, json_out: bool, apply: bool,
+def _show(prep: Planned, out: Console, notes_to: Console, *, json_out: bool, apply: bool,
           docs: list[dict[str, object]]) -> None:  # fmt: skip
     if json_out:
-        docs.append(plan_json(prep.plan, source=str(prep.path), changed=prep.changed))
+        docs.append(plan_json(prep.plan, source=prep.source, changed=prep.changed))
         return
     if not apply:
         print_diff(out, prep.diff())
-    print_notes(notes_to, prep.plan, source=str(prep.path))
+    print_notes(notes_to, prep.plan, source=prep.source)
 
 
 def _progress(err: Console, total: int) -> tuple[Progress, TaskID] | None:

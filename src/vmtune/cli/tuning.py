@@ -19,10 +19,10 @@ import typer
 from vmtune.adapters.files import read_bytes
 from vmtune.adapters.libvirt import is_local
 from vmtune.adapters.probes import merge_caps, probe_host_caps
-from vmtune.cli.sources import HostSource
 from vmtune.core.intent.knob import Knob
 from vmtune.core.intent.model import KNOBS, Intent, parse_intent
 from vmtune.core.topology.caps import HostCaps
+from vmtune.service import HostSource
 from vmtune.xmlmap.capabilities import capabilities_caps
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 

@@ -174,14 +174,6 @@ class GuestSpec:
         return None
 
     @property
-    def pinned_cpus(self) -> CpuSet:
-        """Every host CPU this guest's threads are pinned to (vcpupin, emulatorpin, iothreadpin)."""
-        out = CpuSet().union(*(p.cpus for p in self.vcpupins), *(p.cpus for p in self.iothreadpins))
-        if self.emulatorpin is not None:
-            out = out | self.emulatorpin
-        return out
-
-    @property
     def vcpu_cpus(self) -> CpuSet:
         """Host CPUs the vCPUs may run on: the vcpupins, else ``vcpu/@cpuset`` (empty = floating)."""
         if self.vcpupins:

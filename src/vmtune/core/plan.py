@@ -121,13 +121,3 @@ class Plan:
                 "memballoon", "intent",
             )
         )  # fmt: skip
-
-    @property
-    def pinned_cpus(self) -> CpuSet:
-        """Every host CPU the plan pins a thread of this guest to."""
-        out = CpuSet().union(
-            *(p.cpus for p in self.vcpupins or ()), *(p.cpus for p in self.iothreadpins or ())
-        )
-        if self.emulatorpin is not None:
-            out = out | self.emulatorpin
-        return out

@@ -30,10 +30,9 @@ from vmtune.core.ledger.ownership import (
     clashes,
     cpu_owners,
     shared_cores,
-    tenant_cpus,
     unknown_pins,
 )
-from vmtune.core.ledger.pool import is_shared
+from vmtune.core.ledger.tenant import held_cpus, is_shared
 from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 from vmtune.render.console import make_console
@@ -349,9 +348,9 @@ def _legend(
     for name in sorted(by_name, key=natural_key):
         st = styles[name]
         mine = CpuSet(c for c, o in owners.items() if name in o.split(TENANT_JOIN))
-        taken = tenant_cpus(by_name[name])
-        what = f"{_cpus(len(mine))}: {mine}" if taken else "floating (no pinned CPUs)"
-        if taken and is_shared(by_name[name]):
+        held = held_cpus(by_name[name])
+        what = f"{_cpus(len(mine))}: {mine}" if held.cpus else "floating (no pinned CPUs)"
+        if held.cpus and held.shared:
             what += f" (shared pool, {by_name[name].vcpus} vCPUs)"
         runs += [("\n  ", ""), (st.glyph, st.style), (f" {name}: {what}", "")]
     pools = [o for o in counts if TENANT_JOIN in o and styles.get(o, None) is not None]

@@ -1,4 +1,4 @@
-"""XML steps of the live paths (libvirt adapter, hook): read libvirt's status files, re-tune one XML.
+"""libvirt's status files, read for the hook.
 
 ``/run/libvirt/qemu/<name>.xml`` is not a domain but libvirt's private ``<domstatus>`` wrapper
 (``qemuDomainObjPrivateXMLFormat``): ``<domstatus state= pid=>`` with ``<vcpus><vcpu id= pid=/>``,
@@ -13,16 +13,11 @@ from dataclasses import dataclass
 from lxml import etree
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Intent
-from vmtune.core.plan import Plan
-from vmtune.core.topology.caps import HostCaps
-from vmtune.core.topology.model import Host
 from vmtune.errors import InputError
-from vmtune.xmlmap.diff import detect_style, serialize, unified_diff
 from vmtune.xmlmap.guest import read_guest
 from vmtune.xmlmap.safe import parse_xml
 
-__all__ = ["DomainStatus", "Retuned", "read_status", "retune"]
+__all__ = ["DomainStatus", "read_status"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,49 +52,4 @@ def read_status(data: bytes | str, *, source: str) -> DomainStatus:
         pid=int(pid_text) if pid_text and pid_text.isdigit() else None,
         state=root.get("state"),
         vcpu_tids=tuple(tids),
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Retuned:
-    guest: GuestSpec
-    plan: Plan
-    before: bytes
-    """serialize(parse(input)): the like-with-like baseline (house rule 11)."""
-    after: bytes
-    diff: str
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
-
-
-def retune(
-    data: bytes | str,
-    *,
-    source: str,
-    host: Host,
-    tenants: tuple[GuestSpec, ...],
-    intent: Intent | None = None,
-    caps: HostCaps | None = None,
-) -> Retuned:
-    """Plan ``data`` for ``host`` next to ``tenants`` and apply the plan; ``intent`` None = the stored one.
-
-    Raises InputError when there is no intent at all (neither given nor in the guest's metadata).
-    """
-    from vmtune.core.planner import plan_guest
-    from vmtune.xmlmap.apply import apply_plan
-
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    doc = parse_xml(raw, source=source, root="domain")
-    guest = read_guest(doc, source=source)
-    chosen = intent or guest.intent
-    if chosen is None:
-        raise InputError(f"{source}: no vmtune intent in <metadata> and no tuning options given")
-    plan = plan_guest(host=host, guest=guest, tenants=tenants, intent=chosen, caps=caps)
-    style = detect_style(raw, doc)
-    before = serialize(doc, style)
-    after = serialize(apply_plan(doc, plan), style)
-    return Retuned(
-        guest=guest, plan=plan, before=before, after=after, diff=unified_diff(before, after, name=source)
     )

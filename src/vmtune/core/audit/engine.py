@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, OsFamily, Profile
+from vmtune.core.ledger.tenant import held_cpus
 from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
@@ -222,9 +223,7 @@ def claimed_cpus(guest: GuestSpec, host: Host) -> CpuSet:
 
     Only vCPU pins count: emulator and iothread pins on shared housekeeping CPUs are normal.
     """
-    if not guest.vcpupins or not is_dedicated(guest, host):
-        return CpuSet()
-    return guest.vcpu_cpus
+    return held_cpus(guest).vcpu_pins if is_dedicated(guest, host) else CpuSet()
 
 
 # -- running -------------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ Pure: the CLI gathers the tenants (``--domains DIR`` or a libvirt connection) an
 decides the owner of each CPU and finds the conflicts ``vmtune host --map`` highlights (and ``check``'s
 VT103/VT104 are built on): a CPU pinned by two domains, a core whose SMT siblings are split between domains.
 
-The map must show what the planner will do, so the rules are the planner ledger's own (``core.ledger``:
-``reservation``, ``tenant_cpus``, ``owned_cpus`` - one source of truth): the CPUs shown ``free`` or
-``isolated`` are exactly the ledger's free pool for a new guest.
+The map must show what the planner will do, so the rules are the planner ledger's own (``reservation`` and
+``held_cpus``): the CPUs shown ``free`` or ``isolated`` are exactly the ledger's free pool for a new guest.
 
 Precedence for one CPU, first match wins:
 
@@ -30,7 +29,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ledger.pool import is_shared, owned_cpus, reservation, tenant_cpus
+from vmtune.core.ledger.pool import reservation
+from vmtune.core.ledger.tenant import held_cpus, is_shared
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
@@ -43,7 +43,6 @@ __all__ = [
     "cpu_owners",
     "owner_tenants",
     "shared_cores",
-    "tenant_cpus",
     "unknown_pins",
 ]
 
@@ -81,7 +80,8 @@ class SharedCore:
 def _claims(tenants: Iterable[GuestSpec], housekeeping: CpuSet | None = None) -> dict[int, list[str]]:
     claims: dict[int, list[str]] = {}
     for tenant in sorted(tenants, key=lambda t: t.name):
-        cpus = tenant_cpus(tenant) if housekeeping is None else owned_cpus(tenant, housekeeping)
+        held = held_cpus(tenant)
+        cpus = held.cpus if housekeeping is None else held.own(housekeeping)
         for cpu in cpus:
             names = claims.setdefault(cpu, [])
             if tenant.name not in names:
@@ -163,7 +163,7 @@ def unknown_pins(host: Host, tenants: Sequence[GuestSpec]) -> Mapping[str, CpuSe
     online = host.online
     out: dict[str, CpuSet] = {}
     for tenant in sorted(tenants, key=lambda t: t.name):
-        bad = tenant_cpus(tenant) - online
+        bad = held_cpus(tenant).cpus - online
         if bad:
             out[tenant.name] = bad
     return out

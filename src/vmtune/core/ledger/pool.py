@@ -1,6 +1,6 @@
 """The free pool a guest is planned into: online CPUs minus reserved minus what other tenants pinned.
 
-Rules (issue 3, priority 1):
+Rules:
 
 * offline CPUs are never used;
 * *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them;
@@ -12,9 +12,10 @@ Rules (issue 3, priority 1):
 * with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
   *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
   balance onto isolated CPUs, so a thread left floating there would be stuck);
-* a tenant's ``vcpupin``/``emulatorpin``/``iothreadpin`` and ``vcpu/@cpuset`` CPUs are taken;
+* a tenant's CPUs (``core.ledger.tenant.held_cpus``) are taken;
   a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
-* the guest's own current pins are free for itself (re-planning must be able to keep them);
+* the guest's own current pins are free for itself (re-planning must be able to keep them): every tenant
+  that is the same guest (``same_guest``) is left out;
 * ``--cpu-policy shared`` guests (vmtune intent) time-share a pool: another shared guest may float over the
   same CPUs, so for a shared guest only *dedicated* tenants' CPUs are taken (``shared_free``); a dedicated
   guest never gets a CPU a shared guest floats over (it would not be its own). With isolcpus the pool is
@@ -28,23 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import CpuPolicy
+from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = [
-    "Ledger",
-    "Reservation",
-    "Tenant",
-    "build_ledger",
-    "default_reserve",
-    "is_same_guest",
-    "is_shared",
-    "owned_cpus",
-    "reservation",
-    "tenant_cpus",
-]
+__all__ = ["Ledger", "Reservation", "Tenant", "build_ledger", "default_reserve", "is_shared", "reservation"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,49 +112,17 @@ def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
     return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
 
 
-def tenant_cpus(tenant: GuestSpec) -> CpuSet:
-    """Every host CPU a tenant takes: its vcpupin, emulatorpin and iothreadpin CPUs and ``vcpu/@cpuset``
-    (issue 3, Tenants). The cpuset counts even next to per-vCPU pins: libvirt runs every thread without a
-    pin of its own there (the emulator without ``<emulatorpin>``), and an ``isolate`` plan lists the empty
-    SMT siblings of its cores there to keep them. A floating guest (none of these) takes nothing."""
-    return tenant.pinned_cpus | tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
-
-
-def owned_cpus(tenant: GuestSpec, housekeeping: CpuSet, cpus: CpuSet | None = None) -> CpuSet:
-    """The CPUs a tenant holds for itself: ``tenant_cpus`` minus the housekeeping CPUs it reaches only with
-    emulator/iothread pins - those are shared with the host and every ``--emulator share`` guest by design,
-    so the ledger does not count them as taken (a vCPU pinned there is still that tenant's). ``cpus``:
-    ``tenant_cpus(tenant)`` when the caller has it already."""
-    vcpu_side = tenant.vcpu_cpus | (tenant.vcpu_cpuset or CpuSet())
-    return (tenant_cpus(tenant) if cpus is None else cpus) - (housekeeping - vcpu_side)
-
-
-def is_shared(guest: GuestSpec) -> bool:
-    """vmtune intent ``cpu-policy="shared"``: the guest time-shares its pins with other shared guests."""
-    return guest.intent is not None and guest.intent.cpu_policy is CpuPolicy.SHARED
-
-
-def is_same_guest(a: GuestSpec, b: GuestSpec) -> bool:
-    if a.uuid and b.uuid:
-        return a.uuid.lower() == b.uuid.lower()
-    return a.name == b.name
-
-
-def build_ledger(
-    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
-) -> Ledger:
-    notes: list[Note] = []
-    online = host.online
-    split = reservation(host, reserve)
+def _reserve_notes(split: Reservation) -> list[Note]:
+    """Why these CPUs are kept from dedicated vCPUs: isolcpus, the default reserve, or ``--reserve``."""
     isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
     if isolated:
-        notes.append(
+        notes = [
             Note(
                 topic="host",
                 message=f"isolcpus={isolated}: dedicated vCPUs go inside it, emulator and housekeeping "
                 f"threads on {housekeeping or 'nothing'} outside it",
             )
-        )
+        ]
         if not housekeeping:
             notes.append(
                 Note(
@@ -173,35 +131,41 @@ def build_ledger(
                     message="every online CPU is in isolcpus: nothing is left for housekeeping threads",
                 )
             )
-    elif split.default:
-        notes.append(
+        return notes
+    if split.default:
+        return [
             Note(
                 topic="host",
                 message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
                 "core of each NUMA node; --reserve CPUSET to change)",
             )
-        )
-    else:
-        notes.append(Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)"))
+        ]
+    return [Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)")]
 
+
+def build_ledger(
+    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+) -> Ledger:
+    online = host.online
+    split = reservation(host, reserve)
+    isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
+    notes = _reserve_notes(split)
     taken = CpuSet()
     dedicated = CpuSet()
     ledger_tenants: list[Tenant] = []
     floating: list[str] = []
-    for tenant in sorted(tenants, key=lambda t: t.name):
-        if is_same_guest(tenant, guest):
-            continue
-        cpus = tenant_cpus(tenant)
+    for tenant in sorted(others_of(guest, tenants), key=lambda t: t.name):
+        held = held_cpus(tenant)
+        cpus = held.cpus
         if not cpus:
             floating.append(tenant.name)
             continue
         # Tenants' emulator/iothread pins on housekeeping CPUs are shared by design (emulator share); a
         # vCPU a tenant pinned there is reserved anyway, so nothing of housekeeping is taken.
         taken = taken | (cpus - housekeeping)
-        shared = is_shared(tenant)
-        if not shared:
-            dedicated = dedicated | owned_cpus(tenant, housekeeping, cpus)
-        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=shared))
+        if not held.shared:
+            dedicated = dedicated | held.own(housekeeping)
+        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=held.shared))
     if floating:
         notes.append(
             Note(

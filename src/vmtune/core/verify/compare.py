@@ -17,11 +17,12 @@ Linux 6.x: libvirt does not place them, so their affinity is not checked.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin, VcpuSched
 from vmtune.core.intent.model import Profile
+from vmtune.core.ledger.tenant import as_planned
 from vmtune.core.plan import Plan
 from vmtune.cpuset import CpuSet
 
@@ -145,25 +146,11 @@ def expectation_from_guest(guest: GuestSpec) -> Expectation:
 
 
 def expectation_from_plan(plan: Plan, guest: GuestSpec) -> Expectation:
-    """The plan's owned fields, falling back to the guest's where the plan leaves an element alone."""
-    base = expectation_from_guest(guest)
-    numa = plan.numatune
-    hyperv = base.hyperv
-    if plan.features is not None and plan.features.hyperv is not None:
-        hyperv = tuple(f.name for f in plan.features.hyperv if f.state) or None
-    return Expectation(
-        guest=base.guest,
-        vcpus=base.vcpus,
-        vcpupins=plan.vcpupins if plan.vcpupins is not None else base.vcpupins,
-        vcpu_cpuset=plan.vcpu_cpuset if plan.vcpu_cpuset is not None else base.vcpu_cpuset,
-        emulatorpin=plan.emulatorpin if plan.emulatorpin is not None else base.emulatorpin,
-        iothreadpins=plan.iothreadpins if plan.iothreadpins is not None else base.iothreadpins,
-        vcpusched=plan.vcpusched if plan.vcpusched is not None else base.vcpusched,
-        numatune_mode=numa.mode if numa is not None else base.numatune_mode,
-        numatune_nodeset=numa.nodeset if numa is not None else base.numatune_nodeset,
-        hyperv=hyperv,
-        wants_realtime=plan.intent.has(Profile.REALTIME) if plan.intent is not None else base.wants_realtime,
-    )
+    """The guest as its plan leaves it (``as_planned``, the batch's own rule), with the plan's Hyper-V set."""
+    base = expectation_from_guest(as_planned(guest, plan))
+    if plan.features is None or plan.features.hyperv is None:
+        return base
+    return replace(base, hyperv=tuple(f.name for f in plan.features.hyperv if f.state) or None)
 
 
 class Status(StrEnum):
