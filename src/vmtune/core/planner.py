@@ -24,7 +24,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
-from vmtune.core.placement.allocator import DomainPick, grouping_levels
+from vmtune.core.placement.allocator import DomainPick, grouping_levels, is_cache_level
 from vmtune.core.placement.emulator import place_emulator
 from vmtune.core.placement.explain import cache_notes, cpu_note, infeasible_message, numa_note
 from vmtune.core.placement.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
@@ -283,11 +283,11 @@ def _spread(host: Host, cpus: CpuSet, ledger: Ledger) -> tuple[int, int, int]:
     shared: set[tuple[int, int]] = set()
     taken = CpuSet().union(*(t.cpus for t in ledger.tenants))
     for level in grouping_levels(host, with_nodes=False):
-        if level not in (2, 3):
+        if not is_cache_level(level):
             continue
         for cpu in cpus:
             core = host.core_of(cpu)
-            key = None if core is None else core.l3 if level == 3 else core.l2
+            key = None if core is None else core.caches.get(level)
             if key is None:
                 continue
             keys.add((level, key))

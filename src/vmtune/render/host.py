@@ -37,6 +37,10 @@ S_DIM = "dim"
 S_WARN = "yellow"
 
 
+_NO_CACHE = {2: "no L2 data"}
+"""Header words for a level the source has no groups of (libvirt capabilities carry no L2)."""
+
+
 def header_lines(host: Host) -> list[Styled]:
     s = host.summary()
     # cpuinfo model names carry padding ("CPU           X7550  @ 2.00GHz")
@@ -52,8 +56,10 @@ def header_lines(host: Host) -> list[Styled]:
         _n(s.numa_nodes, "NUMA node"),
         _n(s.cores, "core"),
         _n(s.threads, "thread") + tpc,
-        f"L2 ×{s.l2_groups}" if s.l2_groups else "no L2 data",
-        f"L3 ×{s.l3_groups}" if s.l3_groups else "no L3",
+        *(
+            f"L{level} ×{n}" if n else _NO_CACHE.get(level, f"no L{level}")
+            for level, n in s.cache_groups.items()
+        ),
     ]
     mem = host.memory_total_kib
     if mem is None:

@@ -18,7 +18,7 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
-from vmtune.core.placement.allocator import CoreView, DomainPick, pick_in_domain
+from vmtune.core.placement.allocator import CoreView, DomainPick, is_cache_level, pick_in_domain
 from vmtune.core.placement.numafit import NodeShare, distance, memory_shortfall, split_memory
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
@@ -119,7 +119,7 @@ def _group_spread(ask: Ask, shares: Sequence[NodeShare]) -> tuple[int, int]:
         for cpu in share.pick.cpus:
             core = host.core_of(cpu)
             for level in ask.levels:
-                key = None if core is None else core.l3 if level == 3 else core.l2 if level == 2 else None
+                key = None if core is None or not is_cache_level(level) else core.caches.get(level)
                 if key is not None and len(host.caches[key].cpus) > len(host.siblings(cpu)):
                     keys.add(key)  # shared by several cores: a private L2 is no group
     shared = sum(1 for key in keys if not host.caches[key].cpus.isdisjoint(taken))
@@ -285,7 +285,7 @@ def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...
     clusters instead of 4 + 4 over two. None when the host has no such groups, when a node of the set is
     left without vCPUs (the set was not the fewest nodes after all) or a node lacks memory for its share.
     """
-    if not any(level in (2, 3) for level in ask.levels):
+    if not any(is_cache_level(level) for level in ask.levels):
         return None
     pick = ask.pick([v for n in node_set for v in ask.by_node[n]], ask.vcpus)
     if pick is None:
