@@ -19,7 +19,8 @@ from vmtune.render.console import make_console
 from vmtune.render.host import print_host
 from vmtune.render.hostjson import host_json
 from vmtune.render.hostmap import print_map
-from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view, fmt_kib
+from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view
+from vmtune.units import fmt_kib
 
 
 def _caches_of(core: int, l2_of: dict[int, int], l3_of: dict[int, int]) -> dict[int, int]:

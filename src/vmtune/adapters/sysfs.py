@@ -28,6 +28,7 @@ from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build
 from vmtune.core.topology.model import CACHE_LEVELS, Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
+from vmtune.units import parse_size_kib
 
 __all__ = ["read_sysfs"]
 
@@ -381,10 +382,7 @@ def _size_kib(raw: str | None, path: str) -> int | None:
     """Cache ``size`` is ``32K`` (kernel prints %uK); tolerate M/G and bare numbers from other tools."""
     if not raw:
         return None
-    num, unit = raw[:-1], raw[-1].upper()
-    if unit.isdigit():
-        num, unit = raw, "K"
-    scale = {"K": 1, "M": 1024, "G": 1024 * 1024}.get(unit)
-    if scale is None or not num.isdigit():
-        raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}")
-    return int(num) * scale
+    try:
+        return parse_size_kib(raw)
+    except ValueError:
+        raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}") from None

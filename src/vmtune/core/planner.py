@@ -36,11 +36,9 @@ from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, guest_layout, topology_note
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
+from vmtune.units import DEFAULT_HUGEPAGE_KIB
 
 __all__ = ["plan_guest"]
-
-# x86 default hugepage size; what libvirt uses for <hugepages/> without <page size>
-DEFAULT_HUGEPAGE_KIB = 2048
 
 
 def plan_guest(

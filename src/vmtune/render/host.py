@@ -18,9 +18,9 @@ from vmtune.render.hostview import (
     SocketBox,
     SocketGroup,
     build_view,
-    fmt_kib,
     parts_text,
 )
+from vmtune.units import fmt_kib, page_label
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -151,15 +151,10 @@ def _memory_text(node: Node) -> str:
         text += f" ({fmt_kib(node.mem_free_kib)} free)"
     pages = [hp for hp in node.hugepages if hp.total > 0]
     if pages:
-        text += " · hugepages " + ", ".join(f"{_page(hp.size_kib)} {hp.free}/{hp.total} free" for hp in pages)
+        text += " · hugepages " + ", ".join(
+            f"{page_label(hp.size_kib)} {hp.free}/{hp.total} free" for hp in pages
+        )
     return text
-
-
-def _page(size_kib: int) -> str:
-    for unit, scale in (("G", 1 << 20), ("M", 1 << 10)):
-        if size_kib >= scale and size_kib % scale == 0:
-            return f"{size_kib // scale}{unit}"
-    return f"{size_kib}K"
 
 
 def _add_children(parent: Branch, children: Iterable[CacheBox | CoreRun | SocketGroup]) -> None:

@@ -40,7 +40,6 @@ __all__ = [
     "SocketBox",
     "SocketGroup",
     "build_view",
-    "fmt_kib",
     "parts_text",
     "stride_text",
 ]
@@ -129,15 +128,6 @@ class SocketBox:
     cpus: CpuSet
     cores: int
     nodes: tuple[NodeBox, ...]
-
-
-def fmt_kib(kib: int) -> str:
-    """``512 KiB``, ``1.25 MiB``, ``14 MiB``, ``95.5 GiB``: at most two decimals, trailing zeros dropped."""
-    for unit, scale in (("TiB", 1 << 30), ("GiB", 1 << 20), ("MiB", 1 << 10)):
-        if kib >= scale:
-            value = f"{kib / scale:.2f}".rstrip("0").rstrip(".")
-            return f"{value} {unit}"
-    return f"{kib} KiB"
 
 
 def build_view(host: Host) -> tuple[SocketBox | NodeBox, ...]:

@@ -28,7 +28,6 @@ from vmtune.core.placement.numafit import (
     NodeShare,
     Placement,
     distance,
-    fmt_kib,
     memory_shortfall,
     split_memory,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "NodeShare",
     "Placement",
     "distance",
-    "fmt_kib",
     "memory_shortfall",
     "place",
     "split_memory",

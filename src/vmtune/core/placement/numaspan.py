@@ -22,6 +22,7 @@ from vmtune.core.placement.allocator import CoreView, DomainPick, is_cache_level
 from vmtune.core.placement.numafit import NodeShare, distance, memory_shortfall, split_memory
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.units import MIB
 
 __all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes", "split_wide"]
 
@@ -64,7 +65,7 @@ class Ask:
         node = self.host.node(node_id)
         if self.memory_kib <= 0 or node is None:
             return units
-        granule = self.hugepage_kib or 1024
+        granule = self.hugepage_kib or MIB
         if self.hugepage_kib:
             pages = node.hugepages_of(self.hugepage_kib)
             free = (pages.free if pages else 0) * self.hugepage_kib
@@ -343,7 +344,7 @@ def split_by_nodes(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...]
 
 def _memory_shares(ask: Ask, node_set: tuple[int, ...], counts: Sequence[int]) -> tuple[int, ...] | None:
     """Each node's part of the memory, following its vCPU count; None when a node can't hold its part."""
-    granule = ask.hugepage_kib or 1024
+    granule = ask.hugepage_kib or MIB
     memory = split_memory(ask.memory_kib, counts, granule) if ask.memory_kib > 0 else (0,) * len(counts)
     for node_id, mem in zip(node_set, memory, strict=True):
         node = ask.host.node(node_id)

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin, VcpuPin
 from vmtune.core.intent.model import Resolved
 from vmtune.core.ledger.pool import Ledger
-from vmtune.core.placement.numafit import fmt_kib, memory_shortfall
+from vmtune.core.placement.numafit import memory_shortfall
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.model import Host, Node
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
+from vmtune.units import fmt_kib_brief
 
 __all__ = ["OVERCOMMIT_WARN", "SharedPlacement", "plan_shared"]
 
@@ -197,7 +198,7 @@ def _nodes(
         f"node {n.id} {memory_shortfall(n, guest.memory_kib, hugepage_kib) or 'fits'}" for n in ordered
     )
     raise InfeasibleError(
-        f"{guest.name}: {fmt_kib(guest.memory_kib)} of memory does not fit the shared pool's nodes "
+        f"{guest.name}: {fmt_kib_brief(guest.memory_kib)} of memory does not fit the shared pool's nodes "
         f"together: {per_node}"
     )
 

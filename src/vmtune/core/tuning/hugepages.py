@@ -26,10 +26,11 @@ from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
+from vmtune.units import MIB, PAGE_1G, PAGE_2M, page_label
 
-__all__ = ["HugepageNeed", "MemoryTuning", "memory_tuning", "page_label", "sysfs_nr_path"]
+__all__ = ["HugepageNeed", "MemoryTuning", "memory_tuning", "sysfs_nr_path"]
 
-_SIZES = (1048576, 2048)
+_SIZES = (PAGE_1G, PAGE_2M)
 _XP = "/domain/memoryBacking"
 
 
@@ -54,10 +55,6 @@ class MemoryTuning:
     notes: tuple[Note, ...]
     shortfall: tuple[HugepageNeed, ...] = ()
     """Nodes that lack free pages of the wanted size (for the reservation advice)."""
-
-
-def page_label(size_kib: int) -> str:
-    return "1G" if size_kib == 1048576 else f"{size_kib // 1024}M" if size_kib % 1024 == 0 else f"{size_kib}K"
 
 
 def sysfs_nr_path(node: int, size_kib: int) -> str:
@@ -181,7 +178,7 @@ def _no_pools(job: _Job, where: str) -> MemoryTuning:
         job.notes.append(
             _note(
                 f"{job.host.name} reports no hugepage pools for {where}: can't check that "
-                f"{job.guest.memory_kib // 1024} MiB of {kind} are free; "
+                f"{job.guest.memory_kib // MIB} MiB of {kind} are free; "
                 "the guest fails to start if they are not",
                 Level.WARNING,
             )
