@@ -1,9 +1,9 @@
 """Styled lines without rich: what the host tree and map print, drawn by rich or written as plain text.
 
 The host views build ``Styled`` lines (text runs with rich style names) and branches; on a stream rich
-would colour they become rich ``Text`` and ``Tree`` objects as before. On a pipe or a file, rich would
-print the text alone, so ``write_plain`` writes it without importing rich (~35 ms, plus ~30-50 ms of rich
-layout on a 900-CPU host: a fifth of the `vmtune host` budget, bench/host_render.py). It does so only when
+would colour they become rich ``Text`` and ``Tree`` objects. On a pipe or a file, rich would print the
+text alone, so ``write_plain`` writes it without importing rich or running its layout, which is most of
+what ``vmtune host`` costs on a large host (bench/host_render.py). It does so only when
 the result is certain to be rich's bytes: every character one cell wide, no tabs or control codes, a
 UTF-8 stream (rich draws ASCII tree guides otherwise), and no line that rich would wrap; else it returns
 False and the caller draws with rich. tests/test_render_host.py compares both on every named host.

@@ -91,9 +91,8 @@ def split_wide(
 
     Node sets come in ``node_sets`` order; every set of the first rank (size, PCI node, distance) that
     splits at all is split, and the one spanning the fewest cache groups (then sharing the fewest with
-    other guests) wins, ties to the rule's order. Taking the first set that splits put 32 vCPUs on the
-    roomiest pair of big-256 (30 + 14 free CPUs): both L3 groups of one node and 2 vCPUs in another guest's
-    L3 on the other, 3 groups where an equally close pair held them in 2 idle L3 groups.
+    other guests) wins, ties to the rule's order: the roomiest of equally close pairs may hold the guest
+    only across more cache groups than another pair does.
     """
     best: tuple[NodeShare, ...] | None = None
     best_key: tuple[int, int] | None = None
@@ -136,10 +135,9 @@ def _ranked_sets(
     that holds it is ranked, however far apart its nodes are: the node count outranks distance. Sets of the
     next size are only computed when every set of this size failed (memory, cache fit). Up to
     ``_EXHAUSTIVE`` combinations are ranked outright; beyond (16-node 960-CPU hosts, 64-node Itanium)
-    ``_Search`` finds the ``_TRIED`` best of them by branch and bound, in the same order. Growing sets
-    greedily by distance, as done there before, never formed {4, 13} on a nearly full 16-node host: from
-    node 4 it added node 5 (same socket, 2 free CPUs), so the only pair holding 8 vCPUs (4 + 4 free, on
-    far sockets) was missed and the guest spanned 3 nodes.
+    ``_Search`` finds the ``_TRIED`` best of them by branch and bound, in the same order. Growing a set
+    greedily by distance is not enough: on a nearly full host the only pair that holds the guest may sit
+    on far sockets, and a greedy walk from either node takes a closer node with too little room first.
     """
     ids = tuple(sorted(n for n, c in caps.items() if c > 0))
     dist = {(a, b): distance(host, a, b) for a in ids for b in ids}
@@ -357,7 +355,7 @@ def _pack(caps: Sequence[int], need: int) -> list[int] | None:
     """Fill the nodes with the least room completely and leave the remainder on the roomiest one.
 
     An even split looks tidier, but on a full host it leaves a core or two free on every node it touched,
-    and the next guest then straddles nodes (the benchmark showed 40% more nodes spanned on Phytium).
+    and the next guest then straddles nodes.
     """
     if sum(caps) < need or need < len(caps) or min(caps) < 1:
         return None

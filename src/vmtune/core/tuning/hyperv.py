@@ -21,6 +21,8 @@ __all__ = [
     "HYPERVCLOCK",
     "KVM_BACKED",
     "ORDER",
+    "RECOMMENDED",
+    "SITUATIONAL",
     "SPINLOCK_RETRIES",
     "WindowsTuning",
     "hyperv_tuning",
@@ -68,6 +70,13 @@ _PROFILE: tuple[HypervFeature, ...] = (
     HypervFeature(name="ipi"),
 )
 _EVMCS = HypervFeature(name="evmcs")
+
+SITUATIONAL = frozenset({"reset", "vendor_id", "evmcs", "reenlightenment"})
+"""Enlightenments that help only in some setups (guest reset, GPU drivers, nested Hyper-V, migration):
+written when they apply, never missed when absent."""
+RECOMMENDED = tuple(f.name for f in _PROFILE if f.name not in SITUATIONAL)
+"""The windows profile's enlightenments every KVM since 5.x provides, in libvirt order: a Windows guest
+without one of them takes VM exits it need not (what the audit checks)."""
 
 _XP = "/domain/features/hyperv/"
 
