@@ -316,16 +316,15 @@ def _group_of(host: Host) -> Callable[[int], int | None]:
     """CPU -> its finest cache group shared by several cores (index into ``host.caches``), None if none."""
     cores_in: dict[int, int] = {}
     for core in host.cores:
-        for key in {core.l2, core.l3} - {None}:
-            assert key is not None
+        for key in core.caches.values():
             cores_in[key] = cores_in.get(key, 0) + 1
 
     def group(cpu: int) -> int | None:
         core = host.core_of(cpu)
         if core is None:
             return None
-        for key in (core.l2, core.l3):
-            if key is not None and cores_in[key] > 1:
+        for key in core.caches.values():
+            if cores_in[key] > 1:
                 return key
         return None
 

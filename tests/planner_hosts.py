@@ -49,7 +49,6 @@ def host_of(spec: HostSpec) -> Host:
             first = next(c for c in online if c.id == members[0])
             size = kinds[first.kind].l2_kib if level == 2 else spec.l3_kib
             caches.append(CacheGroup(index=len(caches), level=level, cpus=CpuSet(members), size_kib=size))
-    cache_of = {(g.level, cpu): g.index for g in caches for cpu in g.cpus}
     cpus = tuple(
         Cpu(
             id=c.id,
@@ -60,8 +59,7 @@ def host_of(spec: HostSpec) -> Host:
             package_id=c.socket,
             core_id=c.core_id,
             capacity=kinds[c.kind].capacity,
-            l2=cache_of.get((2, c.id)),
-            l3=cache_of.get((3, c.id)),
+            caches={g.level: g.index for g in caches if c.id in g.cpus},
         )
         for c in raw
     )
@@ -71,8 +69,7 @@ def host_of(spec: HostSpec) -> Host:
             cpus=CpuSet(c.id for c in online if c.core == key),
             socket=socket_index[next(c.socket for c in online if c.core == key)],
             node=next(c.node for c in online if c.core == key),
-            l2=cache_of.get((2, min(c.id for c in online if c.core == key))),
-            l3=cache_of.get((3, min(c.id for c in online if c.core == key))),
+            caches={g.level: g.index for g in caches if min(c.id for c in online if c.core == key) in g.cpus},
             capacity=kinds[next(c.kind for c in online if c.core == key)].capacity,
         )
         for i, key in enumerate(core_keys)

@@ -52,7 +52,7 @@ def make_host(
         online = kc - off
         if online:
             cores.append(
-                Core(index=len(cores), cpus=online, socket=node, node=node, l2=l2_of[k], l3=l3_of[k])
+                Core(index=len(cores), cpus=online, socket=node, node=node, caches={2: l2_of[k], 3: l3_of[k]})
             )
         for cpu in kc:
             up = cpu not in off
@@ -63,8 +63,7 @@ def make_host(
                     socket=node if up else -1,
                     core=len(cores) - 1 if up else -1,
                     node=node,
-                    l2=l2_of[k] if up else None,
-                    l3=l3_of[k] if up else None,
+                    caches={2: l2_of[k], 3: l3_of[k]} if up else {},
                 )
             )
     cpus.sort(key=lambda c: c.id)

@@ -45,7 +45,7 @@ def _shape(host: Host) -> dict[str, object]:
     """What both readers must agree on. Not L2: libvirt exposes caches from L3 up (cache_min_level = 3)."""
     s = host.summary()
     return {
-        "summary": (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core, s.l3_groups),
+        "summary": (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core, s.cache_groups[3]),
         "online": host.online,
         "cores": [c.cpus for c in host.cores],
         "core_socket_node": [(c.socket, c.node) for c in host.cores],
@@ -55,7 +55,14 @@ def _shape(host: Host) -> dict[str, object]:
         "l3": [g.cpus for g in host.groups(3)],
         # the L3 group by its CPUs: indices into Host.caches count the L2 groups first
         "cpu_places": [
-            (c.id, c.online, c.socket, c.core, c.node, None if c.l3 is None else host.caches[c.l3].cpus)
+            (
+                c.id,
+                c.online,
+                c.socket,
+                c.core,
+                c.node,
+                None if 3 not in c.caches else host.caches[c.caches[3]].cpus,
+            )
             for c in host.cpus
             if c.online
         ],
@@ -79,12 +86,12 @@ def test_this_machine_agrees_when_captured() -> None:
     a = read_sysfs(root)
     b = parse_capabilities(caps.read_text(), source=str(caps))
     sa, sb = a.summary(), b.summary()
-    assert (sa.sockets, sa.numa_nodes, sa.cores, sa.threads, sa.l3_groups) == (
+    assert (sa.sockets, sa.numa_nodes, sa.cores, sa.threads, sa.cache_groups[3]) == (
         sb.sockets,
         sb.numa_nodes,
         sb.cores,
         sb.threads,
-        sb.l3_groups,
+        sb.cache_groups[3],
     )
     assert [c.cpus for c in a.cores] == [c.cpus for c in b.cores]
 
@@ -166,8 +173,8 @@ def test_capabilities_counts(corpora: Path, name: str, expected: tuple[int, ...]
         s.cores,
         s.threads,
         s.threads_per_core,
-        s.l2_groups,
-        s.l3_groups,
+        s.cache_groups[2],
+        s.cache_groups[3],
     ) == expected
 
 

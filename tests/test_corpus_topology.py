@@ -116,7 +116,7 @@ def _machines(corpora: Path) -> list[Path]:
 
 def _summary6(host: Host) -> tuple[int, int, int, int, int, int]:
     s = host.summary()
-    return (s.sockets, s.numa_nodes, s.cores, s.threads, s.l2_groups, s.l3_groups)
+    return (s.sockets, s.numa_nodes, s.cores, s.threads, s.cache_groups[2], s.cache_groups[3])
 
 
 def _lstopo_counts(root: Path) -> tuple[int, int, int, int, int, int] | None:
@@ -182,8 +182,8 @@ def test_summary_matches_index(corpora: Path, machines: dict[str, Host]) -> None
             "cores": (s.cores, _first_int(row["cores"])),
             "threads": (s.threads, _threads(row["CPUs"])),
             "threads_per_core": (s.threads_per_core, _max_tpc(row["thr/core"])),
-            "l2_groups": (s.l2_groups, _groups(row["L2 groups"])),
-            "l3_groups": (s.l3_groups, _groups(row["L3 groups"])),
+            "l2_groups": (s.cache_groups[2], _groups(row["L2 groups"])),
+            "l3_groups": (s.cache_groups[3], _groups(row["L3 groups"])),
         }
         if name == "libvirt-test3":
             ours["threads_per_core"] = (s.threads_per_core, 1)  # INDEX: "the truth is 48 cores x 1 thread"

@@ -179,5 +179,5 @@ def test_huge_host_wide_guest_spans_fewest_cache_groups() -> None:
     result = plan("huge-960", guest(vcpus=100, memory_gib=8))
     cpus = pins(result)
     assert len(cores_of(host, cpus)) == 50
-    l3 = {host.core_of(c).l3 for c in cpus}  # type: ignore[union-attr]
+    l3 = {host.core_of(c).caches.get(3) for c in cpus}  # type: ignore[union-attr]
     assert len(l3) == 6  # 25 cores per node: 2 whole idle L3 groups + the reserved one's remaining 9

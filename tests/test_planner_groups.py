@@ -37,8 +37,8 @@ def _group(host: Host, cpu: int) -> int | None:
     core = host.core_of(cpu)
     if core is None:
         return None
-    for key in (core.l2, core.l3):
-        if key is not None and len({host.core_of(c) for c in host.caches[key].cpus}) > 1:
+    for key in core.caches.values():
+        if len({host.core_of(c) for c in host.caches[key].cpus}) > 1:
             return key
     return None
 

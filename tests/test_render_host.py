@@ -19,7 +19,12 @@ from vmtune.render.console import make_console
 from vmtune.render.host import print_host
 from vmtune.render.hostjson import host_json
 from vmtune.render.hostmap import print_map
-from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view, fmt_kib
+from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view
+from vmtune.units import fmt_kib
+
+
+def _caches_of(core: int, l2_of: dict[int, int], l3_of: dict[int, int]) -> dict[int, int]:
+    return {level: of[core] for level, of in ((2, l2_of), (3, l3_of)) if core in of}
 
 
 def make_host(
@@ -79,8 +84,7 @@ def make_host(
                 node=node,
                 package_id=socket,
                 core_id=core % cores_per_node,
-                l2=l2_of.get(core) if on else None,
-                l3=l3_of.get(core) if on else None,
+                caches=_caches_of(core, l2_of, l3_of) if on else {},
             )
         )
     cores_out = tuple(
@@ -89,8 +93,7 @@ def make_host(
             cpus=CpuSet(online_core_cpus[c]),
             socket=c // cores_per_node // nodes_per_socket,
             node=c // cores_per_node,
-            l2=l2_of.get(c),
-            l3=l3_of.get(c),
+            caches=_caches_of(c, l2_of, l3_of),
         )
         for c in core_numbers
     )
@@ -156,7 +159,7 @@ def test_model_host_is_consistent() -> None:
     host = make_host(sockets=2, cores_per_node=4, threads=2, l3_cores=4)
     s = host.summary()
     assert (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core) == (2, 2, 8, 16, 2)
-    assert (s.l2_groups, s.l3_groups) == (8, 2)
+    assert (s.cache_groups[2], s.cache_groups[3]) == (8, 2)
     assert host.siblings(0) == CpuSet([0, 8])
 
 

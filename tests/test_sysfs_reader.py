@@ -61,7 +61,15 @@ def hosts(gen_dir: Path) -> dict[str, Host]:
 
 
 def as_tuple(s: Summary) -> tuple[int, ...]:
-    return (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core, s.l2_groups, s.l3_groups)
+    return (
+        s.sockets,
+        s.numa_nodes,
+        s.cores,
+        s.threads,
+        s.threads_per_core,
+        s.cache_groups[2],
+        s.cache_groups[3],
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -91,7 +99,7 @@ def test_model_invariants_on_every_named_host(hosts: dict[str, Host]) -> None:
                 assert host.cpu(cpu) is not None and host.cpu(cpu).core == core.index  # type: ignore[union-attr]
         for cpu in host.cpus:
             if not cpu.online:
-                assert cpu.core == -1 and cpu.socket == -1 and cpu.l2 is None, name
+                assert cpu.core == -1 and cpu.socket == -1 and cpu.caches.get(2) is None, name
         for i, group in enumerate(host.caches):
             assert group.index == i
 
@@ -201,7 +209,7 @@ def test_masks_only_nul_padding_and_sparse_nodes(tmp_path: Path) -> None:
         files[f"{CPU}/cpu{cpu}/topology/physical_package_id"] = "-1\n"
     host = read_sysfs(write(tmp_path, files))
     assert host.summary() == Summary(
-        sockets=2, numa_nodes=2, cores=4, threads=4, threads_per_core=1, l2_groups=0, l3_groups=0
+        sockets=2, numa_nodes=2, cores=4, threads=4, threads_per_core=1, cache_groups={2: 0, 3: 0}
     )
     assert host.node(4).distance_to(0) == 20  # type: ignore[union-attr]  # positional rows, sparse ids
     assert host.node_of(3) == 4
@@ -306,7 +314,7 @@ def test_asymmetric_cache_dirs(tmp_path: Path) -> None:
         shutil.rmtree(root / CPU / "cpu1" / "cache" / f"index{idx}")
     fast, full = read_both(root)
     assert fast == full
-    assert fast.cpu(0).l2 is None and fast.cpu(1).l2 is not None  # type: ignore[union-attr]
+    assert fast.cpu(0).caches.get(2) is None and fast.cpu(1).caches.get(2) is not None  # type: ignore[union-attr]
 
 
 def test_cache_layout_is_per_kind_of_cpu(tmp_path: Path) -> None:
@@ -319,7 +327,7 @@ def test_cache_layout_is_per_kind_of_cpu(tmp_path: Path) -> None:
         files[f"{CPU}/cpu{cpu}/cache/index2/shared_cpu_list"] = "2-3"
     fast, full = read_both(write(tmp_path, files))
     assert fast == full
-    assert len(fast.groups(2)) == 2 and fast.cpu(2).l2 is None and fast.cpu(2).capacity == 512  # type: ignore[union-attr]
+    assert len(fast.groups(2)) == 2 and fast.cpu(2).caches.get(2) is None and fast.cpu(2).capacity == 512  # type: ignore[union-attr]
 
 
 def test_package_mask_is_taken_only_with_the_same_id(tmp_path: Path) -> None:

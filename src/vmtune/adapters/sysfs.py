@@ -25,9 +25,10 @@ from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
 from vmtune.adapters.sysfsio import SysfsFiles
 from vmtune.adapters.sysfsnode import read_hugepages, read_nodes
 from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
-from vmtune.core.topology.model import Host
+from vmtune.core.topology.model import CACHE_LEVELS, Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
+from vmtune.units import parse_size_kib
 
 __all__ = ["read_sysfs"]
 
@@ -92,7 +93,7 @@ class _Reader(SysfsFiles):
         # CPU -> (package id, mask, die id when the die is the package) as the package's first CPU saw it
         self._package: dict[int, tuple[int | None, CpuSet, int | _Unknown | None]] = {}
         self._shared: dict[tuple[int, str], CacheRecord] = {}  # (CPU, indexK) -> the cache it shares
-        # (cache/ listing, cpu_capacity) -> (indexK, level) of its data/unified L2/L3 caches
+        # (cache/ listing, cpu_capacity) -> (indexK, level) of its data/unified caches of the tracked levels
         self._layouts: dict[tuple[frozenset[str], int | None], tuple[tuple[str, int], ...]] = {}
         # (cpu_capacity, n, layout) of the first CPU whose cache/ holds exactly index0..index{n-1}
         self._cache_tmpl: tuple[int | None, int, tuple[tuple[str, int], ...]] | None = None
@@ -328,7 +329,7 @@ class _Reader(SysfsFiles):
         return tuple(out)
 
     def _layout(self, cache_dir: str, names: list[str]) -> tuple[tuple[str, int], ...]:
-        """(indexK, level) of the data/unified L2 and L3 caches among ``names``.
+        """(indexK, level) of the data/unified caches of the ``CACHE_LEVELS`` among ``names``.
 
         Read for the first CPU with these index dirs and this cpu_capacity, then reused: the kernel
         numbers a CPU's cache leaves by level (L1d, L1i, L2, L3 from CPUID leaf 4 / 0x8000001d on x86,
@@ -339,11 +340,10 @@ class _Reader(SysfsFiles):
         for entry in names:
             idx = f"{cache_dir}/{entry}"
             level = self.integer(f"{idx}/level")
-            if level not in (2, 3):
+            if level not in CACHE_LEVELS:
                 continue
-            # Only L2 can be split (Itanium's L2I/L2D); no CPU has an instruction-only L3, so the
-            # type is read where it can matter.
-            if level == 2 and self.text(f"{idx}/type") == "Instruction":
+            # A split level (L1, Itanium's L2I/L2D) has an instruction side that is no sharing group of data.
+            if self.text(f"{idx}/type") == "Instruction":
                 continue
             out.append((entry, level))
         return tuple(out)
@@ -382,10 +382,7 @@ def _size_kib(raw: str | None, path: str) -> int | None:
     """Cache ``size`` is ``32K`` (kernel prints %uK); tolerate M/G and bare numbers from other tools."""
     if not raw:
         return None
-    num, unit = raw[:-1], raw[-1].upper()
-    if unit.isdigit():
-        num, unit = raw, "K"
-    scale = {"K": 1, "M": 1024, "G": 1024 * 1024}.get(unit)
-    if scale is None or not num.isdigit():
-        raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}")
-    return int(num) * scale
+    try:
+        return parse_size_kib(raw)
+    except ValueError:
+        raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}") from None

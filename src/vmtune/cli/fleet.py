@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from vmtune.adapters.fleet import Outcome, over_hosts
@@ -120,7 +120,7 @@ def _check_doc(outcome: Outcome[_Checked], code: int) -> dict[str, Any]:
         return doc | {"error": outcome.error}
     checked = outcome.value
     return doc | {
-        "topology": asdict(checked.topology),
+        "topology": checked.topology.counts(),
         "summary": summary(checked.findings, checked.guests),
         "findings": [finding_dict(f) for f in checked.findings],
     }

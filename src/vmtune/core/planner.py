@@ -1,30 +1,30 @@
 """plan_guest: decide where a guest's vCPUs, emulator, iothreads and memory go, and what topology it sees.
 
-Pure and deterministic. The steps, each explained by a Note (``vmtune plan --explain``):
+Pure and deterministic. ``plan_guest`` reads as its steps, each explained by a Note (``plan --explain``):
 
 1. resolve the intent (profiles + knobs) and build the ledger: online - reserved - other tenants' pins,
-   the guest's own current pins counting as free for itself (``core.ledger``);
-2. narrow the cores to the requested core kind on hybrid hosts (latency/realtime: the big cores);
-3. find the node of passthrough PCI devices;
-4. place the vCPUs: whole cores per the thread policy, one node when one fits, else the fewest closest
-   nodes, whole idle cache groups (``core.numa`` + ``core.allocator``); keep the current pins instead when
-   they are already as good (idempotent re-plan);
-5. hugepages: node choice needs the requested size free; the backing is decided in ``core.hugepages``;
-6. emulator and iothreads (``core.emulator``);
-7. guest topology, NUMA cells and memnodes (``core.guesttopo``), numatune;
-8. device/profile tuning (``core.tuning``, when present) merged in.
+   the guest's own current pins counting as free for itself (``core.ledger``); a ``shared`` guest goes
+   to ``_plan_shared_pool`` instead;
+2. ``_place_vcpus``: the requested core kind on hybrid hosts (latency/realtime: the big cores), the node
+   of passthrough PCI devices, the hugepage size node choice needs free, then whole cores per the thread
+   policy in one node when one fits, else the fewest closest nodes, whole idle cache groups
+   (``placement.numa`` + ``placement.allocator``); the current pins instead when they are as good;
+3. ``place_emulator``: emulator and iothreads (``placement.emulator``);
+4. ``_guest_layout``: guest topology, NUMA cells and vCPU pins (``tuning.guesttopo``);
+5. ``_vcpu_cpuset`` and ``_numatune``;
+6. device/profile tuning (``tuning.devices``) merged in by ``_merge_tuning``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
-from vmtune.core.placement.allocator import DomainPick, grouping_levels
+from vmtune.core.placement.allocator import DomainPick, grouping_levels, is_cache_level
 from vmtune.core.placement.emulator import place_emulator
 from vmtune.core.placement.explain import cache_notes, cpu_note, infeasible_message, numa_note
 from vmtune.core.placement.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
@@ -33,14 +33,12 @@ from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
-from vmtune.core.tuning.guesttopo import Cell, guest_layout, topology_note
+from vmtune.core.tuning.guesttopo import Cell, GuestLayout, guest_layout, topology_note
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
+from vmtune.units import DEFAULT_HUGEPAGE_KIB
 
 __all__ = ["plan_guest"]
-
-# x86 default hugepage size; what libvirt uses for <hugepages/> without <page size>
-DEFAULT_HUGEPAGE_KIB = 2048
 
 
 def plan_guest(
@@ -54,24 +52,80 @@ def plan_guest(
     if guest.vcpus < 1:
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
-    notes: list[Note] = []
     ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
-    notes.extend(ledger.notes)
+    notes = list(ledger.notes)
+    job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps)
     if resolved.cpu_policy is CpuPolicy.SHARED:
-        pci = _device_node(guest, caps, notes)
-        pool = plan_shared(host=host, guest=guest, ledger=ledger, resolved=resolved,
-                           hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
-        shared = replace(pool.plan, intent=intent, notes=(*notes, *pool.plan.notes))
-        tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=pool.pool,
-                               emulator_cpus=pool.pool, nodes=pool.nodes, vcpupins=shared.vcpupins or (),
-                               topology=pool.topology)  # fmt: skip
-        return _merge_tuning(shared, tuning)
-    kind_cores, fallback_cores = _cores_for_kind(
-        host, resolved.core_kind, intent.core_kind is not None, notes
+        return _plan_shared_pool(job, notes)
+    placement, pci_node = _place_vcpus(job, notes)
+    cpus = placement.cpus
+    numa_off = placement.shares[0].node == ANY_NODE
+    nodes = sorted(host.nodes_of(CpuSet(cpus))) if numa_off else [s.node for s in placement.shares]
+    notes.append(cpu_note(host=host, policy=resolved.thread_policy, cpus=cpus, partial=placement.partial))
+    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node))
+    notes.extend(cache_notes(host=host, placement=placement))
+    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
+                         guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
+                         current=guest.emulatorpin)  # fmt: skip
+    notes.extend(emu.notes)
+    layout = _guest_layout(job, placement, numa_off, notes)
+    numatune = _numatune(resolved, nodes, layout, numa_off, notes)
+    plan = Plan(
+        guest=guest.name,
+        vcpu_placement="static",
+        vcpu_cpuset=_vcpu_cpuset(host, resolved, ledger, cpus, emu.used),
+        vcpupins=layout.pins,
+        emulatorpin=emu.emulatorpin,
+        iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
+        iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
+        numatune=numatune,
+        cpu=CpuPlan(topology=layout.topology, numa_cells=None if numa_off else layout.cells),
+        intent=intent,
+        notes=tuple(notes),
     )
-    pci_node = _device_node(guest, caps, notes)
-    hugepage_kib = _hugepage_size(resolved, guest)
+    tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
+                           emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
+                           topology=layout.topology)  # fmt: skip
+    return _merge_tuning(plan, tuning)
 
+
+# -- steps ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    """What every step of one ``plan_guest`` call reads."""
+
+    host: Host
+    guest: GuestSpec
+    intent: Intent
+    resolved: Resolved
+    ledger: Ledger
+    caps: HostCaps | None
+
+
+def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
+    """``--cpu-policy shared``: the guest floats over a pool other shared guests use too."""
+    host, guest, resolved, caps = job.host, job.guest, job.resolved, job.caps
+    pci = _device_node(guest, caps, notes)
+    pool = plan_shared(host=host, guest=guest, ledger=job.ledger, resolved=resolved,
+                       hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
+    shared = replace(pool.plan, intent=job.intent, notes=(*notes, *pool.plan.notes))
+    tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=pool.pool,
+                           emulator_cpus=pool.pool, nodes=pool.nodes, vcpupins=shared.vcpupins or (),
+                           topology=pool.topology)  # fmt: skip
+    return _merge_tuning(shared, tuning)
+
+
+def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
+    """(where the vCPUs go, the passthrough devices' node): the requested core kind first, any kind when
+    the profile's default kind is full; the current pins when they are as good. InfeasibleError when
+    nothing holds the guest."""
+    host, guest, resolved, ledger = job.host, job.guest, job.resolved, job.ledger
+    explicit = job.intent.core_kind is not None
+    kind_cores, fallback_cores = _cores_for_kind(host, resolved.core_kind, explicit, notes)
+    pci_node = _device_node(guest, job.caps, notes)
+    hugepage_kib = _hugepage_size(resolved, guest)
     placement = _place(host=host, guest=guest, ledger=ledger, resolved=resolved, cores=kind_cores,
                        hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
     if isinstance(placement, Failure) and fallback_cores is not None:
@@ -92,98 +146,66 @@ def plan_guest(
         )
     kept = _keep_current(host=host, guest=guest, ledger=ledger, resolved=resolved, fresh=placement,
                          cores=kind_cores, hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
-    if kept is not None:
-        placement = kept
-        notes.append(
-            Note(
-                topic="cpu",
-                message="current pins are already well placed (whole cores, fewest nodes and cache groups): "
-                "kept as they are",
-            )
+    if kept is None:
+        return placement, pci_node
+    notes.append(
+        Note(
+            topic="cpu",
+            message="current pins are already well placed (whole cores, fewest nodes and cache groups): "
+            "kept as they are",
         )
-
-    cpus = placement.cpus
-    guest_cpus = CpuSet(cpus)
-    numa_off = placement.shares[0].node == ANY_NODE
-    nodes = sorted(host.nodes_of(guest_cpus)) if numa_off else [s.node for s in placement.shares]
-    notes.append(cpu_note(host=host, policy=resolved.thread_policy, cpus=cpus, partial=placement.partial))
-    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node))
-    notes.extend(cache_notes(host=host, placement=placement))
-
-    emu = place_emulator(
-        host=host,
-        ledger=ledger,
-        policy=resolved.emulator,
-        iothreads=resolved.iothreads,
-        guest_cpus=guest_cpus,
-        nodes=nodes,
-        realtime=resolved.realtime,
-        current=guest.emulatorpin,
     )
-    notes.extend(emu.notes)
+    return kept, pci_node
 
-    cells, numa_cells = _cells(guest, placement, numa_off)
-    layout = guest_layout(
-        host=host, cpus=cpus, cells=cells, memory_mode=resolved.memory_mode.value, numa_cells=numa_cells
-    )
+
+def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[Note]) -> GuestLayout:
+    """The topology, NUMA cells and vCPU pins the guest sees."""
+    cells, numa_cells = _cells(job.guest, placement, numa_off)
+    mode = job.resolved.memory_mode.value
+    layout = guest_layout(host=job.host, cpus=placement.cpus, cells=cells, memory_mode=mode,
+                          numa_cells=numa_cells)  # fmt: skip
     notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
+    return layout
 
-    vcpu_cpuset = guest_cpus
-    if resolved.thread_policy is ThreadPolicy.ISOLATE:
-        # The idle siblings belong to this guest: listing them in vcpu/@cpuset makes every ledger (ours,
-        # `vmtune host --map`, a later plan of another guest) see those cores as taken, not half free.
-        idle = CpuSet().union(*(host.siblings(c) for c in cpus)) & ledger.free
-        vcpu_cpuset = vcpu_cpuset | (idle - emu.used)
-    numatune = None
+
+def _vcpu_cpuset(
+    host: Host, resolved: Resolved, ledger: Ledger, cpus: Sequence[int], emulator: CpuSet
+) -> CpuSet:
+    """``<vcpu cpuset>``: the guest's CPUs, and under ``isolate`` the idle siblings it keeps empty.
+
+    The idle siblings belong to this guest: listing them makes every ledger (ours, ``vmtune host --map``,
+    a later plan of another guest) see those cores as taken, not half free.
+    """
+    guest_cpus = CpuSet(cpus)
+    if resolved.thread_policy is not ThreadPolicy.ISOLATE:
+        return guest_cpus
+    idle = CpuSet().union(*(host.siblings(c) for c in cpus)) & ledger.free
+    return guest_cpus | (idle - emulator)
+
+
+def _numatune(
+    resolved: Resolved, nodes: Sequence[int], layout: GuestLayout, numa_off: bool, notes: list[Note]
+) -> NumaTunePlan | None:
+    """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``."""
     if numa_off:
         notes.append(Note(topic="memory", message="--numa off: memory placement left to the host kernel"))
-    else:
-        numatune = NumaTunePlan(
-            mode=resolved.memory_mode.value, nodeset=CpuSet(nodes), memnodes=layout.memnodes
+        return None
+    mode = resolved.memory_mode.value
+    notes.append(
+        Note(
+            topic="memory",
+            message=f"memory bound to node(s) {CpuSet(nodes)} with mode {mode}"
+            + (", one <memnode> per guest cell" if layout.memnodes else ""),
+            xpath="/domain/numatune",
         )
-        notes.append(
-            Note(
-                topic="memory",
-                message=f"memory bound to node(s) {CpuSet(nodes)} with mode {resolved.memory_mode.value}"
-                + (", one <memnode> per guest cell" if layout.memnodes else ""),
-                xpath="/domain/numatune",
-            )
-        )
-
-    plan = Plan(
-        guest=guest.name,
-        vcpu_placement="static",
-        vcpu_cpuset=vcpu_cpuset,
-        vcpupins=layout.pins,
-        emulatorpin=emu.emulatorpin,
-        iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
-        iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
-        numatune=numatune,
-        cpu=CpuPlan(topology=layout.topology, numa_cells=None if numa_off else layout.cells),
-        intent=intent,
-        notes=tuple(notes),
     )
-    tuning = device_tuning(
-        host=host,
-        guest=guest,
-        resolved=resolved,
-        caps=caps,
-        vcpu_cpus=guest_cpus,
-        emulator_cpus=emu.emulatorpin,
-        nodes=CpuSet(nodes),
-        vcpupins=layout.pins,
-        topology=layout.topology,
-    )
-    return _merge_tuning(plan, tuning)
-
-
-# -- steps ----------------------------------------------------------------------------------------------
+    return NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=layout.memnodes)
 
 
 def _cores_for_kind(
     host: Host, kind: CoreKind, explicit: bool, notes: list[Note]
 ) -> tuple[Sequence[Core], Sequence[Core] | None]:
-    """(cores to use, fallback cores when the profile's default kind is full) - issue 3, priority 6."""
+    """(cores to use, fallback cores when the profile's default kind is full)."""
     cores = [c for c in host.cores if c.cpus]
     capacities = sorted({c.capacity for c in cores if c.capacity is not None})
     if len(capacities) < 2:
@@ -283,11 +305,11 @@ def _spread(host: Host, cpus: CpuSet, ledger: Ledger) -> tuple[int, int, int]:
     shared: set[tuple[int, int]] = set()
     taken = CpuSet().union(*(t.cpus for t in ledger.tenants))
     for level in grouping_levels(host, with_nodes=False):
-        if level not in (2, 3):
+        if not is_cache_level(level):
             continue
         for cpu in cpus:
             core = host.core_of(cpu)
-            key = None if core is None else core.l3 if level == 3 else core.l2
+            key = None if core is None else core.caches.get(level)
             if key is None:
                 continue
             keys.add((level, key))
@@ -307,7 +329,8 @@ def _keep_current(
     hugepage_kib: int | None,
     pci_node: int | None,
 ) -> Placement | None:
-    """The current pins, when they are as good as a fresh placement (issue 3, priority 7: stability)."""
+    """The current pins, when they are as good as a fresh placement: a re-plan that changes nothing keeps
+    the guest where it is."""
     n = guest.vcpus
     pins = [guest.pin_of(i) for i in range(n)]
     if any(p is None or len(p) != 1 for p in pins):
@@ -370,7 +393,7 @@ def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list
     return cells, wanted
 
 
-# -- device/profile tuning (core.tuning, written by the profiles engineer) ----------------------------------
+# -- device/profile tuning ---------------------------------------------------------------------------------
 
 
 def _merge_tuning(plan: Plan, tuning: DeviceTuning) -> Plan:

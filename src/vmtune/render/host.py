@@ -22,9 +22,9 @@ from vmtune.render.hostview import (
     SocketBox,
     SocketGroup,
     build_view,
-    fmt_kib,
     parts_text,
 )
+from vmtune.units import fmt_kib, page_label
 
 __all__ = ["distance_lines", "emit_host", "header_lines", "host_branches", "print_host"]
 
@@ -36,6 +36,10 @@ S_NODE = "bold cyan"
 S_CACHE = "magenta"
 S_DIM = "dim"
 S_WARN = "yellow"
+
+
+_NO_CACHE = {2: "no L2 data"}
+"""Header words for a level the source has no groups of (libvirt capabilities carry no L2)."""
 
 
 def header_lines(host: Host) -> list[Styled]:
@@ -53,8 +57,10 @@ def header_lines(host: Host) -> list[Styled]:
         _n(s.numa_nodes, "NUMA node"),
         _n(s.cores, "core"),
         _n(s.threads, "thread") + tpc,
-        f"L2 ×{s.l2_groups}" if s.l2_groups else "no L2 data",
-        f"L3 ×{s.l3_groups}" if s.l3_groups else "no L3",
+        *(
+            f"L{level} ×{n}" if n else _NO_CACHE.get(level, f"no L{level}")
+            for level, n in s.cache_groups.items()
+        ),
     ]
     mem = host.memory_total_kib
     if mem is None:
@@ -146,15 +152,10 @@ def _memory_text(node: Node) -> str:
         text += f" ({fmt_kib(node.mem_free_kib)} free)"
     pages = [hp for hp in node.hugepages if hp.total > 0]
     if pages:
-        text += " · hugepages " + ", ".join(f"{_page(hp.size_kib)} {hp.free}/{hp.total} free" for hp in pages)
+        text += " · hugepages " + ", ".join(
+            f"{page_label(hp.size_kib)} {hp.free}/{hp.total} free" for hp in pages
+        )
     return text
-
-
-def _page(size_kib: int) -> str:
-    for unit, scale in (("G", 1 << 20), ("M", 1 << 10)):
-        if size_kib >= scale and size_kib % scale == 0:
-            return f"{size_kib // scale}{unit}"
-    return f"{size_kib}K"
 
 
 def _add_children(parent: Branch, children: Iterable[CacheBox | CoreRun | SocketGroup]) -> None:

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
-from vmtune.core.topology.model import Host
+from vmtune.core.topology.model import CACHE_LEVELS, Host
 
 __all__ = ["dumps", "host_json"]
 
@@ -34,7 +33,7 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
             "memory_total_kib": host.memory_total_kib,
             "cmdline": host.cmdline,
         },
-        "summary": {k: int(v) for k, v in asdict(host.summary()).items()},
+        "summary": host.summary().counts(),
         "cpus": [
             {
                 "id": c.id,
@@ -47,8 +46,7 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
                 "cluster_id": c.cluster_id,
                 "core_id": c.core_id,
                 "capacity": c.capacity,
-                "l2": c.l2,
-                "l3": c.l3,
+                **_cache_keys(c.caches),
             }
             for c in host.cpus
         ],
@@ -84,8 +82,7 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
                 "cpus": str(c.cpus),
                 "socket": c.socket,
                 "node": c.node,
-                "l2": c.l2,
-                "l3": c.l3,
+                **_cache_keys(c.caches),
                 "capacity": c.capacity,
             }
             for c in host.cores
@@ -99,6 +96,11 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
     if owners is not None:
         doc["owners"] = {str(cpu): str(owner) for cpu, owner in sorted(owners.items())}
     return doc
+
+
+def _cache_keys(caches: Mapping[int, int]) -> dict[str, int | None]:
+    """``l<level>``: the index in ``caches`` of a CPU's or core's group at each tracked level, or null."""
+    return {f"l{level}": caches.get(level) for level in CACHE_LEVELS}
 
 
 def dumps(doc: Mapping[str, Any]) -> str:

@@ -33,7 +33,7 @@ from vmtune.core.ledger.ownership import (
     unknown_pins,
 )
 from vmtune.core.ledger.tenant import held_cpus, is_shared
-from vmtune.core.topology.model import Core, Host
+from vmtune.core.topology.model import CACHE_LEVELS, Core, Host
 from vmtune.cpuset import CpuSet
 from vmtune.render.console import make_console
 from vmtune.render.hosttext import Styled
@@ -210,18 +210,20 @@ def _gap_hint(host: Host) -> str:
 
 def _gap_key(host: Host) -> Callable[[Core], tuple[str, int] | None]:
     """The cache group a core's column is gapped by: the smallest one it shares with other cores (its L2
-    when shared: E-core clusters, Phytium's 4-core L2; else its L3), else none."""
-    l2_cores: dict[int, int] = {}
+    when shared: E-core clusters, Phytium's 4-core L2; else its L3, the coarsest level), else none."""
+    *finer, coarsest = CACHE_LEVELS
+    members: dict[int, int] = {}
     for core in host.cores:
-        if core.l2 is not None:
-            l2_cores[core.l2] = l2_cores.get(core.l2, 0) + 1
+        for idx in core.caches.values():
+            members[idx] = members.get(idx, 0) + 1
 
     def key(core: Core) -> tuple[str, int] | None:
-        if core.l2 is not None and l2_cores[core.l2] > 1:
-            return ("shared L2", core.l2)
-        if core.l3 is not None:
-            return ("L3", core.l3)
-        return None
+        for level in finer:
+            idx = core.caches.get(level)
+            if idx is not None and members[idx] > 1:
+                return (f"shared L{level}", idx)
+        idx = core.caches.get(coarsest)
+        return None if idx is None else (f"L{coarsest}", idx)
 
     return key
 

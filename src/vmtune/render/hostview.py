@@ -26,8 +26,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from vmtune.core.topology.model import CacheGroup, Core, Host, Node
+from vmtune.core.topology.model import CACHE_LEVELS, CacheGroup, Core, Host, Node
 from vmtune.cpuset import CpuSet
+
+_LEVELS = tuple(reversed(CACHE_LEVELS))
+"""Cache levels as the tree nests them: the coarsest (L3) right under a node, finer ones inside it."""
 
 __all__ = [
     "CacheBox",
@@ -37,7 +40,6 @@ __all__ = [
     "SocketBox",
     "SocketGroup",
     "build_view",
-    "fmt_kib",
     "parts_text",
     "stride_text",
 ]
@@ -128,15 +130,6 @@ class SocketBox:
     nodes: tuple[NodeBox, ...]
 
 
-def fmt_kib(kib: int) -> str:
-    """``512 KiB``, ``1.25 MiB``, ``14 MiB``, ``95.5 GiB``: at most two decimals, trailing zeros dropped."""
-    for unit, scale in (("TiB", 1 << 30), ("GiB", 1 << 20), ("MiB", 1 << 10)):
-        if kib >= scale:
-            value = f"{kib / scale:.2f}".rstrip("0").rstrip(".")
-            return f"{value} {unit}"
-    return f"{kib} KiB"
-
-
 def build_view(host: Host) -> tuple[SocketBox | NodeBox, ...]:
     """Top-level boxes: sockets holding nodes (the usual shape), or nodes holding sockets when every socket
     sits inside one node and some node holds several (old multi-socket NUMA boxes, POWER with one "socket"
@@ -165,7 +158,7 @@ def build_view(host: Host) -> tuple[SocketBox | NodeBox, ...]:
                             sockets=CpuSet([socket.index]),
                             packages=(socket.package_id,),
                             cores_each=len(cores),
-                            children=_cache_level(host, cores, node, per_group, level=3),
+                            children=_cache_level(host, cores, node, per_group),
                         )
                     )
             box = NodeBox(node=node, cores=len(node_cores), also_sockets=CpuSet(), children=_fold(groups))
@@ -180,7 +173,7 @@ def build_view(host: Host) -> tuple[SocketBox | NodeBox, ...]:
                     continue
                 placed.add(node.id)
                 also = CpuSet(c.socket for c in host.cores if c.node == node.id and c.socket != socket.index)
-                children = _cache_level(host, cores, node, per_group, level=3)
+                children = _cache_level(host, cores, node, per_group)
                 node_boxes.append(NodeBox(node=node, cores=len(cores), also_sockets=also, children=children))
             top.append(
                 SocketBox(
@@ -209,9 +202,8 @@ def _node_major(host: Host) -> bool:
 def _cores_per_group(host: Host) -> dict[int, int]:
     counts: dict[int, int] = {}
     for core in host.cores:
-        for idx in (core.l2, core.l3):
-            if idx is not None:
-                counts[idx] = counts.get(idx, 0) + 1
+        for idx in core.caches.values():
+            counts[idx] = counts.get(idx, 0) + 1
     return counts
 
 
@@ -222,22 +214,30 @@ def _group(host: Host, idx: int | None) -> CacheGroup | None:
 
 
 def _cache_level(
-    host: Host, cores: Sequence[Core], node: Node, per_group: dict[int, int], *, level: int
+    host: Host,
+    cores: Sequence[Core],
+    node: Node,
+    per_group: dict[int, int],
+    *,
+    levels: tuple[int, ...] = _LEVELS,
 ) -> tuple[CacheBox | CoreRun, ...]:
-    """Children of a node (level 3) or of an L3 group (level 2): cache boxes and core runs, folded."""
+    """Children of a node (the coarsest level) or of a cache group (the levels below): cache boxes and core
+    runs, folded."""
+    level, finer = levels[0], levels[1:]
     items: list[tuple[int, CacheBox | CoreRun]] = []
     loose: list[Core] = []
     buckets: dict[int, list[Core]] = {}
     for core in cores:
-        idx = core.l3 if level == 3 else core.l2
-        # Level 2 shows only shared L2s: a private L2 is a property of the core, not a group worth a box.
-        if idx is None or (level == 2 and per_group.get(idx, 0) < 2):
+        idx = core.caches.get(level)
+        # Below the coarsest level only shared groups show: a private L2 is a property of the core, not a
+        # group worth a box.
+        if idx is None or (level != _LEVELS[0] and per_group.get(idx, 0) < 2):
             loose.append(core)
         else:
             buckets.setdefault(idx, []).append(core)
     for idx, members in buckets.items():
         group = _group(host, idx)
-        inner = _cache_level(host, members, node, per_group, level=2) if level == 3 else tuple(_runs(members))
+        inner = _cache_level(host, members, node, per_group, levels=finer) if finer else tuple(_runs(members))
         spans = host.nodes_of(group.cpus) - CpuSet([node.id]) if group is not None else CpuSet()
         box = CacheBox(
             level=level,
@@ -249,9 +249,9 @@ def _cache_level(
         )
         items.append((min(c.index for c in members), box))
     if loose:
-        if level == 3:
-            # No L3 data for these cores: their shared L2s (if any) hang directly under the node.
-            for child in _cache_level(host, loose, node, per_group, level=2):
+        if finer:
+            # No data at this level for these cores: their shared finer groups (if any) hang right here.
+            for child in _cache_level(host, loose, node, per_group, levels=finer):
                 items.append((_first_core(child), child))
         else:
             for run in _runs(loose):

@@ -25,26 +25,10 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host, HugePages
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
+from vmtune.units import LIBVIRT_UNIT_BYTES
 from vmtune.xmlmap.safe import parse_xml
 
 __all__ = ["capabilities_caps", "parse_capabilities"]
-
-_UNITS_KIB = {
-    "b": 1 / 1024,
-    "bytes": 1 / 1024,
-    "k": 1,
-    "kb": 1,
-    "kib": 1,
-    "m": 1024,
-    "mb": 1024,
-    "mib": 1024,
-    "g": 1024**2,
-    "gb": 1024**2,
-    "gib": 1024**2,
-    "t": 1024**3,
-    "tb": 1024**3,
-    "tib": 1024**3,
-}
 
 
 def parse_capabilities(text: str, source: str) -> Host:
@@ -227,8 +211,8 @@ def _int_text(el: etree._Element, source: str) -> int:
 def _size_kib(el: etree._Element, source: str, *, size_attr: bool = False) -> float | None:
     """``<memory unit='KiB'>N</memory>`` or ``<pages unit='KiB' size='2048'>`` / ``<bank size unit>``."""
     unit = (el.get("unit") or "KiB").lower()
-    scale = _UNITS_KIB.get(unit)
-    if scale is None:
+    unit_bytes = LIBVIRT_UNIT_BYTES.get(unit)
+    if unit_bytes is None:
         raise InputError(f"{source}:{el.sourceline}: <{el.tag}> has unknown unit {unit!r}")
     raw = el.get("size") if size_attr else el.text
     if raw is None:
@@ -236,4 +220,4 @@ def _size_kib(el: etree._Element, source: str, *, size_attr: bool = False) -> fl
     raw = raw.strip()
     if not raw.isdigit():
         raise InputError(f"{source}:{el.sourceline}: <{el.tag}> size {raw[:40]!r} is not a number")
-    return int(raw) * scale
+    return int(raw) * unit_bytes / 1024

@@ -7,9 +7,9 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
    solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
 2. at each grouping level (NUMA node when the domain is the whole host, then the core kind on hybrid
-   hosts, then L3, then L2 - only levels that split a node into several groups of cores, so a private
-   per-core L2 or an L3 that is the whole node adds nothing), if one group can hold the request, choose
-   it by *best fit*:
+   hosts, then each cache level coarsest first: L3, then L2 - only levels that split a node into several
+   groups of cores, so a private per-core L2 or an L3 that is the whole node adds nothing), if one group
+   can hold the request, choose it by *best fit*:
    - first tier: idle groups (no other guest's CPU in them) and groups partly used by guests of the same
      size class (a *small* guest is at most half the group; only small guests share groups); among them
      the one that holds the guest in the fewest groups of the finest level below (as few cache groups as
@@ -49,13 +49,15 @@ __all__ = [
     "GroupUse",
     "core_views",
     "grouping_levels",
+    "is_cache_level",
     "pick_in_domain",
 ]
 
-NODE_LEVEL = 0
+NODE_LEVEL = -2
 """Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
-KIND_LEVEL = 1
-"""Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core."""
+KIND_LEVEL = -1
+"""Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core.
+Both pseudo levels are negative so that every real cache level (L1 up) keeps its own number."""
 _PRIVATE = -1
 """Group key of the cores whose cache at this level is their own (or unknown)."""
 
@@ -125,21 +127,26 @@ def core_views(
     return out
 
 
+def is_cache_level(level: int) -> bool:
+    """A real cache level, not the NUMA node or core kind pseudo level."""
+    return level not in (NODE_LEVEL, KIND_LEVEL)
+
+
 def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
     """Levels that split some NUMA node into several groups of cores.
 
-    A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel sockets) or spans
-    two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node goes - the node
-    choice (``core.numa``: most free room) decides there, not a best fit on the L3.
+    Coarsest first. A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel
+    sockets) or spans two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node
+    goes - the node choice (``core.numa``: most free room) decides there, not a best fit on the L3.
     """
     levels: list[int] = [NODE_LEVEL] if with_nodes else []
     if len({c.capacity for c in host.cores if c.cpus}) > 1:
         levels.append(KIND_LEVEL)
-    for level in (3, 2):
+    for level in reversed(host.cache_levels):
         per_group: dict[int, int] = {}
         per_node: dict[int, set[int]] = {}
         for core in host.cores:
-            key = core.l3 if level == 3 else core.l2
+            key = core.caches.get(level)
             if key is not None and core.cpus:
                 per_group[key] = per_group.get(key, 0) + 1
                 per_node.setdefault(core.node, set()).add(key)
@@ -152,7 +159,7 @@ def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
 def _key(core: Core, level: int) -> int:
     if level == KIND_LEVEL:
         return core.capacity or 0
-    raw = core.node if level == NODE_LEVEL else core.l3 if level == 3 else core.l2
+    raw = core.node if level == NODE_LEVEL else core.caches.get(level)
     # a core without cache data is its own group (then pooled with the private ones by _groups)
     return -2 - core.index if raw is None else raw
 
@@ -231,7 +238,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
         key = _key(view.core, level)
-        if level in (2, 3) and _group_cores(ctx, level, key) <= 1:
+        if is_cache_level(level) and _group_cores(ctx, level, key) <= 1:
             # a private cache (Intel P-core L2) shares nothing: such cores are one pool at this level
             key = _PRIVATE
         by_key.setdefault(key, []).append(view)
@@ -251,7 +258,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
         else:
             gcpus = CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        full = _full_units(members, policy, _group_cores(ctx, level, key) if level in (2, 3) else 0)
+        full = _full_units(members, policy, _group_cores(ctx, level, key) if is_cache_level(level) else 0)
         occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
         small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
         out.append(
@@ -277,7 +284,7 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
     caps: dict[int, int] = {}
     for view in views:
         key = _key(view.core, finest)
-        if finest in (2, 3) and _group_cores(ctx, finest, key) <= 1:
+        if is_cache_level(finest) and _group_cores(ctx, finest, key) <= 1:
             key = _PRIVATE
         caps[key] = caps.get(key, 0) + len(view.units)
     need = spanned = 0

@@ -1,4 +1,4 @@
-"""Where the emulator thread and iothreads run (issue 3, priority 5).
+"""Where the emulator thread and iothreads run.
 
 QEMU's emulator thread (device emulation, the main loop) and iothreads (virtio-blk/scsi dataplane) wake up
 at unpredictable times; on a dedicated vCPU core they steal the vCPU's time slices, which a realtime guest
@@ -60,90 +60,113 @@ def place_emulator(
     realtime: bool,
     current: CpuSet | None = None,
 ) -> EmulatorPlacement:
-    notes: list[Note] = []
     guest_cores = CpuSet().union(*(host.siblings(c) for c in guest_cpus))
-    ids = range(1, iothreads + 1)
     if policy is EmulatorPolicy.SHARE:
-        pool = _near(host, ledger.housekeeping, nodes)
-        where = "housekeeping CPUs"
-        if not pool:
-            # no housekeeping CPU at all (--reserve ''): the free, non-dedicated CPUs of the node
-            pool = _near(host, ledger.free - guest_cores, nodes)
-            where = "free CPUs (no housekeeping CPUs reserved)"
-        if not pool:
-            notes.append(
-                Note(
-                    topic="emulator",
-                    level=Level.WARNING,
-                    message="no housekeeping or free CPU left for the emulator thread: left unpinned",
-                )
-            )
-            return EmulatorPlacement(emulatorpin=None, iothreadpins=(), used=CpuSet(), notes=tuple(notes))
-        local = not nodes or not pool.isdisjoint(
-            CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes))
-        )
-        notes.append(
-            Note(
-                topic="emulator",
-                message=f"{'emulator thread and iothreads share' if iothreads else 'emulator thread shares'}"
-                + f" {where} {pool}"
-                + ("" if local else " (none on the guest's node, so the nearest node's)")
-                + ", never the guest's dedicated cores (--emulator share)",
-                xpath="/domain/cputune/emulatorpin",
-            )
-        )
-        return EmulatorPlacement(
-            emulatorpin=pool,
-            iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in ids),
-            used=CpuSet(),
-            notes=tuple(notes),
-        )
-
-    need = 1 + iothreads
-    if ledger.isolcpus:
-        hk = _near(host, ledger.housekeeping, nodes)
-        other_pins = CpuSet().union(*(t.cpus for t in ledger.tenants))
-        candidates = list(hk - other_pins) + list(hk & other_pins)
-        why = "housekeeping CPU outside isolcpus"
-    else:
-        node_cpus = _near(host, ledger.online, nodes)
-        free = (ledger.free & node_cpus) - guest_cpus
-        siblings = free & guest_cores
-        whole = [c for core in host.cores if core.cpus and core.cpus.issubset(free) for c in core.cpus]
-        partial = [c for c in free if c not in siblings and c not in whole]
-        candidates = ([] if realtime else list(siblings)) + whole + partial
-        why = "free CPU on the guest's node" + ("" if realtime else " (a sibling of its own cores first)")
+        return _share(host, ledger, iothreads, nodes, guest_cores)
+    candidates, why = _isolate_candidates(host, ledger, guest_cpus, guest_cores, nodes, realtime=realtime)
     if not candidates:
-        pool = _near(host, ledger.housekeeping, nodes)
-        notes.append(
-            Note(
-                topic="emulator",
-                level=Level.WARNING,
-                message=f"--emulator isolate: no free CPU on the guest's node; emulator thread shares "
-                f"housekeeping CPUs {pool or 'none'} instead",
-            )
-        )
-        pin = pool or None
-        return EmulatorPlacement(
-            emulatorpin=pin,
-            iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in ids) if pool else (),
-            used=CpuSet(),
-            notes=tuple(notes),
-        )
+        return _isolate_fallback(host, ledger, iothreads, nodes)
     if current is not None and len(current) == 1 and current.first() in candidates:
         # stability: an isolated emulator CPU that is still a valid choice stays where it is
         candidates.remove(current.first())
         candidates.insert(0, current.first())
+    return _isolate(ledger, candidates, iothreads, why)
+
+
+def _share(
+    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], guest_cores: CpuSet
+) -> EmulatorPlacement:
+    """``--emulator share``: the housekeeping CPUs near the guest, else its free non-dedicated CPUs."""
+    pool = _near(host, ledger.housekeeping, nodes)
+    where = "housekeeping CPUs"
+    if not pool:
+        # no housekeeping CPU at all (--reserve ''): the free, non-dedicated CPUs of the node
+        pool = _near(host, ledger.free - guest_cores, nodes)
+        where = "free CPUs (no housekeeping CPUs reserved)"
+    if not pool:
+        note = Note(
+            topic="emulator",
+            level=Level.WARNING,
+            message="no housekeeping or free CPU left for the emulator thread: left unpinned",
+        )
+        return EmulatorPlacement(emulatorpin=None, iothreadpins=(), used=CpuSet(), notes=(note,))
+    local = not nodes or not pool.isdisjoint(CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes)))
+    note = Note(
+        topic="emulator",
+        message=f"{'emulator thread and iothreads share' if iothreads else 'emulator thread shares'}"
+        + f" {where} {pool}"
+        + ("" if local else " (none on the guest's node, so the nearest node's)")
+        + ", never the guest's dedicated cores (--emulator share)",
+        xpath="/domain/cputune/emulatorpin",
+    )
+    return EmulatorPlacement(
+        emulatorpin=pool,
+        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in range(1, iothreads + 1)),
+        used=CpuSet(),
+        notes=(note,),
+    )
+
+
+def _isolate_candidates(
+    host: Host,
+    ledger: Ledger,
+    guest_cpus: CpuSet,
+    guest_cores: CpuSet,
+    nodes: Sequence[int],
+    *,
+    realtime: bool,
+) -> tuple[list[int], str]:
+    """(CPUs ``--emulator isolate`` may take, best first; why they were chosen)."""
+    if ledger.isolcpus:
+        hk = _near(host, ledger.housekeeping, nodes)
+        other_pins = CpuSet().union(*(t.cpus for t in ledger.tenants))
+        return list(hk - other_pins) + list(hk & other_pins), "housekeeping CPU outside isolcpus"
+    node_cpus = _near(host, ledger.online, nodes)
+    free = (ledger.free & node_cpus) - guest_cpus
+    siblings = free & guest_cores
+    whole = [c for core in host.cores if core.cpus and core.cpus.issubset(free) for c in core.cpus]
+    partial = [c for c in free if c not in siblings and c not in whole]
+    candidates = ([] if realtime else list(siblings)) + whole + partial
+    return candidates, "free CPU on the guest's node" + (
+        "" if realtime else " (a sibling of its own cores first)"
+    )
+
+
+def _isolate_fallback(host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int]) -> EmulatorPlacement:
+    """``--emulator isolate`` with no CPU to spare: share the housekeeping CPUs, with a warning."""
+    pool = _near(host, ledger.housekeeping, nodes)
+    note = Note(
+        topic="emulator",
+        level=Level.WARNING,
+        message=f"--emulator isolate: no free CPU on the guest's node; emulator thread shares "
+        f"housekeeping CPUs {pool or 'none'} instead",
+    )
+    return EmulatorPlacement(
+        emulatorpin=pool or None,
+        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in range(1, iothreads + 1))
+        if pool
+        else (),
+        used=CpuSet(),
+        notes=(note,),
+    )
+
+
+def _isolate(ledger: Ledger, candidates: Sequence[int], iothreads: int, why: str) -> EmulatorPlacement:
+    """The emulator on the first candidate, each iothread on the next (else on the emulator's CPU)."""
+    need = 1 + iothreads
     chosen = candidates[:need]
     emu = CpuSet(chosen[:1])
-    pins = tuple(IOThreadPin(iothread=i, cpus=CpuSet([chosen[i]]) if i < len(chosen) else emu) for i in ids)
-    notes.append(
+    pins = tuple(
+        IOThreadPin(iothread=i, cpus=CpuSet([chosen[i]]) if i < len(chosen) else emu)
+        for i in range(1, iothreads + 1)
+    )
+    notes = [
         Note(
             topic="emulator",
             message=f"emulator thread isolated on CPU {emu} ({why}; --emulator isolate)",
             xpath="/domain/cputune/emulatorpin",
         )
-    )
+    ]
     if iothreads:
         shared = " (sharing the emulator's CPU: no more free CPUs)" if len(chosen) < need else ""
         notes.append(

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.placement.allocator import KIND_LEVEL, NODE_LEVEL
-from vmtune.core.placement.numa import ANY_NODE, Failure, Placement, fmt_kib
+from vmtune.core.placement.numa import ANY_NODE, Failure, Placement
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.units import fmt_kib_brief
 
 __all__ = ["cache_notes", "cpu_note", "infeasible_message", "numa_note"]
 
@@ -48,7 +49,7 @@ def cpu_note(*, host: Host, policy: ThreadPolicy, cpus: Sequence[int], partial: 
 
 def numa_note(*, host: Host, guest: GuestSpec, placement: Placement, pci_node: int | None) -> Note:
     shares = placement.shares
-    mem = f" and {fmt_kib(guest.memory_kib)}" if guest.memory_kib else ""
+    mem = f" and {fmt_kib_brief(guest.memory_kib)}" if guest.memory_kib else ""
     if shares[0].node == ANY_NODE:
         return Note(
             topic="numa", message=f"--numa off: vCPUs on node(s) {host.nodes_of(CpuSet(placement.cpus))}"
@@ -67,7 +68,8 @@ def numa_note(*, host: Host, guest: GuestSpec, placement: Placement, pci_node: i
             text += f"; the device's node {pci_node} has no room"
         return Note(topic="numa", message=text)
     split = ", ".join(
-        f"node {s.node}: {len(s.pick.cpus)} vCPU(s)" + (f" + {fmt_kib(s.memory_kib)}" if s.memory_kib else "")
+        f"node {s.node}: {len(s.pick.cpus)} vCPU(s)"
+        + (f" + {fmt_kib_brief(s.memory_kib)}" if s.memory_kib else "")
         for s in shares
     )
     return Note(
@@ -85,7 +87,7 @@ def cache_notes(*, host: Host, placement: Placement) -> list[Note]:
             if use.level in (NODE_LEVEL, KIND_LEVEL):
                 continue
             cache = host.caches[use.key] if 0 <= use.key < len(host.caches) else None
-            size = f", {fmt_kib(cache.size_kib)}" if cache and cache.size_kib else ""
+            size = f", {fmt_kib_brief(cache.size_kib)}" if cache and cache.size_kib else ""
             state = "idle before this guest" if use.idle else "shared with another guest"
             reason = f": {use.reason}" if use.reason else ""
             notes.append(
@@ -105,8 +107,8 @@ def infeasible_message(
     free = ", ".join(f"node {n}: {u}" for n, u in failure.units) or "none"
     text = f"{guest.name}: needs {guest.vcpus} vCPU(s) with {_POLICY_WORDS[policy]}; {_UNITS[policy]}: {free}"
     if failure.memory:
-        pages = f" in {fmt_kib(hugepage_kib)} hugepages" if hugepage_kib else ""
-        text += f"; memory {fmt_kib(guest.memory_kib)}{pages}: " + "; ".join(
+        pages = f" in {fmt_kib_brief(hugepage_kib)} hugepages" if hugepage_kib else ""
+        text += f"; memory {fmt_kib_brief(guest.memory_kib)}{pages}: " + "; ".join(
             f"node {n} {why}" for n, why in failure.memory
         )
     if policy is not ThreadPolicy.PREFER:

@@ -1,6 +1,6 @@
 """Choose the NUMA node(s) a guest lives on, split wide guests across nodes, and check memory fits.
 
-Rules (issue 3, priority 3), applied after the whole-core rule of the thread policy:
+Rules, applied after the whole-core rule of the thread policy:
 
 * a guest that fits one node gets one node: among the nodes that hold its vCPUs and its memory, the one
   with the best cache-group fit, then the most free room left, ties to the lowest node id; a passthrough
@@ -28,7 +28,6 @@ from vmtune.core.placement.numafit import (
     NodeShare,
     Placement,
     distance,
-    fmt_kib,
     memory_shortfall,
     split_memory,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "NodeShare",
     "Placement",
     "distance",
-    "fmt_kib",
     "memory_shortfall",
     "place",
     "split_memory",

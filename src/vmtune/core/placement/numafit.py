@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from vmtune.core.placement.allocator import DomainPick
 from vmtune.core.topology.model import Host, Node
+from vmtune.units import fmt_kib_brief
 
 __all__ = [
     "ANY_NODE",
@@ -20,7 +21,6 @@ __all__ = [
     "NodeShare",
     "Placement",
     "distance",
-    "fmt_kib",
     "memory_shortfall",
     "split_memory",
 ]
@@ -60,14 +60,6 @@ class Failure:
     memory: tuple[tuple[int, str], ...]
 
 
-def fmt_kib(kib: int) -> str:
-    if kib % (1024 * 1024) == 0:
-        return f"{kib // (1024 * 1024)} GiB"
-    if kib >= 1024 * 1024:
-        return f"{kib / (1024 * 1024):.1f} GiB"
-    return f"{kib // 1024} MiB"
-
-
 def distance(host: Host, a: int, b: int) -> int:
     if a == b:
         return 10
@@ -86,10 +78,10 @@ def memory_shortfall(node: Node, kib: int, hugepage_kib: int | None) -> str | No
         pages = node.hugepages_of(hugepage_kib)
         free = pages.free if pages else 0
         if free < need:
-            return f"needs {need} x {fmt_kib(hugepage_kib)} hugepages, {free} free"
+            return f"needs {need} x {fmt_kib_brief(hugepage_kib)} hugepages, {free} free"
         return None
     if node.mem_free_kib is not None and node.mem_free_kib < kib:
-        return f"needs {fmt_kib(kib)}, MemFree {fmt_kib(node.mem_free_kib)}"
+        return f"needs {fmt_kib_brief(kib)}, MemFree {fmt_kib_brief(node.mem_free_kib)}"
     return None
 
 

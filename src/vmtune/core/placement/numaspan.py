@@ -18,10 +18,11 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
-from vmtune.core.placement.allocator import CoreView, DomainPick, pick_in_domain
+from vmtune.core.placement.allocator import CoreView, DomainPick, is_cache_level, pick_in_domain
 from vmtune.core.placement.numafit import NodeShare, distance, memory_shortfall, split_memory
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.units import MIB
 
 __all__ = ["Ask", "node_sets", "split_by_groups", "split_by_nodes", "split_wide"]
 
@@ -64,7 +65,7 @@ class Ask:
         node = self.host.node(node_id)
         if self.memory_kib <= 0 or node is None:
             return units
-        granule = self.hugepage_kib or 1024
+        granule = self.hugepage_kib or MIB
         if self.hugepage_kib:
             pages = node.hugepages_of(self.hugepage_kib)
             free = (pages.free if pages else 0) * self.hugepage_kib
@@ -90,9 +91,8 @@ def split_wide(
 
     Node sets come in ``node_sets`` order; every set of the first rank (size, PCI node, distance) that
     splits at all is split, and the one spanning the fewest cache groups (then sharing the fewest with
-    other guests) wins, ties to the rule's order. Taking the first set that splits put 32 vCPUs on the
-    roomiest pair of big-256 (30 + 14 free CPUs): both L3 groups of one node and 2 vCPUs in another guest's
-    L3 on the other, 3 groups where an equally close pair held them in 2 idle L3 groups.
+    other guests) wins, ties to the rule's order: the roomiest of equally close pairs may hold the guest
+    only across more cache groups than another pair does.
     """
     best: tuple[NodeShare, ...] | None = None
     best_key: tuple[int, int] | None = None
@@ -119,7 +119,7 @@ def _group_spread(ask: Ask, shares: Sequence[NodeShare]) -> tuple[int, int]:
         for cpu in share.pick.cpus:
             core = host.core_of(cpu)
             for level in ask.levels:
-                key = None if core is None else core.l3 if level == 3 else core.l2 if level == 2 else None
+                key = None if core is None or not is_cache_level(level) else core.caches.get(level)
                 if key is not None and len(host.caches[key].cpus) > len(host.siblings(cpu)):
                     keys.add(key)  # shared by several cores: a private L2 is no group
     shared = sum(1 for key in keys if not host.caches[key].cpus.isdisjoint(taken))
@@ -135,10 +135,9 @@ def _ranked_sets(
     that holds it is ranked, however far apart its nodes are: the node count outranks distance. Sets of the
     next size are only computed when every set of this size failed (memory, cache fit). Up to
     ``_EXHAUSTIVE`` combinations are ranked outright; beyond (16-node 960-CPU hosts, 64-node Itanium)
-    ``_Search`` finds the ``_TRIED`` best of them by branch and bound, in the same order. Growing sets
-    greedily by distance, as done there before, never formed {4, 13} on a nearly full 16-node host: from
-    node 4 it added node 5 (same socket, 2 free CPUs), so the only pair holding 8 vCPUs (4 + 4 free, on
-    far sockets) was missed and the guest spanned 3 nodes.
+    ``_Search`` finds the ``_TRIED`` best of them by branch and bound, in the same order. Growing a set
+    greedily by distance is not enough: on a nearly full host the only pair that holds the guest may sit
+    on far sockets, and a greedy walk from either node takes a closer node with too little room first.
     """
     ids = tuple(sorted(n for n, c in caps.items() if c > 0))
     dist = {(a, b): distance(host, a, b) for a in ids for b in ids}
@@ -285,7 +284,7 @@ def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...
     clusters instead of 4 + 4 over two. None when the host has no such groups, when a node of the set is
     left without vCPUs (the set was not the fewest nodes after all) or a node lacks memory for its share.
     """
-    if not any(level in (2, 3) for level in ask.levels):
+    if not any(is_cache_level(level) for level in ask.levels):
         return None
     pick = ask.pick([v for n in node_set for v in ask.by_node[n]], ask.vcpus)
     if pick is None:
@@ -343,7 +342,7 @@ def split_by_nodes(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...]
 
 def _memory_shares(ask: Ask, node_set: tuple[int, ...], counts: Sequence[int]) -> tuple[int, ...] | None:
     """Each node's part of the memory, following its vCPU count; None when a node can't hold its part."""
-    granule = ask.hugepage_kib or 1024
+    granule = ask.hugepage_kib or MIB
     memory = split_memory(ask.memory_kib, counts, granule) if ask.memory_kib > 0 else (0,) * len(counts)
     for node_id, mem in zip(node_set, memory, strict=True):
         node = ask.host.node(node_id)
@@ -356,7 +355,7 @@ def _pack(caps: Sequence[int], need: int) -> list[int] | None:
     """Fill the nodes with the least room completely and leave the remainder on the roomiest one.
 
     An even split looks tidier, but on a full host it leaves a core or two free on every node it touched,
-    and the next guest then straddles nodes (the benchmark showed 40% more nodes spanned on Phytium).
+    and the next guest then straddles nodes.
     """
     if sum(caps) < need or need < len(caps) or min(caps) < 1:
         return None

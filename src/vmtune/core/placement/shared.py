@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin, VcpuPin
 from vmtune.core.intent.model import Numa, Resolved
 from vmtune.core.ledger.pool import Ledger
-from vmtune.core.placement.numafit import fmt_kib, memory_shortfall
+from vmtune.core.placement.numafit import memory_shortfall
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.model import Host, Node
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
+from vmtune.units import fmt_kib_brief
 
 __all__ = ["OVERCOMMIT_WARN", "SharedPlacement", "plan_shared"]
 
@@ -71,38 +72,8 @@ def plan_shared(
                         hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
         nodes = CpuSet(n.id for n in chosen)
         pool = everything & CpuSet().union(*(n.cpus for n in chosen))
-        why = "the node of its passthrough devices" if pci_node in nodes and len(nodes) == 1 else (
-            "one node" if len(nodes) == 1 else f"{len(nodes)} nodes: no single node has pool CPUs and room"
-        )  # fmt: skip
-        notes.append(
-            Note(
-                topic="numa",
-                message=f"shared pool on node(s) {nodes} ({why}); memory bound there with mode "
-                f"{resolved.memory_mode.value}",
-                xpath="/domain/numatune",
-            )
-        )
-    ratio = (_load_on(load, pool) + guest.vcpus) / len(pool)
-    notes.insert(
-        0,
-        Note(
-            topic="cpu",
-            message=f"--cpu-policy shared: {guest.vcpus} vCPU(s), the emulator and iothreads float over CPUs "
-            f"{pool} ({len(pool)} CPU(s), no dedicated guest there); {ratio:.2g} shared vCPUs per "
-            "pool CPU with the other shared guests",
-            xpath="/domain/cputune",
-        ),
-    )
-    if ratio > OVERCOMMIT_WARN:
-        notes.insert(
-            1,
-            Note(
-                topic="cpu",
-                level=Level.WARNING,
-                message=f"pool overcommitted {ratio:.2g}:1 (more than {OVERCOMMIT_WARN:g}:1, Nova's "
-                "default cpu_allocation_ratio): expect steal time",
-            ),
-        )
+        notes.append(_numa_note(nodes, resolved, pci_node))
+    notes[:0] = _pool_notes(guest, pool, (_load_on(load, pool) + guest.vcpus) / len(pool))
     notes.append(
         Note(
             topic="topology",
@@ -111,9 +82,58 @@ def plan_shared(
             xpath="/domain/cpu/topology",
         )
     )
-    iothreads = resolved.iothreads
     topology = GuestTopology(sockets=1, cores=guest.vcpus, threads=1)
-    plan = Plan(
+    plan = _plan(guest, resolved=resolved, pool=pool, nodes=nodes, topology=topology, notes=notes)
+    return SharedPlacement(plan=plan, pool=pool, nodes=nodes, topology=topology)
+
+
+def _numa_note(nodes: CpuSet, resolved: Resolved, pci_node: int | None) -> Note:
+    why = "the node of its passthrough devices" if pci_node in nodes and len(nodes) == 1 else (
+        "one node" if len(nodes) == 1 else f"{len(nodes)} nodes: no single node has pool CPUs and room"
+    )  # fmt: skip
+    return Note(
+        topic="numa",
+        message=f"shared pool on node(s) {nodes} ({why}); memory bound there with mode "
+        f"{resolved.memory_mode.value}",
+        xpath="/domain/numatune",
+    )
+
+
+def _pool_notes(guest: GuestSpec, pool: CpuSet, ratio: float) -> list[Note]:
+    """What the pool is and its load (shared vCPUs per pool CPU), warning past ``OVERCOMMIT_WARN``."""
+    notes = [
+        Note(
+            topic="cpu",
+            message=f"--cpu-policy shared: {guest.vcpus} vCPU(s), the emulator and iothreads float over CPUs "
+            f"{pool} ({len(pool)} CPU(s), no dedicated guest there); {ratio:.2g} shared vCPUs per "
+            "pool CPU with the other shared guests",
+            xpath="/domain/cputune",
+        )
+    ]
+    if ratio > OVERCOMMIT_WARN:
+        notes.append(
+            Note(
+                topic="cpu",
+                level=Level.WARNING,
+                message=f"pool overcommitted {ratio:.2g}:1 (more than {OVERCOMMIT_WARN:g}:1, Nova's "
+                "default cpu_allocation_ratio): expect steal time",
+            )
+        )
+    return notes
+
+
+def _plan(
+    guest: GuestSpec,
+    *,
+    resolved: Resolved,
+    pool: CpuSet,
+    nodes: CpuSet,
+    topology: GuestTopology,
+    notes: list[Note],
+) -> Plan:
+    """Every vCPU, the emulator and the iothreads pinned to the whole pool; memory bound to its nodes."""
+    iothreads = resolved.iothreads
+    return Plan(
         guest=guest.name,
         vcpu_placement="static",
         vcpu_cpuset=pool,
@@ -124,13 +144,9 @@ def plan_shared(
         if iothreads
         else (() if guest.iothreadpins else None),
         numatune=NumaTunePlan(mode=resolved.memory_mode.value, nodeset=nodes) if nodes else None,
-        cpu=CpuPlan(
-            topology=topology,
-            numa_cells=() if nodes else None,
-        ),
+        cpu=CpuPlan(topology=topology, numa_cells=() if nodes else None),
         notes=tuple(notes),
     )
-    return SharedPlacement(plan=plan, pool=pool, nodes=nodes, topology=topology)
 
 
 def _shared_load(ledger: Ledger) -> dict[int, float]:
@@ -182,7 +198,7 @@ def _nodes(
         f"node {n.id} {memory_shortfall(n, guest.memory_kib, hugepage_kib) or 'fits'}" for n in ordered
     )
     raise InfeasibleError(
-        f"{guest.name}: {fmt_kib(guest.memory_kib)} of memory does not fit the shared pool's nodes "
+        f"{guest.name}: {fmt_kib_brief(guest.memory_kib)} of memory does not fit the shared pool's nodes "
         f"together: {per_node}"
     )
 

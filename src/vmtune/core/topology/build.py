@@ -19,7 +19,8 @@ does, because ``lstopo`` is the independent count we test against:
 4. NUMA: each CPU belongs to the first node (by id) that lists it. A node whose CPUs were all already
    claimed by earlier nodes is dropped with a warning: buggy BIOSes list every CPU in every node and
    hwloc ignores such nodes too. CPU-less nodes (PMEM, GPU memory, memory-only) are kept.
-5. Cache groups: distinct sets of online CPUs sharing one L2 or L3 (data or unified caches only).
+5. Cache groups: distinct sets of online CPUs sharing one cache of a level in ``CACHE_LEVELS`` (data or
+   unified caches only).
 
 Dense ``Core.index``/``Socket.index``/cache indices are assigned by lowest CPU id for stable output.
 """
@@ -29,13 +30,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.model import CACHE_LEVELS, CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 __all__ = ["CacheRecord", "CpuRecord", "NodeRecord", "build_host", "distances_from_row"]
-
-CACHE_LEVELS = (2, 3)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,8 +121,50 @@ def build_host(
     """Assemble the frozen :class:`Host`; raise InputError when no CPU is online."""
     warn: list[str] = list(warnings)
     records = sorted(cpus, key=lambda r: r.id)
-    by_id = {r.id: r for r in records}
-    if len(by_id) != len(records):
+    online_bits = _online_bits(name, records)
+    if not nodes:
+        nodes = (NodeRecord(id=0, cpus=CpuSet(r.id for r in records), mem_total_kib=memory_total_kib),)
+    numa = _assign_nodes(records, nodes, online_bits, warn)
+    no_topology = CpuSet(r.id for r in records if r.online and not r.has_topology)
+    if no_topology:
+        warn.append(f"online CPUs {no_topology} report no topology; treating each as its own core")
+    online_recs = [r for r in records if r.online]
+    masked = _Masker(online_bits)
+    socket_key = _socket_keys(online_recs, masked)
+    sockets, socket_index = _sockets(records, _group(socket_key))
+    cores_acc = _group(_core_keys(online_recs, masked, socket_key, numa.node_of))
+    caches, cache_index = _cache_groups(online_recs, masked)
+    cores, core_index = _cores(records, cores_acc, socket_index, numa.node_of, cache_index)
+    out_nodes = _nodes(numa, online_bits)
+    totals = [n.mem_total_kib for n in out_nodes if n.mem_total_kib is not None]
+    return Host(
+        name=name,
+        cpus=_cpus(
+            records,
+            nodes=nodes,
+            node_of=numa.node_of,
+            socket_index=socket_index,
+            core_index=core_index,
+            cache_index=cache_index,
+        ),
+        cores=cores,
+        sockets=sockets,
+        nodes=out_nodes,
+        caches=caches,
+        arch=arch,
+        vendor=vendor,
+        model=model,
+        isolated=isolated if isolated is not None else CpuSet(),
+        nohz_full=nohz_full if nohz_full is not None else CpuSet(),
+        cmdline=cmdline,
+        memory_total_kib=sum(totals) if totals else memory_total_kib,
+        warnings=tuple(warn),
+    )
+
+
+def _online_bits(name: str, records: Sequence[CpuRecord]) -> int:
+    """The online CPUs as a bitmap; InputError on a CPU listed twice or none online."""
+    if len({r.id for r in records}) != len(records):
         raise InputError(f"{name}: CPU ids listed twice")
     online_bits = 0
     for rec in records:
@@ -131,18 +172,28 @@ def build_host(
             online_bits |= 1 << rec.id
     if not online_bits:
         raise InputError(f"{name}: no online CPUs")
-    online = CpuSet.from_bits(online_bits)
-    all_cpus = CpuSet(by_id)
+    return online_bits
 
-    # -- NUMA nodes (rule 4) ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Numa:
+    node_of: dict[int, int]
+    """Online CPU -> the node that claims it."""
+    kept: list[tuple[NodeRecord, int]]
+    """The nodes kept, each with the bitmap of the CPUs it claims."""
+
+
+def _assign_nodes(
+    records: Sequence[CpuRecord], nodes: Sequence[NodeRecord], online_bits: int, warn: list[str]
+) -> _Numa:
+    """Rule 4: each CPU goes to the first node listing it; nodes listing only claimed CPUs are dropped."""
+    all_bits = CpuSet(r.id for r in records).bits
     node_of: dict[int, int] = {}
-    kept_nodes: list[tuple[NodeRecord, int]] = []
-    if not nodes:
-        nodes = (NodeRecord(id=0, cpus=all_cpus, mem_total_kib=memory_total_kib),)
+    kept: list[tuple[NodeRecord, int]] = []
     claimed = 0
     dropped: list[int] = []
     for rec_n in sorted(nodes, key=lambda n: n.id):
-        bits = rec_n.cpus.bits & all_cpus.bits
+        bits = rec_n.cpus.bits & all_bits
         mine = bits & ~claimed
         if bits and not mine:
             dropped.append(rec_n.id)
@@ -151,28 +202,25 @@ def build_host(
             warn.append(f"NUMA node {rec_n.id} lists CPUs {CpuSet.from_bits(bits & claimed)} that an earlier "
                         "node also lists; they stay with the earlier node")  # fmt: skip
         claimed |= mine
-        kept_nodes.append((rec_n, mine))
+        kept.append((rec_n, mine))
         node_of.update(dict.fromkeys(_ids(mine), rec_n.id))
     if dropped:
         warn.append(
             f"NUMA nodes {CpuSet(dropped)} list only CPUs that earlier nodes already list "
             "(buggy firmware SRAT); ignoring them as hwloc does"
         )
-    kept_ids = {n.id for n, _ in kept_nodes}
-    orphans = online - CpuSet.from_bits(claimed)
+    orphans = CpuSet.from_bits(online_bits & ~claimed)
     if orphans:
-        home = kept_nodes[0][0].id
+        home = kept[0][0].id
         warn.append(f"online CPUs {orphans} are in no NUMA node; counting them in node {home}")
         for cpu in orphans:
             node_of[cpu] = home
-        kept_nodes[0] = (kept_nodes[0][0], kept_nodes[0][1] | orphans.bits)
+        kept[0] = (kept[0][0], kept[0][1] | orphans.bits)
+    return _Numa(node_of=node_of, kept=kept)
 
-    # -- sockets (rule 3) and cores (rule 2) --------------------------------------------------------
-    no_topology = CpuSet(r.id for r in records if r.online and not r.has_topology)
-    if no_topology:
-        warn.append(f"online CPUs {no_topology} report no topology; treating each as its own core")
-    online_recs = [r for r in records if r.online]
-    masked = _Masker(online_bits)
+
+def _socket_keys(online_recs: Sequence[CpuRecord], masked: _Masker) -> dict[int, object]:
+    """Rule 3: the package mask when there is one, else the package id (-1/None: one unknown socket)."""
     socket_key: dict[int, object] = {}
     for rec in online_recs:
         if rec.package_cpus is not None:
@@ -180,8 +228,13 @@ def build_host(
         else:
             pkg = rec.package_id if rec.package_id is not None and rec.package_id >= 0 else None
             socket_key[rec.id] = ("id", pkg)
-    sockets_acc = _group(socket_key)
+    return socket_key
 
+
+def _core_keys(
+    online_recs: Sequence[CpuRecord], masked: _Masker, socket_key: dict[int, object], node_of: dict[int, int]
+) -> dict[int, object]:
+    """Rule 2: the siblings mask; without one, (socket, die, cluster, core_id, node); else the CPU alone."""
     core_key: dict[int, object] = {}
     for rec in online_recs:
         if rec.siblings is not None:
@@ -191,9 +244,13 @@ def build_host(
         else:
             core_key[rec.id] = ("id", socket_key[rec.id], rec.die_id, rec.cluster_id, rec.core_id,
                                 node_of.get(rec.id))  # fmt: skip
-    cores_acc = _group(core_key)
+    return core_key
 
-    # -- cache groups (rule 5) ------------------------------------------------------------------------
+
+def _cache_groups(
+    online_recs: Sequence[CpuRecord], masked: _Masker
+) -> tuple[tuple[CacheGroup, ...], dict[int, dict[int, int]]]:
+    """Rule 5: (groups of every tracked level, CPU -> {level: group index})."""
     cache_key: dict[int, dict[int, object]] = {lvl: {} for lvl in CACHE_LEVELS}
     cache_meta: dict[tuple[int, object], CacheRecord] = {}
     for rec in online_recs:
@@ -204,14 +261,15 @@ def build_host(
             bits = keys[rec.id] = masked(cache.cpus, rec.id)
             if (cache.level, bits) not in cache_meta:
                 cache_meta[cache.level, bits] = cache
-    cache_groups: list[CacheGroup] = []
-    cache_index: dict[int, dict[int, int]] = {lvl: {} for lvl in CACHE_LEVELS}  # level -> CPU -> group
+    groups: list[CacheGroup] = []
+    index: dict[int, dict[int, int]] = {}
     for level in CACHE_LEVELS:
         for acc in _group(cache_key[level]):
             meta = cache_meta.get((level, acc.key))
-            idx = len(cache_groups)
-            cache_index[level].update(dict.fromkeys(_ids(acc.cpus), idx))
-            cache_groups.append(
+            idx = len(groups)
+            for cpu in _ids(acc.cpus):
+                index.setdefault(cpu, {})[level] = idx
+            groups.append(
                 CacheGroup(
                     index=idx,
                     level=level,
@@ -220,18 +278,34 @@ def build_host(
                     cache_id=meta.cache_id if meta else None,
                 )
             )
-    l2_of, l3_of = cache_index[2], cache_index[3]
+    return tuple(groups), index
 
-    # -- assemble -----------------------------------------------------------------------------------
-    socket_index: dict[int, int] = {}
+
+def _sockets(records: Sequence[CpuRecord], accs: Sequence[_Acc]) -> tuple[tuple[Socket, ...], dict[int, int]]:
+    """(sockets in first-CPU order, CPU -> socket index)."""
+    by_id = {r.id: r for r in records}
+    index: dict[int, int] = {}
     sockets: list[Socket] = []
-    for idx, acc in enumerate(sockets_acc):
-        pkg = by_id[acc.first].package_id
-        sockets.append(Socket(index=idx, package_id=pkg, cpus=CpuSet.from_bits(acc.cpus)))
-        socket_index.update(dict.fromkeys(_ids(acc.cpus), idx))
-    core_index: dict[int, int] = {}
+    for idx, acc in enumerate(accs):
+        sockets.append(
+            Socket(index=idx, package_id=by_id[acc.first].package_id, cpus=CpuSet.from_bits(acc.cpus))
+        )
+        index.update(dict.fromkeys(_ids(acc.cpus), idx))
+    return tuple(sockets), index
+
+
+def _cores(
+    records: Sequence[CpuRecord],
+    accs: Sequence[_Acc],
+    socket_index: dict[int, int],
+    node_of: dict[int, int],
+    cache_index: dict[int, dict[int, int]],
+) -> tuple[tuple[Core, ...], dict[int, int]]:
+    """(cores in first-CPU order, CPU -> core index); a core's node and caches are its first CPU's."""
+    by_id = {r.id: r for r in records}
+    index: dict[int, int] = {}
     cores: list[Core] = []
-    for idx, acc in enumerate(cores_acc):
+    for idx, acc in enumerate(accs):
         first = acc.first
         cores.append(
             Core(
@@ -239,14 +313,24 @@ def build_host(
                 cpus=CpuSet.from_bits(acc.cpus),
                 socket=socket_index[first],
                 node=node_of.get(first, -1),
-                l2=l2_of.get(first),
-                l3=l3_of.get(first),
+                caches=cache_index.get(first, {}),
                 capacity=by_id[first].capacity,
             )
         )
-        core_index.update(dict.fromkeys(_ids(acc.cpus), idx))
+        index.update(dict.fromkeys(_ids(acc.cpus), idx))
+    return tuple(cores), index
 
-    out_cpus = tuple(
+
+def _cpus(
+    records: Sequence[CpuRecord],
+    *,
+    nodes: Sequence[NodeRecord],
+    node_of: dict[int, int],
+    socket_index: dict[int, int],
+    core_index: dict[int, int],
+    cache_index: dict[int, dict[int, int]],
+) -> tuple[Cpu, ...]:
+    return tuple(
         Cpu(
             id=rec.id,
             online=rec.online,
@@ -258,12 +342,15 @@ def build_host(
             cluster_id=rec.cluster_id,
             core_id=rec.core_id,
             capacity=rec.capacity,
-            l2=l2_of.get(rec.id),
-            l3=l3_of.get(rec.id),
+            caches=cache_index.get(rec.id, {}),
         )
         for rec in records
     )
-    out_nodes = tuple(
+
+
+def _nodes(numa: _Numa, online_bits: int) -> tuple[Node, ...]:
+    kept_ids = {n.id for n, _ in numa.kept}
+    return tuple(
         Node(
             id=n.id,
             cpus=CpuSet.from_bits(bits & online_bits),
@@ -272,24 +359,7 @@ def build_host(
             hugepages=tuple(sorted(n.hugepages, key=lambda h: h.size_kib)),
             distances=tuple((nid, d) for nid, d in n.distances if nid in kept_ids),
         )
-        for n, bits in kept_nodes
-    )
-    totals = [n.mem_total_kib for n in out_nodes if n.mem_total_kib is not None]
-    return Host(
-        name=name,
-        cpus=out_cpus,
-        cores=tuple(cores),
-        sockets=tuple(sockets),
-        nodes=out_nodes,
-        caches=tuple(cache_groups),
-        arch=arch,
-        vendor=vendor,
-        model=model,
-        isolated=isolated if isolated is not None else CpuSet(),
-        nohz_full=nohz_full if nohz_full is not None else CpuSet(),
-        cmdline=cmdline,
-        memory_total_kib=sum(totals) if totals else memory_total_kib,
-        warnings=tuple(warn),
+        for n, bits in numa.kept
     )
 
 

@@ -2,7 +2,9 @@
 
 Vocabulary: a *CPU* is a logical CPU (a PU / hardware thread, the kernel's cpuN); a *core* is a
 physical core (its CPUs are thread siblings); a *socket* is a physical package; a *node* is a NUMA node;
-a *cache group* is a set of CPUs sharing one L2 or L3 (kernel ``shared_cpu_list``).
+a *cache group* is a set of CPUs sharing one data/unified cache of a level in ``CACHE_LEVELS`` (kernel
+``shared_cpu_list``). Cache levels are data: a CPU or core maps each level to its group's index in
+``Host.caches``, so tracking another level means adding it to ``CACHE_LEVELS`` and to the readers.
 
 Ids as the kernel reports them are kept (node ids may be sparse: 0,1,4,5 or 250-255 for GPU memory;
 package ids may be -1 or firmware ids like 8442), while ``Core.index`` and ``Socket.index`` are dense
@@ -16,7 +18,10 @@ from dataclasses import dataclass, field
 
 from vmtune.cpuset import CpuSet
 
-__all__ = ["CacheGroup", "Core", "Cpu", "Host", "HugePages", "Node", "Socket", "Summary"]
+CACHE_LEVELS = (2, 3)
+"""Cache levels the topology tracks, finest first: the shared data/unified caches placement packs into."""
+
+__all__ = ["CACHE_LEVELS", "CacheGroup", "Core", "Cpu", "Host", "HugePages", "Node", "Socket", "Summary"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,9 +40,8 @@ class Cpu:
     core_id: int | None = None
     capacity: int | None = None
     """``cpu_capacity`` (arm big.LITTLE, Intel hybrid); None when the kernel doesn't say."""
-    l2: int | None = None
-    """Index into ``Host.caches`` of this CPU's L2 group, None when there is no L2 data."""
-    l3: int | None = None
+    caches: Mapping[int, int] = field(default_factory=dict, hash=False)
+    """Cache level -> index into ``Host.caches`` of this CPU's group; a level without data is absent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,8 +51,8 @@ class Core:
     """The core's online threads (SMT siblings)."""
     socket: int
     node: int
-    l2: int | None = None
-    l3: int | None = None
+    caches: Mapping[int, int] = field(default_factory=dict, hash=False)
+    """Cache level -> index into ``Host.caches`` (its first CPU's groups)."""
     capacity: int | None = None
 
 
@@ -109,8 +113,19 @@ class Summary:
     cores: int
     threads: int
     threads_per_core: int
-    l2_groups: int
-    l3_groups: int
+    cache_groups: Mapping[int, int] = field(default_factory=dict, hash=False)
+    """Cache level -> number of groups, for every level of ``CACHE_LEVELS`` (0 when the source has none)."""
+
+    def counts(self) -> dict[str, int]:
+        """The counts under their public JSON names, one ``l<level>_groups`` per tracked cache level."""
+        fixed = {
+            "sockets": self.sockets,
+            "numa_nodes": self.numa_nodes,
+            "cores": self.cores,
+            "threads": self.threads,
+            "threads_per_core": self.threads_per_core,
+        }
+        return fixed | {f"l{level}_groups": self.cache_groups.get(level, 0) for level in CACHE_LEVELS}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +138,7 @@ class Host:
     sockets: tuple[Socket, ...]
     nodes: tuple[Node, ...]
     caches: tuple[CacheGroup, ...] = ()
-    """Distinct L2 and L3 sharing groups among online CPUs, sorted by (level, first CPU)."""
+    """Distinct sharing groups of the ``CACHE_LEVELS`` among online CPUs, sorted by (level, first CPU)."""
     arch: str | None = None
     vendor: str | None = None
     """CPU vendor as libvirt/cpuinfo names it: ``Intel``, ``AMD``, ``ARM``, ... (None when unknown)."""
@@ -172,6 +187,16 @@ class Host:
     def groups(self, level: int) -> tuple[CacheGroup, ...]:
         return tuple(g for g in self.caches if g.level == level)
 
+    @property
+    def cache_levels(self) -> tuple[int, ...]:
+        """The cache levels this host has groups of, finest first."""
+        return tuple(sorted({g.level for g in self.caches}))
+
+    def cache_group(self, core: Core, level: int) -> CacheGroup | None:
+        """The group of ``level`` that ``core`` sits in (None when the source says nothing of it)."""
+        index = core.caches.get(level)
+        return None if index is None else self.caches[index]
+
     def siblings(self, cpu_id: int) -> CpuSet:
         core = self.core_of(cpu_id)
         return core.cpus if core else CpuSet()
@@ -183,6 +208,5 @@ class Host:
             cores=len(self.cores),
             threads=len(self.online),
             threads_per_core=max((len(c.cpus) for c in self.cores), default=0),
-            l2_groups=len(self.groups(2)),
-            l3_groups=len(self.groups(3)),
+            cache_groups={level: len(self.groups(level)) for level in CACHE_LEVELS},
         )

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from vmtune.core.intent.model import Resolved
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
-from vmtune.core.tuning.hugepages import HugepageNeed, page_label, sysfs_nr_path
+from vmtune.core.tuning.hugepages import HugepageNeed, sysfs_nr_path
 from vmtune.cpuset import CpuSet
+from vmtune.units import page_label
 
 __all__ = ["dedicated_cores", "host_advice"]
 

@@ -65,48 +65,26 @@ def device_tuning(
     """
     notes: list[Note] = []
     vendor = host_vendor(host, caps)
-
     cpu_mode = _cpu_mode(guest, resolved, caps, notes)
     effective_mode = cpu_mode or guest.cpu_mode
     cpu_features = _topoext(guest, topology or guest.topology, vendor, effective_mode, notes)
     if resolved.host_passthrough:
         # latency/realtime pick a host CPU mode; where KVM refuses MSR 0x10a it needs arch-capabilities off
         cpu_features += nested_cpu_features(guest=guest, caps=caps, mode=effective_mode, notes=notes)
-
-    win = hyperv_tuning(
-        guest=guest,
-        caps=caps,
-        vendor=vendor,
-        enlighten=resolved.hyperv,
-        remove=resolved.hyperv_off,
-        timers=resolved.windows,
-    )
+    win = hyperv_tuning(guest=guest, caps=caps, vendor=vendor, enlighten=resolved.hyperv,
+                        remove=resolved.hyperv_off, timers=resolved.windows)  # fmt: skip
     notes.extend(win.notes)
     pmu, hint = _realtime_features(guest, resolved, effective_mode, notes)
     features = None
     if win.hyperv is not None or pmu is not None or hint is not None:
         features = FeaturesPlan(hyperv=win.hyperv, pmu=pmu, kvm_hint_dedicated=hint)
-
     mem = memory_tuning(host=host, guest=guest, resolved=resolved, nodes=nodes)
     notes.extend(mem.notes)
     memballoon = _memballoon(guest, resolved, notes)
-    vcpusched = _vcpusched(
-        guest=guest,
-        resolved=resolved,
-        caps=caps,
-        vcpu_cpus=vcpu_cpus,
-        emulator_cpus=emulator_cpus,
-        vcpupins=vcpupins,
-        notes=notes,
-    )
-    advice = host_advice(
-        host=host,
-        resolved=resolved,
-        caps=caps,
-        vcpu_cpus=vcpu_cpus,
-        vendor=vendor,
-        shortfall=mem.shortfall,
-    )
+    vcpusched = _vcpusched(guest=guest, resolved=resolved, caps=caps, vcpu_cpus=vcpu_cpus,
+                           emulator_cpus=emulator_cpus, vcpupins=vcpupins, notes=notes)  # fmt: skip
+    advice = host_advice(host=host, resolved=resolved, caps=caps, vcpu_cpus=vcpu_cpus, vendor=vendor,
+                         shortfall=mem.shortfall)  # fmt: skip
     return DeviceTuning(
         cpu_mode=cpu_mode,
         cpu_features=cpu_features,
@@ -305,6 +283,14 @@ def _vcpusched(
         )
     pins = {p.vcpu: p.cpus for p in vcpupins}
     rt_host = CpuSet().union(*(pins[v] for v in rt if v in pins)) if pins else vcpu_cpus
+    notes.extend(_rt_pin_warnings(vcpu_cpus, emulator_cpus, rt_host))
+    _rt_runtime_gate(caps, notes)
+    return (VcpuSched(vcpus=rt, scheduler="fifo", priority=RT_PRIORITY),)
+
+
+def _rt_pin_warnings(vcpu_cpus: CpuSet, emulator_cpus: CpuSet | None, rt_host: CpuSet) -> list[Note]:
+    """Realtime vCPUs left unpinned, or an emulator thread the FIFO vCPUs can starve."""
+    notes: list[Note] = []
     if not vcpu_cpus:
         notes.append(
             Note(
@@ -335,8 +321,7 @@ def _vcpusched(
                 xpath="/domain/cputune/emulatorpin",
             )
         )
-    _rt_runtime_gate(caps, notes)
-    return (VcpuSched(vcpus=rt, scheduler="fifo", priority=RT_PRIORITY),)
+    return notes
 
 
 def _rt_runtime_gate(caps: HostCaps | None, notes: list[Note]) -> None:

@@ -18,7 +18,7 @@ QEMU also needs the memory size to be a multiple of the page size, so 1G pages a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vmtune.core.guest import GuestSpec, MemoryBacking
 from vmtune.core.intent.model import Resolved
@@ -26,10 +26,11 @@ from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
+from vmtune.units import MIB, PAGE_1G, PAGE_2M, page_label
 
-__all__ = ["HugepageNeed", "MemoryTuning", "memory_tuning", "page_label", "sysfs_nr_path"]
+__all__ = ["HugepageNeed", "MemoryTuning", "memory_tuning", "sysfs_nr_path"]
 
-_SIZES = (1048576, 2048)
+_SIZES = (PAGE_1G, PAGE_2M)
 _XP = "/domain/memoryBacking"
 
 
@@ -54,10 +55,6 @@ class MemoryTuning:
     notes: tuple[Note, ...]
     shortfall: tuple[HugepageNeed, ...] = ()
     """Nodes that lack free pages of the wanted size (for the reservation advice)."""
-
-
-def page_label(size_kib: int) -> str:
-    return "1G" if size_kib == 1048576 else f"{size_kib // 1024}M" if size_kib % 1024 == 0 else f"{size_kib}K"
 
 
 def sysfs_nr_path(node: int, size_kib: int) -> str:
@@ -93,77 +90,117 @@ def _bound_nodes(host: Host, nodes: CpuSet) -> CpuSet:
     return with_memory or CpuSet(n.id for n in host.nodes)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    """One ``memory_tuning`` call: what its steps read, and the Notes they add."""
+
+    host: Host
+    guest: GuestSpec
+    resolved: Resolved
+    cur: MemoryBacking
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def locked(self) -> bool:
+        return self.cur.locked or self.resolved.realtime
+
+    @property
+    def noshare(self) -> bool:
+        return self.cur.nosharepages or self.resolved.realtime
+
+    def backed(self, size: int | None, short: tuple[HugepageNeed, ...] = ()) -> MemoryTuning:
+        locked, noshare = self.locked, self.noshare
+        return _backing(
+            size, locked=locked, noshare=noshare, resolved=self.resolved, notes=self.notes, short=short
+        )
+
+    def base_only(self, short: tuple[HugepageNeed, ...] = ()) -> MemoryTuning:
+        return _base_only(self.cur, self.locked, self.noshare, self.notes, short)
+
+
 def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: CpuSet) -> MemoryTuning:
-    cur = guest.memory_backing or MemoryBacking()
-    locked = cur.locked or resolved.realtime
-    noshare = cur.nosharepages or resolved.realtime
-    notes: list[Note] = []
-
-    def backed(size: int | None, short: tuple[HugepageNeed, ...] = ()) -> MemoryTuning:
-        return _backing(size, locked=locked, noshare=noshare, resolved=resolved, notes=notes, short=short)
-
+    job = _Job(host=host, guest=guest, resolved=resolved, cur=guest.memory_backing or MemoryBacking())
     if resolved.hugepages_off:
-        if cur.hugepages or resolved.realtime:
-            msg = "--hugepages none: normal pages"
-            if resolved.realtime:
-                msg += "; realtime memory is still locked, but page faults and TLB misses stay (VT404)"
-            notes.append(_note(msg, Level.WARNING if resolved.realtime else Level.INFO))
-            return MemoryTuning(
-                memory_backing=MemoryBacking(hugepages=False, locked=locked, nosharepages=noshare),
-                notes=tuple(notes),
-            )
-        return MemoryTuning(memory_backing=None, notes=())
+        return _normal_pages_asked(job)
     if not (resolved.hugepages_kib or resolved.hugepages_if_free):
         return MemoryTuning(memory_backing=None, notes=())
-
+    if guest.running and job.cur.hugepages:
+        # A running guest already holds its pages, so they don't show as free; re-planning it (hook,
+        # --live) must not call its own pages missing.
+        job.notes.append(
+            Note(topic="memory", message="running guest keeps its hugepages (not counted as free)")
+        )
+        return job.backed(job.cur.page_size_kib or resolved.hugepages_kib)
     bound = _bound_nodes(host, nodes)
     mem = guest.memory_kib
     sizes = (resolved.hugepages_kib,) if resolved.hugepages_kib else tuple(s for s in _SIZES if mem % s == 0)
     where = f"node{'s' if len(bound) > 1 else ''} {bound}"
-
-    if guest.running and cur.hugepages:
-        # A running guest already holds its pages, so they don't show as free; re-planning it (hook,
-        # --live) must not call its own pages missing.
-        size = cur.page_size_kib or resolved.hugepages_kib
-        notes.append(Note(topic="memory", message="running guest keeps its hugepages (not counted as free)"))
-        return backed(size)
-
     checked: list[tuple[int, tuple[HugepageNeed, ...]]] = []
     for size in sizes:
         needs = _needs(host, bound, mem, size)
         if needs is None:
-            chosen = resolved.hugepages_kib
-            kind = "hugepages" if not chosen else f"{page_label(chosen)} pages"
-            if resolved.hugepages_required:
-                notes.append(
-                    _note(
-                        f"{host.name} reports no hugepage pools for {where}: can't check that "
-                        f"{mem // 1024} MiB of {kind} are free; the guest fails to start if they are not",
-                        Level.WARNING,
-                    )
-                )
-                return backed(chosen)
-            notes.append(Note(topic="memory", message=f"{host.name} reports no hugepage pools: normal pages"))
-            return _base_only(cur, locked, noshare, notes)
+            return _no_pools(job, where)
         checked.append((size, needs))
         if all(n.short == 0 for n in needs):
-            notes.append(
+            job.notes.append(
                 _note(
                     f"{page_label(size)} hugepages on {where}: "
                     + ", ".join(f"node {n.node} needs {n.need}, {n.free} free" for n in needs)
                     + " (fewer TLB misses; bound with numatune so pages come from the vCPUs' node)"
                 )
             )
-            return backed(size)
-
+            return job.backed(size)
     if not checked:
-        # No size divides the memory (e.g. 1000 MiB with 2M pages is fine, 1001.5 MiB is not).
-        msg = f"guest memory {mem} KiB is not a multiple of any hugepage size"
-        if resolved.hugepages_required:
-            raise InfeasibleError(f"{guest.name}: {msg}; round <memory> to a multiple of 2 MiB")
-        notes.append(Note(topic="memory", message=f"{msg}: normal pages"))
-        return _base_only(cur, locked, noshare, notes)
+        return _no_size_divides(job)
+    return _pages_short(job, checked)
 
+
+def _normal_pages_asked(job: _Job) -> MemoryTuning:
+    """``--hugepages none``: normal pages (a realtime guest's memory stays locked)."""
+    resolved = job.resolved
+    if not (job.cur.hugepages or resolved.realtime):
+        return MemoryTuning(memory_backing=None, notes=())
+    msg = "--hugepages none: normal pages"
+    if resolved.realtime:
+        msg += "; realtime memory is still locked, but page faults and TLB misses stay (VT404)"
+    job.notes.append(_note(msg, Level.WARNING if resolved.realtime else Level.INFO))
+    return MemoryTuning(
+        memory_backing=MemoryBacking(hugepages=False, locked=job.locked, nosharepages=job.noshare),
+        notes=tuple(job.notes),
+    )
+
+
+def _no_pools(job: _Job, where: str) -> MemoryTuning:
+    """The source reports no hugepage pools: required pages are planned unchecked, optional ones dropped."""
+    chosen = job.resolved.hugepages_kib
+    if job.resolved.hugepages_required:
+        kind = "hugepages" if not chosen else f"{page_label(chosen)} pages"
+        job.notes.append(
+            _note(
+                f"{job.host.name} reports no hugepage pools for {where}: can't check that "
+                f"{job.guest.memory_kib // MIB} MiB of {kind} are free; "
+                "the guest fails to start if they are not",
+                Level.WARNING,
+            )
+        )
+        return job.backed(chosen)
+    job.notes.append(Note(topic="memory", message=f"{job.host.name} reports no hugepage pools: normal pages"))
+    return job.base_only()
+
+
+def _no_size_divides(job: _Job) -> MemoryTuning:
+    """QEMU needs the memory to be a multiple of the page size (1000 MiB with 2M pages is, 1001.5 MiB not)."""
+    msg = f"guest memory {job.guest.memory_kib} KiB is not a multiple of any hugepage size"
+    if job.resolved.hugepages_required:
+        raise InfeasibleError(f"{job.guest.name}: {msg}; round <memory> to a multiple of 2 MiB")
+    job.notes.append(Note(topic="memory", message=f"{msg}: normal pages"))
+    return job.base_only()
+
+
+def _pages_short(job: _Job, checked: list[tuple[int, tuple[HugepageNeed, ...]]]) -> MemoryTuning:
+    """Not enough free pages of any size: infeasible when required (unless ``--force``), else normal pages;
+    the reservation command goes in the message either way."""
+    resolved = job.resolved
     size, needs = checked[0]
     short = tuple(n for n in needs if n.short)
     detail = "; ".join(
@@ -180,20 +217,22 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
     if resolved.hugepages_required and not resolved.force:
         what = "realtime needs locked hugepages" if resolved.realtime else "--hugepages asks for them"
         raise InfeasibleError(
-            f"{guest.name}: not enough free hugepages ({what}): {detail}. Reserve them ({fix}) "
+            f"{job.guest.name}: not enough free hugepages ({what}): {detail}. Reserve them ({fix}) "
             "or pass --force to plan anyway"
         )
     if resolved.hugepages_required:
-        notes.append(
+        job.notes.append(
             _note(
                 f"--force: planning {page_label(size)} hugepages that are not free ({detail}); "
                 f"the guest fails to start until they are reserved: {fix} (VT205)",
                 Level.WARNING,
             )
         )
-        return backed(size, short)
-    notes.append(_note(f"not enough free hugepages ({detail}): normal pages; reserve them to get hugepages"))
-    return _base_only(cur, locked, noshare, notes, short)
+        return job.backed(size, short)
+    job.notes.append(
+        _note(f"not enough free hugepages ({detail}): normal pages; reserve them to get hugepages")
+    )
+    return job.base_only(short)
 
 
 def _note(message: str, level: Level = Level.INFO) -> Note:

@@ -21,6 +21,8 @@ __all__ = [
     "HYPERVCLOCK",
     "KVM_BACKED",
     "ORDER",
+    "RECOMMENDED",
+    "SITUATIONAL",
     "SPINLOCK_RETRIES",
     "WindowsTuning",
     "hyperv_tuning",
@@ -68,6 +70,13 @@ _PROFILE: tuple[HypervFeature, ...] = (
     HypervFeature(name="ipi"),
 )
 _EVMCS = HypervFeature(name="evmcs")
+
+SITUATIONAL = frozenset({"reset", "vendor_id", "evmcs", "reenlightenment"})
+"""Enlightenments that help only in some setups (guest reset, GPU drivers, nested Hyper-V, migration):
+written when they apply, never missed when absent."""
+RECOMMENDED = tuple(f.name for f in _PROFILE if f.name not in SITUATIONAL)
+"""The windows profile's enlightenments every KVM since 5.x provides, in libvirt order: a Windows guest
+without one of them takes VM exits it need not (what the audit checks)."""
 
 _XP = "/domain/features/hyperv/"
 
@@ -138,19 +147,7 @@ def plan_enlightenments(
 ) -> tuple[HypervFeature, ...]:
     """The profile's enlightenments (+ the guest's own extras) that ``offered`` allows and whose bases
     survive; ``notes`` gets one Note per dropped feature. ``offered`` None: unknown, keep all."""
-    wanted: list[HypervFeature] = list(_PROFILE)
-    if vendor == "Intel":
-        wanted.append(_EVMCS)
-    else:
-        # Enlightened VMCS speeds up Hyper-V/VBS nested inside the guest; KVM implements it for VMX only.
-        why = "host CPU vendor unknown" if vendor is None else f"{vendor} host"
-        notes.append(Note(topic="hyperv", message=f"evmcs left out: Intel only ({why})"))
-    names = {f.name for f in wanted}
-    # What the guest already has and the profile doesn't set (vendor_id for GPU drivers, avic, ...) is
-    # the operator's choice: keep it, gated like the rest. vendor_id is written only when asked for.
-    wanted.extend(f for f in guest.hyperv if f.name not in names and f.state)
-    wanted.sort(key=_order)
-
+    wanted = _wanted(guest, vendor, notes)
     if offered is None:
         notes.append(
             Note(
@@ -162,28 +159,9 @@ def plan_enlightenments(
     kept: list[HypervFeature] = []
     have: set[str] = {HYPERVCLOCK} if clock_ok else set()
     for feat in wanted:
-        if offered is not None and feat.name not in offered:
-            notes.append(
-                Note(
-                    topic="hyperv",
-                    level=Level.WARNING,
-                    message=f"dropped {feat.name}: the host KVM does not offer it "
-                    f"(domcapabilities lists {_list(offered)}) (VT304)",
-                    xpath=_XP + feat.name,
-                )
-            )
-            continue
-        missing = [dep for dep in DEPENDS.get(feat.name, ()) if dep not in have]
-        if missing:
-            notes.append(
-                Note(
-                    topic="hyperv",
-                    level=Level.WARNING,
-                    message=f"dropped {feat.name}: it needs {_list(missing)}, which the host can't provide "
-                    "(QEMU refuses it without its base)",
-                    xpath=_XP + feat.name,
-                )
-            )
+        dropped = _why_dropped(feat, offered, have)
+        if dropped is not None:
+            notes.append(dropped)
             continue
         have.add(feat.name)
         kept.append(feat)
@@ -197,6 +175,45 @@ def plan_enlightenments(
             )
         )
     return tuple(kept)
+
+
+def _wanted(guest: GuestSpec, vendor: str | None, notes: list[Note]) -> list[HypervFeature]:
+    """The profile's set (evmcs on Intel only) plus the guest's own extras, in libvirt order."""
+    wanted: list[HypervFeature] = list(_PROFILE)
+    if vendor == "Intel":
+        wanted.append(_EVMCS)
+    else:
+        # Enlightened VMCS speeds up Hyper-V/VBS nested inside the guest; KVM implements it for VMX only.
+        why = "host CPU vendor unknown" if vendor is None else f"{vendor} host"
+        notes.append(Note(topic="hyperv", message=f"evmcs left out: Intel only ({why})"))
+    names = {f.name for f in wanted}
+    # What the guest already has and the profile doesn't set (vendor_id for GPU drivers, avic, ...) is
+    # the operator's choice: keep it, gated like the rest. vendor_id is written only when asked for.
+    wanted.extend(f for f in guest.hyperv if f.name not in names and f.state)
+    wanted.sort(key=_order)
+    return wanted
+
+
+def _why_dropped(feat: HypervFeature, offered: frozenset[str] | None, have: set[str]) -> Note | None:
+    """The warning for a feature the host KVM does not offer or whose base was dropped; None to keep it."""
+    if offered is not None and feat.name not in offered:
+        return Note(
+            topic="hyperv",
+            level=Level.WARNING,
+            message=f"dropped {feat.name}: the host KVM does not offer it "
+            f"(domcapabilities lists {_list(offered)}) (VT304)",
+            xpath=_XP + feat.name,
+        )
+    missing = [dep for dep in DEPENDS.get(feat.name, ()) if dep not in have]
+    if missing:
+        return Note(
+            topic="hyperv",
+            level=Level.WARNING,
+            message=f"dropped {feat.name}: it needs {_list(missing)}, which the host can't provide "
+            "(QEMU refuses it without its base)",
+            xpath=_XP + feat.name,
+        )
+    return None
 
 
 def _timers(
