@@ -31,3 +31,9 @@ def corpora() -> Path:
     if not CORPORA.is_dir():
         pytest.skip(f"shared corpora not found at {CORPORA}")
     return CORPORA
+
+
+@pytest.fixture(scope="session")
+def hosts_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where named hosts that are not committed get generated, once per session."""
+    return tmp_path_factory.mktemp("hosts")

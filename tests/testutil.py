@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["CORPORA", "DATA", "GOLDEN", "HOSTS", "REPO", "check_golden"]
+import sysfsgen
+from vmtune.cli.app import main
+
+__all__ = ["CORPORA", "DATA", "GOLDEN", "HOSTS", "REPO", "check_golden", "host_root", "run"]
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -30,3 +33,26 @@ def check_golden(path: Path, actual: str, regen: bool) -> None:
         return
     expected = path.read_text()
     assert actual == expected, f"output differs from golden {path.relative_to(REPO)} (pytest --regen)"
+
+
+def host_root(name: str, tmp: Path) -> Path:
+    """The committed fixture tree of a named host, or the generator's output when it isn't committed."""
+    committed = HOSTS / name
+    if (committed / "sys").is_dir():
+        return committed
+    root = tmp / name
+    if not (root / "sys").is_dir():
+        sysfsgen.write_sysfs(sysfsgen.NAMED_HOSTS[name], root)
+    return root
+
+
+def run(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cwd: Path
+) -> tuple[int, str, str]:
+    """Run the CLI in-process from ``cwd`` with COLUMNS=100 and NO_COLOR, as the goldens are taken."""
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(cwd)
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -13,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
+from testutil import REPO
 from vmtune.cli.app import main
 from vmtune.core.audit.engine import Finding
 from vmtune.core.plan import Level
 from vmtune.render.check import finding_dict, sarif_log, where
 from vmtune.xmlmap.lines import Position, SourceMap, xpath_steps
 
-REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "tests" / "data" / "check"
 HOST = CHECK / "hosts" / "2n4c2t"
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from testutil import REPO
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
 from vmtune.core.topology.model import Host, Summary
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-REPO = Path(__file__).resolve().parent.parent
 HOSTS = REPO / "tests" / "data" / "hosts"
 sys.path.insert(0, str(REPO / "tests"))
 import sysfsgen  # noqa: E402

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from testutil import DATA as TEST_DATA
 from tuning_hosts import GUESTS, HOSTS
 from vmtune.core.guest import GuestSpec, GuestTopology, HypervFeature, Memballoon, Timer, VcpuPin, VcpuSched
 from vmtune.core.intent.model import HypervMode, parse_intent
@@ -22,7 +22,7 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 
-DATA = Path(__file__).parent / "data" / "domcapabilities"
+DATA = TEST_DATA / "domcapabilities"
 NESTED = parse_domcapabilities((DATA / "this-machine-kvm.xml").read_bytes(), "this-machine-kvm.xml")
 FULL = parse_domcapabilities((DATA / "full-hyperv.xml").read_bytes(), "full-hyperv.xml")
 # full-hyperv.xml is this (AMD) machine's capture with every enlightenment listed; as the domcapabilities

@@ -11,41 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import sysfsgen
-from testutil import GOLDEN, HOSTS, REPO, check_golden
-from vmtune.cli.app import main
+from testutil import GOLDEN, REPO, check_golden, host_root, run
 from vmtune.cpuset import CpuSet
 
 GOLDEN_HOSTS = ("dual-skylake-ht-interleaved", "snc2-xeon", "hybrid-pe")
 TREE_ONLY_HOSTS = ("phytium-s2500", "offline-cpus", "memoryless-node")
-
-
-def host_root(name: str, tmp: Path) -> Path:
-    """The committed fixture tree of a named host, or the generator's output when it isn't committed."""
-    committed = HOSTS / name
-    if (committed / "sys").is_dir():
-        return committed
-    root = tmp / name
-    if not (root / "sys").is_dir():
-        sysfsgen.write_sysfs(sysfsgen.NAMED_HOSTS[name], root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def hosts_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hosts")
-
-
-def run(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cwd: Path
-) -> tuple[int, str, str]:
-    """Run the CLI in-process from ``cwd`` with COLUMNS=100 and NO_COLOR, as the goldens are taken."""
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.chdir(cwd)
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from testutil import DATA as TEST_DATA
 from vmtune.errors import InputError
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 
-DATA = Path(__file__).parent / "data" / "domcapabilities"
+DATA = TEST_DATA / "domcapabilities"
 
 FULL = frozenset(
     ("relaxed", "vapic", "spinlocks", "vpindex", "runtime", "synic", "stimer", "reset", "vendor_id",

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from testutil import REPO
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.xmlmap.capabilities import parse_capabilities
 
-REPO = Path(__file__).resolve().parent.parent
 HOSTS = REPO / "tests" / "data" / "hosts"
 sys.path.insert(0, str(REPO / "tests"))
 import sysfsgen  # noqa: E402

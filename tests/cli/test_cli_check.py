@@ -15,11 +15,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from testutil import GOLDEN, check_golden
+from testutil import GOLDEN, REPO, check_golden
 from vmtune.cli.app import main
 from vmtune.core.audit.engine import catalog
 
-REPO = Path(__file__).resolve().parent.parent
 CHECK = REPO / "tests" / "data" / "check"
 HOST = CHECK / "hosts" / "2n4c2t"
 CASES: dict[str, dict[str, Any]] = tomllib.loads((CHECK / "cases.toml").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli_host import host_root, run
+from testutil import host_root, run
 from vmtune.adapters.snapshot import open_root, snapshot_members, write_snapshot
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.errors import InputError

@@ -7,10 +7,10 @@ Regenerate with ``pytest tests/test_tuning_golden.py --regen`` and read every ch
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
+from testutil import DATA as TEST_DATA
 from testutil import GOLDEN, check_golden
 from tuning_hosts import GUESTS, HOSTS
 from vmtune.core.guest import GuestSpec, VcpuPin
@@ -23,7 +23,7 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import VmtuneError
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 
-DATA = Path(__file__).parent / "data" / "domcapabilities"
+DATA = TEST_DATA / "domcapabilities"
 OUT = GOLDEN / "profiles"
 
 # Probed host state as on this machine (cgroup v1, no RT budget for the machine slice), and a fixed one.
