@@ -57,6 +57,29 @@ class Outcome(Generic[T]):
     seconds: float = 0.0
 
 
+def _expire(
+    uris: Sequence[str],
+    started: dict[int, float],
+    results: dict[int, Outcome[T]],
+    limit: float,
+    spawn: Callable[[], None],
+) -> float | None:
+    """Report the hosts past ``limit`` as unreachable (a fresh worker replaces each); the next wait."""
+    now = time.monotonic()
+    for i, t0 in list(started.items()):
+        if i not in results and now - t0 >= limit:
+            results[i] = Outcome(
+                uri=uris[i],
+                error=f"{uris[i]}: no answer within {limit:g} s (host down, or ssh waiting "
+                f"for a password?); {HOST_TIMEOUT_ENV} sets the limit",
+                exit_code=int(ExitCode.LIBVIRT),
+                seconds=now - t0,
+            )
+            spawn()
+    left = [t0 + limit - now for i, t0 in started.items() if i not in results]
+    return max(0.01, min(left)) if left else None
+
+
 def _run(uri: str, job: Callable[[str], T]) -> Outcome[T]:
     start = time.monotonic()
     try:
@@ -111,21 +134,7 @@ def over_hosts(
         spawn()
     with cond:
         while len(results) < n:
-            wait: float | None = None
-            if limit != math.inf:
-                now = time.monotonic()
-                for i, t0 in list(started.items()):
-                    if i not in results and now - t0 >= limit:
-                        results[i] = Outcome(
-                            uri=uris[i],
-                            error=f"{uris[i]}: no answer within {limit:g} s (host down, or ssh waiting "
-                            f"for a password?); {HOST_TIMEOUT_ENV} sets the limit",
-                            exit_code=int(ExitCode.LIBVIRT),
-                            seconds=now - t0,
-                        )
-                        spawn()
-                left = [t0 + limit - now for i, t0 in started.items() if i not in results]
-                wait = max(0.01, min(left)) if left else None
+            wait = _expire(uris, started, results, limit, spawn) if limit != math.inf else None
             if len(results) < n:
                 cond.wait(wait)
     return [results[i] for i in range(n)]

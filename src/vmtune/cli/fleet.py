@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmtune.adapters.fleet import Outcome, over_hosts
-from vmtune.core.audit.engine import Finding
+from vmtune.adapters.libvirt import connect
+from vmtune.core.audit.engine import Finding, run_rules
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host, Summary
 from vmtune.cpuset import CpuSet
 from vmtune.errors import ExitCode, InputError
+from vmtune.render.check import finding_dict, render_table, summary
+from vmtune.render.console import make_console
+from vmtune.render.fleet import FleetRow, print_fleet
+from vmtune.render.hostjson import host_json
 
 __all__ = ["check_fleet", "host_fleet", "refuse_single_host_flags", "worst_exit"]
 
@@ -66,8 +71,7 @@ def check_fleet(
     select: frozenset[str] | None,
     ignore: frozenset[str],
 ) -> int:
-    from vmtune.cli.check_cmd import live_inputs
-    from vmtune.core.audit.engine import run_rules
+    from vmtune.cli.check_cmd import live_inputs  # check_cmd imports this module for fleet mode
 
     def job(uri: str) -> _Checked:
         host, caps, targets, tenants = live_inputs(uri, None, all_domains=all_domains)
@@ -82,10 +86,6 @@ def check_fleet(
         print(json.dumps({"hosts": [_check_doc(o, c) for o, c in zip(outcomes, codes, strict=True)],
                           "exit": worst}, indent=2))  # fmt: skip
         return worst
-    from vmtune.render.check import render_table, summary
-    from vmtune.render.console import make_console
-    from vmtune.render.fleet import FleetRow, print_fleet
-
     console = make_console()
     rows = []
     for outcome, code in zip(outcomes, codes, strict=True):
@@ -112,8 +112,6 @@ def check_fleet(
 
 
 def _check_doc(outcome: Outcome[_Checked], code: int) -> dict[str, Any]:
-    from vmtune.render.check import finding_dict, summary
-
     doc: dict[str, Any] = {"uri": outcome.uri, "reachable": outcome.value is not None, "exit": code,
                            "seconds": round(outcome.seconds, 3)}  # fmt: skip
     if outcome.value is None:
@@ -137,8 +135,6 @@ class _Seen:
 
 
 def _read_host(uri: str) -> _Seen:
-    from vmtune.adapters.libvirt import connect
-
     with connect(uri, readonly=True) as conn:
         host = conn.host()
         guests = conn.tenants()
@@ -155,8 +151,6 @@ def host_fleet(uris: Sequence[str], *, as_json: bool, others: Mapping[str, objec
     outcomes = over_hosts(uris, _read_host)
     worst = worst_exit(o.exit_code for o in outcomes)
     if as_json:
-        from vmtune.render.hostjson import host_json
-
         docs: list[dict[str, Any]] = []
         for o in outcomes:
             doc: dict[str, Any] = {"uri": o.uri, "reachable": o.value is not None, "exit": o.exit_code,
@@ -168,9 +162,6 @@ def host_fleet(uris: Sequence[str], *, as_json: bool, others: Mapping[str, objec
                 docs.append(doc | {"guests": guests, "host": host_json(o.value.host)})
         print(json.dumps({"hosts": docs, "exit": worst}, indent=2))
         return worst
-    from vmtune.render.console import make_console
-    from vmtune.render.fleet import FleetRow, print_fleet
-
     rows = []
     for o in outcomes:
         if o.value is None:

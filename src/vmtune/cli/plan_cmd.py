@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from vmtune.cli.common import CapabilitiesOpt, ConnectOpt, DomainsOpt, HostSource, JsonOpt, SysfsOpt
+from vmtune.cli.live_cmd import apply_connect
+from vmtune.cli.plan_run import plan, run
 from vmtune.cli.tuning import DomcapsOpt, Tuning, tuning_options
+from vmtune.errors import InputError
 
 __all__ = ["register"]
 
@@ -33,6 +36,11 @@ LiveOpt = Annotated[bool, typer.Option("--live", help="With --domain: also re-pi
 
 
 def register(app: typer.Typer) -> None:
+    _register_plan(app)
+    _register_apply(app)
+
+
+def _register_plan(app: typer.Typer) -> None:
     @app.command("plan")
     @tuning_options
     def plan_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
@@ -48,10 +56,6 @@ def register(app: typer.Typer) -> None:
         tuning: Tuning,
     ) -> None:
         """Decide pinning/NUMA/features for each domain and print the diff; write nothing."""
-        # keep in step with cli.plan_fast, which parses plain `vmtune plan` argvs without typer
-        # (tests/test_cli_fast.py compares its option table with this signature)
-        from vmtune.cli.plan_run import plan
-
         code = plan(
             files, sysfs=sysfs, capabilities=capabilities, connect=connect, domcapabilities=domcapabilities,
             domains=domains, json_out=json_out, explain=explain, tuning=tuning,
@@ -59,6 +63,8 @@ def register(app: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
+
+def _register_apply(app: typer.Typer) -> None:
     @app.command("apply")
     @tuning_options
     def apply_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
@@ -77,11 +83,7 @@ def register(app: typer.Typer) -> None:
         tuning: Tuning,
     ) -> None:
         """Plan each domain XML and write it: -o OUT, or --in-place [--backup]; atomic, validated."""
-        from vmtune.cli.plan_run import run
-
-        if domain is not None or live:  # through libvirt (issue 6): vmtune.cli.live_cmd
-            from vmtune.cli.live_cmd import apply_connect
-
+        if domain is not None or live:  # through libvirt: vmtune.cli.live_cmd
             code = apply_connect(
                 files, connect=connect, domain=domain, live=live, tuning=tuning,
                 offline_flags={"-o": output, "--in-place": in_place, "--sysfs": sysfs,
@@ -91,8 +93,6 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(code)
             return
         if not files:
-            from vmtune.errors import InputError
-
             raise InputError("apply: give DOMAIN.xml files, or --connect URI --domain NAME")
         code = run(
             files, host=HostSource(sysfs=sysfs, capabilities=capabilities, connect=connect),

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vmtune.core.topology.model import CACHE_LEVELS, Host
+from vmtune.core.topology.model import CACHE_LEVELS, Cpu, Host, Node
 
 __all__ = ["dumps", "host_json"]
 
@@ -34,38 +34,11 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
             "cmdline": host.cmdline,
         },
         "summary": host.summary().counts(),
-        "cpus": [
-            {
-                "id": c.id,
-                "online": c.online,
-                "socket": c.socket,
-                "node": c.node,
-                "core": c.core,
-                "package_id": c.package_id,
-                "die_id": c.die_id,
-                "cluster_id": c.cluster_id,
-                "core_id": c.core_id,
-                "capacity": c.capacity,
-                **_cache_keys(c.caches),
-            }
-            for c in host.cpus
-        ],
+        "cpus": [_cpu(c) for c in host.cpus],
         "sockets": [
             {"index": s.index, "package_id": s.package_id, "cpus": str(s.cpus)} for s in host.sockets
         ],
-        "nodes": [
-            {
-                "id": n.id,
-                "cpus": str(n.cpus),
-                "memory_total_kib": n.mem_total_kib,
-                "memory_free_kib": n.mem_free_kib,
-                "hugepages": [
-                    {"size_kib": h.size_kib, "total": h.total, "free": h.free} for h in n.hugepages
-                ],
-                "distances": {str(other): dist for other, dist in n.distances},
-            }
-            for n in host.nodes
-        ],
+        "nodes": [_node(n) for n in host.nodes],
         "caches": [
             {
                 "index": g.index,
@@ -96,6 +69,33 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
     if owners is not None:
         doc["owners"] = {str(cpu): str(owner) for cpu, owner in sorted(owners.items())}
     return doc
+
+
+def _cpu(c: Cpu) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "online": c.online,
+        "socket": c.socket,
+        "node": c.node,
+        "core": c.core,
+        "package_id": c.package_id,
+        "die_id": c.die_id,
+        "cluster_id": c.cluster_id,
+        "core_id": c.core_id,
+        "capacity": c.capacity,
+        **_cache_keys(c.caches),
+    }
+
+
+def _node(n: Node) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "cpus": str(n.cpus),
+        "memory_total_kib": n.mem_total_kib,
+        "memory_free_kib": n.mem_free_kib,
+        "hugepages": [{"size_kib": h.size_kib, "total": h.total, "free": h.free} for h in n.hugepages],
+        "distances": {str(other): dist for other, dist in n.distances},
+    }
 
 
 def _cache_keys(caches: Mapping[int, int]) -> dict[str, int | None]:

@@ -18,6 +18,8 @@ What libvirt puts there (src/conf/capabilities.c) and how it maps:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lxml import etree
 
 from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
@@ -38,68 +40,80 @@ def parse_capabilities(text: str, source: str) -> Host:
     if host is None:
         raise InputError(f"{source}: no <host> element in <capabilities>")
     cpu_el = host.find("cpu")
-    arch = _text(cpu_el, "arch")
-    vendor = _text(cpu_el, "vendor")
-    model = _text(cpu_el, "model")
-    base_page = _base_page(cpu_el, source)
-
     cells = host.findall("topology/cells/cell")
     if not cells:
         raise InputError(
             f"{source}: no <host><topology><cells>: this capabilities XML does not describe the host's "
             "CPUs and NUMA nodes (libvirt test driver?); use --sysfs instead"
         )
+    base_page = _base_page(cpu_el, source)
+    nodes = [_cell_record(cell, base_page, source) for cell in cells]
     warnings: list[str] = []
-    cpu_els: list[tuple[etree._Element, int]] = []
-    nodes: list[NodeRecord] = []
-    any_pages = False
-    for cell in cells:
-        nid = _int_attr(cell, "id", source)
-        if nid is None:
-            raise InputError(f"{source}:{cell.sourceline}: <cell> without id")
-        ids: list[int] = []
-        for cpu in cell.findall("cpus/cpu"):
-            cid = _int_attr(cpu, "id", source)
-            if cid is None:
-                raise InputError(f"{source}:{cpu.sourceline}: <cpu> without id")
-            ids.append(cid)
-            cpu_els.append((cpu, nid))
-        mem_el = cell.find("memory")
-        mem = _size_kib(mem_el, source) if mem_el is not None else None
-        pages: list[HugePages] = []
-        sized = [(_size_kib(p, source, size_attr=True), p) for p in cell.findall("pages")]
-        # The base page size is no hugepage pool; without host/cpu/pages it is the cell's smallest size.
-        base = base_page if base_page is not None else min((s for s, _ in sized if s), default=None)
-        for size, page in sized:
-            if size is None or size == base:
-                continue
-            count = _int_text(page, source)
-            pages.append(HugePages(size_kib=int(size), total=count, free=count))
-            any_pages = any_pages or count > 0
-        dists = []
-        for sib in cell.findall("distances/sibling"):
-            other, value = _int_attr(sib, "id", source), _int_attr(sib, "value", source)
-            if other is None or value is None:
-                raise InputError(f"{source}:{sib.sourceline}: <sibling> needs id and value")
-            dists.append((other, value))
-        nodes.append(
-            NodeRecord(
-                id=nid,
-                cpus=CpuSet(ids),
-                mem_total_kib=int(mem) if mem is not None else None,
-                hugepages=tuple(pages),
-                distances=tuple(dists),
-            )
-        )
-    if any_pages:
+    if any(p.total > 0 for n in nodes for p in n.hugepages):
         warnings.append(f"{source}: capabilities XML has no free hugepage counts; assuming all are free")
+    records = _cpu_records(
+        [cpu for cell in cells for cpu in cell.findall("cpus/cpu")], _banks(host, source), source
+    )
+    totals = [n.mem_total_kib for n in nodes if n.mem_total_kib is not None]
+    return build_host(
+        name=source,
+        cpus=records,
+        nodes=nodes,
+        arch=_text(cpu_el, "arch"),
+        vendor=_text(cpu_el, "vendor"),
+        model=_text(cpu_el, "model"),
+        memory_total_kib=sum(totals) if totals else None,
+        warnings=warnings,
+    )
 
-    banks = _banks(host, source)
-    detailed = any(el.get("siblings") is not None or el.get("core_id") is not None for el, _ in cpu_els)
+
+def _cell_record(cell: etree._Element, base_page: int | None, source: str) -> NodeRecord:
+    """One ``<cell>``: its CPUs, memory, hugepage pools (not the base page) and SLIT distances."""
+    nid = _int_attr(cell, "id", source)
+    if nid is None:
+        raise InputError(f"{source}:{cell.sourceline}: <cell> without id")
+    ids: list[int] = []
+    for cpu in cell.findall("cpus/cpu"):
+        cid = _int_attr(cpu, "id", source)
+        if cid is None:
+            raise InputError(f"{source}:{cpu.sourceline}: <cpu> without id")
+        ids.append(cid)
+    mem_el = cell.find("memory")
+    mem = _size_kib(mem_el, source) if mem_el is not None else None
+    sized = [(_size_kib(p, source, size_attr=True), p) for p in cell.findall("pages")]
+    # The base page size is no hugepage pool; without host/cpu/pages it is the cell's smallest size.
+    base = base_page if base_page is not None else min((s for s, _ in sized if s), default=None)
+    pages = [
+        HugePages(size_kib=int(size), total=_int_text(page, source), free=_int_text(page, source))
+        for size, page in sized
+        if size is not None and size != base
+    ]
+    dists = []
+    for sib in cell.findall("distances/sibling"):
+        other, value = _int_attr(sib, "id", source), _int_attr(sib, "value", source)
+        if other is None or value is None:
+            raise InputError(f"{source}:{sib.sourceline}: <sibling> needs id and value")
+        dists.append((other, value))
+    return NodeRecord(
+        id=nid,
+        cpus=CpuSet(ids),
+        mem_total_kib=int(mem) if mem is not None else None,
+        hugepages=tuple(pages),
+        distances=tuple(dists),
+    )
+
+
+def _cpu_records(cpu_els: list[etree._Element], banks: Sequence[CacheRecord], source: str) -> list[CpuRecord]:
+    """Every ``<cpu>`` of every cell; with detailed topology elsewhere, a CPU without it is offline."""
+    detailed = any(el.get("siblings") is not None or el.get("core_id") is not None for el in cpu_els)
     records: list[CpuRecord] = []
-    for el, _nid in cpu_els:
+    seen: set[int] = set()
+    for el in cpu_els:
         cid = _int_attr(el, "id", source)
-        assert cid is not None  # checked above
+        assert cid is not None  # _cell_record refused a <cpu> without id
+        if cid in seen:
+            raise InputError(f"{source}: CPU {cid} is listed in two cells")
+        seen.add(cid)
         has_details = el.get("siblings") is not None or el.get("core_id") is not None
         if detailed and not has_details:
             records.append(CpuRecord(id=cid, online=False, has_topology=False))
@@ -119,22 +133,7 @@ def parse_capabilities(text: str, source: str) -> Host:
                 caches=tuple(b for b in banks if cid in b.cpus),
             )
         )
-    seen: set[int] = set()
-    for rec in records:
-        if rec.id in seen:
-            raise InputError(f"{source}: CPU {rec.id} is listed in two cells")
-        seen.add(rec.id)
-    totals = [n.mem_total_kib for n in nodes if n.mem_total_kib is not None]
-    return build_host(
-        name=source,
-        cpus=records,
-        nodes=nodes,
-        arch=arch,
-        vendor=vendor,
-        model=model,
-        memory_total_kib=sum(totals) if totals else None,
-        warnings=warnings,
-    )
+    return records
 
 
 def capabilities_caps(text: str | bytes, source: str) -> HostCaps:

@@ -202,14 +202,40 @@ def compare(exp: Expectation, obs: Observed) -> Report:
     rows: list[Row] = []
     drifts: list[Drift] = []
     notes: list[str] = []
-
     vcpu_threads = sorted((t for t in obs.threads if t.kind is ThreadKind.VCPU), key=lambda t: t.index or 0)
+    _vcpu_rows(rows, drifts, exp, vcpu_threads)
+    if exp.wants_realtime and not any(s.scheduler in RT_POLICIES for s in exp.vcpusched):
+        notes.append(
+            "intent asks for realtime vCPUs but the domain has no fifo/rr <vcpusched> (left out for this "
+            "host, see `vmtune plan --explain`): vCPUs run "
+            + ", ".join(sorted({_sched(t.policy, t.priority) for t in vcpu_threads}) or ["-"])
+        )
+    emulators = [t for t in obs.threads if t.kind is ThreadKind.EMULATOR]
+    _group_rows(rows, drifts, "emulator", emulators, exp.emulatorpin)
+    for t in sorted((t for t in obs.threads if t.kind is ThreadKind.IOTHREAD), key=lambda t: t.index or 0):
+        want = next((p.cpus for p in exp.iothreadpins if p.iothread == t.index), None)
+        _group_rows(rows, drifts, f"iothread {t.index}", [t], want)
+    rows.extend(
+        Row(what="kernel", thread=f"{t.name} ({t.tid})", expected="-", observed=str(t.affinity),
+            status=Status.IGNORED)
+        for t in obs.threads
+        if t.kind is ThreadKind.KERNEL
+    )  # fmt: skip
+    _memory_row(rows, drifts, exp, obs)
+    _hyperv_row(rows, drifts, exp, obs)
+    return Report(guest=exp.guest, pid=obs.pid, rows=tuple(rows), drifts=tuple(drifts), notes=tuple(notes))
+
+
+def _vcpu_rows(
+    rows: list[Row], drifts: list[Drift], exp: Expectation, vcpu_threads: list[ObservedThread]
+) -> None:
+    """One row per vCPU thread (affinity and scheduler against the plan); a missing vCPU is a drift."""
     seen = {t.index for t in vcpu_threads}
-    for vcpu in range(exp.vcpus):
-        if vcpu not in seen:
-            drifts.append(
-                Drift(what=f"vcpu {vcpu}", message=f"vCPU {vcpu}: no 'CPU {vcpu}/...' thread found")
-            )
+    drifts.extend(
+        Drift(what=f"vcpu {vcpu}", message=f"vCPU {vcpu}: no 'CPU {vcpu}/...' thread found")
+        for vcpu in range(exp.vcpus)
+        if vcpu not in seen
+    )
     for t in vcpu_threads:
         vcpu = t.index or 0
         want = exp.vcpu_cpus(vcpu)
@@ -217,10 +243,8 @@ def compare(exp: Expectation, obs: Observed) -> Report:
         problems: list[str] = []
         if want is not None and t.affinity != want:
             problems.append(f"runs on CPUs {t.affinity or '-'}, pinned to {want}")
-        if (want_policy, want_prio if want_policy in RT_POLICIES else 0) != (
-            t.policy,
-            t.priority if t.policy in RT_POLICIES else 0,
-        ):
+        wanted = (want_policy, want_prio if want_policy in RT_POLICIES else 0)
+        if wanted != (t.policy, t.priority if t.policy in RT_POLICIES else 0):
             problems.append(
                 f"scheduler {_sched(t.policy, t.priority)}, expected {_sched(want_policy, want_prio)}"
             )
@@ -237,34 +261,6 @@ def compare(exp: Expectation, obs: Observed) -> Report:
         drifts.extend(
             Drift(what=f"vcpu {vcpu}", message=f"vCPU {vcpu} ({t.name}, tid {t.tid}) {p}") for p in problems
         )
-    if exp.wants_realtime and not any(s.scheduler in RT_POLICIES for s in exp.vcpusched):
-        notes.append(
-            "intent asks for realtime vCPUs but the domain has no fifo/rr <vcpusched> (left out for this "
-            "host, see `vmtune plan --explain`): vCPUs run "
-            + ", ".join(sorted({_sched(t.policy, t.priority) for t in vcpu_threads}) or ["-"])
-        )
-
-    emulators = [t for t in obs.threads if t.kind is ThreadKind.EMULATOR]
-    _group_rows(rows, drifts, "emulator", emulators, exp.emulatorpin)
-
-    for t in sorted((t for t in obs.threads if t.kind is ThreadKind.IOTHREAD), key=lambda t: t.index or 0):
-        want = next((p.cpus for p in exp.iothreadpins if p.iothread == t.index), None)
-        _group_rows(rows, drifts, f"iothread {t.index}", [t], want)
-    for t in obs.threads:
-        if t.kind is ThreadKind.KERNEL:
-            rows.append(
-                Row(
-                    what="kernel",
-                    thread=f"{t.name} ({t.tid})",
-                    expected="-",
-                    observed=str(t.affinity),
-                    status=Status.IGNORED,
-                )
-            )
-
-    _memory_row(rows, drifts, exp, obs)
-    _hyperv_row(rows, drifts, exp, obs)
-    return Report(guest=exp.guest, pid=obs.pid, rows=tuple(rows), drifts=tuple(drifts), notes=tuple(notes))
 
 
 def _group_rows(

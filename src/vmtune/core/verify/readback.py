@@ -25,64 +25,82 @@ def _pins(pins: tuple[object, ...]) -> str:
 
 def owned_mismatches(plan: Plan, guest: GuestSpec) -> tuple[str, ...]:
     """One short text per owned section where ``guest`` does not say what ``plan`` asked."""
-    out: list[str] = []
+    pairs = [*_cputune_pairs(plan, guest), *_numa_pairs(plan, guest), *_cpu_pairs(plan, guest),
+             *_device_pairs(plan, guest)]  # fmt: skip
+    return tuple(f"{section} (wanted {want}, got {got})" for section, want, got in pairs if want != got)
 
-    def check(section: str, want: object, got: object) -> None:
-        if want != got:
-            out.append(f"{section} (wanted {want}, got {got})")
 
+_Pair = tuple[str, object, object]
+
+
+def _cputune_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
+    out: list[_Pair] = []
     if plan.vcpupins is not None:
         want = {p.vcpu: str(p.cpus) for p in plan.vcpupins}
-        got = {p.vcpu: str(p.cpus) for p in guest.vcpupins}
-        check("cputune/vcpupin", want, got)
+        out.append(("cputune/vcpupin", want, {p.vcpu: str(p.cpus) for p in guest.vcpupins}))
     if plan.vcpu_cpuset is not None:
-        check("vcpu/@cpuset", str(plan.vcpu_cpuset), str(guest.vcpu_cpuset or ""))
+        out.append(("vcpu/@cpuset", str(plan.vcpu_cpuset), str(guest.vcpu_cpuset or "")))
     if plan.emulatorpin is not None:
-        check("cputune/emulatorpin", str(plan.emulatorpin), str(guest.emulatorpin or ""))
+        out.append(("cputune/emulatorpin", str(plan.emulatorpin), str(guest.emulatorpin or "")))
     if plan.iothreads is not None:
-        check("iothreads", plan.iothreads, guest.iothreads)
+        out.append(("iothreads", plan.iothreads, guest.iothreads))
     if plan.iothreadpins is not None:
-        check(
+        out.append((
             "cputune/iothreadpin",
             {p.iothread: str(p.cpus) for p in plan.iothreadpins},
             {p.iothread: str(p.cpus) for p in guest.iothreadpins},
-        )
+        ))  # fmt: skip
     if plan.vcpusched is not None:
-        check("cputune/vcpusched", _sched_map(plan.vcpusched), _sched_map(guest.vcpusched))
-    if plan.numatune is not None:
-        check(
+        out.append(("cputune/vcpusched", _sched_map(plan.vcpusched), _sched_map(guest.vcpusched)))
+    return out
+
+
+def _numa_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
+    if plan.numatune is None:
+        return []
+    return [
+        (
             "numatune/memory",
             (plan.numatune.mode, str(plan.numatune.nodeset)),
             (guest.numatune_mode, str(guest.numatune_nodeset or "")),
-        )
-        check(
+        ),
+        (
             "numatune/memnode",
             {m.cellid: (m.mode, str(m.nodeset)) for m in plan.numatune.memnodes},
             {m.cellid: (m.mode, str(m.nodeset)) for m in guest.memnodes},
-        )
-    if plan.cpu is not None:
-        if plan.cpu.mode is not None:
-            check("cpu/@mode", plan.cpu.mode, guest.cpu_mode)
-        if plan.cpu.topology is not None:
-            check("cpu/topology", plan.cpu.topology, guest.topology)
-        if plan.cpu.numa_cells is not None:
-            check(
-                "cpu/numa",
-                {c.id: (str(c.cpus), c.memory_kib) for c in plan.cpu.numa_cells},
-                {c.id: (str(c.cpus), c.memory_kib) for c in guest.numa_cells},
-            )
+        ),
+    ]
+
+
+def _cpu_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
+    out: list[_Pair] = []
+    if plan.cpu is None:
+        return out
+    if plan.cpu.mode is not None:
+        out.append(("cpu/@mode", plan.cpu.mode, guest.cpu_mode))
+    if plan.cpu.topology is not None:
+        out.append(("cpu/topology", plan.cpu.topology, guest.topology))
+    if plan.cpu.numa_cells is not None:
+        out.append((
+            "cpu/numa",
+            {c.id: (str(c.cpus), c.memory_kib) for c in plan.cpu.numa_cells},
+            {c.id: (str(c.cpus), c.memory_kib) for c in guest.numa_cells},
+        ))  # fmt: skip
+    return out
+
+
+def _device_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
+    out: list[_Pair] = []
     if plan.features is not None and plan.features.hyperv is not None:
         want_hv = sorted(f.name for f in plan.features.hyperv if f.state)
-        got_hv = sorted(f.name for f in guest.hyperv if f.state)
-        check("features/hyperv", want_hv, got_hv)
+        out.append(("features/hyperv", want_hv, sorted(f.name for f in guest.hyperv if f.state)))
     if plan.memory_backing is not None:
         mb = guest.memory_backing
-        check("memoryBacking/hugepages", plan.memory_backing.hugepages, bool(mb and mb.hugepages))
-        check("memoryBacking/locked", plan.memory_backing.locked, bool(mb and mb.locked))
+        out.append(("memoryBacking/hugepages", plan.memory_backing.hugepages, bool(mb and mb.hugepages)))
+        out.append(("memoryBacking/locked", plan.memory_backing.locked, bool(mb and mb.locked)))
     if plan.memballoon is not None:
-        check(
-            "devices/memballoon", plan.memballoon.model, guest.memballoon.model if guest.memballoon else None
-        )
+        got = guest.memballoon.model if guest.memballoon else None
+        out.append(("devices/memballoon", plan.memballoon.model, got))
     if plan.intent is not None:
-        check("metadata/vmtune:tuning", plan.intent, guest.intent)
-    return tuple(out)
+        out.append(("metadata/vmtune:tuning", plan.intent, guest.intent))
+    return out
