@@ -21,6 +21,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.units import PAGE_2M, page_label
 
 __all__ = ["vt201", "vt202", "vt203", "vt204", "vt205"]
 
@@ -143,7 +144,7 @@ def _default_hugepage_kib(host: Host) -> int | None:
     if not sizes:
         return None
     # the kernel's default hugepage size is 2 MiB on x86 and 4K-granule arm64; otherwise the smallest listed
-    return 2048 if 2048 in sizes else sizes[0]
+    return PAGE_2M if PAGE_2M in sizes else sizes[0]
 
 
 def _free_pages(host: Host, nodes: CpuSet, size_kib: int) -> int:
@@ -153,10 +154,6 @@ def _free_pages(host: Host, nodes: CpuSet, size_kib: int) -> int:
             hp = node.hugepages_of(size_kib)
             total += hp.free if hp else 0
     return total
-
-
-def _size_text(kib: int) -> str:
-    return f"{kib // 1048576}G" if kib % 1048576 == 0 else f"{kib // 1024}M"
 
 
 @guest_rule("VT205", "not enough free hugepages on the bound nodes", Level.ERROR)
@@ -190,7 +187,7 @@ def vt205(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             yield Hit(
                 guest=g,
                 location=xpath,
-                message=f"needs {need} free {_size_text(size)} hugepages on node {nodes}, host has {free}",
+                message=f"needs {need} free {page_label(size)} hugepages on node {nodes}, host has {free}",
                 fix=f"reserve them (echo N > /sys/devices/system/node/nodeN/hugepages/hugepages-{size}kB/"
                 f"nr_hugepages) or re-plan onto nodes that have them: {apply_cmd(g)}",
             )

@@ -21,15 +21,13 @@ from vmtune.core.audit.engine import (
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Profile
 from vmtune.core.plan import Level
+from vmtune.core.tuning.hyperv import RECOMMENDED
 
 __all__ = ["RECOMMENDED_HYPERV", "vt301", "vt302", "vt303", "vt304"]
 
-# The set the windows profile writes that every KVM since 5.x provides; reset/vendor_id/evmcs/reenlightenment
-# are situational, so their absence is not a finding.
-RECOMMENDED_HYPERV = (
-    "relaxed", "vapic", "spinlocks", "vpindex", "runtime",
-    "synic", "stimer", "frequencies", "tlbflush", "ipi",
-)  # fmt: skip
+# The windows profile's own set (core.tuning.hyperv): the situational ones (reset, vendor_id, evmcs,
+# reenlightenment) are left out, so their absence is not a finding.
+RECOMMENDED_HYPERV = RECOMMENDED
 
 
 # Hyper-V enlightenments and the PC timers (hpet, pit, rtc ticks) exist only for x86 guests; Windows on arm64

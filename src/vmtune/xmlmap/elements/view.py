@@ -17,6 +17,7 @@ from lxml import etree
 
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
+from vmtune.units import LIBVIRT_UNIT_BYTES
 from vmtune.xmlmap import tree
 
 __all__ = [
@@ -47,16 +48,10 @@ R = TypeVar("R")
 Fields = dict[str, Any]
 """Keyword arguments for ``GuestSpec``, as each element module reads them."""
 
-# libvirt's virScaleInteger suffixes: bare/k/KiB are 1024-based, KB/MB/... are 1000-based.
-_UNITS: dict[str, int] = {"b": 1, "bytes": 1}
-for _i, _p in enumerate("kmgtpe", start=1):
-    _UNITS[_p] = _UNITS[f"{_p}ib"] = 1024**_i
-    _UNITS[f"{_p}b"] = 1000**_i
-
 
 def memory_kib(value: str, unit: str | None, where: str) -> int:
     """A libvirt scaled integer (``<memory unit='GiB'>4</memory>``) in KiB, rounded up like libvirt."""
-    factor = _UNITS.get((unit or "KiB").strip().lower())
+    factor = LIBVIRT_UNIT_BYTES.get((unit or "KiB").strip().lower())
     if factor is None:
         raise InputError(f"{where}: unknown memory unit {unit!r}")
     try:
