@@ -1,8 +1,5 @@
-"""Test/bench helpers for the planner: Host objects straight from ``sysfsgen.HostSpec`` (no sysfs IO),
-tenant GuestSpecs with pins, and a stable text rendering of a Plan for goldens.
-
-Building the Host from the same ``layout()`` the sysfs fixtures are written from keeps the planner's tests
-independent of the sysfs reader while describing exactly the same machines.
+"""Test/bench helpers for the planner: the named hosts (``host_named``/``host_of`` from ``hosts``, the one
+Host factory), tenant GuestSpecs with pins, and a stable text rendering of a Plan for goldens.
 """
 
 from __future__ import annotations
@@ -10,11 +7,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Sequence
 
-from sysfsgen import NAMED_HOSTS, HostSpec
+from hosts import host_named, host_of
 from vmtune.core.guest import GuestSpec, VcpuPin
+from vmtune.core.intent.model import Intent
 from vmtune.core.plan import Plan
-from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.planner import plan_guest
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError
 
 __all__ = [
     "fewest_nodes",
@@ -28,87 +28,6 @@ __all__ = [
 ]
 
 GIB = 1024 * 1024
-
-
-def host_of(spec: HostSpec) -> Host:
-    raw = spec.layout()
-    kinds = spec.core_kinds()
-    online = [c for c in raw if c.online]
-    core_keys = sorted({c.core for c in online}, key=lambda k: min(c.id for c in online if c.core == k))
-    core_index = {k: i for i, k in enumerate(core_keys)}
-    socket_keys = sorted({c.socket for c in online})
-    socket_index = {k: i for i, k in enumerate(socket_keys)}
-    caches: list[CacheGroup] = []
-    for level, attr in ((2, "l2"), (3, "l3")):
-        groups: dict[int, list[int]] = {}
-        for c in online:
-            key = getattr(c, attr)
-            if key >= 0:
-                groups.setdefault(key, []).append(c.id)
-        for members in sorted(groups.values(), key=min):
-            first = next(c for c in online if c.id == members[0])
-            size = kinds[first.kind].l2_kib if level == 2 else spec.l3_kib
-            caches.append(CacheGroup(index=len(caches), level=level, cpus=CpuSet(members), size_kib=size))
-    cpus = tuple(
-        Cpu(
-            id=c.id,
-            online=c.online,
-            socket=socket_index[c.socket] if c.online else -1,
-            core=core_index[c.core] if c.online else -1,
-            node=c.node,
-            package_id=c.socket,
-            core_id=c.core_id,
-            capacity=kinds[c.kind].capacity,
-            caches={g.level: g.index for g in caches if c.id in g.cpus},
-        )
-        for c in raw
-    )
-    cores = tuple(
-        Core(
-            index=i,
-            cpus=CpuSet(c.id for c in online if c.core == key),
-            socket=socket_index[next(c.socket for c in online if c.core == key)],
-            node=next(c.node for c in online if c.core == key),
-            caches={g.level: g.index for g in caches if min(c.id for c in online if c.core == key) in g.cpus},
-            capacity=kinds[next(c.kind for c in online if c.core == key)].capacity,
-        )
-        for i, key in enumerate(core_keys)
-    )
-    sockets = tuple(
-        Socket(index=i, package_id=k, cpus=CpuSet(c.id for c in online if c.socket == k))
-        for i, k in enumerate(socket_keys)
-    )
-    nodes = []
-    for node_id in spec.node_ids():
-        mem = spec.node_memory(node_id)
-        nodes.append(
-            Node(
-                id=node_id,
-                cpus=CpuSet(c.id for c in online if c.node == node_id),
-                mem_total_kib=mem.total,
-                mem_free_kib=mem.free,
-                hugepages=tuple(
-                    HugePages(size_kib=size, total=nr, free=free)
-                    for size, (nr, free) in sorted(mem.huge.items())
-                ),
-                distances=tuple((other, spec.distance(node_id, other)) for other in spec.node_ids()),
-            )
-        )
-    return Host(
-        name=spec.name,
-        cpus=cpus,
-        cores=cores,
-        sockets=sockets,
-        nodes=tuple(nodes),
-        caches=tuple(caches),
-        arch=spec.arch,
-        vendor=spec.vendor or None,
-        isolated=CpuSet(spec.isolated),
-    )
-
-
-def host_named(name: str) -> Host:
-    return host_of(NAMED_HOSTS[name])
 
 
 def guest(name: str = "guest", vcpus: int = 4, memory_gib: float = 4, **kw: object) -> GuestSpec:
@@ -210,10 +129,6 @@ def fill_seeded(
 ) -> Iterator[tuple[GuestSpec, Plan, CpuSet, CpuSet]]:
     """Place a seeded mix of guests (1-32 vCPUs and some wider than a node, 256 MiB per vCPU) until the host
     refuses 10 in a row: (guest, plan, its vCPUs' CPUs, the free pool it was placed into) for each one."""
-    from vmtune.core.intent.model import Intent
-    from vmtune.core.planner import plan_guest
-    from vmtune.errors import InfeasibleError
-
     rng = random.Random(f"{seed}-{name}")
     widest = max(len(n.cpus) for n in host.nodes)
     tenants: list[GuestSpec] = []

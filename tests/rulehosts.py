@@ -1,23 +1,27 @@
-"""Tiny, pure Host and GuestSpec builders for the audit rule tests (no sysfs, no XML).
+"""Tiny, pure Host and GuestSpec builders for the audit rule tests (no sysfs, no XML; hosts via ``hosts``).
 
 ``make_host()`` is the audit tests' named machine "2n4c2t": 2 NUMA nodes x 4 cores x 2 threads, one
 socket per node, Intel-style interleaved sibling numbering (core k's threads are k and k+8), a private
 L2 per core and one L3 per node. Options vary it (shared L2 clusters, several L3 groups per node,
-offline CPUs, isolcpus, hugepages).
+offline CPUs, isolcpus, hugepages). 64 GiB per node, all of it free but the hugepages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hosts import host_of
+from sysfsgen import HostSpec, NodeMem, parse_cpulist
 from vmtune.core.audit.engine import Finding, run_rules
 from vmtune.core.guest import GuestSpec, VcpuPin
 from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
-from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 __all__ = ["check_fires_on_bad_not_on_fixed", "findings", "guest", "make_host", "pins"]
+
+NODE_KIB = 64 * 1024 * 1024
 
 
 def make_host(
@@ -32,65 +36,27 @@ def make_host(
     hugepages_free: tuple[int, ...] | None = None,
     vendor: str = "Intel",
 ) -> Host:
-    """``hugepages_free[i]``: free 2M pages on node i (None: the host says nothing about hugepages)."""
-    total_cores = nodes * cores_per_node
-    off = CpuSet.parse(offline)
-    core_cpus = [CpuSet(t * total_cores + k for t in range(threads)) for k in range(total_cores)]
-    caches: list[CacheGroup] = []
-    l2_of: dict[int, int] = {}
-    l3_of: dict[int, int] = {}
-    l3_cores = cores_per_node // l3_per_node
-    for level, size, index_of in ((2, l2_cores, l2_of), (3, l3_cores, l3_of)):
-        for first in range(0, total_cores, size):
-            cpus = CpuSet().union(*core_cpus[first : first + size]) - off
-            index_of.update({k: len(caches) for k in range(first, first + size)})
-            caches.append(CacheGroup(index=len(caches), level=level, cpus=cpus))
-    cpus: list[Cpu] = []
-    cores: list[Core] = []
-    for k, kc in enumerate(core_cpus):
-        node = k // cores_per_node
-        online = kc - off
-        if online:
-            cores.append(
-                Core(index=len(cores), cpus=online, socket=node, node=node, caches={2: l2_of[k], 3: l3_of[k]})
-            )
-        for cpu in kc:
-            up = cpu not in off
-            cpus.append(
-                Cpu(
-                    id=cpu,
-                    online=up,
-                    socket=node if up else -1,
-                    core=len(cores) - 1 if up else -1,
-                    node=node,
-                    caches={2: l2_of[k], 3: l3_of[k]} if up else {},
-                )
-            )
-    cpus.sort(key=lambda c: c.id)
-    node_cpus = [
-        CpuSet().union(*core_cpus[n * cores_per_node : (n + 1) * cores_per_node]) - off for n in range(nodes)
-    ]
-    return Host(
+    """``hugepages_free[i]``: free (and reserved) 2M pages on node i; None: a kernel without hugetlbfs."""
+    pools = [{2048: (free, free)} for free in hugepages_free] if hugepages_free else [{}] * nodes
+    spec = HostSpec(
         name=f"{nodes}n{cores_per_node}c{threads}t",
-        cpus=tuple(cpus),
-        cores=tuple(cores),
-        sockets=tuple(Socket(index=n, package_id=n, cpus=node_cpus[n]) for n in range(nodes)),
-        nodes=tuple(
-            Node(
-                id=n,
-                cpus=node_cpus[n],
-                mem_total_kib=64 * 1024 * 1024,
-                hugepages=()
-                if hugepages_free is None
-                else (HugePages(size_kib=2048, total=hugepages_free[n], free=hugepages_free[n]),),
-                distances=tuple((m, 10 if m == n else 21) for m in range(nodes)),
-            )
-            for n in range(nodes)
-        ),
-        caches=tuple(sorted(caches, key=lambda c: (c.level, c.cpus.first()))),
+        sockets=nodes,
+        cores_per_node=cores_per_node,
+        threads_per_core=threads,
+        sibling_numbering="interleaved",
+        l2_cores=l2_cores,
+        l3_cores=cores_per_node // l3_per_node,
+        mem_per_node_kib=NODE_KIB,
+        node_mem={
+            n: NodeMem(NODE_KIB, NODE_KIB - 2048 * huge.get(2048, (0, 0))[0], huge)
+            for n, huge in enumerate(pools)
+        },
+        hugetlb=hugepages_free is not None,
+        offline=parse_cpulist(offline),
+        isolated=parse_cpulist(isolated),
         vendor=vendor,
-        isolated=CpuSet.parse(isolated),
     )
+    return host_of(spec)
 
 
 def pins(*specs: str) -> tuple[VcpuPin, ...]:

@@ -77,6 +77,10 @@ class HostSpec:
     kinds: tuple[CoreKind, ...] = ()  # hybrid: replaces cores_per_node/threads_per_core/l2_cores per node
     mem_per_node_kib: int = 16 * 1024 * 1024
     hugepages: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # size KiB -> (nr, free) per node
+    node_mem: Mapping[int, NodeMem] = field(default_factory=dict)  # node id -> its memory, replacing the
+    # mem_per_node_kib/hugepages default (nodes that differ: CPU-less memory, a pool on one node only)
+    hugetlb: bool = True  # False: a kernel without hugetlbfs lists no hugepage pools at all
+    cache_info: bool = True  # False: no cpuN/cache (some VMs and firmware): the host has no cache groups
     offline: tuple[int, ...] = ()
     memoryless_nodes: tuple[int, ...] = ()  # node ids with CPUs but MemTotal 0
     cpuless_nodes: tuple[int, ...] = ()  # node ids with memory and no CPUs
@@ -99,7 +103,8 @@ class HostSpec:
             "an L3 group would straddle sockets": (self.nodes_per_socket * self.cores_per_node) % l3 != 0,
             "CPU sets name absent CPUs": not named <= set(range(cpus)) or 0 < self.possible_cpus < cpus,
             "x86 cpu0 cannot go offline": self.arch == "x86_64" and 0 in self.offline,
-            "bad node ids": not {*self.cpuless_nodes, *self.memoryless_nodes} <= nodes,
+            "bad node ids": not {*self.cpuless_nodes, *self.memoryless_nodes, *self.node_mem} <= nodes,
+            "hugepages without hugetlb": not self.hugetlb and any(self.node_memory(n).huge for n in nodes),
         }
         if any(problems.values()):
             raise ValueError(f"{self.name}: " + "; ".join(text for text, bad in problems.items() if bad))
@@ -119,7 +124,10 @@ class HostSpec:
 
     def hugepage_sizes(self) -> list[int]:
         # what the kernel lists even with none reserved: x86 with pdpe1gb; arm64 4K pages and cont-PTE sizes
-        return sorted({2048, 1048576, *self.hugepages} | ({64, 32768} if self.arch == "aarch64" else set()))
+        if not self.hugetlb:
+            return []
+        reserved = {*self.hugepages, *(size for mem in self.node_mem.values() for size in mem.huge)}
+        return sorted({2048, 1048576, *reserved} | ({64, 32768} if self.arch == "aarch64" else set()))
 
     def distance(self, a: int, b: int) -> int:
         socket = {n: i // self.nodes_per_socket for i, n in enumerate(self.cpu_node_ids())}
@@ -129,6 +137,8 @@ class HostSpec:
         return 21 if min(sa, sb) < 0 or sa // 4 == sb // 4 else 32
 
     def node_memory(self, node: int) -> NodeMem:
+        if node in self.node_mem:
+            return self.node_mem[node]
         if node in self.memoryless_nodes:
             return NodeMem(0, 0, {})
         left = self.mem_per_node_kib - sum(size * nr for size, (nr, _free) in self.hugepages.items())
@@ -228,7 +238,7 @@ def sysfs_files(spec: HostSpec) -> tuple[dict[str, str], dict[str, str]]:
             files[f"{d}/topology/{stem}_list"] = cpulist(by[attr][getattr(c, attr)])
         caches = [(1, "Data", 32, "core"), (1, "Instruction", 32, "core"), (2, "Unified", kind.l2_kib, "l2")]
         caches += [(3, "Unified", spec.l3_kib, "l3")] * (c.l3 >= 0)
-        for index, (level, type_, kib, attr) in enumerate(caches):
+        for index, (level, type_, kib, attr) in enumerate(caches * spec.cache_info):
             k, group = f"{d}/cache/index{index}", getattr(c, attr)
             files |= {f"{k}/level": level, f"{k}/type": type_, f"{k}/size": f"{kib}K", f"{k}/id": group}
             files |= {f"{k}/coherency_line_size": 64, f"{k}/shared_cpu_list": cpulist(by[attr][group])}
@@ -299,6 +309,7 @@ def write_capabilities(spec: HostSpec, *, clusters: bool = True) -> str:
     the 9.0 shape, without ``cluster_id``/``clusters``. Offline CPUs are left out; only L3 banks are shown."""
     cpus, size = spec.layout(), spec.l3_kib * 1024
     siblings, l3 = _groups(cpus, "core"), {k: v for k, v in _groups(cpus, "l3").items() if k >= 0}
+    l3 = l3 if spec.cache_info else {}  # libvirt reads its cache banks from the same cpuN/cache files
     sockets, cores, threads = _libvirt_topology(spec, cpus)
     topo = {"sockets": sockets, "dies": 1, "clusters": 1, "cores": cores, "threads": threads}
     topo = {k: v for k, v in topo.items() if clusters or k != "clusters"}

@@ -1,4 +1,4 @@
-"""Named hosts and guests for the tuning tests, built as plain data (no sysfs reader needed).
+"""Named hosts and guests for the tuning tests, built as plain data through ``hosts`` (no sysfs reader).
 
 Each host is a shape the tuning gates care about: vendor (evmcs, topoext, APICv vs AVIC), SMT, NUMA
 nodes and their free hugepages.
@@ -6,10 +6,11 @@ nodes and their free hugepages.
 
 from __future__ import annotations
 
+from hosts import host_of
+from sysfsgen import HostSpec, NodeMem, parse_cpulist
 from vmtune.core.guest import GuestSpec, GuestTopology, HypervFeature, Memballoon, Timer
 from vmtune.core.intent.model import OsFamily
-from vmtune.core.topology.model import Core, Cpu, Host, HugePages, Node, Socket
-from vmtune.cpuset import CpuSet
+from vmtune.core.topology.model import Host, HugePages
 
 __all__ = ["GUESTS", "HOSTS", "make_host"]
 
@@ -26,41 +27,22 @@ def make_host(
     hugepages: dict[int, tuple[HugePages, ...]],
     isolated: str = "",
 ) -> Host:
-    """CPU ids: thread t of core c is ``c + t * total_cores`` (Linux's usual x86 numbering)."""
-    total = nodes * cores_per_node
-    cpus: list[Cpu] = []
-    cores: list[Core] = []
-    for c in range(total):
-        node = c // cores_per_node
-        ids = [c + t * total for t in range(threads)]
-        cores.append(Core(index=c, cpus=CpuSet(ids), socket=node, node=node))
-        cpus.extend(Cpu(id=i, socket=node, core=c, node=node, core_id=c) for i in ids)
-    cpus.sort(key=lambda cpu: cpu.id)
-    node_objs = tuple(
-        Node(
-            id=n,
-            cpus=CpuSet(cpu.id for cpu in cpus if cpu.node == n),
-            mem_total_kib=64 * GIB,
-            mem_free_kib=48 * GIB,
-            hugepages=hugepages.get(n, ()),
-        )
-        for n in range(nodes)
-    )
-    sockets = tuple(
-        Socket(index=n, package_id=n, cpus=CpuSet(cpu.id for cpu in cpus if cpu.socket == n))
-        for n in range(nodes)
-    )
-    return Host(
+    """One socket per node, 64 GiB per node (48 free), no cache groups; CPU ids: thread t of core c is
+    ``c + t * total_cores`` (Linux's usual x86 numbering); ``isolated`` CPUs are nohz_full too."""
+    pools = {n: {hp.size_kib: (hp.total, hp.free) for hp in hugepages.get(n, ())} for n in range(nodes)}
+    spec = HostSpec(
         name=name,
-        cpus=tuple(cpus),
-        cores=tuple(cores),
-        sockets=sockets,
-        nodes=node_objs,
-        arch="x86_64",
+        sockets=nodes,
+        cores_per_node=cores_per_node,
+        threads_per_core=threads,
+        sibling_numbering="interleaved",
+        node_mem={n: NodeMem(64 * GIB, 48 * GIB, huge) for n, huge in pools.items()},
+        cache_info=False,
+        isolated=parse_cpulist(isolated),
+        nohz_full=parse_cpulist(isolated),
         vendor=vendor,
-        isolated=CpuSet.parse(isolated),
-        nohz_full=CpuSet.parse(isolated),
     )
+    return host_of(spec)
 
 
 def _pools(gib_free: int, gib_total: int, two_m_free: int, two_m_total: int) -> tuple[HugePages, ...]:

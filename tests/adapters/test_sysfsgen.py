@@ -11,17 +11,20 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET  # generated and captured fixtures only, no untrusted input
 from collections import Counter
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hosts import host_of
 from sysfsgen import (
     HOSTS_DIR,
     NAMED_HOSTS,
     CoreKind,
     HostSpec,
+    NodeMem,
     capture,
     cpulist,
     cpumask,
@@ -30,6 +33,8 @@ from sysfsgen import (
     write_capabilities,
     write_sysfs,
 )
+from vmtune.adapters.sysfs import read_sysfs
+from vmtune.core.topology.model import Host, HugePages
 
 CPU, NODE = "sys/devices/system/cpu", "sys/devices/system/node"
 COMMITTED = sorted(name for name, spec in NAMED_HOSTS.items() if not spec.generated_only)
@@ -368,6 +373,79 @@ def test_memoryless_node_has_cpus_but_no_memory() -> None:
     assert tree.meminfo(f"{NODE}/node2/meminfo")["MemTotal"] > 0
 
 
+# --- the test host factory: the same machine as its sysfs -------------------------------------------------
+
+GIB = 1024 * 1024
+# the HostSpec fields no named host uses, each as the hand-built test hosts use them
+FACTORY_ONLY = {
+    "node-mem-cpuless": HostSpec(
+        name="node-mem-cpuless",
+        sockets=2,
+        nodes_per_socket=2,
+        cores_per_node=3,
+        threads_per_core=2,
+        l3_cores=6,
+        offline=(1, 8),
+        cpuless_nodes=(4,),
+        node_mem={0: NodeMem(16 * GIB, 12 * GIB, {2048: (512, 500)}), 4: NodeMem(64 * GIB, 64 * GIB, {})},
+        distances=tuple(tuple(10 if a == b else 40 if a == 4 else 21 for b in range(5)) for a in range(5)),
+        isolated=(3, 4),
+        nohz_full=(3, 4),
+    ),
+    "no-hugetlb": HostSpec(name="no-hugetlb", sockets=2, cores_per_node=4, threads_per_core=2, hugetlb=False),
+    "no-cache-info": HostSpec(
+        name="no-cache-info",
+        cores_per_node=4,
+        threads_per_core=2,
+        sibling_numbering="interleaved",
+        cache_info=False,
+        node_mem={0: NodeMem(64 * GIB, 48 * GIB, {2048: (4096, 4096), GIB: (16, 16)})},
+    ),
+}
+
+
+def as_factory_builds(host: Host) -> Host:
+    """The reader's Host less what the factory leaves out: the root's name, arch and vendor (not in sysfs),
+    and the raw die, cluster and cache ids."""
+    cpus = tuple(replace(c, die_id=None, cluster_id=None) for c in host.cpus)
+    caches = tuple(replace(g, cache_id=None) for g in host.caches)
+    return replace(host, name="", cpus=cpus, caches=caches, arch=None, vendor=None)
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_factory_builds_what_the_reader_reads_from_the_committed_tree(name: str) -> None:
+    expected = replace(host_of(NAMED_HOSTS[name]), name="", arch=None, vendor=None)
+    assert as_factory_builds(read_sysfs(HOSTS_DIR / name)) == expected
+
+
+@pytest.mark.parametrize("name", sorted(FACTORY_ONLY))
+def test_factory_only_fields_are_written_and_built_alike(name: str, tmp_path: Path) -> None:
+    spec = FACTORY_ONLY[name]
+    write_sysfs(spec, tmp_path)
+    expected = replace(host_of(spec), name="", arch=None, vendor=None)
+    assert as_factory_builds(read_sysfs(tmp_path)) == expected
+
+
+def test_factory_only_fields_show_in_the_host() -> None:
+    cpuless, bare, uncached = (
+        host_of(FACTORY_ONLY[n]) for n in ("node-mem-cpuless", "no-hugetlb", "no-cache-info")
+    )
+    node0, node4 = cpuless.node(0), cpuless.node(4)
+    assert node0 is not None and node4 is not None and not node4.cpus
+    assert (node0.mem_free_kib, node0.hugepages_of(2048)) == (
+        12 * GIB,
+        HugePages(size_kib=2048, total=512, free=500),
+    )
+    assert (node4.mem_total_kib, node4.hugepages_of(2048), node4.distance_to(0), node0.distance_to(4)) == (
+        64 * GIB,
+        HugePages(size_kib=2048, total=0, free=0),
+        40,
+        21,
+    )
+    assert all(not n.hugepages for n in bare.nodes) and bare.caches
+    assert not uncached.caches and all(not c.caches for c in uncached.cores)
+
+
 # --- capabilities XML: the same machine as its sysfs ------------------------------------------------------
 
 
@@ -457,6 +535,9 @@ def test_capabilities_host_topology_follows_libvirt(name: str) -> None:
         ({"offline": (0,)}, "cpu0"),
         ({"cpuless_nodes": (5,)}, "node ids"),
         ({"kinds": (CoreKind(2), CoreKind(1))}, "add up"),
+        ({"node_mem": {1: NodeMem(1, 1, {})}}, "node ids"),
+        ({"hugetlb": False, "hugepages": {2048: (1, 1)}}, "without hugetlb"),
+        ({"hugetlb": False, "node_mem": {0: NodeMem(4, 2, {2048: (1, 1)})}}, "without hugetlb"),
     ],
 )
 def test_spec_validation(changes: dict[str, Any], problem: str | None) -> None:

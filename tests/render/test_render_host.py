@@ -1,4 +1,4 @@
-"""The host tree, JSON and map renderers on Host objects built here (no reader involved), plus ownership."""
+"""The host tree, JSON and map renderers on Host objects from the test host factory, plus ownership."""
 
 from __future__ import annotations
 
@@ -11,20 +11,19 @@ from typing import Any
 
 import pytest
 
+from hosts import host_of
+from sysfsgen import HostSpec, NodeMem, parse_cpulist
+from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.guest import GuestSpec, VcpuPin
 from vmtune.core.ledger.ownership import Owner, clashes, cpu_owners, owner_tenants, shared_cores, unknown_pins
-from vmtune.core.topology.model import CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.model import Host, Socket
 from vmtune.cpuset import CpuSet
 from vmtune.render.console import make_console
 from vmtune.render.host import print_host
-from vmtune.render.hostjson import host_json
+from vmtune.render.hostjson import dumps, host_json
 from vmtune.render.hostmap import print_map
 from vmtune.render.hostview import CoreRun, Item, SocketBox, build_view
 from vmtune.units import fmt_kib
-
-
-def _caches_of(core: int, l2_of: dict[int, int], l3_of: dict[int, int]) -> dict[int, int]:
-    return {level: of[core] for level, of in ((2, l2_of), (3, l3_of)) if core in of}
 
 
 def make_host(
@@ -41,100 +40,32 @@ def make_host(
     cpuless_nodes: int = 0,
     name: str = "model-host",
 ) -> Host:
-    """A regular host: node n holds cores n*cores_per_node...; siblings interleaved or adjacent."""
-    n_nodes = sockets * nodes_per_socket
-    n_cores = n_nodes * cores_per_node
-    layout: list[tuple[int, int]] = []  # (cpu id, core number)
-    for core in range(n_cores):
-        for t in range(threads):
-            cpu = core + t * n_cores if interleaved else core * threads + t
-            layout.append((cpu, core))
-    layout.sort()
-    online_core_cpus: dict[int, list[int]] = {}
-    for cpu, core in layout:
-        if cpu not in offline:
-            online_core_cpus.setdefault(core, []).append(cpu)
-    core_numbers = sorted(online_core_cpus, key=lambda c: min(online_core_cpus[c]))
-    dense = {core: i for i, core in enumerate(core_numbers)}
-    caches: list[CacheGroup] = []
-    l2_of: dict[int, int] = {}
-    l3_of: dict[int, int] = {}
-    groups: dict[tuple[int, int], list[int]] = {}
-    for core, cpus in online_core_cpus.items():
-        groups.setdefault((2, core // l2_cores), []).extend(cpus)
-        if l3_cores:
-            groups.setdefault((3, core // l3_cores), []).extend(cpus)
-    for (level, key), cpus in sorted(groups.items(), key=lambda kv: (kv[0][0], min(kv[1]))):
-        idx = len(caches)
-        caches.append(CacheGroup(index=idx, level=level, cpus=CpuSet(cpus), size_kib=1024 * level * 8))
-        for core in online_core_cpus:
-            if (core // (l2_cores if level == 2 else l3_cores or 1)) == key:
-                (l2_of if level == 2 else l3_of)[core] = idx
-    cpus_out = []
-    for cpu, core in layout:
-        node = core // cores_per_node
-        socket = node // nodes_per_socket
-        on = cpu not in offline
-        cpus_out.append(
-            Cpu(
-                id=cpu,
-                online=on,
-                socket=socket if on else -1,
-                core=dense[core] if on else -1,
-                node=node,
-                package_id=socket,
-                core_id=core % cores_per_node,
-                caches=_caches_of(core, l2_of, l3_of) if on else {},
-            )
-        )
-    cores_out = tuple(
-        Core(
-            index=dense[c],
-            cpus=CpuSet(online_core_cpus[c]),
-            socket=c // cores_per_node // nodes_per_socket,
-            node=c // cores_per_node,
-            caches=_caches_of(c, l2_of, l3_of),
-        )
-        for c in core_numbers
-    )
-    online = [c for c in cpus_out if c.online]
-    nodes = [
-        Node(
-            id=n,
-            cpus=CpuSet(c.id for c in online if c.node == n),
-            mem_total_kib=16 << 20,
-            mem_free_kib=12 << 20,
-            hugepages=(HugePages(size_kib=2048, total=512, free=500),),
-            distances=tuple((m, 10 if m == n else 21) for m in range(n_nodes + cpuless_nodes)),
-        )
-        for n in range(n_nodes)
-    ]
-    for extra in range(cpuless_nodes):
-        nid = n_nodes + extra
-        nodes.append(
-            Node(
-                id=nid,
-                cpus=CpuSet(),
-                mem_total_kib=64 << 20,
-                mem_free_kib=64 << 20,
-                distances=tuple((m, 10 if m == nid else 40) for m in range(n_nodes + cpuless_nodes)),
-            )
-        )
-    socks = tuple(
-        Socket(index=s, package_id=s, cpus=CpuSet(c.id for c in online if c.socket == s))
-        for s in range(sockets)
-    )
-    return Host(
+    """A regular host: node n holds cores n*cores_per_node...; siblings interleaved or adjacent. CPU nodes
+    have 16 GiB (12 free, 2M pages 500/512 free) and sit 21 apart; CPU-less nodes after them have 64 GiB,
+    all free, and are 40 from every other node."""
+    cpu_nodes = sockets * nodes_per_socket
+    node_ids = range(cpu_nodes + cpuless_nodes)
+    far = [21 if n < cpu_nodes else 40 for n in node_ids]
+    spec = HostSpec(
         name=name,
-        cpus=tuple(cpus_out),
-        cores=cores_out,
-        sockets=socks,
-        nodes=tuple(nodes),
-        caches=tuple(caches),
-        arch="x86_64",
+        sockets=sockets,
+        nodes_per_socket=nodes_per_socket,
+        cores_per_node=cores_per_node,
+        threads_per_core=threads,
+        sibling_numbering="interleaved" if interleaved else "adjacent",
+        l2_cores=l2_cores,
+        l3_cores=l3_cores,
+        l2_kib=16384,
+        l3_kib=24576,
+        node_mem={n: NodeMem(16 << 20, 12 << 20, {2048: (512, 500)}) for n in range(cpu_nodes)}
+        | {n: NodeMem(64 << 20, 64 << 20, {}) for n in node_ids[cpu_nodes:]},
+        cpuless_nodes=tuple(node_ids[cpu_nodes:]),
+        distances=tuple(tuple(10 if m == n else far[n] for m in node_ids) for n in node_ids),
+        offline=offline,
+        isolated=parse_cpulist(isolated),
         vendor="Intel",
-        isolated=CpuSet.parse(isolated),
     )
+    return host_of(spec)
 
 
 def guest(name: str, cpus: str, emulator: str | None = None) -> GuestSpec:
@@ -254,8 +185,6 @@ def test_view_folding_is_lossless(shape: dict[str, Any]) -> None:
 @pytest.mark.corpus
 def test_every_corpus_machine_renders(corpora: Path) -> None:
     """44 real machines: tree and map fit 100 columns, the tree shows every online CPU, the map every CPU."""
-    from vmtune.adapters.sysfs import read_sysfs
-
     roots = sorted(p for p in (corpora / "sysfs").iterdir() if p.is_dir())
     assert len(roots) > 40
     for root in roots:
@@ -382,8 +311,6 @@ def test_map_shows_each_tenant_and_shared_cores() -> None:
 
 
 def test_json_text_is_valid_and_line_per_item() -> None:
-    from vmtune.render.hostjson import dumps
-
     host = make_host(sockets=2, cores_per_node=2, threads=2, l3_cores=2, offline=(7,))
     doc = host_json(host, owners=cpu_owners(host, [guest("vm", "0-1")]))
     text = dumps(doc)
