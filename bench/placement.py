@@ -510,6 +510,9 @@ def main() -> int:
         "--against", metavar="SRC", type=Path, help="time another vmtune src dir, interleaved"
     )
     parser.add_argument("--timing-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--results", metavar="DIR", type=Path, default=RESULTS, help="where placement.md/png go"
+    )
     args = parser.parse_args()
     if args.timing_worker:
         return _timing_worker()
@@ -564,13 +567,13 @@ def main() -> int:
     lines += ["", *LEGEND]
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "placement.md").write_text(text + "\n")
-    _plot(rows)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "placement.md").write_text(text + "\n")
+    _plot(rows, args.results)
     return 0
 
 
-def _plot(rows: Sequence[tuple[str, str, Metrics]]) -> None:
+def _plot(rows: Sequence[tuple[str, str, Metrics]], results: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -597,7 +600,7 @@ def _plot(rows: Sequence[tuple[str, str, Metrics]]) -> None:
         ax.set_title(title)
         ax.set_xticks([i + width for i in range(len(hosts))], hosts, rotation=15, fontsize=8)
     axes[0].legend()
-    fig.savefig(RESULTS / "placement.png", dpi=110)
+    fig.savefig(results / "placement.png", dpi=110)
 
 
 if __name__ == "__main__":

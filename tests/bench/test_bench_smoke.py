@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,12 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_placement_bench_runs() -> None:
-    res = _run("placement.py")
+def test_placement_bench_runs(tmp_path: Path) -> None:
+    res = _run("placement.py", "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| host | algo | placed |" in res.stdout
     assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
+    assert (tmp_path / "placement.md").read_text().startswith("| host | algo | placed |")
 
 
 def test_host_render_bench_runs() -> None:
