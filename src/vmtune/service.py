@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vmtune.adapters.files import atomic_write, read_bytes, read_text
-from vmtune.adapters.snapshot import open_root
+from vmtune.adapters.snapshot import read_snapshot
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Intent
@@ -182,9 +182,10 @@ def load_host(src: HostSource, *, libvirt: Callable[[str], Host]) -> Host:
     if src.connect is not None:
         return libvirt(src.connect)
     root = src.sysfs or Path("/")
-    if root.is_file():  # `vmtune host snapshot` output: extracted to a temp dir, named after the file
-        with open_root(root) as extracted:
-            return dataclasses.replace(read_sysfs(extracted), name=str(root))
+    if root.is_file():  # `vmtune host snapshot` output: read in memory, its files named below the archive
+        snap = read_snapshot(root)
+        host = read_sysfs(root, tree=snap.tree)
+        return dataclasses.replace(host, warnings=(*host.warnings, snap.note)) if snap.note else host
     return read_sysfs(root)
 
 
