@@ -10,13 +10,14 @@ reader by the caller.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from vmtune.adapters.files import atomic_write, read_bytes, read_text
-from vmtune.adapters.snapshot import open_root
+from vmtune.adapters.snapshot import read_snapshot
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Intent
@@ -45,6 +46,7 @@ __all__ = [
     "load_tenants",
     "next_tenants",
     "plan_document",
+    "same_file",
     "write_document",
 ]
 
@@ -122,20 +124,38 @@ def next_tenants(tenants: Sequence[GuestSpec], planned: Planned) -> list[GuestSp
 
 
 def write_document(
-    planned: Planned, path: Path, out: Path, *, backup: bool = False, schema: Path | None = None
+    planned: Planned,
+    path: Path,
+    out: Path,
+    *,
+    backup: bool = False,
+    schema: Path | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> None:
-    """Validate the new XML, check ``path`` is unchanged since it was read, then replace ``out``
-    atomically."""
+    """Validate the new XML and replace ``out`` atomically (``adapters.files.atomic_write``: owner, mode,
+    xattrs and symlinks kept), refusing when ``path`` no longer holds the bytes that were planned.
+
+    In place, that check runs right before the rename, after ``before_commit`` (a test's chance to edit
+    the file at the worst moment). A new ``-o`` file takes the input's mode; an existing one keeps its own.
+    """
     validate_domain(parse_xml(planned.after, source=str(out), root="domain"), schema, source=str(path))
-    if read_bytes(path) != planned.raw:
-        raise InputError(f"{path}: changed since vmtune read it; nothing written, run again")
+    in_place = same_file(path, out)
     mode = None
-    if out != path:
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except OSError:
-            mode = None
-    atomic_write(out, planned.after, mode=mode, backup=backup)
+    if not in_place:
+        if read_bytes(path) != planned.raw:
+            raise InputError(f"{path}: changed while planning, nothing written")
+        if not out.exists():
+            try:
+                mode = path.stat().st_mode & 0o7777
+            except OSError:
+                mode = None
+    atomic_write(out, planned.after, mode=mode, backup=backup, expected=planned.raw if in_place else None,
+                 before_commit=before_commit)  # fmt: skip
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether writing ``b`` replaces ``a`` (the same path once symlinks are resolved)."""
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 # -- hosts and tenants ------------------------------------------------------------------------------------
@@ -162,9 +182,10 @@ def load_host(src: HostSource, *, libvirt: Callable[[str], Host]) -> Host:
     if src.connect is not None:
         return libvirt(src.connect)
     root = src.sysfs or Path("/")
-    if root.is_file():  # `vmtune host snapshot` output: extracted to a temp dir, named after the file
-        with open_root(root) as extracted:
-            return dataclasses.replace(read_sysfs(extracted), name=str(root))
+    if root.is_file():  # `vmtune host snapshot` output: read in memory, its files named below the archive
+        snap = read_snapshot(root)
+        host = read_sysfs(root, tree=snap.tree)
+        return dataclasses.replace(host, warnings=(*host.warnings, snap.note)) if snap.note else host
     return read_sysfs(root)
 
 

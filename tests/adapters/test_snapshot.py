@@ -1,20 +1,31 @@
-"""`vmtune host snapshot`: what it captures, `--sysfs SNAPSHOT` reads the same host, safe extraction."""
+"""`vmtune host snapshot`: what it captures, `--sysfs SNAPSHOT` reads the same host, verified against its
+manifest (truncated or altered archives refused), safe extraction that leaves nothing behind."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from testutil import host_root, run
-from vmtune.adapters.snapshot import open_root, snapshot_members, write_snapshot
+from testutil import REPO, host_root, run
+from vmtune.adapters.snapshot import MANIFEST, open_root, snapshot_members, write_snapshot
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.errors import InputError
 
+TRUNCATED = "truncated or damaged host snapshot (the gzip stream ends early)"
+ALTERED = "altered or incomplete host snapshot"
 ROUND_TRIP_HOSTS = ("dual-skylake-ht-interleaved", "offline-cpus", "memoryless-node", "phytium-s2500")
 
 
@@ -225,3 +236,131 @@ def test_probe_files_travel_with_the_snapshot(hosts_tmp: Path, tmp_path: Path) -
         want.apicv, want.cgroup_version, want.rt_runtime_us, want.rt_runtime_path, want.pci_numa,
     )  # fmt: skip
     assert (want.apicv, want.rt_runtime_us, want.pci_numa) == (False, 0, (("0000:00:03.0", 0),))
+
+
+def _snapshot(hosts_tmp: Path, tmp_path: Path, name: str = "dual-skylake-ht-interleaved") -> Path:
+    snap = tmp_path / f"{name}.tar.gz"
+    write_snapshot(host_root(name, hosts_tmp), snap)
+    return snap
+
+
+def test_manifest_is_the_first_member(hosts_tmp: Path, tmp_path: Path) -> None:
+    snap = _snapshot(hosts_tmp, tmp_path)
+    with tarfile.open(snap) as tar:
+        members = tar.getmembers()
+        manifest = json.loads(tar.extractfile(members[0]).read())  # type: ignore[union-attr]
+    assert members[0].name == MANIFEST
+    host = read_sysfs(host_root("dual-skylake-ht-interleaved", hosts_tmp))
+    assert manifest["cpus"] == len(host.cpus) and manifest["nodes"] == len(host.nodes)
+    assert manifest["files"] == sum(m.isfile() for m in members[1:])
+    assert manifest["members"] == len(members) - 1 and len(manifest["sha256"]) == 64
+
+
+@pytest.mark.parametrize("percent", [50, 75, 90, 99])
+def test_truncated_snapshot_is_refused(
+    percent: int,
+    hosts_tmp: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _snapshot(hosts_tmp, tmp_path).read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) * percent // 100])
+    code, out, err = run(["host", "--sysfs", str(cut)], capsys, monkeypatch, tmp_path)
+    assert (code, out) == (2, "")
+    assert err == f"vmtune: error: {cut}: {TRUNCATED}; nothing read\n"
+
+
+def _rewrite(snap: Path, out: Path, change: Callable[[bytes], bytes]) -> Path:
+    """``snap`` with its tar bytes changed and gzipped again (so gzip's own CRC is right)."""
+    out.write_bytes(gzip.compress(change(gzip.decompress(snap.read_bytes()))))
+    return out
+
+
+def test_altered_snapshot_is_refused(
+    hosts_tmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = _snapshot(hosts_tmp, tmp_path)
+    with tarfile.open(snap) as tar:
+        online = tar.getmember("sys/devices/system/cpu/online")
+        text = tar.extractfile(online).read()  # type: ignore[union-attr]
+
+    def fewer_cpus(tar: bytes) -> bytes:  # same length, one digit less: "0-31" -> "0-21"
+        at = online.offset_data
+        assert tar[at : at + len(text)] == text
+        return tar[:at] + text.replace(b"3", b"2", 1) + tar[at + len(text) :]
+
+    altered = _rewrite(snap, tmp_path / "altered.tar.gz", fewer_cpus)
+    code, _, err = run(["host", "--sysfs", str(altered)], capsys, monkeypatch, tmp_path)
+    assert code == 2
+    assert err == f"vmtune: error: {altered}: {ALTERED} (sha256 differ from its manifest); nothing read\n"
+    # the last member dropped (the end-of-archive blocks follow it directly): the counts differ too
+    with tarfile.open(snap) as tar:
+        last = tar.getmembers()[-1]
+    dropped = _rewrite(snap, tmp_path / "dropped.tar.gz", lambda tar: tar[: last.offset] + bytes(10240))
+    code, _, err = run(["host", "--sysfs", str(dropped)], capsys, monkeypatch, tmp_path)
+    assert code == 2 and "members, files" in err and str(dropped) in err
+
+
+def test_snapshot_without_manifest_is_read_with_a_note(
+    hosts_tmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snapshots of earlier vmtune versions have no manifest: read, with a note saying it was not checked."""
+    snap = _snapshot(hosts_tmp, tmp_path)
+    old = tmp_path / "old.tar.gz"
+    with tarfile.open(snap) as src, tarfile.open(old, "w:gz", format=tarfile.USTAR_FORMAT) as dst:
+        for member in src.getmembers()[1:]:
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    doc = _json(["host", "--sysfs", str(old), "--json"], capsys, monkeypatch, tmp_path)
+    assert any("no manifest (written by an earlier vmtune)" in w for w in doc["warnings"])
+    new = _json(["host", "--sysfs", str(snap), "--json"], capsys, monkeypatch, tmp_path)
+    assert new["warnings"] == [] and doc["summary"] == new["summary"]
+
+
+def test_reading_a_snapshot_writes_nothing(
+    hosts_tmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--sysfs SNAPSHOT` is read in memory: no temp dir, in TMPDIR or /dev/shm, that a kill could leave."""
+    snap = _snapshot(hosts_tmp, tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    assert run(["host", "--sysfs", str(snap), "--json"], capsys, monkeypatch, tmp_path)[0] == 0
+    assert not list(scratch.iterdir())
+    if shm_before:
+        assert not {n for n in os.listdir("/dev/shm") if n.startswith("vmtune-")} - shm_before
+
+
+_PAUSED_EXTRACT = """
+import sys, time
+from pathlib import Path
+from vmtune.adapters.snapshot import open_root
+with open_root(Path(sys.argv[1])) as root:
+    print(root, flush=True)
+    time.sleep(30)
+"""
+
+
+def test_sigterm_while_extracted_removes_the_temp_dir(hosts_tmp: Path, tmp_path: Path) -> None:
+    snap = _snapshot(hosts_tmp, tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    stale = scratch / "vmtune-snapshot-k1ll3d"
+    (stale / "sys").mkdir(parents=True)
+    past = time.time() - 7200
+    os.utime(stale, (past, past))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSED_EXTRACT, str(snap)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    with proc, proc.stdout:  # type: ignore[union-attr]
+        assert proc.stdout is not None
+        extracted = Path(proc.stdout.readline().decode().strip())
+        assert extracted.parent == scratch and (extracted / "sys/devices/system/cpu/online").is_file()
+        assert extracted.stat().st_mode & 0o777 == 0o700
+        assert not stale.exists(), "a temp dir a SIGKILL left an hour ago is swept"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not list(scratch.iterdir())

@@ -94,7 +94,7 @@ def test_refuses_when_file_changed_since_read(tmp_path: Path) -> None:
     prep = plan_document(target.read_bytes(), source=str(target), host=read_sysfs(HOST), tenants=[],
                          intent=Intent(), caps=None)  # fmt: skip
     target.write_bytes(SERVER.read_bytes() + b"<!-- edited meanwhile -->\n")
-    with pytest.raises(InputError, match="changed since vmtune read it"):
+    with pytest.raises(InputError, match="changed while planning, nothing written"):
         write_document(prep, target, target)
     assert target.read_bytes().endswith(b"<!-- edited meanwhile -->\n")
 
@@ -127,3 +127,81 @@ def test_the_service_is_the_only_caller_of_the_planner() -> None:
     (pyproject's import-linter contract keeps the other layers off the planner; this pins the entries too)."""
     graph = grimp.build_graph("vmtune")
     assert graph.find_modules_that_directly_import("vmtune.core.planner") == {"vmtune.service"}
+
+
+def test_two_inputs_for_one_output_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.xml").write_bytes(SERVER.read_bytes())
+    args = ["apply", str(tmp_path / "a" / "x.xml"), str(tmp_path / "b" / "x.xml"), "--sysfs", str(HOST)]
+    assert main([*args, "-o", str(out)]) == 2
+    assert f"would both write {out / 'x.xml'}; nothing written" in capsys.readouterr().err
+    assert not list(out.iterdir())
+    # in place, a file and a symlink to it (libvirt's autostart/) are one output too
+    (tmp_path / "a" / "auto.xml").symlink_to("x.xml")
+    both = [str(tmp_path / "a" / "x.xml"), str(tmp_path / "a" / "auto.xml")]
+    assert main(["apply", *both, "--sysfs", str(HOST), "--in-place"]) == 2
+    assert "would both write" in capsys.readouterr().err
+    assert (tmp_path / "a" / "x.xml").read_bytes() == SERVER.read_bytes()
+
+
+def test_apply_through_autostart_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "web.xml"
+    real.write_bytes(SERVER.read_bytes())
+    (tmp_path / "autostart").mkdir()
+    link = tmp_path / "autostart" / "web.xml"
+    link.symlink_to("../web.xml")
+    assert main(["apply", str(link), "--sysfs", str(HOST), "--in-place"]) == 0
+    assert link.is_symlink() and os.readlink(link) == "../web.xml"
+    assert b"<cputune>" in real.read_bytes()
+
+
+def test_output_file_keeps_its_own_mode(tmp_path: Path) -> None:
+    out = tmp_path / "out.xml"
+    out.write_bytes(b"<domain/>\n")
+    out.chmod(0o600)
+    assert main(["apply", str(SERVER), "--sysfs", str(HOST), "-o", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600 and b"<cputune>" in out.read_bytes()
+
+
+def test_edit_during_apply_exits_2_and_survives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator saves the file while vmtune plans: exit 2 naming it, the operator's bytes stay."""
+    target = tmp_path / "web.xml"
+    target.write_bytes(SERVER.read_bytes())
+    edited = SERVER.read_bytes() + b"<!-- saved meanwhile -->\n"
+
+    def paused(*args: object, **kwargs: object) -> None:
+        write_document(*args, before_commit=lambda: target.write_bytes(edited), **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("vmtune.cli.plan_run.write_document", paused)
+    assert main(["apply", str(target), "--sysfs", str(HOST), "--in-place"]) == 2
+    assert f"{target}: changed while planning, nothing written" in capsys.readouterr().err
+    assert target.read_bytes() == edited
+    assert not list(tmp_path.glob(".*.vmtune-tmp"))
+
+
+def test_sigterm_during_batch_apply_leaves_old_or_new_and_no_temp(tmp_path: Path) -> None:
+    original = SERVER.read_bytes()
+    expected = tmp_path / "expected.xml"
+    assert main(["apply", str(SERVER), "--sysfs", str(HOST), "-o", str(expected)]) == 0
+    new = expected.read_bytes()
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for i in range(300):
+        (batch / f"vm{i:03d}.xml").write_bytes(original)
+    cmd = [sys.executable, "-m", "vmtune", "apply", str(batch), "--in-place", "--sysfs", str(HOST)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (batch / "vm000.xml").read_bytes() == original:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    # 143: the signal landed in a write (temp removed, SystemExit); -15: between writes (default action)
+    assert proc.wait(timeout=60) in (128 + signal.SIGTERM, -signal.SIGTERM)
+    states = [p.read_bytes() for p in sorted(batch.glob("*.xml"))]
+    assert len(states) == 300 and all(s in (original, new) for s in states)
+    assert states[0] == new and states[-1] == original, "the signal should land mid-batch"
+    assert not list(batch.glob(".*.vmtune-tmp"))

@@ -1,4 +1,4 @@
-"""``vmtune host snapshot``: capture the sysfs/procfs files the topology reader needs as a .tar.gz, and open
+"""``vmtune host snapshot``: capture the sysfs/procfs files the topology reader needs as a .tar.gz, and read
 such a snapshot again as a sysfs root (``--sysfs snap.tar.gz``).
 
 The archive's members are relative to the root (``sys/devices/system/cpu/online``, ``proc/meminfo``), so
@@ -9,30 +9,47 @@ PCI addresses and kernel command line. Real sysfs files report a size of 4096 wh
 each file is read and stored with its real length. The ``nodeN/cpuM`` symlinks are kept: old kernels and
 libvirt's trimmed trees have no ``cpulist``/``cpumap``, and the link is then the only node membership.
 
-Reading a snapshot back extracts it into a temp dir that is removed when the caller is done, accepting
-only what a snapshot holds (relative ``..``-free names, files, dirs, the node links; see
-``_extract_members``), with caps on member count and size.
+The first member, ``vmtune-manifest.json``, holds the member, file, link, CPU and node counts and the
+sha256 of every byte after it up to the end of the archive: a truncated or edited snapshot is refused
+instead of describing a smaller host. Snapshots of earlier vmtune versions have no manifest; they are read
+with a note. Reading parses the archive in memory (:func:`read_snapshot`): no file is extracted, nothing
+is left behind by a kill, and a 900-CPU snapshot reads in about the time of the same tree on disk.
+:func:`open_root` still extracts one, into a private temp dir removed on exit and on SIGTERM, for callers
+that need real files (the probes, a snapshot of a snapshot).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
 import tarfile
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmtune.adapters.files import atomic_write
+from vmtune.adapters.files import atomic_write, signals_raise
+from vmtune.adapters.sysfsio import FileTree
 from vmtune.errors import InputError
 
-__all__ = ["SnapshotStats", "is_snapshot", "open_root", "snapshot_members", "write_snapshot"]
+__all__ = [
+    "MANIFEST",
+    "Snapshot",
+    "SnapshotStats",
+    "is_snapshot",
+    "open_root",
+    "read_snapshot",
+    "snapshot_members",
+    "write_snapshot",
+]
 
 CPU = "sys/devices/system/cpu"
 NODE = "sys/devices/system/node"
@@ -52,6 +69,8 @@ _INDEX_DIR = re.compile(r"index\d+")
 _SKIP = frozenset({"uevent"})
 _NODE_LINK = re.compile(r"sys/devices/system/node/node\d+/cpu\d+")
 _LINK_TARGET = re.compile(r"\.\./\.\./cpu/cpu\d+")
+_CPU_MEMBER = re.compile(r"sys/devices/system/cpu/(cpu\d+)(?:/|$)")
+_NODE_MEMBER = re.compile(r"sys/devices/system/node/(node\d+)(?:/|$)")
 
 # /proc/cpuinfo of a 960-CPU host is megabytes of repeated blocks; the reader looks at the first block.
 CPUINFO_LIMIT = 256 * 1024
@@ -61,6 +80,13 @@ MAX_MEMBER_BYTES = 16 * 1024 * 1024
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
 SHM = "/dev/shm"
 SHM_SPARE = 256 * 1024 * 1024  # leave tmpfs room for whoever else uses it
+MAX_ARCHIVE_BYTES = 256 * 1024 * 1024
+MANIFEST = "vmtune-manifest.json"
+_FORMAT = "vmtune-host-snapshot"
+_BLOCK = 512
+_RECORD = 10240
+_TEMP_PREFIX = "vmtune-snapshot-"
+_STALE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,22 +186,51 @@ def _files(base: str, d: str, names: tuple[str, ...] | None = None) -> Iterator[
 
 
 def write_snapshot(root: Path, out: Path) -> SnapshotStats:
-    """Capture ``root``'s topology files into the gzip tarball ``out`` (written atomically)."""
+    """Capture ``root``'s topology files into the gzip tarball ``out`` (written atomically), the manifest
+    first."""
     if not (root / CPU).is_dir():
         raise InputError(f"{root / CPU}: not found; {root} is not a sysfs root")
+    body, stats, names = _members_tar(root)
+    if not stats.files:
+        raise InputError(f"{root}: no topology files found to snapshot")
+    cpus, nodes = _counts(names)
+    manifest = {
+        "format": _FORMAT, "version": 1, "members": len(names), "files": stats.files, "links": stats.links,
+        "cpus": cpus, "nodes": nodes, "sha256": hashlib.sha256(body).hexdigest(),
+    }  # fmt: skip
+    head = io.BytesIO()
+    with tarfile.open(fileobj=head, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
+        info = _info(MANIFEST, tarfile.REGTYPE, 0o444)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        manifest_end = tar.offset
+    archive = head.getvalue()[:manifest_end] + body + bytes(2 * _BLOCK)
+    archive += bytes(-len(archive) % _RECORD)
+    # mtime 0 (members and gzip header) and root ownership keep two snapshots of one host byte-identical
+    atomic_write(out, _gzip(archive), mode=0o644)
+    return stats
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _members_tar(root: Path) -> tuple[bytes, SnapshotStats, list[str]]:
+    """The members' tar blocks (no end-of-archive), what was taken, and every member name in order.
+    ustar: every name here fits it, and its headers are cheaper to build than pax ones. No directory
+    members: every directory holds a member, and ``tar x`` creates the parents (reading is faster too)."""
     buf = io.BytesIO()
     files = links = skipped = total = 0
-    # mtime 0 (members and gzip header) and root ownership keep two snapshots of one host byte-identical;
-    # ustar: every name here fits it, and its headers are cheaper to build than pax ones.
+    names: list[str] = []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        dirs: set[str] = set()
         for name, path, is_link in snapshot_members(root):
-            _add_dirs(tar, name, dirs)
             if is_link:
                 info = _info(name, tarfile.SYMTYPE, 0o777)
                 info.linkname = os.readlink(path)
                 tar.addfile(info)
                 links += 1
+                names.append(name)
                 continue
             try:
                 data = _read(path)
@@ -185,12 +240,19 @@ def write_snapshot(root: Path, out: Path) -> SnapshotStats:
             info = _info(name, tarfile.REGTYPE, 0o444)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+            names.append(name)
             files += 1
             total += len(data)
-    if not files:
-        raise InputError(f"{root}: no topology files found to snapshot")
-    atomic_write(out, gzip.compress(buf.getvalue(), compresslevel=6, mtime=0), mode=0o644)
-    return SnapshotStats(files=files, links=links, skipped=skipped, bytes=total)
+        end = tar.offset
+    stats = SnapshotStats(files=files, links=links, skipped=skipped, bytes=total)
+    return buf.getvalue()[:end], stats, names
+
+
+def _counts(names: list[str]) -> tuple[int, int]:
+    """(CPUs, NUMA nodes): the ``cpuN`` and ``nodeN`` directories the members name."""
+    cpus = {m.group(1) for n in names if (m := _CPU_MEMBER.match(n))}
+    nodes = {m.group(1) for n in names if (m := _NODE_MEMBER.match(n))}
+    return len(cpus), len(nodes)
 
 
 def _read(path: str) -> bytes:
@@ -213,13 +275,22 @@ def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _add_dirs(tar: tarfile.TarFile, name: str, seen: set[str]) -> None:
-    parts = name.split("/")[:-1]
-    for i in range(1, len(parts) + 1):
-        d = "/".join(parts[:i])
-        if d not in seen:
-            seen.add(d)
-            tar.addfile(_info(d, tarfile.DIRTYPE, 0o755))
+# -- reading ---------------------------------------------------------------------------------------------
+
+_Member = tuple[str, bytes, int, int, str]
+"""(name, tar type flag, offset of the data, size, link target) of one archive member."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    tree: FileTree
+    """The members below the archive's own path: ``str(path) + "/sys/devices/system/cpu/online"``."""
+    note: str | None = None
+    """Set when the archive has no manifest (an earlier vmtune's): read without a check."""
+
+
+class _Foreign(Exception):
+    """The archive uses pax or GNU headers (not vmtune's own): parsed by tarfile instead."""
 
 
 def is_snapshot(path: Path) -> bool:
@@ -227,23 +298,252 @@ def is_snapshot(path: Path) -> bool:
     return path.is_file()
 
 
+def read_snapshot(path: Path) -> Snapshot:
+    """Inflate and parse ``path`` in memory and check it against its manifest. Anything that is not an
+    intact snapshot is an InputError naming the file."""
+    data = _inflate(path)
+    try:
+        members, end = _parse(path, data)
+    except _Foreign:
+        members, end = _parse_tarfile(path, data), None
+    if not members or _clean(members[0][0]) != MANIFEST:
+        note = (f"{path}: no manifest (written by an earlier vmtune), read without a check; a new"
+                " 'vmtune host snapshot' writes a verifiable one")  # fmt: skip
+        return Snapshot(tree=_tree(path, data, members), note=note)
+    tree = _tree(path, data, members[1:])
+    _verify(path, data, members, end, tree)
+    return Snapshot(tree=tree)
+
+
+def _damaged(path: Path, why: str) -> InputError:
+    return InputError(f"{path}: truncated or damaged host snapshot ({why}); nothing read")
+
+
+def _inflate(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_ARCHIVE_BYTES + 1)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    if len(raw) > MAX_ARCHIVE_BYTES:
+        raise InputError(f"{path}: too large to be a vmtune host snapshot")
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    try:
+        data = inflater.decompress(raw, MAX_TOTAL_BYTES + 1)
+    except zlib.error as err:
+        raise InputError(f"{path}: not a readable host snapshot (.tar.gz): {err}") from None
+    if len(data) > MAX_TOTAL_BYTES:
+        raise InputError(f"{path}: too large to be a vmtune host snapshot")
+    if not inflater.eof:
+        raise _damaged(path, "the gzip stream ends early")
+    return data
+
+
+def _parse(path: Path, data: bytes) -> tuple[list[_Member], int]:
+    """The members of the ustar archive ``data`` and where its end-of-archive blocks start. A plain loop
+    over the 512-byte headers reading fields in place: tarfile builds an object per member, and that
+    alone took longer than reading the same tree from disk."""
+    if len(data) < _BLOCK or data[257:265] != b"ustar\x0000":
+        raise _Foreign  # GNU tar's own format, or not a tar at all: tarfile tells which
+    members: list[_Member] = []
+    off, total = 0, len(data)
+    while off + _BLOCK <= total:
+        if data[off] == 0:
+            if data.count(0, off, off + _BLOCK) != _BLOCK:
+                raise _damaged(path, f"bad header at byte {off}")
+            return members, off
+        kind = data[off + 156 : off + 157]
+        if kind in _FOREIGN_TYPES:
+            raise _Foreign
+        # a field ends at its first NUL or fills its width (find's -1 modulo gives the width's end)
+        name = data[off : data.find(b"\0", off, off + 100) % (off + 101)]
+        if data[off + 345]:  # ustar's prefix field: only names over 100 bytes use it
+            name = data[off + 345 : data.find(b"\0", off + 345, off + 500) % (off + 501)] + b"/" + name
+        try:
+            size = int(data[off + 124 : off + 135], 8)
+        except ValueError:
+            raise _damaged(path, f"bad header at byte {off}") from None
+        if len(members) >= MAX_MEMBERS or size > MAX_MEMBER_BYTES:
+            raise InputError(f"{path}: too large to be a vmtune host snapshot")
+        link = (
+            ""
+            if kind != b"2"
+            else data[off + 157 : data.find(b"\0", off + 157, off + 257) % (off + 258)].decode()
+        )
+        members.append((name.decode("utf-8", "replace"), kind, off + _BLOCK, size, link))
+        off += _BLOCK + -(-size // _BLOCK) * _BLOCK
+    raise _damaged(path, "the archive ends inside a member" if off > total else "no end-of-archive marker")
+
+
+_FOREIGN_TYPES = frozenset({b"x", b"g", b"L", b"K"})
+
+
+def _parse_tarfile(path: Path, data: bytes) -> list[_Member]:
+    members: list[_Member] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                if len(members) >= MAX_MEMBERS or member.size > MAX_MEMBER_BYTES:
+                    raise InputError(f"{path}: too large to be a vmtune host snapshot")
+                members.append((member.name, member.type, member.offset_data, member.size, member.linkname))
+    except tarfile.TarError as err:
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+        raise InputError(f"{path}: not a readable host snapshot (.tar.gz): {why}") from None
+    return members
+
+
+def _verify(path: Path, data: bytes, members: list[_Member], end: int | None, tree: FileTree) -> None:
+    """The manifest's counts and checksum against the members after it."""
+    _name, _kind, start, size, _link = members[0]
+    try:
+        manifest = json.loads(data[start : start + size])
+        want = {key: manifest[key] for key in ("members", "files", "links", "cpus", "nodes", "sha256")}
+    except (ValueError, KeyError, TypeError):
+        raise InputError(
+            f"{path}: altered host snapshot (its manifest is unreadable); nothing read"
+        ) from None
+    body = start + -(-size // _BLOCK) * _BLOCK
+    got = {
+        "members": len(members) - 1, "files": sum(m[1] in _FILE_TYPES for m in members[1:]),
+        "links": sum(m[1] == tarfile.SYMTYPE for m in members[1:]),
+        "cpus": _count_dirs(tree, f"{path}/{CPU}", _CPU_DIR),
+        "nodes": _count_dirs(tree, f"{path}/{NODE}", _NODE_DIR),
+        "sha256": hashlib.sha256(memoryview(data)[body:end]).hexdigest() if end is not None else None,
+    }  # fmt: skip
+    wrong = [key for key in want if want[key] != got[key]]
+    if wrong:
+        raise InputError(f"{path}: altered or incomplete host snapshot ({', '.join(wrong)} differ from its"
+                         " manifest); nothing read")  # fmt: skip
+
+
+def _count_dirs(tree: FileTree, base: str, pattern: re.Pattern[str]) -> int:
+    return sum(1 for e in tree.dirs.get(base, ()) if pattern.fullmatch(e) and f"{base}/{e}" in tree.dirs)
+
+
+_FILE_TYPES = frozenset({tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE})
+
+
+def _clean(name: str) -> str:
+    """The member name without ``./`` (``tar czf snap.tar.gz -C DIR .`` writes ./sys/...) and trailing /."""
+    name = name.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _tree(path: Path, data: bytes, members: list[_Member]) -> FileTree:
+    """Regular files and directories under relative, ``..``-free names; symlinks only in the one shape
+    snapshots hold (``node/nodeN/cpuM -> ../../cpu/cpuM``). Devices, FIFOs and hard links are skipped."""
+    base = str(path)
+    files: dict[str, bytes] = {}
+    dirs: dict[str, list[str]] = {base: []}
+    parent, entries = base, dirs[base]  # members come directory by directory: look the parent up once
+    for raw_name, kind, start, size, link in members:
+        name = _checked_name(path, raw_name)
+        if not name:
+            continue
+        key = f"{base}/{name}"
+        if kind == tarfile.DIRTYPE:
+            _directory(dirs, key)
+            continue
+        if kind == tarfile.SYMTYPE:
+            if not (_NODE_LINK.fullmatch(name) and _LINK_TARGET.fullmatch(link)):
+                raise InputError(f"{path}: unexpected symlink {raw_name!r} -> {link!r}")
+        elif kind not in _FILE_TYPES or key in files:
+            continue
+        else:
+            files[key] = data[start : start + size]
+        cut = key.rfind("/")
+        if key[:cut] != parent:
+            parent = key[:cut]
+            entries = dirs.get(parent) or _directory(dirs, parent)
+        entries.append(key[cut + 1 :])
+    if f"{base}/{CPU}" not in dirs:
+        raise InputError(f"{path}: snapshot has no {CPU}; not a vmtune host snapshot")
+    return FileTree(files=files, dirs=dirs)
+
+
+def _checked_name(path: Path, raw: str) -> str:
+    """``raw`` without ``./``; "" for the root itself; InputError for an absolute or ``..`` name."""
+    name = _clean(raw) if raw[:1] == "." or raw[-1:] == "/" else raw
+    if name in ("", "."):
+        return ""
+    suspect = name[:1] in ("/", ".") or "/." in name or "//" in name  # cheap test first: ~40,000 names
+    if suspect and (name[:1] == "/" or any(part in ("..", ".", "") for part in name.split("/"))):
+        raise InputError(f"{path}: unsafe member name {raw!r}")
+    return name
+
+
+def _enter(dirs: dict[str, list[str]], key: str) -> None:
+    parent, _, name = key.rpartition("/")
+    entries = dirs.get(parent)
+    if entries is None:
+        entries = _directory(dirs, parent)
+    entries.append(name)
+
+
+def _directory(dirs: dict[str, list[str]], key: str) -> list[str]:
+    entries = dirs.get(key)
+    if entries is None:
+        entries = dirs[key] = []
+        _enter(dirs, key)
+    return entries
+
+
+# -- extracting ------------------------------------------------------------------------------------------
+
+
 @contextlib.contextmanager
 def open_root(path: Path) -> Iterator[Path]:
-    """A sysfs root for ``path``: the directory itself, or a snapshot extracted to a temp dir."""
+    """A sysfs root of real files for ``path``: the directory itself, or the verified snapshot written into
+    a private (0700) temp dir that is removed on exit, on Ctrl-C and on SIGTERM. A temp dir left by a
+    SIGKILL is removed by a later run once it is an hour old."""
     if not is_snapshot(path):
         yield path
         return
-    with tempfile.TemporaryDirectory(prefix="vmtune-snapshot-", dir=_scratch_dir(path)) as tmp:
-        _extract(path, Path(tmp))
-        yield Path(tmp)
+    snap = read_snapshot(path)
+    scratch = _scratch_dir(path)
+    _sweep_stale(scratch or tempfile.gettempdir())
+    with signals_raise():
+        tmp = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=scratch)
+        try:
+            _write_tree(snap.tree, str(path), tmp)
+            yield Path(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_tree(tree: FileTree, base: str, dest: str) -> None:
+    cut = len(base)
+    for d, entries in tree.dirs.items():
+        target = dest + d[cut:]
+        os.makedirs(target, exist_ok=True)
+        for name in entries:
+            key = f"{d}/{name}"
+            if key not in tree.files and key not in tree.dirs:  # a node link: its shape was checked
+                os.symlink(f"../../cpu/{name}", f"{target}/{name}")
+    for key, data in tree.files.items():
+        with open(dest + key[cut:], "xb") as fh:
+            fh.write(data)
+
+
+def _sweep_stale(scratch: str) -> None:
+    limit = time.time() - _STALE_SECONDS
+    with contextlib.suppress(OSError), os.scandir(scratch) as entries:
+        for entry in entries:
+            if not entry.name.startswith(_TEMP_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if st.st_uid == os.getuid() and st.st_mtime < limit:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _scratch_dir(path: Path) -> str | None:
     """Where to extract: ``$TMPDIR`` when the user set one; else ``/dev/shm`` when it is a writable tmpfs
     with room, because a big host's snapshot is ~40,000 small files and creating (then deleting) them on a
-    journaling disk is most of the run (27 s vs 10 s for 960 CPUs measured here); else the default.
-    Room: a tmpfs file takes at least a 4 KiB page and a tar member at least 1 KiB, so 4x the
-    uncompressed size (gzip's ISIZE trailer, mod 4 GiB, plenty for a snapshot) is an upper bound."""
+    journaling disk takes most of the run; else the default. Room: a tmpfs file takes at least a 4 KiB
+    page and a tar member at least 1 KiB, so 4x the uncompressed size (gzip's ISIZE trailer, mod 4 GiB,
+    plenty for a snapshot) is an upper bound."""
     if os.environ.get("TMPDIR") or not os.path.isdir(SHM) or not os.access(SHM, os.W_OK | os.X_OK):
         return None
     try:
@@ -254,57 +554,3 @@ def _scratch_dir(path: Path) -> str | None:
     except OSError:
         return None
     return SHM if free > 4 * isize + SHM_SPARE else None
-
-
-def _extract(path: Path, dest: Path) -> None:
-    try:
-        # stream mode: members are read in order, with no seeks back into the gzip stream
-        with tarfile.open(path, mode="r|gz") as tar:
-            _extract_members(path, tar, str(dest))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        # gzip errors arrive as tarfile.ReadError or OSError ("Not a gzipped file"); EOFError: truncated
-        why = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
-        raise InputError(f"{path}: not a readable host snapshot (.tar.gz): {why}") from None
-    if not (dest / CPU).is_dir():
-        raise InputError(f"{path}: snapshot has no {CPU}; not a vmtune host snapshot")
-
-
-def _extract_members(path: Path, tar: tarfile.TarFile, dest: str) -> None:
-    """Regular files and directories under relative, ``..``-free names; symlinks only in the one shape
-    snapshots hold (``node/nodeN/cpuM -> ../../cpu/cpuM``), so nothing can point or write outside ``dest``.
-    Devices, FIFOs and hard links are skipped. (tarfile's ``data`` filter is as safe but resolves every
-    member with realpath: seconds for the ~4,000 files of a 64-CPU host.)"""
-    made: set[str] = {dest}
-    total = 0
-    for count, member in enumerate(tar, start=1):
-        total += max(member.size, 0)
-        if count > MAX_MEMBERS or member.size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
-            raise InputError(f"{path}: too large to be a vmtune host snapshot")
-        name = member.name.rstrip("/")
-        while name.startswith("./"):  # `tar czf snap.tar.gz -C dir .` writes ./sys/...
-            name = name[2:]
-        if name in ("", ".") and member.isdir():
-            continue
-        parts = name.split("/")
-        if not name or name.startswith("/") or any(p in ("..", ".", "") for p in parts):
-            raise InputError(f"{path}: unsafe member name {member.name!r}")
-        target = f"{dest}/{name}"
-        if member.isdir():
-            _mkdirs(target, made)
-        elif member.isreg():
-            _mkdirs(target.rpartition("/")[0], made)
-            src = tar.extractfile(member)
-            data = src.read() if src is not None else b""
-            with open(target, "xb") as fh:
-                fh.write(data)
-        elif member.issym():
-            if not (_NODE_LINK.fullmatch(name) and _LINK_TARGET.fullmatch(member.linkname)):
-                raise InputError(f"{path}: unexpected symlink {member.name!r} -> {member.linkname!r}")
-            _mkdirs(target.rpartition("/")[0], made)
-            os.symlink(member.linkname, target)
-
-
-def _mkdirs(d: str, made: set[str]) -> None:
-    if d not in made:
-        os.makedirs(d, exist_ok=True)
-        made.add(d)

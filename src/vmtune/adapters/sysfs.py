@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from vmtune.adapters.procinfo import cpuinfo_identity, meminfo_kib
-from vmtune.adapters.sysfsio import SysfsFiles
+from vmtune.adapters.sysfsio import FileTree, SysfsFiles
 from vmtune.adapters.sysfsnode import read_hugepages, read_nodes
 from vmtune.core.topology.build import CacheRecord, CpuRecord, NodeRecord, build_host
 from vmtune.core.topology.model import CACHE_LEVELS, Host
@@ -46,19 +46,20 @@ class _Unknown:
 _UNKNOWN = _Unknown()
 
 
-def read_sysfs(root: Path, *, exhaustive: bool = False) -> Host:
+def read_sysfs(root: Path, *, exhaustive: bool = False, tree: FileTree | None = None) -> Host:
     """Read the topology under ``root`` (``root/sys/devices/system/{cpu,node}``, ``root/proc``).
 
     By default a CPU whose core, package or cache an earlier CPU's mask already describes is not read
     again (see ``_Reader``). ``exhaustive=True`` reads every CPU's own files: several times slower on big
-    hosts, the reference the tests hold the shortcuts to.
+    hosts, the reference the tests hold the shortcuts to. ``tree``: the files below ``root`` are held in
+    memory (a snapshot archive named ``root``), not on disk.
     """
-    if not root.is_dir():
+    if tree is None and not root.is_dir():
         raise InputError(f"{root}: no such directory (expected a sysfs root such as /)")
     cpu_base = root / "sys" / "devices" / "system" / "cpu"
-    if not cpu_base.is_dir():
+    if not (cpu_base.is_dir() if tree is None else str(cpu_base) in tree.dirs):
         raise InputError(f"{cpu_base}: not found; {root} is not a sysfs root")
-    reader = _Reader(root, shortcuts=not exhaustive)
+    reader = _Reader(root, shortcuts=not exhaustive, tree=tree)
     reader.anchor(reader.cpu_base)
     try:
         return reader.read()
@@ -79,8 +80,8 @@ class _Reader(SysfsFiles):
     - after the first CPU no cpuN/ or topology/ directory is listed (``_cpu_fast``).
     """
 
-    def __init__(self, root: Path, *, shortcuts: bool = True) -> None:
-        super().__init__()
+    def __init__(self, root: Path, *, shortcuts: bool = True, tree: FileTree | None = None) -> None:
+        super().__init__(tree)
         self.root = root
         self.shortcuts = shortcuts
         self.cpu_base = str(root / "sys" / "devices" / "system" / "cpu")

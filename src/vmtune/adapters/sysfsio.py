@@ -8,11 +8,23 @@ before is not parsed again (package, die and cache masks repeat across CPUs).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["SysfsFiles"]
+__all__ = ["FileTree", "SysfsFiles"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileTree:
+    """A sysfs root held in memory (a snapshot read straight from its archive), keyed by full path."""
+
+    files: Mapping[str, bytes]
+    dirs: Mapping[str, list[str]]
+    """Directory -> its entry names (files, subdirectories and links)."""
+
 
 _MAX_FILE = 1 << 20  # sysfs attributes are <= PAGE_SIZE; proc files we read are small too
 
@@ -20,7 +32,8 @@ _MAX_FILE = 1 << 20  # sysfs attributes are <= PAGE_SIZE; proc files we read are
 class SysfsFiles:
     """Read helpers returning None for a missing file and raising InputError(path) for a bad one."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: FileTree | None = None) -> None:
+        self._tree = tree
         self._lists: dict[str, CpuSet] = {}
         self._masks: dict[str, CpuSet] = {}
         self._anchor = "\0"  # a directory prefix opened as _anchor_fd (see anchor)
@@ -42,6 +55,8 @@ class SysfsFiles:
 
     def raw(self, path: str) -> bytes | None:
         """File contents as bytes; None when it doesn't exist."""
+        if self._tree is not None:
+            return self._tree.files.get(path)
         try:
             if path.startswith(self._anchor):
                 fd = os.open(path[len(self._anchor) :], os.O_RDONLY, dir_fd=self._anchor_fd)
@@ -76,6 +91,8 @@ class SysfsFiles:
 
     def text_head(self, path: str) -> str:
         """The first 256 KiB of a file (a 900-CPU /proc/cpuinfo is megabytes; the vendor is at the top)."""
+        if self._tree is not None:
+            return self._tree.files.get(path, b"")[: 256 * 1024].decode("utf-8", "replace")
         try:
             with open(path, "rb") as fh:
                 return fh.read(256 * 1024).decode("utf-8", "replace")
@@ -85,11 +102,18 @@ class SysfsFiles:
             raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
 
     def exists(self, path: str) -> bool:
+        if self._tree is not None:
+            parent, _, name = path.rpartition("/")
+            return (
+                path in self._tree.files or path in self._tree.dirs or name in self._tree.dirs.get(parent, ())
+            )
         if path.startswith(self._anchor):
             return os.access(path[len(self._anchor) :], os.F_OK, dir_fd=self._anchor_fd)
         return os.access(path, os.F_OK)
 
     def listdir(self, path: str) -> list[str]:
+        if self._tree is not None:
+            return list(self._tree.dirs.get(path, ()))
         try:
             return os.listdir(path)
         except (FileNotFoundError, NotADirectoryError):

@@ -2,12 +2,14 @@
 (``vmtune.service.plan_document``), write, show the results.
 
 Each file is independent: an error becomes that file's ``failed`` row and never touches the others.
-Writes are atomic and refused when the file changed since it was read (``service.write_document``).
+Writes are atomic, keep the replaced file's owner, mode and links, and are refused when the file changed
+since it was read (``service.write_document``); two inputs that would write one file are refused up front.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +80,19 @@ def _check_targets(files: list[Path], write_to: Path | None, in_place: bool, bac
         raise InputError("--backup goes with --in-place")
     if write_to is not None and len(files) > 1 and not write_to.is_dir():
         raise InputError(f"-o {write_to}: must be an existing directory when applying {len(files)} files")
+    _check_distinct(files, write_to)
+
+
+def _check_distinct(files: list[Path], write_to: Path | None) -> None:
+    """Two inputs that write one file (``-o DIR a/x.xml b/x.xml``, or a file and a symlink to it) would
+    keep only the last plan: refused before anything is written."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        target = _target(path, write_to)
+        key = os.path.realpath(target)
+        if key in seen:
+            raise InputError(f"{seen[key]} and {path} would both write {target}; nothing written")
+        seen[key] = path
 
 
 def _target(path: Path, write_to: Path | None) -> Path:
