@@ -12,7 +12,19 @@ from vmtune.core.guest import GuestTopology, NumaCell
 from vmtune.core.plan import CpuPlan, Plan
 from vmtune.cpuset import CpuSet
 from vmtune.xmlmap import tree
-from vmtune.xmlmap.elements.view import COUNT, CPUS, INT, STR, WORD, Attr, Fields, Reader, Record, Size
+from vmtune.xmlmap.elements.view import (
+    COUNT,
+    CPUS,
+    INT,
+    STR,
+    WORD,
+    YESNO,
+    Attr,
+    Fields,
+    Reader,
+    Record,
+    Size,
+)
 
 __all__ = ["read", "write"]
 
@@ -41,8 +53,11 @@ CELL = Record(
         Attr(name="id", codec=INT),
         Attr(name="cpus", codec=CPUS, default=CpuSet()),
         Size(name="memory", field="memory_kib", default=0, blame_element=True),
+        Attr(name="memAccess", codec=WORD, field="mem_access"),
+        Attr(name="discard", codec=YESNO),
     ),
 )
+DISTANCES = "distances"
 FEATURE = "feature"
 POLICY = Attr(name="policy", codec=WORD, default="require")
 NAME = Attr(name="name", codec=WORD, default="")
@@ -82,6 +97,11 @@ def write(domain: etree._Element, plan: Plan) -> None:
     if want.numa_cells is not None:
         numa = tree.toggle(cpu, NUMA, bool(want.numa_cells))
         if numa is not None:
+            if len(tree.children(numa, CELL.tag)) != len(want.numa_cells):
+                # a cell's <distances> name the other cells: a new cell count makes them wrong
+                for cell in tree.children(numa, CELL.tag):
+                    for dist in tree.children(cell, DISTANCES):
+                        tree.remove(dist)
             CELL.write_all(numa, sorted(want.numa_cells, key=lambda c: c.id))
 
 
