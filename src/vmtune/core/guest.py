@@ -66,6 +66,8 @@ class NumaCell:
     mem_access: str | None = None
     """``memAccess`` (shared/private): virtiofs and vhost-user need ``shared`` on every cell."""
     discard: bool | None = None
+    distances: tuple[tuple[int, int], ...] = ()
+    """(sibling cell id, distance) from ``<distances>``: read to compare, never written by vmtune."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,8 @@ libvirt would reject under the new mode.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lxml import etree
 
 from vmtune.core.guest import GuestTopology, NumaCell
@@ -58,6 +60,8 @@ CELL = Record(
     ),
 )
 DISTANCES = "distances"
+SIBLING_ID = Attr(name="id", codec=INT)
+SIBLING_VALUE = Attr(name="value", codec=INT)
 FEATURE = "feature"
 POLICY = Attr(name="policy", codec=WORD, default="require")
 NAME = Attr(name="name", codec=WORD, default="")
@@ -76,9 +80,17 @@ def read(domain: etree._Element, r: Reader) -> Fields:
         "cpu_model": None if model is None else (model.text or "").strip() or None,
         "topology": None if topology is None else TOPOLOGY.read(r, topology),
         # a cell without an id is numbered by its position, as libvirt numbers it
-        "numa_cells": tuple(CELL.read(r, cell, id=i) for i, cell in enumerate(cells)),
+        "numa_cells": tuple(
+            replace(CELL.read(r, cell, id=i), distances=_distances(cell, r)) for i, cell in enumerate(cells)
+        ),
         "cpu_features": tuple((POLICY.read(r, f), NAME.read(r, f)) for f in tree.children(cpu, FEATURE)),
     }
+
+
+def _distances(cell: etree._Element, r: Reader) -> tuple[tuple[int, int], ...]:
+    dist = tree.child(cell, DISTANCES)
+    siblings = () if dist is None else tree.children(dist, "sibling")
+    return tuple((SIBLING_ID.need(r, s), SIBLING_VALUE.need(r, s)) for s in siblings)
 
 
 def write(domain: etree._Element, plan: Plan) -> None:
