@@ -10,8 +10,10 @@ connection (that deadlocks), so everything comes from disk (``vmtune.adapters.ho
   (VT104), or that asks for what this host can't provide (VT304 Hyper-V enlightenments, VT406 realtime
   without an RT budget), is refused with one stderr line. With an explicit ``--hugepages`` intent, its
   hugepages are reserved on its bound nodes (journalled, released at ``release end``).
-* ``migrate begin`` / ``restore begin``: re-plan the incoming XML for *this* host with the stored intent
-  (``vmtune.service.plan_document``, as every other entry does).
+* ``migrate begin`` / ``restore begin``: re-bind the incoming guest to *this* host with the stored intent
+  (``vmtune.service.plan_document`` with ``keep_abi``): only pins and numatune move, never what the guest
+  sees (libvirt checks the ABI of the output against the source's). A host that cannot hold the guest as
+  it is refuses it with one stderr line and a non-zero exit, and libvirt aborts cleanly.
 * ``started begin`` / ``stopped end`` / ``release end``: drop the guest's claim (``release end`` also
   gives its hugepages back); silent.
 * everything else: exit 0, no output.
@@ -138,7 +140,7 @@ def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
     with hook_lock(paths):
         sweep(paths)
         planned = plan_document(xml, source=source, host=_host(paths), tenants=read_tenants(paths),
-                                intent=None, caps=_caps(paths))  # fmt: skip
+                                intent=None, caps=_caps(paths), keep_abi=True)  # fmt: skip
         # the claim keeps parallel incoming guests off these CPUs until libvirt writes the status file
         write_claim(paths, guest.name, planned.after)
     return planned.after if planned.changed else b""

@@ -98,13 +98,20 @@ def plan_document(
     intent: IntentChoice,
     caps: HostCaps | None,
     label: str | None = None,
+    keep_abi: bool = False,
 ) -> Planned:
     """Plan the domain XML ``raw`` next to ``tenants`` (the guest itself among them is left out) and apply
-    the plan to the document. ``label`` names the document in the diff (default ``source``)."""
+    the plan to the document. ``label`` names the document in the diff (default ``source``).
+
+    ``keep_abi`` (the hook's incoming guests): only the host binding changes, as libvirt's ABI check on a
+    migration or restore demands; the guest keeps its IOThreads whatever the intent says."""
     doc = parse_xml(raw, source=source, root="domain")
     guest = read_guest(doc, source=source)
     chosen = _intent(intent, guest, source)
-    plan = plan_guest(host=host, guest=guest, tenants=others_of(guest, tenants), intent=chosen, caps=caps)
+    if keep_abi:
+        chosen = dataclasses.replace(chosen, iothreads=guest.iothreads, reshape=False)
+    plan = plan_guest(host=host, guest=guest, tenants=others_of(guest, tenants), intent=chosen, caps=caps,
+                      keep_abi=keep_abi)  # fmt: skip
     style = detect_style(raw, doc)
     return Planned(
         source=source,

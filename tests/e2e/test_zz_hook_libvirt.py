@@ -1,4 +1,5 @@
-"""The hook inside the real libvirtd: `vmtune hook install`, restart libvirtd, a colliding start is refused.
+"""The hook inside the real libvirtd: `vmtune hook install`, restart libvirtd, a colliding start is refused,
+a two-cell guest is saved and restored through the hook's ``restore begin`` output.
 
 libvirtd looks for hook scripts only when it starts (``virHookInitialize`` in the daemon's startup), so
 this test installs ``/etc/libvirt/hooks/qemu.d/vmtune``, restarts the daemon through
@@ -13,12 +14,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from e2ehelp import REQUIRED, URI, Libvirt, record, spare_pins, vcpu_affinity, vmtune
+
+from vmtune.core.verify.abi import abi_changes
+from vmtune.xmlmap.guest import read_guest
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +81,60 @@ def _mount_hugetlbfs() -> bool:
                          text=True, check=False, timeout=30)  # fmt: skip
     assert res.returncode == 0, res.stderr
     return True
+
+
+TWO_CELL_GUEST = """<domain type='{type}'>
+  <name>NAME</name>
+  <metadata>
+    <vmtune:tuning xmlns:vmtune='https://vmtune.dev/xmlns/1' profile='balanced' reserve=''/>
+  </metadata>
+  <memory unit='MiB'>256</memory>
+  <vcpu placement='static'>2</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <cpu>
+    <topology sockets='2' cores='1' threads='1'/>
+    <numa>
+      <cell id='0' cpus='0' memory='131072' unit='KiB'/>
+      <cell id='1' cpus='1' memory='131072' unit='KiB'/>
+    </numa>
+  </cpu>
+  <devices><memballoon model='none'/></devices>
+</domain>
+"""
+
+
+def test_two_cell_guest_saved_and_restored_through_the_hook(
+    libvirt_session: Libvirt, make_guest: Callable[..., str], tmp_path: Path
+) -> None:
+    """libvirt checks the ABI of the hook's ``restore begin`` output against the saved guest: the hook
+    re-binds (pins, numatune) and keeps the two cells, so `virsh restore --xml` accepts it.
+
+    The hook runs from this checkout, before ``hook_installed`` puts the script in libvirtd (that script
+    runs the interpreter's installed vmtune, which need not be this checkout)."""
+    lv = libvirt_session
+    name = make_guest(vcpus=2, xml=TWO_CELL_GUEST.format(type=lv.domain_type))
+    dom = lv.conn.lookupByName(name)
+    dom.create()
+    image = tmp_path / f"{name}.save"
+    dom.save(str(image))
+    saved = lv.conn.saveImageGetXMLDesc(str(image), 0)
+    # its claim goes to a private state dir: the hook run by libvirt would drop it at `started begin`
+    env = {**os.environ, "VMTUNE_HOOK_STATE_DIR": str(tmp_path / "state")}
+    argv = [sys.executable, "-m", "vmtune.hook", name, "restore", "begin", "-"]
+    hook = subprocess.run(argv, input=saved.encode(), capture_output=True, timeout=60, check=False, env=env)
+    assert hook.returncode == 0, hook.stderr.decode()
+    out = hook.stdout.decode()
+    assert "<vcpupin" in out, "the hook re-binds an unpinned guest"
+    changes = abi_changes(read_guest(saved, source="saved"), read_guest(out, source="hook"))
+    assert changes == ()
+    lv.conn.restoreFlags(str(image), out, 0)
+    dom = lv.conn.lookupByName(name)
+    state, _ = dom.state()
+    live = read_guest(dom.XMLDesc(0), source="live")
+    record(f"{name}: saved, restored with the hook's restore begin output; state {state}, "
+           f"{len(live.numa_cells)} cells, vCPU affinity {vcpu_affinity(name)}")  # fmt: skip
+    assert state == lv.lv.VIR_DOMAIN_RUNNING
+    assert [str(c.cpus) for c in live.numa_cells] == ["0", "1"]
 
 
 def test_hook_refuses_colliding_start(

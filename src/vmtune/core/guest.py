@@ -19,6 +19,7 @@ __all__ = [
     "MemNode",
     "Memballoon",
     "MemoryBacking",
+    "MemoryDevice",
     "NumaCell",
     "Timer",
     "VcpuPin",
@@ -62,6 +63,21 @@ class NumaCell:
     cpus: CpuSet
     """Guest vCPU ids in this guest NUMA cell."""
     memory_kib: int
+    mem_access: str | None = None
+    """``memAccess`` (shared/private): virtiofs and vhost-user need ``shared`` on every cell."""
+    discard: bool | None = None
+    distances: tuple[tuple[int, int], ...] = ()
+    """(sibling cell id, distance) from ``<distances>``: read to compare, never written by vmtune."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryDevice:
+    """A ``<devices><memory>`` device (DIMM, NVDIMM, virtio-mem): guest memory outside the cells."""
+
+    model: str
+    size_kib: int
+    node: int | None = None
+    """The guest cell it is plugged into (``<target><node>``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +149,10 @@ class GuestSpec:
     vcpu_placement: str | None = None
     vcpu_cpuset: CpuSet | None = None
     memory_kib: int = 0
+    """``<memory>``: the total, memory devices included."""
+    max_memory_kib: int | None = None
+    """``<maxMemory>``: the hotplug ceiling (None without memory hotplug)."""
+    memory_devices: tuple[MemoryDevice, ...] = ()
     iothreads: int = 0
     vcpupins: tuple[VcpuPin, ...] = ()
     emulatorpin: CpuSet | None = None
@@ -166,6 +186,11 @@ class GuestSpec:
     intent: Intent | None = None
     """vmtune's intent from ``<metadata>``; None when vmtune never tuned this guest."""
     running: bool = False
+
+    @property
+    def cell_memory_kib(self) -> int:
+        """What the NUMA cells hold together: ``<memory>`` minus the memory devices' sizes."""
+        return max(0, self.memory_kib - sum(d.size_kib for d in self.memory_devices))
 
     def pin_of(self, vcpu: int) -> CpuSet | None:
         for pin in self.vcpupins:

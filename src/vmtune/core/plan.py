@@ -111,6 +111,15 @@ class Plan:
     advice: tuple[str, ...] = ()
     """Host-side checklist items vmtune does not apply itself (kernel cmdline, hugepage reservation...)."""
 
+    def binding_only(self) -> Plan:
+        """Only where the guest runs on the host (pins, ``vcpu/@cpuset``, numatune): what the hook may change
+        on an incoming guest, whose ABI libvirt checks against the source's."""
+        return Plan(
+            guest=self.guest, vcpu_placement=self.vcpu_placement, vcpu_cpuset=self.vcpu_cpuset,
+            vcpupins=self.vcpupins, emulatorpin=self.emulatorpin, iothreadpins=self.iothreadpins,
+            numatune=self.numatune, notes=self.notes, advice=self.advice,
+        )  # fmt: skip
+
     @property
     def is_empty(self) -> bool:
         return all(

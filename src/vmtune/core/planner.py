@@ -10,7 +10,10 @@ Pure and deterministic. ``plan_guest`` reads as its steps, each explained by a N
    policy in one node when one fits, else the fewest closest nodes, whole idle cache groups
    (``placement.numa`` + ``placement.allocator``); the current pins instead when they are as good;
 3. ``place_emulator``: emulator and iothreads (``placement.emulator``);
-4. ``_guest_layout``: guest topology, NUMA cells and vCPU pins (``tuning.guesttopo``);
+4. ``_guest_layout``: guest topology, NUMA cells and vCPU pins (``tuning.guesttopo``). A guest that
+   already has cells, or that vmtune shaped before, keeps its shape (it is the guest's ABI) unless
+   ``--reshape``: ``_plan_kept_cells`` binds its cells to host nodes (``placement.cells``) and
+   the topology is left alone; ``keep_abi`` (the hook) moreover returns only the host binding;
 5. ``_vcpu_cpuset`` and ``_numatune``;
 6. device/profile tuning (``tuning.devices``) merged in by ``_merge_tuning``.
 """
@@ -20,23 +23,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from vmtune.core.guest import GuestSpec
+from vmtune.core.guest import GuestSpec, GuestTopology, MemNode, VcpuPin
 from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
 from vmtune.core.placement.allocator import DomainPick, grouping_levels, is_cache_level
+from vmtune.core.placement.cells import CellJob, CellMap, cell_asks, map_cells
 from vmtune.core.placement.emulator import place_emulator
 from vmtune.core.placement.explain import cache_notes, cpu_note, infeasible_message, numa_note
-from vmtune.core.placement.numa import ANY_NODE, Failure, NodeShare, Placement, memory_shortfall, place
+from vmtune.core.placement.numa import (
+    ANY_NODE,
+    Failure,
+    NodeShare,
+    Placement,
+    memory_shortfall,
+    place,
+    split_memory,
+)
 from vmtune.core.placement.shared import plan_shared
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
-from vmtune.core.tuning.guesttopo import Cell, GuestLayout, guest_layout, topology_note
+from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
-from vmtune.units import DEFAULT_HUGEPAGE_KIB
+from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
 
 __all__ = ["plan_guest"]
 
@@ -48,15 +60,31 @@ def plan_guest(
     tenants: Sequence[GuestSpec],
     intent: Intent,
     caps: HostCaps | None = None,
+    keep_abi: bool = False,
 ) -> Plan:
+    """The plan for ``guest``; with ``keep_abi`` (an incoming guest: migrate, restore) only its host
+    binding, so nothing the guest sees changes."""
     if guest.vcpus < 1:
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
     ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
     notes = list(ledger.notes)
-    job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps)
+    keep = keep_abi or (not intent.reshape and (bool(guest.numa_cells) or guest.intent is not None))
+    job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps, keep=keep)
     if resolved.cpu_policy is CpuPolicy.SHARED:
-        return _plan_shared_pool(job, notes)
+        plan = _plan_shared_pool(job, notes)
+    elif keep and guest.numa_cells and not resolved.numa.off:
+        plan = _plan_kept_cells(job, notes)
+    else:
+        plan = _plan_dedicated(job, notes)
+    # --reshape acts once: the stored intent leaves it out, so the next re-plan keeps the new shape
+    plan = replace(plan, intent=replace(intent, reshape=False))
+    return plan.binding_only() if keep_abi else plan
+
+
+def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
+    """A host CPU per vCPU, the guest's shape fresh from the placement (kept with ``job.keep``)."""
+    host, guest, resolved, ledger, caps = job.host, job.guest, job.resolved, job.ledger, job.caps
     placement, pci_node = _place_vcpus(job, notes)
     cpus = placement.cpus
     numa_off = placement.shares[0].node == ANY_NODE
@@ -69,7 +97,7 @@ def plan_guest(
                          current=guest.emulatorpin)  # fmt: skip
     notes.extend(emu.notes)
     layout = _guest_layout(job, placement, numa_off, notes)
-    numatune = _numatune(resolved, nodes, layout, numa_off, notes)
+    numatune = _numatune(resolved, nodes, layout.memnodes, numa_off, notes)
     plan = Plan(
         guest=guest.name,
         vcpu_placement="static",
@@ -79,14 +107,81 @@ def plan_guest(
         iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
         iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
         numatune=numatune,
-        cpu=CpuPlan(topology=layout.topology, numa_cells=None if numa_off else layout.cells),
-        intent=intent,
+        cpu=CpuPlan() if job.keep else CpuPlan(topology=layout.topology,
+                                                numa_cells=None if numa_off else layout.cells),
         notes=tuple(notes),
-    )
+    )  # fmt: skip
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
                            emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
                            topology=layout.topology)  # fmt: skip
     return _merge_tuning(plan, tuning)
+
+
+def _plan_kept_cells(job: _Job, notes: list[Note]) -> Plan:
+    """The guest's own NUMA cells, each bound to host node(s) (``placement.cells``); topology kept."""
+    host, guest, resolved, ledger, caps = job.host, job.guest, job.resolved, job.ledger, job.caps
+    mapped = _map_cells(job, notes)
+    pins = mapped.pins
+    cpus = [pins[v] for v in range(guest.vcpus)]
+    nodes = sorted(mapped.nodes)
+    notes.extend(mapped.notes)
+    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
+                         guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
+                         current=guest.emulatorpin)  # fmt: skip
+    notes.extend(emu.notes)
+    mode = resolved.memory_mode.value
+    memnodes = tuple(
+        MemNode(cellid=b.ask.cell, mode=mode, nodeset=b.nodes)
+        for b in mapped.bindings
+        if b.ask.cell is not None
+    )
+    vcpupins = tuple(VcpuPin(vcpu=v, cpus=CpuSet([cpu])) for v, cpu in enumerate(cpus))
+    plan = Plan(
+        guest=guest.name,
+        vcpu_placement="static",
+        vcpu_cpuset=_vcpu_cpuset(host, resolved, ledger, cpus, emu.used),
+        vcpupins=vcpupins,
+        emulatorpin=emu.emulatorpin,
+        iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
+        iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
+        numatune=_numatune(resolved, nodes, memnodes, False, notes),
+        cpu=CpuPlan(),
+        notes=tuple(notes),
+    )
+    tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
+                           emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=vcpupins,
+                           topology=_seen_topology(guest))  # fmt: skip
+    return _merge_tuning(plan, tuning)
+
+
+def _map_cells(job: _Job, notes: list[Note]) -> CellMap:
+    """The guest's cells on this host: the requested core kind first, any kind when it is full.
+    InfeasibleError (the hook's one-line refusal) when the host cannot hold the guest as it is."""
+    host, guest, resolved = job.host, job.guest, job.resolved
+    kind_cores, fallback_cores = _cores_for_kind(
+        host, resolved.core_kind, job.intent.core_kind is not None, notes
+    )
+    asks = cell_asks(guest)
+    current = {p.vcpu: p.cpus.first() for p in guest.vcpupins if len(p.cpus) == 1}
+    for cores in (kind_cores, fallback_cores):
+        if cores is None:
+            continue
+        cell_job = CellJob(host=host, cores=cores, policy=resolved.thread_policy,
+                           hugepage_kib=_hugepage_size(resolved, guest), tenants=job.ledger.tenants,
+                           latency=resolved.latency, pci_node=_device_node(guest, job.caps, []))  # fmt: skip
+        mapped = map_cells(cell_job, asks, job.ledger.free, current)
+        if mapped is not None:
+            return mapped
+    raise InfeasibleError(
+        f"{guest.name}: this host cannot hold the guest's {len(guest.numa_cells)} NUMA cell(s) "
+        f"({guest.vcpus} vCPUs, {guest.memory_kib} KiB) on its free CPUs and memory; what the guest sees "
+        "is kept, so it is not reshaped to fit"
+    )
+
+
+def _seen_topology(guest: GuestSpec) -> GuestTopology:
+    """The topology the guest has, or the one libvirt gives it without ``<topology>``: a core per vCPU."""
+    return guest.topology or GuestTopology(sockets=guest.vcpus, cores=1, threads=1)
 
 
 # -- steps ----------------------------------------------------------------------------------------------
@@ -102,6 +197,8 @@ class _Job:
     resolved: Resolved
     ledger: Ledger
     caps: HostCaps | None
+    keep: bool
+    """The guest keeps its NUMA cells and topology (it has some, or vmtune shaped it before)."""
 
 
 def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
@@ -110,11 +207,24 @@ def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
     pci = _device_node(guest, caps, notes)
     pool = plan_shared(host=host, guest=guest, ledger=job.ledger, resolved=resolved,
                        hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
-    shared = replace(pool.plan, intent=job.intent, notes=(*notes, *pool.plan.notes))
+    shared = replace(pool.plan, notes=(*notes, *pool.plan.notes))
+    topology = pool.topology
+    if job.keep:
+        shared, topology = _keep_shared_shape(shared, guest), _seen_topology(guest)
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=pool.pool,
                            emulator_cpus=pool.pool, nodes=pool.nodes, vcpupins=shared.vcpupins or (),
-                           topology=pool.topology)  # fmt: skip
+                           topology=topology)  # fmt: skip
     return _merge_tuning(shared, tuning)
+
+
+def _keep_shared_shape(plan: Plan, guest: GuestSpec) -> Plan:
+    """A shared guest that has cells keeps them, each cell's memory bound to the pool's nodes."""
+    numatune = plan.numatune
+    if numatune is not None and guest.numa_cells:
+        memnodes = tuple(MemNode(cellid=c.id, mode=numatune.mode, nodeset=numatune.nodeset)
+                         for c in sorted(guest.numa_cells, key=lambda c: c.id))  # fmt: skip
+        numatune = replace(numatune, memnodes=memnodes)
+    return replace(plan, cpu=CpuPlan(), numatune=numatune)
 
 
 def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
@@ -163,9 +273,24 @@ def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[N
     cells, numa_cells = _cells(job.guest, placement, numa_off)
     mode = job.resolved.memory_mode.value
     layout = guest_layout(host=job.host, cpus=placement.cpus, cells=cells, memory_mode=mode,
-                          numa_cells=numa_cells)  # fmt: skip
+                          numa_cells=numa_cells and not job.keep)  # fmt: skip
+    if job.keep:
+        # a guest vmtune shaped before keeps what it sees; only the pins follow the placement
+        return replace(layout, topology=_seen_topology(job.guest))
+    _check_memory_devices(job.guest, layout)
+    layout = replace(layout, cells=carry_cell_access(job.guest.numa_cells, layout.cells))
     notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
     return layout
+
+
+def _check_memory_devices(guest: GuestSpec, layout: GuestLayout) -> None:
+    """A memory device is plugged into a guest cell: the new shape must still have that cell."""
+    for dev in guest.memory_devices:
+        if dev.node is not None and dev.node >= max(len(layout.cells), 1):
+            raise InputError(
+                f"{guest.source}: a <memory model='{dev.model}'> device targets guest cell {dev.node}, "
+                f"the new shape has {len(layout.cells)} cell(s); keep the shape (no --reshape) or move it"
+            )
 
 
 def _vcpu_cpuset(
@@ -184,7 +309,7 @@ def _vcpu_cpuset(
 
 
 def _numatune(
-    resolved: Resolved, nodes: Sequence[int], layout: GuestLayout, numa_off: bool, notes: list[Note]
+    resolved: Resolved, nodes: Sequence[int], memnodes: tuple[MemNode, ...], numa_off: bool, notes: list[Note]
 ) -> NumaTunePlan | None:
     """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``."""
     if numa_off:
@@ -195,11 +320,11 @@ def _numatune(
         Note(
             topic="memory",
             message=f"memory bound to node(s) {CpuSet(nodes)} with mode {mode}"
-            + (", one <memnode> per guest cell" if layout.memnodes else ""),
+            + (", one <memnode> per guest cell" if memnodes else ""),
             xpath="/domain/numatune",
         )
     )
-    return NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=layout.memnodes)
+    return NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes)
 
 
 def _cores_for_kind(
@@ -291,7 +416,7 @@ def _place(
         vcpus=guest.vcpus,
         policy=resolved.thread_policy,
         numa=resolved.numa,
-        memory_kib=guest.memory_kib,
+        memory_kib=guest.cell_memory_kib,
         hugepage_kib=hugepage_kib,
         tenants=ledger.tenants,
         latency=resolved.latency,
@@ -362,16 +487,21 @@ def _keep_current(
         return None
     if numa_off:
         return replace(fresh, shares=(replace(fresh.shares[0], pick=_pick(cpus)),), order=tuple(cpus))
+    # nodes in the order of their first vCPU, memory split as a fresh wide placement splits it
+    ordered = sorted(
+        nodes, key=lambda node_id: next(i for i, c in enumerate(cpus) if host.node_of(c) == node_id)
+    )
+    here = [[c for c in cpus if host.node_of(c) == node_id] for node_id in ordered]
+    total = guest.cell_memory_kib
+    memory = (
+        split_memory(total, [len(h) for h in here], hugepage_kib or MIB) if total > 0 else (0,) * len(here)
+    )
     shares: list[NodeShare] = []
-    for node_id in nodes:
+    for node_id, on_node, mem in zip(ordered, here, memory, strict=True):
         node = host.node(node_id)
-        here = [c for c in cpus if host.node_of(c) == node_id]
-        mem = guest.memory_kib * len(here) // n
         if node is None or memory_shortfall(node, mem, hugepage_kib):
             return None
-        shares.append(NodeShare(node=node_id, pick=_pick(here), memory_kib=mem))
-    if len(shares) > 1 and guest.memory_kib:
-        shares[-1] = replace(shares[-1], memory_kib=guest.memory_kib - sum(s.memory_kib for s in shares[:-1]))
+        shares.append(NodeShare(node=node_id, pick=_pick(on_node), memory_kib=mem))
     # keep vCPU order exactly: a cell lists the vCPUs that sit on its node
     return Placement(shares=tuple(shares), partial=fresh.partial, free_units=fresh.free_units,
                      candidates=fresh.candidates, order=tuple(cpus))  # fmt: skip

@@ -63,6 +63,7 @@ GOOD: list[tuple[str, str, object, str]] = [
     ("os", "windows", OsFamily.WINDOWS, "windows"),
     ("core_kind", "little", CoreKind.LITTLE, "little"),
     ("force", "yes", True, "yes"),
+    ("reshape", "yes", True, "yes"),
 ]
 
 # (knob, bad text, the reason both sources give)
@@ -80,6 +81,7 @@ BAD: list[tuple[str, str, str]] = [
     ("reserve", "zz", "not a CPU number: 'zz' in 'zz'"),
     ("hyperv", "maybe", "choose from auto, on, off"),
     ("force", "maybe", "expected yes or no"),
+    ("reshape", "maybe", "expected yes or no"),
 ]
 
 
@@ -159,6 +161,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "os": _optional(st.sampled_from(OsFamily)),
     "core_kind": _optional(st.sampled_from(CoreKind)),
     "force": st.booleans(),
+    "reshape": st.booleans(),
 }
 INTENTS = st.fixed_dictionaries(STRATEGIES).map(lambda kw: Intent(**kw))
 
@@ -246,4 +249,5 @@ def test_hook_accepts_metadata_hugepages_2m(tmp_path: Path) -> None:
     xml = _guest_file(tmp_path, "profile='balanced' hugepages='2m'").read_bytes()
     rc, out, err = _hook(tmp_path, xml, "migrate")
     assert (rc, err) == (0, "")
-    assert b"hugepages='2M'" in out and b"<hugepages>" in out
+    # an incoming guest gets only a host binding: its memory backing is part of what it was started with
+    assert b"<vcpupin" in out and b"<hugepages>" not in out

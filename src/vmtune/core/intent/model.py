@@ -105,6 +105,14 @@ class Intent:
         format=format_switch,
         help="Ignore host gates (domcapabilities, cgroup RT).",
     )
+    reshape: bool = knob(
+        parse_switch,
+        default=False,
+        switch=True,
+        format=format_switch,
+        help="Give a guest that has NUMA cells or a topology a new shape (changes what the guest sees).",
+    )
+    """One-shot: the planner stores the intent without it, so a later re-plan keeps the new shape."""
 
     def has(self, profile: Profile) -> bool:
         return profile in self.profiles

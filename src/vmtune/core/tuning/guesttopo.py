@@ -10,14 +10,21 @@ NUMA cell per host node it spans (VMware's "NUMA clients"), each cell's memory b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestTopology, MemNode, NumaCell, VcpuPin
 from vmtune.core.plan import Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["Cell", "GuestLayout", "guest_layout", "threads_per_vcpu_core", "topology_note"]
+__all__ = [
+    "Cell",
+    "GuestLayout",
+    "carry_cell_access",
+    "guest_layout",
+    "threads_per_vcpu_core",
+    "topology_note",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +94,18 @@ def guest_layout(
             MemNode(cellid=i, mode=memory_mode, nodeset=CpuSet([cell.node])) for i, cell in enumerate(cells)
         )
     return GuestLayout(pins=pins, topology=topology, cells=guest_cells, memnodes=memnodes, threads=threads)
+
+
+def carry_cell_access(old: Sequence[NumaCell], new: tuple[NumaCell, ...]) -> tuple[NumaCell, ...]:
+    """The old cells' ``memAccess`` and ``discard`` on every new cell: a virtiofs or vhost-user guest needs
+    shared memory in each cell, so ``shared`` on any old cell wins over the others."""
+    if not old:
+        return new
+    accesses = [c.mem_access for c in old]
+    access = "shared" if "shared" in accesses else accesses[0]
+    discards = [c.discard for c in old]
+    discard = True if True in discards else discards[0]
+    return tuple(replace(c, mem_access=access, discard=discard) for c in new)
 
 
 def _aligned(vcpus: CpuSet, threads: int) -> bool:

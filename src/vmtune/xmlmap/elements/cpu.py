@@ -6,13 +6,27 @@ libvirt would reject under the new mode.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lxml import etree
 
 from vmtune.core.guest import GuestTopology, NumaCell
 from vmtune.core.plan import CpuPlan, Plan
 from vmtune.cpuset import CpuSet
 from vmtune.xmlmap import tree
-from vmtune.xmlmap.elements.view import COUNT, CPUS, INT, STR, WORD, Attr, Fields, Reader, Record, Size
+from vmtune.xmlmap.elements.view import (
+    COUNT,
+    CPUS,
+    INT,
+    STR,
+    WORD,
+    YESNO,
+    Attr,
+    Fields,
+    Reader,
+    Record,
+    Size,
+)
 
 __all__ = ["read", "write"]
 
@@ -41,8 +55,13 @@ CELL = Record(
         Attr(name="id", codec=INT),
         Attr(name="cpus", codec=CPUS, default=CpuSet()),
         Size(name="memory", field="memory_kib", default=0, blame_element=True),
+        Attr(name="memAccess", codec=WORD, field="mem_access"),
+        Attr(name="discard", codec=YESNO),
     ),
 )
+DISTANCES = "distances"
+SIBLING_ID = Attr(name="id", codec=INT)
+SIBLING_VALUE = Attr(name="value", codec=INT)
 FEATURE = "feature"
 POLICY = Attr(name="policy", codec=WORD, default="require")
 NAME = Attr(name="name", codec=WORD, default="")
@@ -61,9 +80,17 @@ def read(domain: etree._Element, r: Reader) -> Fields:
         "cpu_model": None if model is None else (model.text or "").strip() or None,
         "topology": None if topology is None else TOPOLOGY.read(r, topology),
         # a cell without an id is numbered by its position, as libvirt numbers it
-        "numa_cells": tuple(CELL.read(r, cell, id=i) for i, cell in enumerate(cells)),
+        "numa_cells": tuple(
+            replace(CELL.read(r, cell, id=i), distances=_distances(cell, r)) for i, cell in enumerate(cells)
+        ),
         "cpu_features": tuple((POLICY.read(r, f), NAME.read(r, f)) for f in tree.children(cpu, FEATURE)),
     }
+
+
+def _distances(cell: etree._Element, r: Reader) -> tuple[tuple[int, int], ...]:
+    dist = tree.child(cell, DISTANCES)
+    siblings = () if dist is None else tree.children(dist, "sibling")
+    return tuple((SIBLING_ID.need(r, s), SIBLING_VALUE.need(r, s)) for s in siblings)
 
 
 def write(domain: etree._Element, plan: Plan) -> None:
@@ -82,6 +109,11 @@ def write(domain: etree._Element, plan: Plan) -> None:
     if want.numa_cells is not None:
         numa = tree.toggle(cpu, NUMA, bool(want.numa_cells))
         if numa is not None:
+            if len(tree.children(numa, CELL.tag)) != len(want.numa_cells):
+                # a cell's <distances> name the other cells: a new cell count makes them wrong
+                for cell in tree.children(numa, CELL.tag):
+                    for dist in tree.children(cell, DISTANCES):
+                        tree.remove(dist)
             CELL.write_all(numa, sorted(want.numa_cells, key=lambda c: c.id))
 
 

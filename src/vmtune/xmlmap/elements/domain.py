@@ -1,9 +1,11 @@
-"""Facts about the domain that vmtune reads and never writes: identity, OS, memory size, PCI hostdevs."""
+"""Facts about the domain that vmtune reads and never writes: identity, OS, memory size and memory
+devices, PCI hostdevs."""
 
 from __future__ import annotations
 
 from lxml import etree
 
+from vmtune.core.guest import MemoryDevice
 from vmtune.core.intent.model import OsFamily
 from vmtune.errors import InputError
 from vmtune.xmlmap import tree
@@ -24,6 +26,7 @@ def read(domain: Element, r: Reader) -> Fields:
     os_el = tree.child(domain, "os")
     os_type = None if os_el is None else tree.child(os_el, "type")
     memory = tree.child(domain, "memory")
+    max_memory = tree.child(domain, "maxMemory")
     os_node = domain.find(LIBOSINFO_OS)
     os_id = None if os_node is None else tree.attr(os_node, "id")
     return {
@@ -35,10 +38,32 @@ def read(domain: Element, r: Reader) -> Fields:
         "memory_kib": 0
         if memory is None
         else memory_kib(memory.text or "", memory.get("unit"), r.where(memory)),
+        "max_memory_kib": None
+        if max_memory is None
+        else memory_kib(max_memory.text or "", max_memory.get("unit"), r.where(max_memory)),
+        "memory_devices": _memory_devices(domain, r),
         "os_family": OsFamily.UNKNOWN if os_id is None else os_family_of(os_id),
         "os_id": os_id,
         "hostdev_pci": _hostdev_pci(domain, r),
     }
+
+
+def _memory_devices(domain: Element, r: Reader) -> tuple[MemoryDevice, ...]:
+    """``<devices><memory>``: their size is part of ``<memory>`` but not of any NUMA cell."""
+    devices = tree.child(domain, "devices")
+    out = []
+    for dev in () if devices is None else tree.children(devices, "memory"):
+        target = tree.child(dev, "target")
+        size = None if target is None else tree.child(target, "size")
+        node = None if target is None else tree.child(target, "node")
+        out.append(
+            MemoryDevice(
+                model=str(dev.get("model") or ""),
+                size_kib=0 if size is None else memory_kib(size.text or "", size.get("unit"), r.where(size)),
+                node=None if node is None else r.text_int(node),
+            )
+        )
+    return tuple(out)
 
 
 def _hostdev_pci(domain: Element, r: Reader) -> tuple[str, ...]:

@@ -1,0 +1,113 @@
+"""A guest keeps the shape it has: re-plans are byte-identical, cells are kept and bound, ``--reshape``
+gives a new shape that still carries ``memAccess`` and leaves memory devices out of the cells."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from abiguests import GIB, GUESTS, corpus_roots, domain, named_roots
+from vmtune.adapters.sysfs import read_sysfs
+from vmtune.core.intent.model import CpuPolicy, Intent
+from vmtune.core.topology.model import Host
+from vmtune.core.verify.abi import abi_changes
+from vmtune.errors import InfeasibleError
+from vmtune.service import plan_document
+from vmtune.xmlmap.guest import read_guest
+
+ROOTS = named_roots() + corpus_roots()
+
+
+def _plan(xml: bytes, host: Host, intent: Intent | None = None) -> bytes:
+    return plan_document(xml, source="g.xml", host=host, tenants=(), intent=intent, caps=None).after
+
+
+def _sizes(host: Host) -> list[int]:
+    """A small guest, one a little wider than the largest node, and one over most of the host."""
+    node = max(len(n.cpus) for n in host.nodes)
+    total = len(host.online)
+    return sorted({4, min(node + 2, total - 2), total * 3 // 4} - {0})
+
+
+def test_plan_apply_plan_is_identical_bytes() -> None:
+    tried = same = 0
+    for root in ROOTS:
+        host = read_sysfs(root)
+        for vcpus in _sizes(host):
+            xml = domain("wide", vcpus=vcpus, memory_kib=vcpus * 256 * 1024 + 12345, intent=None)
+            try:
+                first = _plan(xml, host, Intent())
+            except InfeasibleError:
+                continue
+            tried += 1
+            again, flagged = _plan(first, host), _plan(first, host, Intent())
+            same += again == first == flagged
+            assert again == first, (root.name, vcpus)
+            assert flagged == first, (root.name, vcpus)
+    print(f"\nidempotence: {same}/{tried} (hosts x wide guests) plan -> apply -> plan identical")
+    assert tried >= len(ROOTS)
+
+
+def _two_nodes() -> Host:
+    return read_sysfs(next(r for r in named_roots() if r.name == "dual-ht-adjacent"))
+
+
+def _cells(xml: bytes) -> list[tuple[str, int, str | None]]:
+    return [(str(c.cpus), c.memory_kib, c.mem_access) for c in read_guest(xml, source="x").numa_cells]
+
+
+def test_user_cells_survive_plan_and_shared_policy() -> None:
+    host = _two_nodes()
+    for intent in (Intent(), Intent(cpu_policy=CpuPolicy.SHARED)):
+        out = _plan(domain("u", vcpus=8, cells=(("0-3", GIB), ("4-7", GIB)), intent=None), host, intent)
+        assert _cells(out) == [("0-3", GIB, None), ("4-7", GIB, None)]
+        assert b"<memnode cellid='0'" in out and b"<memnode cellid='1'" in out
+
+
+def test_reshape_gives_a_new_shape_once() -> None:
+    host = _two_nodes()
+    xml = domain("r", vcpus=20, cells=(("0-19", 4 * GIB),), intent=None)
+    kept = _plan(xml, host, Intent())
+    assert _cells(kept) == [("0-19", 4 * GIB, None)]
+    reshaped = _plan(xml, host, Intent(reshape=True))
+    assert len(_cells(reshaped)) == 2 and sum(k for _, k, _ in _cells(reshaped)) == 4 * GIB
+    assert b"reshape" not in reshaped  # one-shot: a later re-plan keeps this shape
+    assert _plan(reshaped, host) == reshaped
+
+
+def test_virtiofs_cell_keeps_shared_memory() -> None:
+    host = _two_nodes()
+    xml = domain("fs", vcpus=20, cells=(("0-19", 4 * GIB),), cell_attrs=" memAccess='shared'", intent=None)
+    assert _cells(_plan(xml, host, Intent())) == [("0-19", 4 * GIB, "shared")]
+    reshaped = _cells(_plan(xml, host, Intent(reshape=True)))
+    assert len(reshaped) == 2 and {a for _, _, a in reshaped} == {"shared"}
+
+
+@pytest.mark.parametrize("reshape", [False, True])
+def test_memory_hotplug_guest_does_not_grow(reshape: bool) -> None:
+    host = _two_nodes()
+    dimm = "<memory model='dimm'><target><size unit='GiB'>2</size><node>1</node></target></memory>"
+    hotplug = "<maxMemory slots='4' unit='GiB'>128</maxMemory>"
+    xml = domain("hp", vcpus=20, cells=(("0-9", 3 * GIB), ("10-19", 3 * GIB)), memory_kib=8 * GIB,
+                 extra=hotplug, devices=dimm, intent=None)  # fmt: skip
+    out = _plan(xml, host, Intent(reshape=reshape))
+    guest = read_guest(out, source="x")
+    assert guest.memory_kib == 8 * GIB and guest.max_memory_kib == 128 * GIB
+    assert sum(c.memory_kib for c in guest.numa_cells) == 6 * GIB
+    assert etree.fromstring(out).findtext("memory") == str(8 * GIB)
+
+
+def test_hook_mode_is_binding_only(tmp_path: Path) -> None:
+    """Even an intent that would change devices (hyperv, timers) leaves them alone when keeping the ABI."""
+    host = _two_nodes()
+    xml = GUESTS["two-cells"].replace(b"profile='balanced'", b"profile='windows,latency' iothreads='2'")
+    planned = plan_document(xml, source="h", host=host, tenants=(), intent=None, caps=None, keep_abi=True)
+    before, after = read_guest(xml, source="a"), read_guest(planned.after, source="b")
+    assert abi_changes(before, after) == ()
+    assert after.vcpupins and after.memnodes
+    plan = planned.plan
+    assert plan.cpu is None and plan.features is None and plan.timers is None and plan.intent is None
+    assert replace(plan, notes=()) == replace(plan.binding_only(), notes=())
