@@ -32,7 +32,7 @@ from vmtune.xmlmap.capabilities import parse_capabilities
 from vmtune.xmlmap.diff import detect_style, serialize, unified_diff
 from vmtune.xmlmap.guest import read_guest
 from vmtune.xmlmap.safe import parse_xml
-from vmtune.xmlmap.validate import validate_domain
+from vmtune.xmlmap.validate import validate_output
 
 __all__ = [
     "Applied",
@@ -126,7 +126,7 @@ def write_document(
 ) -> None:
     """Validate the new XML, check ``path`` is unchanged since it was read, then replace ``out``
     atomically."""
-    validate_domain(parse_xml(planned.after, source=str(out), root="domain"), schema, source=str(path))
+    validate_output(planned.raw, planned.after, schema=schema, source=str(path))
     if read_bytes(path) != planned.raw:
         raise InputError(f"{path}: changed since vmtune read it; nothing written, run again")
     mode = None
