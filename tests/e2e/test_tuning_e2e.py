@@ -16,10 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2ehelp import Libvirt, vmtune
+from e2ehelp import MEASURED, URI, Libvirt, vmtune
 from lxml import etree
 
 from testutil import DATA
+from vmtune.core.tuning.hyperv import EVERYWHERE
 
 HOST = DATA / "hosts" / "dual-skylake-ht-interleaved"
 PROFILES = ("balanced", "latency", "realtime", "windows")
@@ -128,3 +129,45 @@ def test_windows_gate_decides_whether_the_guest_starts_here(
     except lv.lv.libvirtError as err:
         error = str(err)
     assert (error == "") is starts, error
+
+
+@pytest.mark.parametrize("how", ["domain", "file", "local"])
+def test_windows_guest_planned_here_starts(
+    libvirt_session: Libvirt, make_guest: Callable[..., str], tmp_path: Path, how: str
+) -> None:
+    """No --domcapabilities: `apply --connect URI --domain` and `apply FILE --connect URI` read them through a
+    connection allowed to (read-write: root here); a local plan without them writes only what every KVM
+    host provides. Each guest must start on this libvirtd."""
+    lv = libvirt_session
+    if lv.domain_type != "kvm":
+        pytest.skip("no usable /dev/kvm: Hyper-V enlightenments need KVM")
+    live = lv.conn.getDomainCapabilities(None, "x86_64", "q35", "kvm", 0)
+    emulator = etree.fromstring(live.encode()).findtext("path") or "/usr/bin/qemu-system-x86_64"
+    body = SMALL_WIN.format(emulator=emulator)
+    if how == "domain":
+        name = make_guest(vcpus=1, xml=body)
+        res = vmtune("apply", "--connect", URI, "--domain", name, "--profile", "windows")
+    else:
+        src, out = tmp_path / "in.xml", tmp_path / "out.xml"
+        src.write_text(body)
+        host = ["--connect", URI] if how == "file" else ["--sysfs", "/"]
+        res = vmtune("apply", str(src), "--profile", "windows", *host, "-o", str(out))
+        assert res.returncode == 0, res.stderr
+        name = make_guest(vcpus=1, xml=out.read_text())
+    assert res.returncode == 0, res.stderr
+    dom = lv.conn.lookupByName(name)
+    written = etree.fromstring(dom.XMLDesc(lv.lv.VIR_DOMAIN_XML_INACTIVE).encode())
+    hyperv = {e.tag for e in written.iterfind("features/hyperv/*") if e.get("state") == "on"}
+    listed = _listed_hyperv(live)
+    if how == "local":
+        assert hyperv <= EVERYWHERE and "not every KVM host provides" in res.stderr
+    elif listed is not None:
+        assert hyperv <= listed, res.stderr
+    try:
+        dom.create()
+        error = ""
+    except lv.lv.libvirtError as err:
+        error = str(err)
+    MEASURED.append(f"windows guest, apply ({how}, no --domcapabilities): hyperv {sorted(hyperv)}, "
+                    f"start: {error or 'ok'}")  # fmt: skip
+    assert error == "", error
