@@ -34,6 +34,7 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, guest_layout, topology_note
+from vmtune.core.tuning.memmode import single_node_preferred
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB
@@ -199,7 +200,9 @@ def _numatune(
             xpath="/domain/numatune",
         )
     )
-    return NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=layout.memnodes)
+    return single_node_preferred(
+        NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=layout.memnodes), notes
+    )
 
 
 def _cores_for_kind(
