@@ -20,6 +20,7 @@ from e2ehelp import MEASURED, URI, Libvirt, vmtune
 from lxml import etree
 
 from testutil import DATA
+from vmtune.adapters.probes import probe_host_caps
 from vmtune.core.tuning.hyperv import EVERYWHERE
 
 HOST = DATA / "hosts" / "dual-skylake-ht-interleaved"
@@ -171,3 +172,40 @@ def test_windows_guest_planned_here_starts(
     MEASURED.append(f"windows guest, apply ({how}, no --domcapabilities): hyperv {sorted(hyperv)}, "
                     f"start: {error or 'ok'}")  # fmt: skip
     assert error == "", error
+
+
+RT_GUEST = """<domain type='kvm'>
+  <name>rt</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>2</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+</domain>
+"""
+
+
+def test_realtime_plan_on_this_host_follows_its_rt_runtime(tmp_path: Path) -> None:
+    """cgroup v1 with no RT runtime for the machine slice: a realtime plan exits 3 (its FIFO vCPUs would
+    stop the start); --force writes it. The expectation comes from the live probe. The e2e machines may be
+    too small to place a realtime guest at all, so the topology is a 16-CPU fixture and the cgroup files
+    the probe reads are this host's, copied as they are."""
+    caps = probe_host_caps(Path("/"))
+    if not (caps.cgroup_version == 1 and caps.rt_runtime_us == 0 and caps.rt_runtime_path):
+        pytest.skip(f"this host gives guests RT runtime (cgroup v{caps.cgroup_version}): nothing to refuse")
+    root = tmp_path / "host"
+    shutil.copytree(DATA / "hosts" / "dual-skylake-ht-interleaved", root, symlinks=True)
+    live = Path(caps.rt_runtime_path)
+    mirrored = root / live.relative_to("/")
+    mirrored.parent.mkdir(parents=True, exist_ok=True)
+    mirrored.write_text(live.read_text() if live.exists() else "0\n")  # absent: created with 0 at start
+    (root / "sys/fs/cgroup/cgroup.controllers").unlink(missing_ok=True)
+    src = tmp_path / "rt.xml"
+    src.write_text(RT_GUEST)
+    args = ["plan", str(src), "--sysfs", str(root), "--profile", "realtime", "--hugepages", "none"]
+    res = vmtune(*args)
+    MEASURED.append(f"realtime plan with this host's cgroups (v1, {live} = {caps.rt_runtime_us}): "
+                    f"exit {res.returncode}")  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert "needs RT runtime" in res.stderr and f"echo 950000 > {live}" in res.stderr
+    forced = vmtune(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "<vcpusched" in forced.stdout
