@@ -33,7 +33,7 @@ from vmtune.xmlmap.capabilities import parse_capabilities
 from vmtune.xmlmap.diff import detect_style, serialize, unified_diff
 from vmtune.xmlmap.guest import read_guest
 from vmtune.xmlmap.safe import parse_xml
-from vmtune.xmlmap.validate import validate_domain
+from vmtune.xmlmap.validate import validate_output
 
 __all__ = [
     "Applied",
@@ -145,7 +145,7 @@ def write_document(
     In place, that check runs right before the rename, after ``before_commit`` (a test's chance to edit
     the file at the worst moment). A new ``-o`` file takes the input's mode; an existing one keeps its own.
     """
-    validate_domain(parse_xml(planned.after, source=str(out), root="domain"), schema, source=str(path))
+    validate_output(planned.raw, planned.after, schema=schema, source=str(path))
     in_place = same_file(path, out)
     mode = None
     if not in_place:

@@ -58,8 +58,10 @@ def _bare_metal_twin(tmp_path: Path) -> Path:
     return twin
 
 
-def _plan_json(root: Path, profile: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", profile, "--json"]) == 0
+def _plan_json(
+    root: Path, profile: str, capsys: pytest.CaptureFixture[str], *extra: str
+) -> dict[str, object]:
+    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", profile, "--json", *extra]) == 0
     doc: dict[str, object] = json.loads(capsys.readouterr().out)
     plan = doc["plan"]
     assert isinstance(plan, dict)
@@ -80,9 +82,13 @@ def test_fixture_probes() -> None:
 
 def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     root = _probed_twin(tmp_path)
-    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", "realtime", "--explain"]) == 0
+    assert main(["plan", str(GUEST), "--sysfs", str(root), "--profile", "realtime", "--explain"]) == 3
+    assert "needs RT runtime" in capsys.readouterr().err  # infeasible here unless --force
+    assert (
+        main(["plan", str(GUEST), "--sysfs", str(root), "--profile", "realtime", "--explain", "--force"]) == 0
+    )
     out, _ = capsys.readouterr()
-    assert "warning: rt: cgroup v1 gives the machine slice no RT runtime" in out
+    assert "warning: rt: --force: realtime needs RT runtime" in out
     assert "echo 950000 > /sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us" in out
     assert "host advice: AVIC: echo 'options kvm_amd avic=1'" in out
     assert "+    <feature policy='disable' name='arch-capabilities'/>" in out
@@ -90,7 +96,7 @@ def test_explain_shows_vt406_avic_and_nested_gate(capsys: pytest.CaptureFixture[
 
 
 def test_json_carries_probe_warning_and_advice(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    plan = _plan_json(_probed_twin(tmp_path), "realtime", capsys)
+    plan = _plan_json(_probed_twin(tmp_path), "realtime", capsys, "--force")
     assert any("(VT406)" in w for w in _warnings(plan))
     advice = plan["advice"]
     assert isinstance(advice, list) and any(a.startswith("AVIC: ") for a in advice)
@@ -115,7 +121,8 @@ def test_bare_metal_twin_has_none_of_it(tmp_path: Path, capsys: pytest.CaptureFi
 def test_nested_gate_only_for_profiles_that_pick_a_host_cpu(
     profile: str, gated: bool, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    cpu = _plan_json(_probed_twin(tmp_path), profile, capsys)["cpu"]
+    force = ("--force",) if profile == "realtime" else ()  # this twin gives FIFO no RT runtime
+    cpu = _plan_json(_probed_twin(tmp_path), profile, capsys, *force)["cpu"]
     features = cpu["features"] if isinstance(cpu, dict) else []
     assert (DISABLE in features) is gated
 

@@ -372,3 +372,28 @@ def test_corpus_domains_never_crash(machine: str, corpora: Path, capsys: pytest.
         text = Path(f["source"]).read_text(errors="replace").split("\n")[f["line"] - 1]
         assert re.match(r"<\w|[\w-]+\s*=", text[f["column"] - 1 :]), (f, text)
     print(f"\n{machine}: {summary['findings']} findings in {elapsed:.2f}s: {summary['codes']}")
+
+
+def test_a_libvirt_config_folder_checks_each_guest_once_and_skips_other_documents(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Laid out like /etc/libvirt/qemu: guests, networks/default.xml, autostart/ symlinks to the guests."""
+    qemu = tmp_path / "qemu"
+    (qemu / "networks" / "autostart").mkdir(parents=True)
+    (qemu / "autostart").mkdir()
+    shutil.copy(CHECK / "VT104" / "fixed" / "a.xml", qemu / "a.xml")
+    shutil.copy(CHECK / "VT104" / "fixed" / "b.xml", qemu / "b.xml")
+    (qemu / "autostart" / "a.xml").symlink_to("../a.xml")
+    network = "<network><name>default</name><forward mode='nat'/><bridge name='virbr0'/></network>\n"
+    (qemu / "networks" / "default.xml").write_text(network)
+    (qemu / "networks" / "autostart" / "default.xml").symlink_to("../default.xml")
+    code, out, err = run(capsys, qemu, "--sysfs", HOST, "--json")
+    assert code == 0, err
+    assert codes_of(out) == set()  # no VT104 of a.xml against itself
+    assert err.count("<network> document, not a domain: skipped") == 1
+    assert f"{qemu / 'autostart' / 'a.xml'}: the same file as {qemu / 'a.xml'}, counted once" in err
+    # apply reads the same folder the same way: one guest each, the network left alone
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert main(["apply", str(qemu), "--sysfs", str(HOST), "-o", str(out_dir)]) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.xml", "b.xml"]

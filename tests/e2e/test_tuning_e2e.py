@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2ehelp import Libvirt, vmtune
+from e2ehelp import MEASURED, URI, Libvirt, vmtune
 from lxml import etree
 
 from testutil import DATA
+from vmtune.adapters.probes import probe_host_caps
+from vmtune.core.tuning.hyperv import EVERYWHERE
 
 HOST = DATA / "hosts" / "dual-skylake-ht-interleaved"
 PROFILES = ("balanced", "latency", "realtime", "windows")
@@ -128,3 +130,82 @@ def test_windows_gate_decides_whether_the_guest_starts_here(
     except lv.lv.libvirtError as err:
         error = str(err)
     assert (error == "") is starts, error
+
+
+@pytest.mark.parametrize("how", ["domain", "file", "local"])
+def test_windows_guest_planned_here_starts(
+    libvirt_session: Libvirt, make_guest: Callable[..., str], tmp_path: Path, how: str
+) -> None:
+    """No --domcapabilities: `apply --connect URI --domain` and `apply FILE --connect URI` read them through a
+    connection allowed to (read-write: root here); a local plan without them writes only what every KVM
+    host provides. Each guest must start on this libvirtd."""
+    lv = libvirt_session
+    if lv.domain_type != "kvm":
+        pytest.skip("no usable /dev/kvm: Hyper-V enlightenments need KVM")
+    live = lv.conn.getDomainCapabilities(None, "x86_64", "q35", "kvm", 0)
+    emulator = etree.fromstring(live.encode()).findtext("path") or "/usr/bin/qemu-system-x86_64"
+    body = SMALL_WIN.format(emulator=emulator)
+    if how == "domain":
+        name = make_guest(vcpus=1, xml=body)
+        res = vmtune("apply", "--connect", URI, "--domain", name, "--profile", "windows")
+    else:
+        src, out = tmp_path / "in.xml", tmp_path / "out.xml"
+        src.write_text(body)
+        host = ["--connect", URI] if how == "file" else ["--sysfs", "/"]
+        res = vmtune("apply", str(src), "--profile", "windows", *host, "-o", str(out))
+        assert res.returncode == 0, res.stderr
+        name = make_guest(vcpus=1, xml=out.read_text())
+    assert res.returncode == 0, res.stderr
+    dom = lv.conn.lookupByName(name)
+    written = etree.fromstring(dom.XMLDesc(lv.lv.VIR_DOMAIN_XML_INACTIVE).encode())
+    hyperv = {e.tag for e in written.iterfind("features/hyperv/*") if e.get("state") == "on"}
+    listed = _listed_hyperv(live)
+    if how == "local":
+        assert hyperv <= EVERYWHERE and "not every KVM host provides" in res.stderr
+    elif listed is not None:
+        assert hyperv <= listed, res.stderr
+    try:
+        dom.create()
+        error = ""
+    except lv.lv.libvirtError as err:
+        error = str(err)
+    MEASURED.append(f"windows guest, apply ({how}, no --domcapabilities): hyperv {sorted(hyperv)}, "
+                    f"start: {error or 'ok'}")  # fmt: skip
+    assert error == "", error
+
+
+RT_GUEST = """<domain type='kvm'>
+  <name>rt</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>2</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+</domain>
+"""
+
+
+def test_realtime_plan_on_this_host_follows_its_rt_runtime(tmp_path: Path) -> None:
+    """cgroup v1 with no RT runtime for the machine slice: a realtime plan exits 3 (its FIFO vCPUs would
+    stop the start); --force writes it. The expectation comes from the live probe. The e2e machines may be
+    too small to place a realtime guest at all, so the topology is a 16-CPU fixture and the cgroup files
+    the probe reads are this host's, copied as they are."""
+    caps = probe_host_caps(Path("/"))
+    if not (caps.cgroup_version == 1 and caps.rt_runtime_us == 0 and caps.rt_runtime_path):
+        pytest.skip(f"this host gives guests RT runtime (cgroup v{caps.cgroup_version}): nothing to refuse")
+    root = tmp_path / "host"
+    shutil.copytree(DATA / "hosts" / "dual-skylake-ht-interleaved", root, symlinks=True)
+    live = Path(caps.rt_runtime_path)
+    mirrored = root / live.relative_to("/")
+    mirrored.parent.mkdir(parents=True, exist_ok=True)
+    mirrored.write_text(live.read_text() if live.exists() else "0\n")  # absent: created with 0 at start
+    (root / "sys/fs/cgroup/cgroup.controllers").unlink(missing_ok=True)
+    src = tmp_path / "rt.xml"
+    src.write_text(RT_GUEST)
+    args = ["plan", str(src), "--sysfs", str(root), "--profile", "realtime", "--hugepages", "none"]
+    res = vmtune(*args)
+    MEASURED.append(f"realtime plan with this host's cgroups (v1, {live} = {caps.rt_runtime_us}): "
+                    f"exit {res.returncode}")  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert "needs RT runtime" in res.stderr and f"echo 950000 > {live}" in res.stderr
+    forced = vmtune(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "<vcpusched" in forced.stdout

@@ -1,8 +1,10 @@
 """libvirt through libvirt-python: the only ``import libvirt`` in vmtune, and a lazy one.
 
 * ``open_host(uri)``: topology from ``getCapabilities()``;
-* ``open_caps``: ``getDomainCapabilities()`` for the guest's emulator/arch/machine/virttype, plus the
-  host probes when the URI is local;
+* ``Connection.caps``: ``getDomainCapabilities()`` for the guest's emulator/arch/machine/virttype, plus the
+  host probes when the URI is local; ``read_domcaps(uri)``: the same XML through the first connection
+  allowed to read it (libvirt refuses it on read-only connections: read-write first, which root may open,
+  then read-only for daemons that allow it), or why it could not be had;
 * ``Connection.tenants``: every defined domain; running ones with their *live* pins (``vcpuPinInfo``,
   ``emulatorPinInfo``, ``iothreadInfo``), which ``virsh vcpupin --live`` may have moved off the XML;
 * the primitives ``vmtune.service.apply_domain`` runs in order: ``define_validated`` (``defineXML`` with
@@ -42,8 +44,10 @@ __all__ = [
     "connect",
     "import_libvirt",
     "is_local",
+    "live_domcaps",
     "open_host",
     "qemu_pid",
+    "read_domcaps",
     "running_guests",
 ]
 
@@ -74,6 +78,8 @@ class Connection:
         self.raw = raw
         self.lv = lv
         self._capabilities: str | None = None
+        self.domcaps_problem: str | None = None
+        """Why ``caps`` had no domcapabilities (then Hyper-V support is unknown); None when it had them."""
 
     def call(self, op: str, fn: Callable[..., T], *args: Any, domain: str | None = None) -> T:
         try:
@@ -96,7 +102,8 @@ class Connection:
         """What the host CPU itself says (nested KVM), readable on read-only connections too."""
         return capabilities_caps(self.capabilities(), source=f"{self.uri} capabilities")
 
-    def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
+    def domcaps_xml(self, guest: GuestSpec | None = None) -> str:
+        """``virsh domcapabilities`` for the guest's arch/machine/virttype (host defaults without one)."""
         args = (
             None,
             guest.arch if guest else None,
@@ -104,9 +111,21 @@ class Connection:
             guest.domain_type if guest else None,
             0,
         )
-        xml = self.call("getDomainCapabilities", self.raw.getDomainCapabilities, *args)
-        domcaps = parse_domcapabilities(xml, source=f"{self.uri} domcapabilities")
-        probes = probe_host_caps(Path("/"), emulator=domcaps.emulator) if is_local(self.uri) else None
+        xml: str = self.call("getDomainCapabilities", self.raw.getDomainCapabilities, *args)
+        return xml
+
+    def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
+        """domcapabilities + the host CPU + the local probes; without domcapabilities (a connection not
+        allowed to read them) the rest, with ``domcaps_problem`` saying why."""
+        try:
+            domcaps: HostCaps | None = parse_domcapabilities(
+                self.domcaps_xml(guest), source=f"{self.uri} domcapabilities"
+            )
+        except LibvirtError as err:
+            self.domcaps_problem = str(err)
+            domcaps = None
+        emulator = domcaps.emulator if domcaps is not None else None
+        probes = probe_host_caps(Path("/"), emulator=emulator) if is_local(self.uri) else None
         return merge_caps(domcaps, self.host_caps(), probes)
 
     def lookup(self, name: str) -> Any:
@@ -208,6 +227,33 @@ def connect(uri: str, *, readonly: bool = False) -> Iterator[Connection]:
     finally:
         with contextlib.suppress(lv.libvirtError):
             raw.close()
+
+
+def read_domcaps(uri: str) -> tuple[str | None, str]:
+    """domcapabilities XML of ``uri`` (host defaults) and the connection that gave it, or (None, why).
+
+    libvirt 9 refuses ``virConnectGetDomainCapabilities`` on a read-only connection, so a read-write one is
+    tried first (root may open it; other users as libvirt's polkit rules allow), then a read-only one.
+    """
+    problems: list[str] = []
+    for readonly in (False, True):
+        kind = "read-only" if readonly else "read-write"
+        try:
+            with connect(uri, readonly=readonly) as conn:
+                return conn.domcaps_xml(), kind
+        except LibvirtError as err:
+            problems.append(f"{kind}: {err}")
+    return None, "; ".join(problems)
+
+
+def live_domcaps(uri: str, warn: Callable[[str], None]) -> HostCaps | None:
+    """``read_domcaps`` parsed; when they can't be had, ``warn`` gets why and None is returned (Hyper-V
+    support unknown: the planner then writes only what every KVM host provides)."""
+    xml, how = read_domcaps(uri)
+    if xml is None:
+        warn(f"domcapabilities of {uri} not readable ({how}); Hyper-V support is unknown")
+        return None
+    return parse_domcapabilities(xml, source=f"{uri} domcapabilities ({how})")
 
 
 def open_host(uri: str) -> Host:

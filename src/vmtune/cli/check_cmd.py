@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from vmtune.adapters.files import atomic_write, read_bytes, read_text
-from vmtune.adapters.libvirt import connect, is_local, open_host
+from vmtune.adapters.libvirt import connect, is_local, live_domcaps, open_host
 from vmtune.adapters.probes import merge_caps, probe_host_caps
 from vmtune.cli.common import (
     CapabilitiesOpt,
@@ -27,6 +27,7 @@ from vmtune.cli.common import (
     JsonOpt,
     SysfsOpt,
 )
+from vmtune.cli.plan_run import domain_files
 from vmtune.cli.tuning import host_caps
 from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
@@ -36,15 +37,14 @@ from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
-from vmtune.errors import ExitCode, InputError, LibvirtError, SchemaError, VmtuneError
+from vmtune.errors import ExitCode, InputError, VmtuneError
 from vmtune.render.check import render_json, render_sarif, render_table
 from vmtune.render.console import make_console
-from vmtune.service import Planned, load_host, load_tenants, plan_document
+from vmtune.service import load_host, load_tenants, plan_document
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 from vmtune.xmlmap.guest import read_guest
 from vmtune.xmlmap.lines import SourceMap
-from vmtune.xmlmap.safe import parse_xml
-from vmtune.xmlmap.validate import validate_domain
+from vmtune.xmlmap.validate import validate_output
 
 __all__ = ["check_help", "live_inputs", "register", "run_check", "run_fleet"]
 
@@ -93,16 +93,10 @@ class _Loaded:
 
 
 def _xml_files(targets: list[Path]) -> list[Path]:
-    out: list[Path] = []
     for target in targets:
-        if target.is_dir():
-            found = sorted(p for p in target.rglob("*.xml") if p.is_file())
-            if not found:
-                print(f"vmtune: warning: {target}: no *.xml files", file=sys.stderr)
-            out.extend(found)
-        else:
-            out.append(target)  # missing files fail in read_bytes with the path named
-    return out
+        if target.is_dir() and not any(p.is_file() for p in target.rglob("*.xml")):
+            print(f"vmtune: warning: {target}: no *.xml files", file=sys.stderr)
+    return domain_files(targets, recursive=True)
 
 
 def _read_guests(paths: list[Path]) -> _Loaded:
@@ -153,20 +147,24 @@ def live_inputs(
     with connect(uri, readonly=True) as conn:
         host = conn.host()
         everyone = conn.tenants()
-        try:
-            caps = conn.caps()
-        except LibvirtError as err:
-            # libvirt refuses domcapabilities on read-only connections; host probes still tell a lot
-            print(f"vmtune: note: {err}; pass --domcapabilities FILE for the Hyper-V checks", file=sys.stderr)
-            caps = merge_caps(conn.host_caps(), probe_host_caps(Path("/")) if is_local(uri) else None)
+        caps = merge_caps(conn.host_caps(), probe_host_caps(Path("/")) if is_local(uri) else None)
+    live: HostCaps | None = None
     if domcaps is not None:  # an explicit file wins over what the connection says
-        caps = merge_caps(parse_domcapabilities(read_text(domcaps), source=str(domcaps)), caps)
+        live = parse_domcapabilities(read_text(domcaps), source=str(domcaps))
+    else:
+        # libvirt gives domcapabilities only to a connection allowed to write: tried apart from the audit's
+        live = live_domcaps(uri, _domcaps_note)
+    caps = merge_caps(live, caps)
     targets = tuple(g for g in everyone if all_domains or g.running)
     if not targets:
         print(
             f"vmtune: note: no domains to check on {uri} (--all adds defined, inactive ones)", file=sys.stderr
         )
     return host, caps, targets, tuple(g for g in everyone if not (all_domains or g.running))
+
+
+def _domcaps_note(why: str) -> None:
+    print(f"vmtune: note: {why}; pass --domcapabilities FILE for the Hyper-V checks", file=sys.stderr)
 
 
 def _fix(
@@ -190,7 +188,7 @@ def _fix(
         others = [*current, *tenants]
         planned = plan_document(read_bytes(path), source=guest.source, host=host, tenants=others,
                                 intent=lambda g: g.intent or Intent(), caps=caps)  # fmt: skip
-        _validate_fix(planned)
+        validate_output(planned.raw, planned.after, source=planned.source)
         if planned.after != planned.raw:
             writes.append((path, planned.after))
         # the next guest is planned around this one's new pins
@@ -201,17 +199,6 @@ def _fix(
         atomic_write(path, data)
         print(f"vmtune: fixed {path}", file=sys.stderr)
     return tuple(current)
-
-
-def _validate_fix(planned: Planned) -> None:
-    """The fix must pass libvirt's schema, unless the input already broke it (nothing to compare with)."""
-    try:
-        checkable = validate_domain(parse_xml(planned.raw, source=planned.source, root="domain"),
-                                    source=planned.source)  # fmt: skip
-    except SchemaError:
-        checkable = False
-    if checkable:
-        validate_domain(parse_xml(planned.after, source=planned.source, root="domain"), source=planned.source)
 
 
 def run_check(

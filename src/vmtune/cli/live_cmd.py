@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,13 @@ import typer
 
 from vmtune.adapters.files import atomic_write
 from vmtune.adapters.hookenv import HookPaths
-from vmtune.adapters.libvirt import connect, is_local, qemu_pid, running_guests
+from vmtune.adapters.libvirt import connect, is_local, qemu_pid, read_domcaps, running_guests
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.procfs import read_process
 from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
 from vmtune.core.verify.compare import compare, expectation_from_guest
-from vmtune.errors import ExitCode, InputError
+from vmtune.errors import ExitCode, InputError, LibvirtError
 from vmtune.hook import run_hook
 from vmtune.render.verify import verify_json, verify_text
 from vmtune.service import apply_domain
@@ -49,8 +50,11 @@ def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
     """`apply --connect URI --domain NAME [--live]`: diff on stdout, what happened on stderr."""
     with connect(uri) as conn:
         result = apply_domain(conn, domain, tuning.intent, live=live)
+        problem = conn.domcaps_problem
     sys.stdout.write(result.diff)
     err = sys.stderr
+    if problem is not None:
+        print(f"vmtune: warning: domcapabilities of {uri} not readable ({problem})", file=err)
     for note in result.plan.notes:
         print(f"vmtune: {note.level.value}: {note.topic}: {note.message}", file=err)
     print(f"vmtune: {'defined' if result.defined else 'unchanged'}: domain '{domain}' on {uri}", file=err)
@@ -145,15 +149,7 @@ def register(app: typer.Typer) -> None:
         install = _install_args(argv)
         if install is not None:
             hooks_dir = Path(install["--dir"]) if "--dir" in install else hooks_dir
-            connect = install.get("--connect", connect)
-            path, changed = install_hook(hooks_dir)
-            print(path)
-            if connect is not None:
-                _save_domcaps(connect)
-            if changed:
-                print(
-                    "vmtune: restart libvirtd: it looks for hook scripts only when it starts", file=sys.stderr
-                )
+            _install(hooks_dir, install.get("--connect", connect))
             return
 
         code = run_hook(argv, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
@@ -187,11 +183,43 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
     return opts
 
 
-def _save_domcaps(uri: str) -> None:
-    target = HookPaths().domcaps
-    assert target is not None
-    with connect(uri, readonly=True) as conn:
-        xml = conn.call("getDomainCapabilities", conn.raw.getDomainCapabilities, None, None, None, None, 0)
+def _install(hooks_dir: Path, uri: str | None) -> None:
+    """`hook install`: check everything first (libvirt answers, its domcapabilities can be read, both
+    target folders can be written), then write the hook and the saved domcapabilities, so a failure leaves
+    nothing behind."""
+    xml: str | None = None
+    cache = HookPaths().domcaps
+    if uri is not None:
+        xml, how = read_domcaps(uri)
+        if xml is None:
+            raise LibvirtError(
+                f"hook install --connect {uri}: cannot read domcapabilities ({how}); nothing written. Run it "
+                "as root (libvirt gives domcapabilities only to read-write connections), or without --connect"
+            )
+        parse_domcapabilities(xml, source=f"{uri} domcapabilities")
+        assert cache is not None
+        _check_writable(cache.parent, what="the domcapabilities cache")
+    _check_writable(hooks_dir / "qemu.d", what=f"--dir {hooks_dir}")
+    path, changed = install_hook(hooks_dir)
+    print(path)
+    if uri is not None and xml is not None and cache is not None:
+        _save_domcaps(uri, xml, cache)
+    if changed:
+        print("vmtune: restart libvirtd: it looks for hook scripts only when it starts", file=sys.stderr)
+
+
+def _check_writable(directory: Path, *, what: str) -> None:
+    """``directory`` exists and is writable, or its nearest existing ancestor is (it will be created)."""
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{what}: cannot write {directory} ({probe} is not a writable folder); nothing written"
+        )
+
+
+def _save_domcaps(uri: str, xml: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, xml.encode(), mode=0o644)
     print(f"vmtune: saved domcapabilities of {uri} to {target}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,12 +32,13 @@ from vmtune.service import (
     plan_document,
     write_document,
 )
+from vmtune.xmlmap.safe import parse_xml
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-__all__ = ["expand_paths", "plan", "run"]
+__all__ = ["domain_files", "expand_paths", "plan", "run"]
 
 
 def plan(
@@ -59,16 +61,61 @@ def plan(
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories become their ``*.xml`` files (sorted, not recursive)."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.glob("*.xml") if p.is_file()))
-        else:
-            out.append(path)
+    """Files as given; directories become their ``*.xml`` domain files (sorted, not recursive)."""
+    out = domain_files(paths)
     if not out:
         raise InputError("no domain XML files given (directories are searched for *.xml)")
     return out
+
+
+def domain_files(paths: Iterable[Path], *, recursive: bool = False) -> list[Path]:
+    """Files as given, and the ``<domain>`` documents of each directory (``recursive``: of its subfolders
+    too), each file once.
+
+    A libvirt config folder holds other documents too (``networks/default.xml``, storage pools): they are
+    skipped with a note. A file reached through several paths (``autostart/X.xml -> ../X.xml``) is one
+    guest, not two colliding ones: it is kept under its first real path, symlinks last.
+    """
+    out: list[Path] = []
+    seen: dict[Path, Path] = {}
+    skipped: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            found = path.rglob("*.xml") if recursive else path.glob("*.xml")
+            files = sorted((p for p in found if p.is_file()), key=lambda p: (p.is_symlink(), p))
+        else:
+            files = [path]  # named explicitly: kept, and a missing file fails with its path named
+        for file in files:
+            real = file.resolve() if file.exists() else file
+            if real in skipped:
+                continue
+            if real in seen:
+                _note(f"{file}: the same file as {seen[real]}, counted once")
+                continue
+            if file is not path and not _is_domain(file):
+                skipped.add(real)
+                continue
+            seen[real] = file
+            out.append(file)
+    return out
+
+
+def _is_domain(path: Path) -> bool:
+    """False for a well-formed document whose root is not ``<domain>`` (noted); a file that can't be read
+    or parsed counts as a domain, so its own error is reported where it is planned."""
+    try:
+        root = parse_xml(read_bytes(path), source=str(path)).getroot()
+    except VmtuneError:
+        return True
+    tag = root.tag.rpartition("}")[2] if isinstance(root.tag, str) else ""
+    if tag == "domain":
+        return True
+    _note(f"{path}: <{tag}> document, not a domain: skipped")
+    return False
+
+
+def _note(text: str) -> None:
+    print(f"vmtune: note: {text}", file=sys.stderr)
 
 
 def _check_targets(files: list[Path], write_to: Path | None, in_place: bool, backup: bool) -> None:

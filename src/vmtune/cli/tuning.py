@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from vmtune.adapters.files import read_bytes
-from vmtune.adapters.libvirt import is_local
+from vmtune.adapters.libvirt import is_local, live_domcaps
 from vmtune.adapters.probes import merge_caps, probe_host_caps
 from vmtune.core.intent.knob import Knob
 from vmtune.core.intent.model import KNOBS, Intent, parse_intent
@@ -113,12 +114,17 @@ def host_caps(src: HostSource, domcaps: Path | None) -> HostCaps | None:
     * the sysfs root (``/`` by default, or ``--sysfs ROOT``): the kernel probes under that root (APICv/AVIC,
       cgroup version and RT runtime, nesting from ``proc/cpuinfo``), so a captured tree is probed like the
       live host; a snapshot archive is not probed;
-    * ``--connect URI``: the probes of ``/`` when the URI is local (the kernel that runs its guests).
+    * ``--connect URI``: its domcapabilities (unless given as a file), and the probes of ``/`` when the URI
+      is local (the kernel that runs its guests).
     """
     parts: list[HostCaps | None] = [load_caps(domcaps)]
     if src.capabilities is not None:
         parts.append(capabilities_caps(read_bytes(src.capabilities), source=str(src.capabilities)))
     elif src.connect is not None:
+        if domcaps is None:
+            parts.append(
+                live_domcaps(src.connect, lambda why: print(f"vmtune: warning: {why}", file=sys.stderr))
+            )
         if is_local(src.connect):
             parts.append(probe_host_caps(Path("/")))
     else:

@@ -46,6 +46,7 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
+from vmtune.core.tuning.memmode import single_node_preferred
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
@@ -324,7 +325,7 @@ def _numatune(
             xpath="/domain/numatune",
         )
     )
-    return NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes)
+    return single_node_preferred(NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes), notes)
 
 
 def _cores_for_kind(

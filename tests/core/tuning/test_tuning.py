@@ -17,7 +17,14 @@ from vmtune.core.plan import Level, Note
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
-from vmtune.core.tuning.hyperv import DEPENDS, HYPERVCLOCK, ORDER, hypervclock_available, plan_enlightenments
+from vmtune.core.tuning.hyperv import (
+    DEPENDS,
+    EVERYWHERE,
+    HYPERVCLOCK,
+    ORDER,
+    hypervclock_available,
+    plan_enlightenments,
+)
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.xmlmap.domcaps import parse_domcapabilities
@@ -147,23 +154,43 @@ def test_dependents_follow_their_base(missing: str, dropped_too: set[str]) -> No
 
 def test_stimer_needs_the_hyperv_clock() -> None:
     notes: list[Note] = []
-    kept = plan_enlightenments(GUESTS["win11"], offered=None, vendor="Intel", clock_ok=False, notes=notes)
+    kept = plan_enlightenments(
+        GUESTS["win11"], offered=FULL.hyperv, vendor="Intel", clock_ok=False, notes=notes
+    )
     assert "stimer" not in [f.name for f in kept]
     assert "synic" in [f.name for f in kept]
     assert any("dropped stimer: it needs hypervclock" in n.message for n in notes)
 
 
 def test_hypervclock_availability() -> None:
-    assert hypervclock_available(None)
-    assert hypervclock_available(HostCaps())
+    assert hypervclock_available(None) is None
+    assert hypervclock_available(HostCaps()) is None
     assert not hypervclock_available(NESTED)
     assert hypervclock_available(FULL)
 
 
-def test_unknown_caps_write_everything_with_a_note() -> None:
-    dt = tune("windows", host="xeon-1n", guest="win11", caps=None)
-    assert names(dt) == [*PROFILE_SET, "evmcs"]
-    assert any("unchecked" in n.message for n in dt.notes)
+def test_unknown_caps_write_only_what_every_kvm_host_provides_with_a_note() -> None:
+    bare = replace(GUESTS["win11"], hyperv=(), hyperv_mode=None, timers=())
+    for caps in (None, HostCaps(source="probes of /")):
+        dt = tune("windows", host="xeon-1n", guest=bare, caps=caps)
+        assert names(dt) == ["relaxed", "spinlocks"]
+        assert dt.timers is not None and HYPERVCLOCK not in {t.name for t in dt.timers}
+        (note,) = [n for n in warnings(dt) if "support unknown" in n.message]
+        assert "left out vapic, vpindex, runtime, synic, stimer" in note.message
+        assert "hypervclock" in note.message and "--domcapabilities FILE" in note.message
+
+
+def test_unknown_caps_keep_what_the_guest_already_has() -> None:
+    own = (HypervFeature(name="vapic"), HypervFeature(name="vpindex"), HypervFeature(name="synic"))
+    guest = replace(GUESTS["win11"], hyperv=own, timers=(Timer(name=HYPERVCLOCK, present=True),))
+    dt = tune("windows", host="xeon-1n", guest=guest, caps=None)
+    assert names(dt) == ["relaxed", "vapic", "spinlocks", "vpindex", "synic"]
+    assert dt.timers is not None and Timer(name=HYPERVCLOCK, present=True) in dt.timers
+
+
+def test_every_kvm_host_set_is_small_and_needs_no_base() -> None:
+    assert {"relaxed", "spinlocks", "vendor_id"} >= EVERYWHERE
+    assert all(not DEPENDS.get(name) for name in EVERYWHERE)
 
 
 def test_hyperv_off_removes_the_element_and_hypervclock() -> None:
@@ -275,23 +302,28 @@ def test_realtime_without_passthrough_drops_hint_dedicated() -> None:
 
 
 @pytest.mark.parametrize(
-    ("caps", "warns"),
-    [
-        (HostCaps(cgroup_version=1, rt_runtime_us=0, rt_runtime_path=RT_PATH), True),
-        (HostCaps(cgroup_version=1, rt_runtime_us=950000), False),
-        (HostCaps(cgroup_version=1, rt_runtime_us=None), False),
-        (HostCaps(cgroup_version=2), False),
-    ],
-    ids=["v1-rt0", "v1-rt-ok", "v1-no-rt-group-sched", "v2"],
+    "caps",
+    [HostCaps(cgroup_version=1, rt_runtime_us=950000), HostCaps(cgroup_version=1, rt_runtime_us=None),
+     HostCaps(cgroup_version=2)],
+    ids=["v1-rt-ok", "v1-no-rt-group-sched", "v2"],
 )  # fmt: skip
-def test_cgroup_rt_runtime_gate(caps: HostCaps, warns: bool) -> None:
+def test_cgroup_rt_runtime_gate_passes(caps: HostCaps) -> None:
     dt = tune("realtime", guest="nfv", caps=caps)
-    assert dt.vcpusched  # still planned
-    gate = [n for n in warnings(dt, "rt") if "VT406" in n.message]
-    assert bool(gate) is warns
-    if warns:
-        assert "Cannot set scheduler parameters" in gate[0].message
-        assert "echo 950000 > /sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us" in gate[0].message
+    assert dt.vcpusched
+    assert not [n for n in warnings(dt, "rt") if "VT406" in n.message]
+
+
+def test_no_rt_runtime_is_infeasible_unless_forced() -> None:
+    caps = HostCaps(cgroup_version=1, rt_runtime_us=0, rt_runtime_path=RT_PATH)
+    with pytest.raises(InfeasibleError) as err:
+        tune("realtime", guest="nfv", caps=caps)
+    msg = str(err.value)
+    assert "needs RT runtime" in msg and f"({RT_PATH} = 0)" in msg  # needed vs. host
+    assert f"echo 950000 > {RT_PATH}" in msg and "--force" in msg  # how to fix
+    dt = tune("realtime", guest="nfv", caps=caps, force="yes")
+    assert dt.vcpusched  # --force: written, with the warning
+    (gate,) = [n for n in warnings(dt, "rt") if "VT406" in n.message]
+    assert "Cannot set scheduler parameters" in gate.message
 
 
 def test_emulator_on_realtime_cores_warns_but_not_on_the_housekeeping_vcpu() -> None:

@@ -21,7 +21,7 @@ from vmtune.core.audit.engine import (
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Profile
 from vmtune.core.plan import Level
-from vmtune.core.tuning.hyperv import RECOMMENDED
+from vmtune.core.tuning.hyperv import EVERYWHERE, RECOMMENDED
 
 __all__ = ["RECOMMENDED_HYPERV", "vt301", "vt302", "vt303", "vt304"]
 
@@ -48,7 +48,8 @@ def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     if not _x86_windows(g) or g.hyperv_mode == "passthrough":
         return
     enabled = {f.name for f in g.hyperv if f.state}
-    wanted = [n for n in RECOMMENDED_HYPERV if ctx.caps.hyperv is None or n in ctx.caps.hyperv]
+    offered = EVERYWHERE if ctx.caps.hyperv is None else ctx.caps.hyperv  # unknown host: what plan writes
+    wanted = [n for n in RECOMMENDED_HYPERV if n in offered]
     missing = [n for n in wanted if n not in enabled]
     if missing:
         yield Hit(

@@ -19,6 +19,7 @@ from vmtune.core.tuning.hugepages import memory_tuning
 from vmtune.core.tuning.hyperv import hyperv_tuning
 from vmtune.core.tuning.nested import nested_cpu_features
 from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError
 
 __all__ = ["DEFAULT_RT_RUNTIME_PATH", "RT_PRIORITY", "DeviceTuning", "device_tuning", "host_vendor"]
 
@@ -61,7 +62,8 @@ def device_tuning(
 
     ``vcpupins`` (the planned per-vCPU pins) lets the realtime checks tell the RT vCPUs' cores from the
     housekeeping vCPU's; ``topology`` is the planned guest topology (default: the guest's current one).
-    Raises InfeasibleError when required hugepages are not free (see ``vmtune.core.tuning.hugepages``).
+    Raises InfeasibleError when required hugepages are not free (see ``vmtune.core.tuning.hugepages``), or
+    when realtime vCPUs would get no RT runtime on this host (cgroup v1), unless ``--force``.
     """
     notes: list[Note] = []
     vendor = host_vendor(host, caps)
@@ -284,7 +286,7 @@ def _vcpusched(
     pins = {p.vcpu: p.cpus for p in vcpupins}
     rt_host = CpuSet().union(*(pins[v] for v in rt if v in pins)) if pins else vcpu_cpus
     notes.extend(_rt_pin_warnings(vcpu_cpus, emulator_cpus, rt_host))
-    _rt_runtime_gate(caps, notes)
+    _rt_runtime_gate(guest, caps, notes, force=resolved.force)
     return (VcpuSched(vcpus=rt, scheduler="fifo", priority=RT_PRIORITY),)
 
 
@@ -324,9 +326,10 @@ def _rt_pin_warnings(vcpu_cpus: CpuSet, emulator_cpus: CpuSet | None, rt_host: C
     return notes
 
 
-def _rt_runtime_gate(caps: HostCaps | None, notes: list[Note]) -> None:
+def _rt_runtime_gate(guest: GuestSpec, caps: HostCaps | None, notes: list[Note], *, force: bool) -> None:
     """cgroup v1 with CONFIG_RT_GROUP_SCHED gives a new cgroup no RT budget: sched_setscheduler(FIFO)
-    then fails with EPERM and libvirt aborts the start ("Cannot set scheduler parameters for pid")."""
+    then fails with EPERM and libvirt aborts the start ("Cannot set scheduler parameters for pid").
+    Infeasible like missing hugepages: the guest would not start; ``--force`` writes it anyway."""
     if caps is None or caps.cgroup_version is None:
         notes.append(Note(topic="rt", message="host cgroup setup unknown: RT runtime of the machine slice "
                           "not checked (run on the host itself to check)"))  # fmt: skip
@@ -334,14 +337,25 @@ def _rt_runtime_gate(caps: HostCaps | None, notes: list[Note]) -> None:
     if caps.cgroup_version != 1 or caps.rt_runtime_us is None or caps.rt_runtime_us > 0:
         return
     path = caps.rt_runtime_path or DEFAULT_RT_RUNTIME_PATH
+    need = (
+        f"realtime needs RT runtime for the guest's FIFO vCPUs, and cgroup v1 gives the machine slice none "
+        f"({path} = 0)"
+    )
+    fix = (
+        f"echo 950000 > {path} (the parent's cpu.rt_runtime_us must be at least as large), or boot with "
+        "systemd.unified_cgroup_hierarchy=1 to use cgroup v2"
+    )
+    if not force:
+        raise InfeasibleError(
+            f'{guest.name}: {need}: the start would fail with "Cannot set scheduler parameters". Fix: '
+            f"{fix}; or pass --force to plan anyway (VT406)"
+        )
     notes.append(
         Note(
             topic="rt",
             level=Level.WARNING,
-            message=f"cgroup v1 gives the machine slice no RT runtime ({path} = 0): the vcpusched FIFO "
-            'setting will make the guest\'s start fail with "Cannot set scheduler parameters". Fix: '
-            f"echo 950000 > {path} (the parent's cpu.rt_runtime_us must be at least as large), or boot "
-            "with systemd.unified_cgroup_hierarchy=1 to use cgroup v2 (VT406)",
+            message=f'--force: {need}: the guest\'s start fails with "Cannot set scheduler parameters" '
+            f"until it has some. Fix: {fix} (VT406)",
             xpath="/domain/cputune/vcpusched",
         )
     )

@@ -5,6 +5,9 @@ PM timer at port 0x608, IPIs and TLB flushes by broadcast). QEMU refuses some of
 base (``target/i386/kvm/kvm.c`` kvm_hyperv_properties[].dependencies): stimer needs synic and the
 Hyper-V clock (hv-time, libvirt's ``<timer name='hypervclock'>``); synic, tlbflush and ipi need vpindex;
 evmcs needs vapic. So a feature the host lacks also takes its dependents with it, each with a Note.
+
+What the host offers comes from domcapabilities. Without them (offline plans, or a connection not allowed
+to read them) only ``EVERYWHERE`` is added: a guest that does not start is worse than a slower one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from vmtune.core.topology.caps import HostCaps
 
 __all__ = [
     "DEPENDS",
+    "EVERYWHERE",
     "HYPERVCLOCK",
     "KVM_BACKED",
     "ORDER",
@@ -54,6 +58,12 @@ KVM_BACKED = frozenset(ORDER) - {"spinlocks", "vendor_id"}
 vendor_id are plain CPUID values QEMU fills in itself, which is why a nested KVM without Hyper-V
 support still lists exactly those two."""
 
+EVERYWHERE = frozenset({"relaxed", "spinlocks", "vendor_id"})
+"""Enlightenments every KVM host gives a guest, written when what the host offers is unknown. spinlocks and
+vendor_id are CPUID values QEMU fills in itself; relaxed is a CPUID hint with no MSR behind it, which KVM
+always reports and QEMU assumes even of kernels without KVM_GET_SUPPORTED_HV_CPUID (a nested KVM here
+that rejects vapic and vpindex at start takes all three). Everything else needs KVM's Hyper-V MSRs."""
+
 # The profile's set, in libvirt order; evmcs is added on Intel only (enlightened VMCS is a VMX thing).
 _PROFILE: tuple[HypervFeature, ...] = (
     HypervFeature(name="relaxed"),
@@ -89,15 +99,15 @@ class WindowsTuning:
     notes: tuple[Note, ...]
 
 
-def hypervclock_available(caps: HostCaps | None) -> bool:
-    """Whether the host can give the guest hv-time (domcapabilities does not list it by name).
+def hypervclock_available(caps: HostCaps | None) -> bool | None:
+    """Whether the host can give the guest hv-time (domcapabilities does not list it by name); None when
+    unknown (no domcapabilities).
 
     hv-time comes from the same KVM Hyper-V CPUID leaf as runtime/frequencies; when domcapabilities lists
     no KVM-backed enlightenment at all (nested KVM: only spinlocks, vendor_id), QEMU rejects hv-time too.
-    Unknown caps: assume yes (the common bare-metal case), the caller notes that it could not check.
     """
     if caps is None or caps.hyperv is None:
-        return True
+        return None
     return not caps.hyperv.isdisjoint(KVM_BACKED)
 
 
@@ -121,7 +131,10 @@ def hyperv_tuning(
     """
     notes: list[Note] = []
     offered = caps.hyperv if caps is not None else None
-    clock_ok = hypervclock_available(caps)
+    known = hypervclock_available(caps)
+    current = guest.timer(HYPERVCLOCK)
+    # unknown host: keep a hypervclock the guest already has (it ran with it), add none
+    clock_ok = known if known is not None else current is not None and current.present is not False
     hyperv: tuple[HypervFeature, ...] | None = None
 
     if remove:
@@ -131,9 +144,8 @@ def hyperv_tuning(
     elif enlighten:
         hyperv = plan_enlightenments(guest, offered=offered, vendor=vendor, clock_ok=clock_ok, notes=notes)
 
-    out_timers = _timers(
-        guest, enlighten=enlighten and not remove, windows=timers, clock_ok=clock_ok, caps=caps, notes=notes
-    )
+    out_timers = _timers(guest, enlighten=enlighten and not remove, windows=timers, clock_ok=clock_ok,
+                         clock_known=known is not None, caps=caps, notes=notes)  # fmt: skip
     return WindowsTuning(hyperv=hyperv, timers=out_timers, notes=tuple(notes))
 
 
@@ -146,16 +158,11 @@ def plan_enlightenments(
     notes: list[Note],
 ) -> tuple[HypervFeature, ...]:
     """The profile's enlightenments (+ the guest's own extras) that ``offered`` allows and whose bases
-    survive; ``notes`` gets one Note per dropped feature. ``offered`` None: unknown, keep all."""
+    survive; ``notes`` gets one Note per dropped feature. ``offered`` None: unknown, so only ``EVERYWHERE``
+    and what the guest already has on, with one Note naming what was left out."""
     wanted = _wanted(guest, vendor, notes)
     if offered is None:
-        notes.append(
-            Note(
-                topic="hyperv",
-                message="no domcapabilities: writing the full enlightenment set unchecked "
-                "(pass --domcapabilities to gate it by what this host's KVM offers)",
-            )
-        )
+        wanted = _unknown_host(guest, wanted, clock_ok, notes)
     kept: list[HypervFeature] = []
     have: set[str] = {HYPERVCLOCK} if clock_ok else set()
     for feat in wanted:
@@ -175,6 +182,29 @@ def plan_enlightenments(
             )
         )
     return tuple(kept)
+
+
+def _unknown_host(
+    guest: GuestSpec, wanted: list[HypervFeature], clock_ok: bool, notes: list[Note]
+) -> list[HypervFeature]:
+    """What may be written when the host's offer is unknown: ``EVERYWHERE`` plus the guest's own."""
+    own = {f.name for f in guest.hyperv if f.state}
+    keep = [f for f in wanted if f.name in EVERYWHERE or f.name in own]
+    left = [f.name for f in wanted if f not in keep] + ([] if clock_ok else [HYPERVCLOCK])
+    if left:
+        notes.append(
+            Note(
+                topic="hyperv",
+                level=Level.WARNING,
+                message=f"host KVM's Hyper-V support unknown (no domcapabilities): left out {_list(left)}, "
+                f"which not every KVM host provides, and wrote only what every one does "
+                f"({_list(f.name for f in keep) if keep else 'nothing'}). For the full set pass "
+                "--domcapabilities FILE (`virsh domcapabilities` on that host, as root) or plan with "
+                "--connect URI as a user libvirt lets read them (root)",
+                xpath=_XP[:-1],
+            )
+        )
+    return keep
 
 
 def _wanted(guest: GuestSpec, vendor: str | None, notes: list[Note]) -> list[HypervFeature]:
@@ -222,6 +252,7 @@ def _timers(
     enlighten: bool,
     windows: bool,
     clock_ok: bool,
+    clock_known: bool,
     caps: HostCaps | None,
     notes: list[Note],
 ) -> tuple[Timer, ...] | None:
@@ -235,7 +266,7 @@ def _timers(
         out.append(Timer(name=HYPERVCLOCK, present=False))
         why = "--hyperv off" if not enlighten else "the host KVM can't provide it"
         notes.append(Note(topic="clock", level=Level.WARNING, message=f"hypervclock off: {why}"))
-    elif enlighten:
+    elif enlighten and clock_known:
         src = caps.source if caps is not None and caps.source else "domcapabilities"
         notes.append(
             Note(

@@ -1,0 +1,50 @@
+"""``<numatune>`` mode ``preferred`` over several host nodes.
+
+libvirt before 9.3 (QEMU's ``policy=preferred`` without MPOL_PREFERRED_MANY) takes ``preferred`` with one
+node only and refuses the start otherwise ("NUMA memory tuning in 'preferred' mode only supports single
+node"). So unless the caller knows the libvirt it writes for accepts more, every binding gets one node:
+each guest cell's ``<memnode>`` already names its own node, and ``<memory>`` gets the first cell's node
+(the kernel still falls back to other nodes when it is full: that is what preferred means).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from vmtune.core.plan import Level, Note, NumaTunePlan
+from vmtune.cpuset import CpuSet
+
+__all__ = ["PREFERRED_MANY_SINCE", "single_node_preferred"]
+
+PREFERRED_MANY_SINCE = (9, 3)
+"""The libvirt version that accepts ``preferred`` with a nodeset of several nodes."""
+
+
+def single_node_preferred(
+    plan: NumaTunePlan, notes: list[Note], *, libvirt_version: tuple[int, int] | None = None
+) -> NumaTunePlan:
+    """``plan`` with one node per ``preferred`` binding, unless ``libvirt_version`` accepts more."""
+    if plan.mode != "preferred" or (libvirt_version is not None and libvirt_version >= PREFERRED_MANY_SINCE):
+        return plan
+    wide = len(plan.nodeset) > 1
+    memnodes = tuple(
+        replace(m, nodeset=CpuSet([m.nodeset.first()])) if m.mode == "preferred" and len(m.nodeset) > 1 else m
+        for m in plan.memnodes
+    )
+    if not wide and memnodes == plan.memnodes:
+        return plan
+    first = memnodes[0].nodeset.first() if memnodes else plan.nodeset.first()
+    since = ".".join(map(str, PREFERRED_MANY_SINCE))
+    version = "unknown" if libvirt_version is None else ".".join(map(str, libvirt_version))
+    notes.append(
+        Note(
+            topic="memory",
+            level=Level.WARNING if not memnodes else Level.INFO,
+            message=f"preferred over nodes {plan.nodeset}: libvirt before {since} (here: {version}) takes "
+            f"preferred with one node only, so <memory> prefers node {first}"
+            + (" and each guest cell's <memnode> its own node" if memnodes else "")
+            + "; use --memory-mode strict or interleave to bind to every node",
+            xpath="/domain/numatune/memory",
+        )
+    )
+    return replace(plan, nodeset=CpuSet([first]), memnodes=memnodes)
