@@ -139,12 +139,15 @@ def test_two_inputs_for_one_output_are_refused(tmp_path: Path, capsys: pytest.Ca
     assert main([*args, "-o", str(out)]) == 2
     assert f"would both write {out / 'x.xml'}; nothing written" in capsys.readouterr().err
     assert not list(out.iterdir())
-    # in place, a file and a symlink to it (libvirt's autostart/) are one output too
+    # in place, a file and a symlink to it (libvirt's autostart/) are one guest: planned and written once
     (tmp_path / "a" / "auto.xml").symlink_to("x.xml")
     both = [str(tmp_path / "a" / "x.xml"), str(tmp_path / "a" / "auto.xml")]
-    assert main(["apply", *both, "--sysfs", str(HOST), "--in-place"]) == 2
-    assert "would both write" in capsys.readouterr().err
-    assert (tmp_path / "a" / "x.xml").read_bytes() == SERVER.read_bytes()
+    assert main(["apply", *both, "--sysfs", str(HOST), "--in-place"]) == 0
+    err = capsys.readouterr().err
+    assert "auto.xml: the same file as" in err and "counted once" in err
+    assert err.count(": changed") == 1
+    assert (tmp_path / "a" / "auto.xml").is_symlink()
+    assert (tmp_path / "a" / "x.xml").read_bytes() != SERVER.read_bytes()
 
 
 def test_apply_through_autostart_symlink(tmp_path: Path) -> None:
