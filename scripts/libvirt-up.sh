@@ -23,8 +23,12 @@ URI=qemu:///system
 SOCK=/var/run/libvirt/libvirt-sock
 QEMU_CONF=/etc/libvirt/qemu.conf
 LOG_DIR=/var/log/libvirt
+# the second line: Debian's own Python packages vmtune runs on (`make test-debian`) and builds its .deb
+# with (`make deb`)
 PACKAGES=(hwloc libvirt-daemon-system qemu-system-x86 libvirt-dev pkg-config
-          libvirt-clients virtinst python3-venv python3-dev)
+          libvirt-clients virtinst python3-venv python3-dev
+          python3-lxml python3-typer python3-rich python3-libvirt
+          debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel man-db)
 
 die() { echo "libvirt-up: ERROR: $*" >&2; exit 1; }
 note() { echo "libvirt-up: $*" >&2; }
