@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from testutil import REPO
+from vmtune.adapters.hookenv import HookPaths, hook_lock
 from vmtune.core.intent.knob import Knob
 from vmtune.core.intent.model import KNOBS, parse_intent
 
@@ -77,3 +79,24 @@ def test_module_options_become_flags_the_knob_parsers_accept(module_utils: Modul
         raw[knob.name] = "yes" if knob.switch else next(it)
     intent = parse_intent(raw, where=lambda k: k.flag)
     assert intent.iothreads == 2 and intent.force and len(intent.profiles) == 2
+
+
+class _Failed(Exception):
+    pass
+
+
+class _Module:
+    """The part of AnsibleModule that hook_lock uses."""
+
+    def fail_json(self, msg: str, **_: Any) -> None:
+        raise _Failed(msg)
+
+
+def test_the_modules_take_the_hooks_lock(module_utils: ModuleType, tmp_path: Path) -> None:
+    assert Path(module_utils.HOOK_LOCK) == HookPaths().state_dir / "hook.lock"
+    lock = tmp_path / "vmtune" / "hook.lock"
+    held, failed = hook_lock(HookPaths(state_dir=lock.parent)), pytest.raises(_Failed, match="not acquired")
+    with held, failed, module_utils.hook_lock(_Module(), path=str(lock), timeout=0.3):
+        pass
+    with module_utils.hook_lock(_Module(), path=str(lock), timeout=0.3):
+        pass  # free again once the hook let go
