@@ -46,6 +46,7 @@ __all__ = [
     "load_tenants",
     "next_tenants",
     "plan_document",
+    "plan_domain",
     "same_file",
     "write_document",
 ]
@@ -247,6 +248,21 @@ class Applied:
     """Changes that took effect on the running guest now (``--live``)."""
     needs_restart: tuple[str, ...] = ()
     """Owned sections that differ between the running guest and its new definition."""
+    before: str = ""
+    after: str = ""
+    """The inactive definition before and after, as the diff compares them (``--json`` shows both)."""
+
+
+def plan_domain(conn: Libvirt, name: str, intent_for: Callable[[Intent | None], Intent]) -> Planned:
+    """Plan domain ``name``'s inactive definition next to the connection's other guests; define nothing
+    (``apply_domain`` and ``vmtune plan --domain`` share it, so a dry run predicts the real one)."""
+    source = f"libvirt:{name}"
+    original = conn.domain_xml(name, inactive=True)
+    current = read_guest(original, source=source)
+    return plan_document(
+        original.encode("utf-8"), source=source, host=conn.host(), tenants=conn.tenants(),
+        intent=intent_for(current.intent), caps=conn.caps(current),
+    )  # fmt: skip
 
 
 def apply_domain(
@@ -257,25 +273,22 @@ def apply_domain(
     ``intent_for(stored)`` turns the domain's stored intent (None if never tuned) into the one to plan
     with (the CLI's TUNING flags win over the stored intent).
     """
-    source = f"libvirt:{name}"
-    original = conn.domain_xml(name, inactive=True)
-    current = read_guest(original, source=source)
-    tenants = conn.tenants()
-    planned = plan_document(
-        original.encode("utf-8"), source=source, host=conn.host(), tenants=tenants,
-        intent=intent_for(current.intent), caps=conn.caps(current),
-    )  # fmt: skip
+    planned = plan_domain(conn, name, intent_for)
+    original = planned.raw.decode("utf-8")
+    source = planned.source
     diff = planned.diff()
+    before, after = planned.before.decode("utf-8"), planned.after.decode("utf-8")
     defined = False
     if planned.changed:
         _define_checked(conn, name, planned, original)
         defined = True
     if not conn.is_running(name):
-        return Applied(domain=name, plan=planned.plan, diff=diff, defined=defined)
+        return Applied(domain=name, plan=planned.plan, diff=diff, defined=defined, before=before, after=after)
     now = conn.repin(name, planned.plan) if live else ()
-    after = read_guest(conn.domain_xml(name, inactive=False), source=source)
+    live_guest = read_guest(conn.domain_xml(name, inactive=False), source=source)
     return Applied(domain=name, plan=planned.plan, diff=diff, defined=defined, running=True, live_now=now,
-                   needs_restart=owned_mismatches(planned.plan, after))  # fmt: skip
+                   needs_restart=owned_mismatches(planned.plan, live_guest), before=before,
+                   after=after)  # fmt: skip
 
 
 def _define_checked(conn: Libvirt, name: str, planned: Planned, original: str) -> None:

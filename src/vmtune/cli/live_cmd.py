@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,13 +18,24 @@ from vmtune.adapters.procfs import read_process
 from vmtune.cli.common import ConnectOpt, JsonOpt
 from vmtune.cli.tuning import Tuning
 from vmtune.core.verify.compare import compare, expectation_from_guest
+from vmtune.core.verify.readback import owned_mismatches
 from vmtune.errors import ExitCode, InputError, LibvirtError
 from vmtune.hook import run_hook
+from vmtune.render.plan import plan_json
 from vmtune.render.verify import verify_json, verify_text
-from vmtune.service import apply_domain
+from vmtune.service import Applied, apply_domain, plan_domain
 from vmtune.xmlmap.domcaps import parse_domcapabilities
+from vmtune.xmlmap.guest import read_guest
 
-__all__ = ["HOOK_NAME", "apply_connect", "apply_live", "hook_script", "install_hook", "register"]
+__all__ = [
+    "HOOK_NAME",
+    "apply_connect",
+    "apply_live",
+    "hook_script",
+    "install_hook",
+    "plan_live",
+    "register",
+]
 
 HOOK_NAME = "vmtune"
 DomainOpt = Annotated[str | None, typer.Option("--domain", "-d", help="Domain name.", metavar="NAME")]
@@ -46,12 +58,15 @@ DirOpt = Annotated[
 ]
 
 
-def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
-    """`apply --connect URI --domain NAME [--live]`: diff on stdout, what happened on stderr."""
+def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool, json_out: bool = False) -> int:
+    """`apply --connect URI --domain NAME [--live] [--json]`: diff or JSON on stdout, the rest on stderr."""
     with connect(uri) as conn:
         result = apply_domain(conn, domain, tuning.intent, live=live)
         problem = conn.domcaps_problem
-    sys.stdout.write(result.diff)
+    if json_out:
+        sys.stdout.write(_live_json(uri, result))
+    else:
+        sys.stdout.write(result.diff)
     err = sys.stderr
     if problem is not None:
         print(f"vmtune: warning: domcapabilities of {uri} not readable ({problem})", file=err)
@@ -65,11 +80,50 @@ def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool) -> int:
         )
     for change in result.live_now:
         print(f"vmtune: live now: {change}", file=err)
-    # the stored intent only matters to the next plan/hook run, not to the running guest
-    waiting = [s.split(" (wanted")[0] for s in result.needs_restart if not s.startswith("metadata/")]
-    if waiting:
+    if waiting := _waiting(result.needs_restart):
         print(f"vmtune: needs a guest restart to take effect: {', '.join(waiting)}", file=err)
     return int(ExitCode.OK)
+
+
+def plan_live(uri: str, domain: str, tuning: Tuning, *, json_out: bool) -> int:
+    """`plan --connect URI --domain NAME`: what `apply` would define, next to the same tenants; defines
+    nothing. ``needs_restart`` is predicted against the running guest."""
+    with connect(uri) as conn:
+        planned = plan_domain(conn, domain, tuning.intent)
+        running = conn.is_running(domain)
+        live_guest = read_guest(conn.domain_xml(domain, inactive=False), source=planned.source)
+    result = Applied(
+        domain=domain, plan=planned.plan, diff=planned.diff(), defined=False, running=running,
+        needs_restart=owned_mismatches(planned.plan, live_guest) if running else (),
+        before=planned.before.decode("utf-8"), after=planned.after.decode("utf-8"),
+    )  # fmt: skip
+    sys.stdout.write(_live_json(uri, result, changed=planned.changed) if json_out else result.diff)
+    for note in planned.plan.notes:
+        print(f"vmtune: {note.level.value}: {note.topic}: {note.message}", file=sys.stderr)
+    return int(ExitCode.OK)
+
+
+def _waiting(needs_restart: tuple[str, ...]) -> list[str]:
+    """Owned sections the running guest lacks; the stored intent only matters to the next plan/hook run."""
+    return [s.split(" (wanted")[0] for s in needs_restart if not s.startswith("metadata/")]
+
+
+def _live_json(uri: str, result: Applied, *, changed: bool | None = None) -> str:
+    """One domain's plan or apply as JSON: the plan (``plan --json``'s form), the inactive definition
+    before and after, and what the running guest got now or still waits for."""
+    doc = plan_json(result.plan, source=f"libvirt:{result.domain}",
+                    changed=result.defined if changed is None else changed)  # fmt: skip
+    doc |= {
+        "uri": uri,
+        "domain": result.domain,
+        "defined": result.defined,
+        "running": result.running,
+        "live_applied": list(result.live_now),
+        "needs_restart": _waiting(result.needs_restart),
+        "before": result.before,
+        "after": result.after,
+    }
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def hook_script(python: str) -> str:
@@ -235,6 +289,7 @@ def apply_connect(
     live: bool,
     tuning: Tuning,
     offline_flags: dict[str, object],
+    json_out: bool = False,
 ) -> int:
     """The `apply --connect URI --domain NAME [--live]` branch of `vmtune apply` (plan_cmd.py calls it)."""
     if domain is None:
@@ -248,4 +303,4 @@ def apply_connect(
         raise InputError(
             f"--domain {domain}: {', '.join(clash)} only apply to files, not to a libvirt domain"
         )
-    return apply_live(connect, domain, tuning, live=live)
+    return apply_live(connect, domain, tuning, live=live, json_out=json_out)
