@@ -27,7 +27,7 @@ from vmtune.cli.common import (
     JsonOpt,
     SysfsOpt,
 )
-from vmtune.cli.fleet import findings_exit
+from vmtune.cli.fleet import check_fleet, findings_exit, refuse_single_host_flags
 from vmtune.cli.plan_run import domain_files
 from vmtune.cli.textfile import TextfileOpt, write_check_textfile
 from vmtune.cli.tuning import host_caps
@@ -283,8 +283,6 @@ def run_fleet(
     fail_on: Level = Level.ERROR,
 ) -> int:
     """`check --connect A --connect B ...`: every host's running (``--all``: defined) domains, in parallel."""
-    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags  # cycle: fleet reuses live_inputs
-
     if targets:
         raise InputError("FILE... and several --connect: check files against one host, or a fleet's domains")
     refuse_single_host_flags(others)
