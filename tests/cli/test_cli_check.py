@@ -17,7 +17,9 @@ import pytest
 
 from testutil import GOLDEN, REPO, check_golden
 from vmtune.cli.app import main
-from vmtune.core.audit.engine import catalog
+from vmtune.cli.fleet import findings_exit
+from vmtune.core.audit.engine import Finding, catalog
+from vmtune.core.plan import Level
 
 CHECK = REPO / "tests" / "data" / "check"
 HOST = CHECK / "hosts" / "2n4c2t"
@@ -397,3 +399,58 @@ def test_a_libvirt_config_folder_checks_each_guest_once_and_skips_other_document
     out_dir.mkdir()
     assert main(["apply", str(qemu), "--sysfs", str(HOST), "-o", str(out_dir)]) == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.xml", "b.xml"]
+
+
+def test_fail_on_sets_the_exit_5_threshold(capsys: pytest.CaptureFixture[str]) -> None:
+    warning_only = (CHECK / "VT102" / "bad", "--sysfs", HOST)
+    assert run(capsys, *warning_only)[0] == 0  # default: error
+    assert run(capsys, *warning_only, "--fail-on", "error")[0] == 0
+    assert run(capsys, *warning_only, "--fail-on", "warning")[0] == 5
+    assert run(capsys, *warning_only, "--fail-on", "INFO")[0] == 5  # info is the lowest threshold
+    assert run(capsys, CHECK / "VT108" / "bad", "--sysfs", HOST, "--fail-on", "warning")[0] == 5
+    assert run(capsys, CHECK / "VT102" / "fixed", "--sysfs", HOST, "--fail-on", "info")[0] == 0
+    rc, _, err = run(capsys, *warning_only, "--fail-on", "notice")
+    assert rc == 2 and "--fail-on" in err
+
+
+@pytest.mark.parametrize(
+    ("severities", "fail_on", "code"),
+    [
+        ((), "info", 0),
+        (("info",), "info", 5),
+        (("info",), "warning", 0),
+        (("info", "warning"), "warning", 5),
+        (("warning",), "error", 0),
+        (("error",), "error", 5),
+    ],
+)
+def test_findings_exit_levels(severities: tuple[str, ...], fail_on: str, code: int) -> None:
+    found = [Finding(code="VT101", severity=Level(s), guest="g", source="g.xml", location="/domain",
+                     message="m", fix="f") for s in severities]  # fmt: skip
+    assert findings_exit(found, Level(fail_on)) == code
+
+
+def test_textfile_holds_the_findings_and_replaces_the_file_atomically(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    parser = pytest.importorskip("prometheus_client.parser", reason="pip install 'vmtune[dev]'")
+    prom = tmp_path / "vmtune-check.prom"
+    prom.write_text("old\n")
+    prom.chmod(0o600)
+    rc, out, _ = run(capsys, CHECK / "VT104" / "bad", "--sysfs", HOST, "--json", "--textfile", prom)
+    assert rc == 5
+    found = json.loads(out)["findings"]
+    fams = {f.name: f for f in parser.text_string_to_metric_families(prom.read_text())}
+    counts = {(s.labels["code"], s.labels["severity"]): s.value for s in fams["vmtune_findings"].samples}
+    for f in found:
+        assert counts[(f["code"], f["severity"])] == sum(
+            1 for g in found if (g["code"], g["severity"]) == (f["code"], f["severity"])
+        )
+    assert sum(counts.values()) == len(found) and len(counts) >= len(CODES)
+    assert fams["vmtune_last_run_timestamp_seconds"].samples[0].value == pytest.approx(time.time(), abs=60)
+    assert prom.stat().st_mode & 0o777 == 0o644  # node_exporter runs as its own user
+    assert [p.name for p in tmp_path.iterdir()] == [prom.name]  # no temp file left next to it
+    rc, _, err = run(
+        capsys, CHECK / "VT104" / "bad", "--sysfs", HOST, "--textfile", tmp_path / "no" / "x.prom"
+    )
+    assert rc == 2 and "x.prom" in err

@@ -7,20 +7,25 @@ guest ``test``), so several of them make a fleet; ``bogus:///nowhere`` names no 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
 import pytest
+from rich.cells import cell_len
 
 from vmtune.adapters.fleet import host_timeout, over_hosts
 from vmtune.cli.app import main
 from vmtune.cli.fleet import worst_exit
 from vmtune.errors import InputError, LibvirtError
+from vmtune.render.fleet import host_label, host_labels
 
 pytest.importorskip("libvirt", reason="fleet mode reads hosts through libvirt-python")
 
 TEST = "test:///default"
 BAD = "bogus:///nowhere"
+# a remote-looking URI that fails at once (no driver named bogus, no CA certificate): never touches a network
+FAR = "bogus://root@hv17-rack3.frankfurt.example.com:2222/system?no_verify=1"
 
 
 def test_check_fleet_table_with_a_bad_uri(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,7 +33,7 @@ def test_check_fleet_table_with_a_bad_uri(capsys: pytest.CaptureFixture[str]) ->
     out, err = capsys.readouterr()
     assert code == 4
     assert f"vmtune: error: connect to {BAD}: " in err  # the failing URI named once, on stderr
-    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("test:", "bogus:"))]
+    rows = [line.split() for line in out.splitlines() if line.startswith(("test:", "bogus:"))]
     assert [r[:2] for r in rows] == [[TEST, "yes"]] * 3 + [[BAD, "no"]]
     assert all(r[2:6] == ["1", "0/0/0", "2s/2n/16c/16t", "0"] for r in rows[:3])
     assert rows[3][-2] == "4"
@@ -88,6 +93,60 @@ def test_single_connect_keeps_the_one_host_output(capsys: pytest.CaptureFixture[
     assert main(["check", "-c", TEST]) == 0
     out = capsys.readouterr().out
     assert "1 guest(s) checked: no findings" in out and "host(s)" not in out
+
+
+@pytest.mark.parametrize("command", ["check", "host"])
+def test_fleet_table_fits_80_columns(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    far = "bogus://root@hv1.example.com/system"
+    assert main([command, "-c", TEST, "-c", far, "-c", FAR, "-c", TEST]) == 4
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines), out
+    assert re.search(r"^hv1\.example\.com +no +", out, re.M), out  # the host part, whole, on its row
+    assert re.search(r"^test:///default +yes +", out, re.M), out  # no host part: the URI as it is
+    # a host name too long for its column folds inside the cell, in pieces of at least 12 characters
+    pieces = [line.split()[0] for line in lines if line[:1] not in ("", " ") and line.split()[0] in FAR]
+    assert "".join(pieces) == "hv17-rack3.frankfurt.example.com:2222" and min(map(len, pieces[:-1])) >= 12
+    assert f"connect to {FAR}" in err  # stderr and --json keep the full URI
+    assert main([command, "-c", far, "-c", TEST, "--json"]) == 4
+    assert [h["uri"] for h in json.loads(capsys.readouterr().out)["hosts"]] == [far, TEST]
+
+
+@pytest.mark.parametrize(
+    ("uri", "label"),
+    [
+        ("qemu+ssh://root@hv1.example.com/system", "hv1.example.com"),
+        ("qemu+tls://HV2.example.com:16514/system", "hv2.example.com:16514"),
+        ("qemu+ssh://root@[fe80::1]:2222/system", "[fe80::1]:2222"),
+        ("qemu:///system", "qemu:///system"),
+        ("test:///default", "test:///default"),
+        ("qemu+ssh://h:notaport/system", "qemu+ssh://h:notaport/system"),
+    ],
+)
+def test_host_label(uri: str, label: str) -> None:
+    assert host_label(uri) == label
+
+
+def test_host_labels_keep_different_uris_of_one_host_apart() -> None:
+    uris = [
+        "qemu+ssh://hv1/system",
+        "qemu+ssh://hv1/session",
+        "qemu+ssh://hv2/system",
+        "qemu+ssh://hv2/system",
+    ]
+    assert host_labels(uris) == ["qemu+ssh://hv1/system", "qemu+ssh://hv1/session", "hv2", "hv2"]
+
+
+def test_check_fleet_fail_on(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["check", "-c", TEST, "-c", TEST, "--fail-on", "info"]) == 0
+    )  # the test driver's guest is clean
+    capsys.readouterr()
+    assert main(["check", "-c", TEST, "-c", TEST, "--textfile", "x.prom"]) == 2
+    assert "--textfile: not with several --connect" in capsys.readouterr().err
 
 
 # -- the pieces ---------------------------------------------------------------------------------------

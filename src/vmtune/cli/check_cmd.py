@@ -3,7 +3,7 @@
 Gather (guest XML files, tenants, host topology, host caps) -> ``core.audit.run_rules`` -> render. Every
 guest named on the command line is checked; ``--domains`` tenants only take part in the cross-guest rules.
 A file that can't be read is reported on stderr and skipped (the others are still checked) and makes the
-exit code 2; otherwise exit 5 when an error-level finding remains, else 0.
+exit code 2; otherwise exit 5 when a finding at or above ``--fail-on`` (default: error) remains, else 0.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from vmtune.cli.common import (
     JsonOpt,
     SysfsOpt,
 )
+from vmtune.cli.fleet import check_fleet, findings_exit, refuse_single_host_flags
 from vmtune.cli.plan_run import domain_files
+from vmtune.cli.textfile import TextfileOpt, write_check_textfile
 from vmtune.cli.tuning import host_caps
 from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
@@ -65,6 +67,12 @@ ReserveOpt = Annotated[
     typer.Option("--reserve", help="Host housekeeping CPUs no guest should be pinned to.", metavar="CPUSET"),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="With --connect: also check defined, inactive domains.")]
+FailOnOpt = Annotated[
+    Level,
+    typer.Option(
+        "--fail-on", help="Exit 5 when a finding is at or above this severity.", case_sensitive=False
+    ),
+]
 FixOpt = Annotated[
     bool, typer.Option("--fix", help="Plan and apply (in place) every guest with findings, then re-check.")
 ]
@@ -73,7 +81,7 @@ FixOpt = Annotated[
 def check_help() -> str:
     """The command help: what it does plus the whole rule catalog, one code per line."""
     lines = [
-        "Audit domains against the host; exit 5 when an error-level finding remains.",
+        "Audit domains against the host; exit 5 on a finding at or above --fail-on (default: error).",
         "",
         "Rules (codes are stable; docs/rules/VTnnn.md says why each matters and how to fix it):",
         "",
@@ -214,6 +222,8 @@ def run_check(
     ignore: str | None,
     reserve: str | None,
     fix: bool,
+    fail_on: Level = Level.ERROR,
+    textfile: Path | None = None,
 ) -> int:
     if as_json and as_sarif:
         raise InputError("--json and --sarif: choose one")
@@ -254,11 +264,10 @@ def run_check(
         print(render_sarif(findings, catalog()))
     else:
         render_table(make_console(), findings, len(guests))
+    write_check_textfile(textfile, findings)
     if loaded.failed:
         return int(ExitCode.BAD_INPUT)
-    if any(f.severity is Level.ERROR for f in findings):
-        return int(ExitCode.FINDINGS)
-    return int(ExitCode.OK)
+    return findings_exit(findings, fail_on)
 
 
 def run_fleet(
@@ -271,10 +280,9 @@ def run_fleet(
     select: str | None,
     ignore: str | None,
     reserve: str | None,
+    fail_on: Level = Level.ERROR,
 ) -> int:
     """`check --connect A --connect B ...`: every host's running (``--all``: defined) domains, in parallel."""
-    from vmtune.cli.fleet import check_fleet, refuse_single_host_flags  # cycle: fleet reuses live_inputs
-
     if targets:
         raise InputError("FILE... and several --connect: check files against one host, or a fleet's domains")
     refuse_single_host_flags(others)
@@ -285,6 +293,7 @@ def run_fleet(
         reserved=CpuSet.parse(reserve, what="--reserve") if reserve else None,
         select=parse_codes(select, what="--select") if select else None,
         ignore=parse_codes(ignore, what="--ignore") if ignore else frozenset(),
+        fail_on=fail_on,
     )
 
 
@@ -305,6 +314,8 @@ def register(app: typer.Typer) -> None:
         ignore: IgnoreOpt = None,
         reserve: ReserveOpt = None,
         fix: FixOpt = False,
+        fail_on: FailOnOpt = Level.ERROR,
+        textfile: TextfileOpt = None,
     ) -> None:
         uris = connect or []
         if len(uris) > 1:
@@ -312,12 +323,14 @@ def register(app: typer.Typer) -> None:
                 uris,
                 targets=targets,
                 others={"--sysfs": sysfs, "--capabilities": capabilities, "--domains": domains,
-                        "--domcapabilities": domcapabilities, "--sarif": as_sarif, "--fix": fix},
+                        "--domcapabilities": domcapabilities, "--sarif": as_sarif, "--fix": fix,
+                        "--textfile": textfile},
                 all_domains=all_domains,
                 as_json=as_json,
                 select=select,
                 ignore=ignore,
                 reserve=reserve,
+                fail_on=fail_on,
             )  # fmt: skip
             if code:
                 raise typer.Exit(code)
@@ -334,6 +347,8 @@ def register(app: typer.Typer) -> None:
             ignore=ignore,
             reserve=reserve,
             fix=fix,
+            fail_on=fail_on,
+            textfile=textfile,
         )
         if code:
             raise typer.Exit(code)

@@ -26,9 +26,16 @@ from vmtune.render.console import make_console
 from vmtune.render.fleet import FleetRow, print_fleet
 from vmtune.render.hostjson import host_json
 
-__all__ = ["check_fleet", "host_fleet", "refuse_single_host_flags", "worst_exit"]
+__all__ = ["check_fleet", "findings_exit", "host_fleet", "refuse_single_host_flags", "worst_exit"]
 
 _RANK = {0: 0, 5: 1, 3: 2, 2: 3, 4: 4, 1: 5}
+_SEVERITY = {Level.INFO: 0, Level.WARNING: 1, Level.ERROR: 2}
+
+
+def findings_exit(findings: Iterable[Finding], fail_on: Level) -> int:
+    """5 when a finding is at or above ``fail_on`` (``--fail-on``: error, warning or info), else 0."""
+    floor = _SEVERITY[fail_on]
+    return int(ExitCode.FINDINGS if any(_SEVERITY[f.severity] >= floor for f in findings) else ExitCode.OK)
 
 
 def worst_exit(codes: Iterable[int]) -> int:
@@ -56,11 +63,6 @@ class _Checked:
     guests: int
     findings: tuple[Finding, ...]
 
-    @property
-    def exit_code(self) -> int:
-        errors = any(f.severity is Level.ERROR for f in self.findings)
-        return int(ExitCode.FINDINGS) if errors else int(ExitCode.OK)
-
 
 def check_fleet(
     uris: Sequence[str],
@@ -70,6 +72,7 @@ def check_fleet(
     reserved: CpuSet | None,
     select: frozenset[str] | None,
     ignore: frozenset[str],
+    fail_on: Level = Level.ERROR,
 ) -> int:
     from vmtune.cli.check_cmd import live_inputs  # check_cmd imports this module for fleet mode
 
@@ -80,7 +83,9 @@ def check_fleet(
         return _Checked(topology=host.summary(), guests=len(targets), findings=tuple(found))
 
     outcomes = over_hosts(uris, job)
-    codes = [o.value.exit_code if o.value is not None else o.exit_code for o in outcomes]
+    codes = [
+        findings_exit(o.value.findings, fail_on) if o.value is not None else o.exit_code for o in outcomes
+    ]
     worst = worst_exit(codes)
     if as_json:
         print(json.dumps({"hosts": [_check_doc(o, c) for o, c in zip(outcomes, codes, strict=True)],

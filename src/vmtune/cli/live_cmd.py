@@ -16,6 +16,7 @@ from vmtune.adapters.libvirt import connect, is_local, qemu_pid, read_domcaps, r
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.procfs import read_process
 from vmtune.cli.common import ConnectOpt, JsonOpt
+from vmtune.cli.textfile import TextfileOpt, write_verify_textfile
 from vmtune.cli.tuning import Tuning
 from vmtune.core.verify.compare import compare, expectation_from_guest
 from vmtune.core.verify.readback import owned_mismatches
@@ -154,16 +155,20 @@ def install_hook(hooks_dir: Path, *, python: str | None = None) -> tuple[Path, b
     return target, True
 
 
-def _verify(uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path) -> int:
+def _verify(
+    uri: str, domain: str | None, json_out: bool, proc: Path, run_dir: Path, *, textfile: Path | None
+) -> int:
     if not is_local(uri):
         raise InputError(f"--connect {uri}: verify reads this host's /proc; run it on the guest's host")
-    reports = []
+    reports, seen = [], []
     for guest in running_guests(uri, domain):
         pid = qemu_pid(guest.name, run_dir=run_dir)
         if pid is None:
             raise InputError(f"{run_dir}/{guest.name}.pid: no QEMU pid for running domain '{guest.name}'")
-        reports.append(compare(expectation_from_guest(guest), read_process(guest.name, pid, proc=proc)))
+        seen.append(read_process(guest.name, pid, proc=proc))
+        reports.append(compare(expectation_from_guest(guest), seen[-1]))
     sys.stdout.write(verify_json(reports) if json_out else verify_text(reports))
+    write_verify_textfile(textfile, uri, reports, seen)
     if not reports:
         print(f"vmtune: no running domains on {uri}", file=sys.stderr)
     return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FINDINGS)
@@ -177,6 +182,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         proc: ProcOpt = Path("/proc"),
         run_dir: RunDirOpt = Path("/run/libvirt/qemu"),
+        *,
+        textfile: TextfileOpt = None,
     ) -> None:
         """What running guests really do (thread affinity, scheduler, memory per node) vs. their XML.
 
@@ -184,7 +191,7 @@ def register(app: typer.Typer) -> None:
         """
         if connect is None:
             raise InputError("verify needs --connect URI (e.g. qemu:///system)")
-        code = _verify(connect, domain, json_out, proc, run_dir)
+        code = _verify(connect, domain, json_out, proc, run_dir, textfile=textfile)
         if code:
             raise typer.Exit(code)
 
