@@ -168,7 +168,11 @@ class GuestSpec:
     running: bool = False
 
     def pin_of(self, vcpu: int) -> CpuSet | None:
-        for pin in self.vcpupins:
+        pins = self.vcpupins
+        # pins are read sorted by vCPU id and usually dense: then pin i is vCPU i, with no search
+        if 0 <= vcpu < len(pins) and pins[vcpu].vcpu == vcpu:
+            return pins[vcpu].cpus
+        for pin in pins:
             if pin.vcpu == vcpu:
                 return pin.cpus
         return None

@@ -385,7 +385,7 @@ def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list
     order = placement.cpus
     cells: list[Cell] = []
     for share in placement.shares:
-        vcpus = CpuSet(i for i, cpu in enumerate(order) if cpu in share.pick.cpus)
+        vcpus = CpuSet(i for i, cpu in enumerate(order) if cpu in share.pick.cpu_set)
         cells.append(Cell(node=share.node, vcpus=vcpus, memory_kib=share.memory_kib))
     wanted = not numa_off and (len(cells) > 1 or bool(guest.numa_cells))
     if wanted and guest.memory_kib <= 0:
