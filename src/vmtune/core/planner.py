@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.bounds import check_bounds
 from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
@@ -52,6 +53,7 @@ def plan_guest(
     if guest.vcpus < 1:
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
+    check_bounds(host=host, guest=guest, numa=resolved.numa, caps=caps)
     ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
     notes = list(ledger.notes)
     job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps)
