@@ -35,6 +35,7 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, guest_layout, topology_note
+from vmtune.core.tuning.iothreads import spread_iothreads
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB
@@ -58,7 +59,7 @@ def plan_guest(
     notes = list(ledger.notes)
     job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps)
     if resolved.cpu_policy is CpuPolicy.SHARED:
-        return _plan_shared_pool(job, notes)
+        return spread_iothreads(_plan_shared_pool(job, notes), guest)
     placement, pci_node = _place_vcpus(job, notes)
     cpus = placement.cpus
     numa_off = placement.shares[0].node == ANY_NODE
@@ -88,7 +89,7 @@ def plan_guest(
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
                            emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
                            topology=layout.topology)  # fmt: skip
-    return _merge_tuning(plan, tuning)
+    return spread_iothreads(_merge_tuning(plan, tuning), guest)
 
 
 # -- steps ----------------------------------------------------------------------------------------------
