@@ -46,3 +46,10 @@ def test_xml_speed_bench_runs() -> None:
     assert "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "python -m vmtune.hook g started begin -" in res.stdout
     assert "files/s" in res.stdout
+
+
+def test_scale_bench_runs() -> None:
+    res = _run("scale.py", "--quick", "--runs", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| huge-8192 (8192 CPUs) | dedicated |" in res.stdout
+    assert "worst lock hold:" in res.stdout

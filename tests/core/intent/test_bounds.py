@@ -45,6 +45,7 @@ def test_domcapabilities_vcpu_max_lowers_the_limit() -> None:
     assert caps.max_vcpus == 255
     assert vcpu_limit("q35", caps) == (255, "this host's QEMU (domcapabilities <vcpu max='255'/>)")
     assert vcpu_limit("pc-q35-2.7", HostCaps(max_vcpus=4096))[0] == 255
+    assert vcpu_limit("q35", HostCaps(max_vcpus=8192))[0] == 8192  # unversioned: QEMU's word goes
 
 
 def test_too_many_vcpus_names_file_and_xpath() -> None:

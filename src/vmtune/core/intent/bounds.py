@@ -1,10 +1,10 @@
 """Sizes libvirt/QEMU or the host cannot take, refused before any planning (exit 2, naming the value).
 
 * vCPUs: the most the guest's machine type accepts. domcapabilities' ``<vcpu max=>`` when known (QEMU's
-  answer for the host's default machine), never above what the guest's own machine type takes:
+  answer for the host's default machine), never above what a versioned machine type takes:
   ``pc``/``pc-i440fx-*`` 255; ``pc-q35-X.Y`` 255 before 2.8, 288 before 8.0, 1024 before 9.0, then 4096
-  (QEMU raised ``max_cpus`` per machine version, and older versions keep their limit); anything else
-  4096, libvirt's ``QEMU_GUEST_VCPU_MAX_ID`` and the most any QEMU machine or x86 KVM accepts. A bound
+  (QEMU raised ``max_cpus`` per machine version, and older versions keep their limit); with neither,
+  4096: libvirt's ``QEMU_GUEST_VCPU_MAX_ID`` and the most any QEMU machine or x86 KVM accepts today. A bound
   here also bounds planning time: a hook holding its lock never plans more than this many vCPUs.
 * ``--iothreads``: bounded by its parser (``values.MAX_IOTHREADS``).
 * ``--numa N``: at most the host's node count.
@@ -30,26 +30,28 @@ _Q35_STEPS = (((2, 8), 255), ((8, 0), 288), ((9, 0), 1024))
 """(first q35 version with a higher limit, the limit before it)."""
 
 
-def _machine_limit(machine: str | None) -> tuple[int, str]:
-    """(vCPU limit, what sets it) for a machine type name; unknown names get ``MAX_VCPUS``."""
+def _machine_limit(machine: str | None) -> int | None:
+    """The vCPU limit of a versioned machine type name; None for names the table does not know."""
     name = (machine or "").strip()
     if _I440FX.fullmatch(name):
-        return 255, f"QEMU machine type {name}"
+        return 255
     found = _Q35.fullmatch(name)
-    if found:
-        version = (int(found[1]), int(found[2]))
-        limit = next((lim for since, lim in _Q35_STEPS if version < since), MAX_VCPUS)
-        return limit, f"QEMU machine type {name}"
-    return MAX_VCPUS, "libvirt's QEMU driver"
+    if found is None:
+        return None
+    version = (int(found[1]), int(found[2]))
+    return next((lim for since, lim in _Q35_STEPS if version < since), MAX_VCPUS)
 
 
 def vcpu_limit(machine: str | None, caps: HostCaps | None) -> tuple[int, str]:
-    """(the most vCPUs a guest of ``machine`` may have, what says so)."""
-    limit, why = _machine_limit(machine)
+    """(the most vCPUs a guest of ``machine`` may have, what says so): the machine type's own limit and
+    domcapabilities' ``<vcpu max>``, the lower when both are known, else ``MAX_VCPUS``."""
+    table = _machine_limit(machine)
     known = None if caps is None else caps.max_vcpus
-    if known is not None and known < limit:
+    if known is not None and (table is None or known < table):
         return known, f"this host's QEMU (domcapabilities <vcpu max='{known}'/>)"
-    return limit, why
+    if table is not None:
+        return table, f"QEMU machine type {(machine or '').strip()}"
+    return MAX_VCPUS, "libvirt's QEMU driver"
 
 
 def check_bounds(*, host: Host, guest: GuestSpec, numa: Numa, caps: HostCaps | None) -> None:
