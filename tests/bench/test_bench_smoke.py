@@ -55,3 +55,10 @@ def test_snapshot_read_bench_runs() -> None:
     assert res.returncode in (0, 1), res.stderr[-2000:]  # 1: archive over 2x the folder on a loaded machine
     assert "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "896 CPUs" in res.stdout
+
+
+def test_scale_bench_runs() -> None:
+    res = _run("scale.py", "--quick", "--runs", "1")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| huge-8192 (8192 CPUs) | dedicated |" in res.stdout
+    assert "worst lock hold:" in res.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from testutil import DATA, GOLDEN, check_golden
-from vmtune.core.guest import GuestTopology, Memballoon, MemoryBacking
+from vmtune.core.guest import GuestTopology, IOThreadDevice, IOThreadDeviceKind, Memballoon, MemoryBacking
 from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import CpuPlan, FeaturesPlan, Plan
 from vmtune.cpuset import CpuSet
@@ -42,6 +42,9 @@ CASES: dict[str, tuple[str, Plan]] = {
             vcpu_cpuset=CpuSet.range(8, 11),
             vcpupins=pinned(4, first=8),
             iothreads=1,
+            device_iothreads=(
+                IOThreadDevice(kind=IOThreadDeviceKind.DISK, ordinal=0, label="vda", iothread=1),
+            ),
             intent=Intent(),
         ),
     ),

@@ -7,6 +7,7 @@ says what these owned elements should become, a GuestSpec says what they are now
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from vmtune.core.intent.model import Intent, OsFamily
 from vmtune.cpuset import CpuSet
@@ -15,6 +16,8 @@ __all__ = [
     "GuestSpec",
     "GuestTopology",
     "HypervFeature",
+    "IOThreadDevice",
+    "IOThreadDeviceKind",
     "IOThreadPin",
     "MemNode",
     "Memballoon",
@@ -37,6 +40,27 @@ class VcpuPin:
 class IOThreadPin:
     iothread: int
     cpus: CpuSet
+
+
+class IOThreadDeviceKind(StrEnum):
+    """The element of a device an IOThread can serve (its ``<driver iothread=>``)."""
+
+    DISK = "disk"
+    CONTROLLER = "controller"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IOThreadDevice:
+    """A virtio disk or virtio-scsi controller and the IOThread its ``<driver iothread=>`` names."""
+
+    kind: IOThreadDeviceKind
+    ordinal: int
+    """Its position among the domain's ``<devices>`` children of its kind (every ``<disk>``, or every
+    ``<controller>``), so the writer finds the element the reader saw."""
+    label: str
+    """How notes name it: the disk's target dev (``vda``), or ``SCSI controller N``."""
+    iothread: int | None = None
+    """None: no ``iothread`` attribute (the device runs in QEMU's main loop)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +205,8 @@ class GuestSpec:
     """None when the XML has no memballoon (libvirt then adds a virtio one for QEMU guests)."""
     os_family: OsFamily = OsFamily.UNKNOWN
     os_id: str | None = None
+    iothread_devices: tuple[IOThreadDevice, ...] = ()
+    """Virtio disks and virtio-scsi controllers, in document order."""
     hostdev_pci: tuple[str, ...] = ()
     """PCI addresses of ``<hostdev type='pci'>`` devices, ``dddd:bb:ss.f``."""
     intent: Intent | None = None
@@ -193,7 +219,11 @@ class GuestSpec:
         return max(0, self.memory_kib - sum(d.size_kib for d in self.memory_devices))
 
     def pin_of(self, vcpu: int) -> CpuSet | None:
-        for pin in self.vcpupins:
+        pins = self.vcpupins
+        # pins are read sorted by vCPU id and usually dense: then pin i is vCPU i, with no search
+        if 0 <= vcpu < len(pins) and pins[vcpu].vcpu == vcpu:
+            return pins[vcpu].cpus
+        for pin in pins:
             if pin.vcpu == vcpu:
                 return pin.cpus
         return None

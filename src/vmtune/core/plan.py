@@ -19,6 +19,7 @@ from enum import StrEnum
 from vmtune.core.guest import (
     GuestTopology,
     HypervFeature,
+    IOThreadDevice,
     IOThreadPin,
     Memballoon,
     MemNode,
@@ -96,6 +97,9 @@ class Plan:
     emulatorpin: CpuSet | None = None
     iothreads: int | None = None
     iothreadpins: tuple[IOThreadPin, ...] | None = None
+    device_iothreads: tuple[IOThreadDevice, ...] | None = None
+    """Devices whose ``<driver iothread=>`` becomes exactly their ``iothread`` (None: attribute removed);
+    devices not listed are left alone."""
     vcpusched: tuple[VcpuSched, ...] | None = None
     emulatorsched: str | None = None
     numatune: NumaTunePlan | None = None
@@ -126,6 +130,7 @@ class Plan:
             getattr(self, name) is None
             for name in (
                 "vcpu_placement", "vcpu_cpuset", "vcpupins", "emulatorpin", "iothreads", "iothreadpins",
+                "device_iothreads",
                 "vcpusched", "emulatorsched", "numatune", "cpu", "features", "timers", "memory_backing",
                 "memballoon", "intent",
             )

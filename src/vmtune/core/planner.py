@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec, GuestTopology, MemNode, VcpuPin
+from vmtune.core.intent.bounds import check_bounds
 from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
@@ -46,6 +47,7 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
+from vmtune.core.tuning.iothreads import spread_iothreads
 from vmtune.core.tuning.memmode import single_node_preferred
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
@@ -68,6 +70,7 @@ def plan_guest(
     if guest.vcpus < 1:
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
+    check_bounds(host=host, guest=guest, numa=resolved.numa, caps=caps)
     ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
     notes = list(ledger.notes)
     keep = keep_abi or (not intent.reshape and (bool(guest.numa_cells) or guest.intent is not None))
@@ -78,6 +81,7 @@ def plan_guest(
         plan = _plan_kept_cells(job, notes)
     else:
         plan = _plan_dedicated(job, notes)
+    plan = spread_iothreads(plan, job.guest)
     # --reshape acts once: the stored intent leaves it out, so the next re-plan keeps the new shape
     plan = replace(plan, intent=replace(intent, reshape=False))
     return plan.binding_only() if keep_abi else plan
@@ -516,7 +520,7 @@ def _cells(guest: GuestSpec, placement: Placement, numa_off: bool) -> tuple[list
     order = placement.cpus
     cells: list[Cell] = []
     for share in placement.shares:
-        vcpus = CpuSet(i for i, cpu in enumerate(order) if cpu in share.pick.cpus)
+        vcpus = CpuSet(i for i, cpu in enumerate(order) if cpu in share.pick.cpu_set)
         cells.append(Cell(node=share.node, vcpus=vcpus, memory_kib=share.memory_kib))
     wanted = not numa_off and (len(cells) > 1 or bool(guest.numa_cells))
     if wanted and guest.memory_kib <= 0:

@@ -77,6 +77,7 @@ def parse_domcapabilities(text: str | bytes, source: str) -> HostCaps:
         cpu_vendor=vendor,
         domain_type=_text(root, "domain"),
         iothreads=_supported(root.find("iothreads")),
+        max_vcpus=int(m) if (m := str(root.xpath("string(vcpu/@max)"))).isdigit() else None,
         emulator=_text(root, "path"),
         arch_capabilities=arch_capabilities,
     )

@@ -166,12 +166,34 @@ def remove(elem: Element) -> None:
 
 
 def replace_children(parent: Element, tag: str, keep: int) -> Iterator[Element]:
-    """Yield exactly ``keep`` ``<tag>`` children: existing ones in order, then new ones; extras removed."""
+    """Yield exactly ``keep`` ``<tag>`` children: existing ones in order, then new ones; extras removed.
+
+    After the first, each new child goes straight after the previous one with the indent worked out once:
+    searching the canonical position (or counting lxml's children, a linked list) for every one of
+    thousands of ``<vcpupin>`` would make writing quadratic.
+    """
     existing = children(parent, tag)
     for extra in existing[keep:]:
         remove(extra)
-    for i in range(keep):
-        yield existing[i] if i < len(existing) else add(parent, tag)
+    yield from existing[:keep]
+    if keep <= len(existing):
+        return
+    last = add(parent, tag)
+    yield last
+    indent = _child_indent(parent)
+    for _ in range(keep - len(existing) - 1):
+        last = _add_after(last, tag, indent)
+        yield last
+
+
+def _add_after(prev: Element, tag: str, indent: str | None) -> Element:
+    """A new ``<tag>`` right after ``prev``, laid out as ``add`` lays out a child inserted there."""
+    new = etree.Element(tag)
+    if indent is not None:
+        new.tail = prev.tail
+        prev.tail = "\n" + indent
+    prev.addnext(new)
+    return new
 
 
 def drop_if_empty(elem: Element) -> None:

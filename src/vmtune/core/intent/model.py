@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from vmtune.core.intent.knob import KNOB, Knob, format_switch, knob, parse_count, parse_cpuset, parse_switch
+from vmtune.core.intent.knob import KNOB, Knob, format_switch, knob, parse_cpuset, parse_switch
 from vmtune.core.intent.values import (
     CoreKind,
     CpuPolicy,
@@ -29,6 +29,7 @@ from vmtune.core.intent.values import (
     ThreadPolicy,
     VcpuMask,
     format_profiles,
+    parse_iothreads,
     parse_profiles,
 )
 from vmtune.cpuset import CpuSet
@@ -75,7 +76,7 @@ class Intent:
         EmulatorPolicy, profiles={LATENCY: EmulatorPolicy.ISOLATE}, otherwise=EmulatorPolicy.SHARE,
         help="Emulator thread: share or isolate.",
     )  # fmt: skip
-    iothreads: int | None = knob(parse_count, metavar="N", help="Number of IOThreads.")
+    iothreads: int | None = knob(parse_iothreads, metavar="N", help="Number of IOThreads.")
     """None: as many as the guest has."""
     numa: Numa = knob(
         Numa.parse, default=Numa(), metavar="<auto|off|N>", help="auto, off, or a number of host nodes."

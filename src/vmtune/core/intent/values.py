@@ -13,6 +13,7 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 __all__ = [
+    "MAX_IOTHREADS",
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
@@ -25,8 +26,13 @@ __all__ = [
     "ThreadPolicy",
     "VcpuMask",
     "format_profiles",
+    "parse_iothreads",
     "parse_profiles",
 ]
+
+MAX_IOTHREADS = 1024
+"""The most ``--iothreads`` vmtune creates: QEMU's VIRTIO_QUEUE_MAX, the most virtqueues one virtio device has
+to spread over IOThreads; libvirt sets no limit, and each IOThread beyond is an idle host thread."""
 
 
 class Profile(StrEnum):
@@ -177,3 +183,15 @@ def parse_profiles(text: str) -> tuple[Profile, ...]:
 
 def format_profiles(profiles: tuple[Profile, ...]) -> str:
     return ",".join(p.value for p in profiles)
+
+
+def parse_iothreads(text: str) -> int:
+    """A number of IOThreads, 0 to ``MAX_IOTHREADS``."""
+    clean = text.strip()
+    if not clean.isdigit():
+        raise ValueError("expected a whole number >= 0")
+    if int(clean) > MAX_IOTHREADS:
+        raise ValueError(
+            f"at most {MAX_IOTHREADS} IOThreads (QEMU's most virtqueues per device; more would sit idle)"
+        )
+    return int(clean)

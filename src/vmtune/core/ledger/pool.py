@@ -3,7 +3,8 @@
 Rules:
 
 * offline CPUs are never used;
-* *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them;
+* *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them
+  (CPUs the host does not have are refused);
   without it vmtune reserves, by default, **the first physical core of each NUMA node** (all of its SMT
   threads; on the usual one-node-per-socket host that is the first core of each socket) on a host without
   ``isolcpus=``: the kernel's own kthreads, IRQs and the emulator threads of ``--emulator share`` guests
@@ -33,6 +34,7 @@ from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
+from vmtune.errors import InputError
 
 __all__ = ["Ledger", "Reservation", "Tenant", "build_ledger", "default_reserve", "is_shared", "reservation"]
 
@@ -112,6 +114,26 @@ def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
     return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
 
 
+def _absent_reserve(host: Host, guest: GuestSpec, reserve: CpuSet | None) -> list[Note]:
+    """A ``--reserve`` naming CPUs the host does not have is a typo: InputError naming them. The same
+    reserve read back from the guest's own metadata was written on another host (the guest migrated
+    here): a warning, the absent CPUs ignored, so the hook still places the guest."""
+    present = CpuSet(c.id for c in host.cpus)
+    absent = (reserve or CpuSet()) - present
+    if not absent:
+        return []
+    if guest.intent is None or guest.intent.reserve != reserve:
+        raise InputError(f"--reserve {reserve}: no CPU {absent} on this host (its CPUs: {present or 'none'})")
+    return [
+        Note(
+            topic="host",
+            level=Level.WARNING,
+            message=f"reserve {reserve} in the guest's metadata names CPUs {absent} this host does not "
+            "have; ignored",
+        )
+    ]
+
+
 def _reserve_notes(split: Reservation) -> list[Note]:
     """Why these CPUs are kept from dedicated vCPUs: isolcpus, the default reserve, or ``--reserve``."""
     isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
@@ -149,7 +171,7 @@ def build_ledger(
     online = host.online
     split = reservation(host, reserve)
     isolated, reserved, housekeeping = split.isolated, split.reserved, split.housekeeping
-    notes = _reserve_notes(split)
+    notes = [*_absent_reserve(host, guest, reserve), *_reserve_notes(split)]
     taken = CpuSet()
     dedicated = CpuSet()
     ledger_tenants: list[Tenant] = []

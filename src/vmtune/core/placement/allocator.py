@@ -105,6 +105,11 @@ class DomainPick:
     """(groups spanned at the top grouping level, fit tier, finest groups spanned inside the chosen group,
     cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa`` compares
     it across nodes."""
+    cpu_set: CpuSet = field(init=False, repr=False, compare=False)
+    """``cpus`` as a set, built once: membership in a tuple of thousands of CPUs per vCPU is quadratic."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cpu_set", CpuSet(self.cpus))
 
 
 def core_views(

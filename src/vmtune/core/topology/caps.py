@@ -23,6 +23,8 @@ class HostCaps:
     domain_type: str | None = None
     """``kvm`` or ``qemu`` (TCG)."""
     iothreads: bool | None = None
+    max_vcpus: int | None = None
+    """domcapabilities ``<vcpu max=>``: the most vCPUs QEMU accepts for its machine type."""
     apicv: bool | None = None
     """KVM's APICv (kvm_intel enable_apicv) or AVIC (kvm_amd avic) is on."""
     cgroup_version: int | None = None

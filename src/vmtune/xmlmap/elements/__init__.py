@@ -16,6 +16,7 @@ from vmtune.xmlmap.elements import (
     clock,
     cpu,
     cputune,
+    disks,
     domain,
     features,
     intent,
@@ -48,6 +49,7 @@ OWNED: tuple[Owned, ...] = (
     features,
     cpu,
     clock,
+    disks,
     memballoon,
 )
 READ: tuple[Readable, ...] = (domain, *OWNED)

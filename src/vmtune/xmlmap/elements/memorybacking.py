@@ -1,4 +1,7 @@
-"""``<memoryBacking>``: hugepages (and their page size when the plan names one), locked, nosharepages."""
+"""``<memoryBacking>``: hugepages (and their page size when the plan names one), locked, nosharepages.
+
+A 4 KiB ``<page>`` reads as normal pages (``NORMAL_PAGE_KIB``).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ PAGE_FIELDS = (
     Size(name="size", field="page_size_kib"),
     Attr(name="nodeset", codec=CPUS, field="page_nodeset"),
 )
+NORMAL_PAGE_KIB = 4
+"""A ``<page>`` of this size is the base page libvirt accepts as "no hugepages" (the smallest base page of
+any KVM architecture), so it reads as normal pages, not as a hugepage pool of 4 KiB pages."""
 FLAGS = ("nosharepages", "locked")
 """Empty elements whose presence is the value; the model field has the element's name."""
 
@@ -29,8 +35,11 @@ def read(domain: etree._Element, r: Reader) -> Fields:
     huge = tree.child(mb, HUGEPAGES)
     page = None if huge is None else tree.child(huge, PAGE)
     values = {} if page is None else read_fields(r, page, PAGE_FIELDS)
+    normal = values.get("page_size_kib") == NORMAL_PAGE_KIB
+    if normal:
+        values = {}
     values |= {flag: tree.child(mb, flag) is not None for flag in FLAGS}
-    return {"memory_backing": MemoryBacking(hugepages=huge is not None, **values)}
+    return {"memory_backing": MemoryBacking(hugepages=huge is not None and not normal, **values)}
 
 
 def write(domain: etree._Element, plan: Plan) -> None:

@@ -91,7 +91,14 @@ class Reader:
 
     def cpuset(self, elem: Element, name: str) -> CpuSet | None:
         raw = elem.get(name)
-        return None if raw is None else CpuSet.parse(str(raw), what=self.where(elem, name))
+        if raw is None:
+            return None
+        # the XPath is built only on error: lxml's getpath counts siblings, so building it for each of
+        # thousands of <vcpupin> made reading quadratic; parse's message is ``WHAT: reason``
+        try:
+            return CpuSet.parse(str(raw), what="")
+        except InputError as err:
+            raise InputError(f"{self.where(elem, name)}{err}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,136 @@
+"""IOThreads get work: virtio disks and virtio-scsi controllers without one are spread over the plan's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from planner_hosts import host_named
+from testutil import DATA
+from vmtune.core.guest import IOThreadDevice, IOThreadDeviceKind
+from vmtune.core.intent.model import CpuPolicy, Intent
+from vmtune.core.plan import Level
+from vmtune.service import Planned, plan_document
+from vmtune.xmlmap.guest import read_guest
+from vmtune.xmlmap.safe import parse_xml
+from vmtune.xmlmap.validate import validate_domain
+
+SCHEMA = Path("/work/shared/corpora/schemas/libvirt-10.7.0/domain.rng")
+DEVICES = """
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/a.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' iothread='{vdb}'/>
+      <source file='/var/lib/libvirt/images/b.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <source file='/var/lib/libvirt/images/boot.iso'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <disk type='file' device='disk'>
+      <source file='/var/lib/libvirt/images/c.raw'/>
+      <target dev='vdc' bus='virtio'/>
+    </disk>
+    <controller type='usb' index='0' model='qemu-xhci'/>
+    <controller type='scsi' index='0' model='virtio-scsi'/>
+"""
+
+
+def _domain(vdb: int, iothreads: int = 0) -> bytes:
+    text = (DATA / "domains" / "linux-server.xml").read_text()
+    start, end = text.index("    <disk"), text.index("</disk>") + len("</disk>\n")
+    text = text[:start] + DEVICES.format(vdb=vdb).lstrip("\n") + text[end:]
+    if iothreads:
+        text = text.replace("<vcpu>4</vcpu>", f"<vcpu>4</vcpu>\n  <iothreads>{iothreads}</iothreads>")
+    return text.encode()
+
+
+def _plan(raw: bytes, **intent: object) -> Planned:
+    host = host_named("dual-ht-adjacent")
+    return plan_document(raw, source="d.xml", host=host, tenants=(), intent=Intent(**intent), caps=None)  # type: ignore[arg-type]
+
+
+def _assigned(xml: bytes) -> dict[str, str | None]:
+    root = etree.fromstring(xml)
+    out: dict[str, str | None] = {}
+    for disk in root.iterfind("devices/disk"):
+        driver = disk.find("driver")
+        out[str(disk.find("target").get("dev"))] = None if driver is None else driver.get("iothread")  # type: ignore[union-attr]
+    for ctl in root.iterfind("devices/controller"):
+        driver = ctl.find("driver")
+        out[f"{ctl.get('type')}{ctl.get('index')}"] = None if driver is None else driver.get("iothread")
+    return out
+
+
+def test_reader_finds_virtio_disks_and_virtio_scsi_controllers() -> None:
+    guest = read_guest(parse_xml(_domain(vdb=2), source="d.xml", root="domain"), source="d.xml")
+    disk, ctl = IOThreadDeviceKind.DISK, IOThreadDeviceKind.CONTROLLER
+    assert guest.iothread_devices == (
+        IOThreadDevice(kind=disk, ordinal=0, label="vda"),
+        IOThreadDevice(kind=disk, ordinal=1, label="vdb", iothread=2),
+        IOThreadDevice(kind=disk, ordinal=3, label="vdc"),
+        IOThreadDevice(kind=ctl, ordinal=1, label="SCSI controller 0"),
+    )
+
+
+@pytest.mark.parametrize("policy", list(CpuPolicy))
+def test_devices_without_an_iothread_get_the_least_used_one(policy: CpuPolicy) -> None:
+    planned = _plan(_domain(vdb=2), iothreads=2, cpu_policy=policy)
+    # vdb keeps 2; each other device takes the IOThread with the fewest devices, the lower id on a tie
+    assert _assigned(planned.after) == {
+        "vda": "1",
+        "vdb": "2",
+        "sda": None,
+        "vdc": "1",
+        "usb0": None,
+        "scsi0": "2",
+    }
+    note = next(n for n in planned.plan.notes if n.topic == "iothreads")
+    assert "vda -> 1, vdc -> 1, SCSI controller 0 -> 2" in note.message
+    if SCHEMA.exists():
+        assert validate_domain(parse_xml(planned.after, source="d.xml", root="domain"), SCHEMA)
+
+
+def test_round_robin_when_none_has_one_and_replanning_keeps_it() -> None:
+    raw = _domain(vdb=0).replace(b" iothread='0'", b"")
+    planned = _plan(raw, iothreads=3)
+    assert _assigned(planned.after) == {
+        "vda": "1",
+        "vdb": "2",
+        "sda": None,
+        "vdc": "3",
+        "usb0": None,
+        "scsi0": "1",
+    }
+    again = _plan(planned.after, iothreads=3)
+    assert again.plan.device_iothreads is None
+    assert again.after == planned.after
+
+
+def test_an_iothread_beyond_the_plan_is_moved_with_a_warning() -> None:
+    planned = _plan(_domain(vdb=5, iothreads=5), iothreads=2)
+    assert _assigned(planned.after)["vdb"] in ("1", "2")
+    assert any(
+        n.level is Level.WARNING and "vdb named an IOThread beyond the 2" in n.message
+        for n in planned.plan.notes
+    )
+
+
+def test_no_iothreads_left_removes_the_attribute() -> None:
+    planned = _plan(_domain(vdb=1, iothreads=1), iothreads=0)
+    assigned = _assigned(planned.after)
+    assert assigned["vdb"] is None and b"<iothreads>" not in planned.after
+
+
+def test_no_iothreads_planned_leaves_devices_alone() -> None:
+    raw = _domain(vdb=0).replace(b" iothread='0'", b"")
+    planned = _plan(raw)
+    assert planned.plan.device_iothreads is None
+    assert not any(n.topic == "iothreads" for n in planned.plan.notes)
