@@ -90,6 +90,11 @@ def test_installed_package_runs_on_debian_python(installed: Path) -> None:
     assert plan.returncode == 0 and "<vcpupin" in plan.stdout, plan.stdout + plan.stderr
     hook = _system("/usr/bin/vmtune", "hook", "install", "--help", cwd=installed)
     assert hook.returncode == 0 and "Usage: vmtune hook" in hook.stdout, hook.stderr
+    # the hook it installs runs Debian's python3 (what the package's postrm recognises on removal)
+    hooks = installed / "hooks"
+    done = _system("/usr/bin/vmtune", "hook", "install", "--dir", str(hooks), cwd=installed)
+    assert done.returncode == 0, done.stderr
+    assert "'/usr/bin/python3' -m vmtune.hook" in (hooks / "qemu.d" / "vmtune").read_text()
 
 
 def test_installed_package_ships_man_page_completions_and_docs(installed: Path) -> None:
