@@ -6,8 +6,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE_HOST  ?= samples/hosts/dual-xeon-ht.tar.gz
 SAMPLE_GUEST ?= samples/xml/web01.xml
+# `make deb` builds from a copy of the tree here and leaves the .deb in dist/ (both gitignored)
+DEB_BUILD ?= build/deb
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# test-debian: Debian 12's python3-lxml/-typer/-rich/-libvirt under /usr/bin/python3, only dev tools from PyPI
+DEBIAN_VENV ?= build/debian-venv
+DEBIAN_PINS := $(DEBIAN_VENV)/debian-pins.txt
+# Debian's tools with Debian's python3, never a python3 that comes first on the caller's PATH
+DEBIAN_PATH := /usr/sbin:/usr/bin:/sbin:/bin
 
-.PHONY: demo test lint unit e2e bench clean
+.PHONY: demo test test-debian deb lint unit e2e bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +43,24 @@ lint: $(VENV)/.test-stamp
 test: $(VENV)/.test-stamp lint
 	scripts/libvirt-up.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; scripts/libvirt-down.sh; exit $$rc
+	$(MAKE) test-debian
+
+# The unit tests once more, on Debian's own runtime packages (the versions the .deb depends on). The pins
+# make pip fail rather than shadow a Debian package with a PyPI one for a dev tool's sake.
+test-debian: $(VENV)/.test-stamp
+	[ -x $(DEBIAN_VENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(DEBIAN_VENV)
+	/usr/bin/python3 -c 'import importlib.metadata as m; [print(f"{p}=={m.version(p)}") for p in ("lxml", "typer", "rich", "click", "Pygments")]' > $(DEBIAN_PINS)
+	$(DEBIAN_VENV)/bin/python -m pip install -q -c $(DEBIAN_PINS) pytest hypothesis jsonschema grimp sarif-tools matplotlib
+	$(DEBIAN_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(DEBIAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/packaging/test_deb.py $(PYTEST_ARGS)
+
+deb:
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/vmtune-$(VERSION) dist
+	tar -c --exclude=__pycache__ --exclude='*.egg-info' src packaging debian docs pyproject.toml README.md | tar -x -C $(DEB_BUILD)/vmtune-$(VERSION)
+	cd $(DEB_BUILD)/vmtune-$(VERSION) && PATH=$(DEBIAN_PATH) dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
+		|| { tail -40 ../build.log; exit 1; }
+	rm -f dist/vmtune_*.deb && cp $(DEB_BUILD)/vmtune_*.deb dist/
+	@ls dist/vmtune_*.deb
 
 bench: $(VENV)/.test-stamp
 	$(BIN)/python bench/host_render.py
@@ -42,4 +68,4 @@ bench: $(VENV)/.test-stamp
 	$(BIN)/python bench/xml_speed.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -8,23 +8,33 @@ import sys
 
 import typer
 
+from vmtune import __version__
 from vmtune.cli import check_cmd, host_cmd, live_cmd, plan_cmd
+from vmtune.cli.compat import App
 from vmtune.errors import ExitCode, VmtuneError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+app = App(
     name="vmtune",
     help="Make libvirt/KVM guests fast and predictable on this host: plan, apply, check, verify.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+)
+
+
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        print(f"vmtune {__version__}")
+        raise typer.Exit()
+
+
+VERSION_OPT: bool = typer.Option(
+    False, "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = VERSION_OPT) -> None:
     """Make libvirt/KVM guests fast and predictable on this host: plan, apply, check, verify."""
     # An explicit callback keeps `vmtune` a command group even when only one command is registered
     # (typer otherwise collapses a one-command app into that command).

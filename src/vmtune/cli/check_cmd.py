@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -19,17 +18,18 @@ from vmtune.adapters.files import atomic_write, read_bytes, read_text
 from vmtune.adapters.libvirt import connect, is_local, live_domcaps, open_host
 from vmtune.adapters.probes import merge_caps, probe_host_caps
 from vmtune.cli.common import (
-    CapabilitiesOpt,
-    ConnectManyOpt,
-    DomainsOpt,
-    DomcapsOpt,
+    CAPABILITIES_OPT,
+    CONNECT_MANY_OPT,
+    DOMAINS_OPT,
+    DOMCAPS_OPT,
+    JSON_OPT,
+    SYSFS_OPT,
     HostSource,
-    JsonOpt,
-    SysfsOpt,
 )
+from vmtune.cli.compat import App
 from vmtune.cli.fleet import check_fleet, findings_exit, refuse_single_host_flags
 from vmtune.cli.plan_run import domain_files
-from vmtune.cli.textfile import TextfileOpt, write_check_textfile
+from vmtune.cli.textfile import TEXTFILE_OPT, write_check_textfile
 from vmtune.cli.tuning import host_caps
 from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
@@ -50,32 +50,26 @@ from vmtune.xmlmap.validate import validate_output
 
 __all__ = ["check_help", "live_inputs", "register", "run_check", "run_fleet"]
 
-TargetsArg = Annotated[
-    list[Path] | None,
-    typer.Argument(help="Domain XML files, or directories searched for *.xml.", metavar="FILE...|DIR"),
-]
-SarifOpt = Annotated[bool, typer.Option("--sarif", help="Print SARIF 2.1.0 (for CI systems and editors).")]
-SelectOpt = Annotated[
-    str | None,
-    typer.Option("--select", help="Only these rule codes or prefixes (VT101,VT2).", metavar="CODES"),
-]
-IgnoreOpt = Annotated[
-    str | None, typer.Option("--ignore", help="Skip these rule codes or prefixes.", metavar="CODES")
-]
-ReserveOpt = Annotated[
-    str | None,
-    typer.Option("--reserve", help="Host housekeeping CPUs no guest should be pinned to.", metavar="CPUSET"),
-]
-AllOpt = Annotated[bool, typer.Option("--all", help="With --connect: also check defined, inactive domains.")]
-FailOnOpt = Annotated[
-    Level,
-    typer.Option(
-        "--fail-on", help="Exit 5 when a finding is at or above this severity.", case_sensitive=False
-    ),
-]
-FixOpt = Annotated[
-    bool, typer.Option("--fix", help="Plan and apply (in place) every guest with findings, then re-check.")
-]
+TARGETS_ARG: list[Path] | None = typer.Argument(
+    None, help="Domain XML files, or directories searched for *.xml.", metavar="FILE...|DIR"
+)
+SARIF_OPT: bool = typer.Option(False, "--sarif", help="Print SARIF 2.1.0 (for CI systems and editors).")
+SELECT_OPT: str | None = typer.Option(
+    None, "--select", help="Only these rule codes or prefixes (VT101,VT2).", metavar="CODES"
+)
+IGNORE_OPT: str | None = typer.Option(
+    None, "--ignore", help="Skip these rule codes or prefixes.", metavar="CODES"
+)
+RESERVE_OPT: str | None = typer.Option(
+    None, "--reserve", help="Host housekeeping CPUs no guest should be pinned to.", metavar="CPUSET"
+)
+ALL_OPT: bool = typer.Option(False, "--all", help="With --connect: also check defined, inactive domains.")
+FIX_OPT: bool = typer.Option(
+    False, "--fix", help="Plan and apply (in place) every guest with findings, then re-check."
+)
+FAIL_ON_OPT: Level = typer.Option(
+    Level.ERROR, "--fail-on", help="Exit 5 when a finding is at or above this severity.", case_sensitive=False
+)
 
 
 def check_help() -> str:
@@ -297,25 +291,25 @@ def run_fleet(
     )
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     @app.command("check", help=check_help(), no_args_is_help=True)
     def check_cmd(
         *,
-        targets: TargetsArg = None,
-        sysfs: SysfsOpt = None,
-        capabilities: CapabilitiesOpt = None,
-        connect: ConnectManyOpt = None,
-        all_domains: AllOpt = False,
-        domains: DomainsOpt = None,
-        domcapabilities: DomcapsOpt = None,
-        as_json: JsonOpt = False,
-        as_sarif: SarifOpt = False,
-        select: SelectOpt = None,
-        ignore: IgnoreOpt = None,
-        reserve: ReserveOpt = None,
-        fix: FixOpt = False,
-        fail_on: FailOnOpt = Level.ERROR,
-        textfile: TextfileOpt = None,
+        targets: list[Path] | None = TARGETS_ARG,
+        sysfs: Path | None = SYSFS_OPT,
+        capabilities: Path | None = CAPABILITIES_OPT,
+        connect: list[str] | None = CONNECT_MANY_OPT,
+        all_domains: bool = ALL_OPT,
+        domains: Path | None = DOMAINS_OPT,
+        domcapabilities: Path | None = DOMCAPS_OPT,
+        as_json: bool = JSON_OPT,
+        as_sarif: bool = SARIF_OPT,
+        select: str | None = SELECT_OPT,
+        ignore: str | None = IGNORE_OPT,
+        reserve: str | None = RESERVE_OPT,
+        fix: bool = FIX_OPT,
+        fail_on: Level = FAIL_ON_OPT,
+        textfile: Path | None = TEXTFILE_OPT,
     ) -> None:
         uris = connect or []
         if len(uris) > 1:

@@ -1,54 +1,49 @@
-"""Options shared by several commands (HOST selection, tenants); ``vmtune.service`` loads what they name."""
+"""Options shared by several commands (HOST selection, tenants); ``vmtune.service`` loads what they name.
+
+Each is a parameter default (``sysfs: Path | None = SYSFS_OPT``), the declaration style every typer release
+reads (``vmtune.cli.compat``); typer copies it per command, so one object serves them all.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from vmtune.service import HostSource
 
 __all__ = [
-    "CapabilitiesOpt",
-    "ConnectManyOpt",
-    "ConnectOpt",
-    "DomainsOpt",
+    "CAPABILITIES_OPT",
+    "CONNECT_MANY_OPT",
+    "CONNECT_OPT",
+    "DOMAINS_OPT",
+    "DOMCAPS_OPT",
+    "JSON_OPT",
+    "SYSFS_OPT",
     "HostSource",
-    "JsonOpt",
-    "SysfsOpt",
 ]
 
-SysfsOpt = Annotated[
-    Path | None, typer.Option("--sysfs", help="Read topology from a sysfs root (default: /).", metavar="ROOT")
-]
-CapabilitiesOpt = Annotated[
-    Path | None,
-    typer.Option("--capabilities", help="Read topology from `virsh capabilities` XML.", metavar="FILE"),
-]
-ConnectOpt = Annotated[
-    str | None, typer.Option("--connect", "-c", help="libvirt URI, e.g. qemu:///system.", metavar="URI")
-]
-ConnectManyOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--connect",
-        "-c",
-        help="libvirt URI, e.g. qemu:///system or qemu+ssh://host/system; repeat it to cover several hosts "
-        "in parallel (one summary row per host).",
-        metavar="URI",
-    ),
-]
-DomcapsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
-    ),
-]
-DomainsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--domains", help="Directory of domain XMLs: the other tenants of this host.", metavar="DIR"
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SYSFS_OPT: Path | None = typer.Option(
+    None, "--sysfs", help="Read topology from a sysfs root (default: /).", metavar="ROOT"
+)
+CAPABILITIES_OPT: Path | None = typer.Option(
+    None, "--capabilities", help="Read topology from `virsh capabilities` XML.", metavar="FILE"
+)
+CONNECT_OPT: str | None = typer.Option(
+    None, "--connect", "-c", help="libvirt URI, e.g. qemu:///system.", metavar="URI"
+)
+CONNECT_MANY_OPT: list[str] | None = typer.Option(
+    None,
+    "--connect",
+    "-c",
+    help="libvirt URI, e.g. qemu:///system or qemu+ssh://host/system; repeat it to cover several hosts "
+    "in parallel (one summary row per host).",
+    metavar="URI",
+)
+DOMCAPS_OPT: Path | None = typer.Option(
+    None, "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
+)
+DOMAINS_OPT: Path | None = typer.Option(
+    None, "--domains", help="Directory of domain XMLs: the other tenants of this host.", metavar="DIR"
+)
+JSON_OPT: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from vmtune.adapters.libvirt import connect, open_host
 from vmtune.adapters.snapshot import open_root, write_snapshot
-from vmtune.cli.common import CapabilitiesOpt, ConnectManyOpt, DomainsOpt, JsonOpt, SysfsOpt
+from vmtune.cli.common import CAPABILITIES_OPT, CONNECT_MANY_OPT, DOMAINS_OPT, JSON_OPT, SYSFS_OPT
+from vmtune.cli.compat import App
 from vmtune.cli.fleet import host_fleet
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.ownership import cpu_owners
@@ -28,16 +28,15 @@ from vmtune.service import HostSource, load_host, load_tenants
 
 __all__ = ["register", "show_host"]
 
-MapOpt = Annotated[bool, typer.Option("--map", help="Show a grid of every CPU coloured by owner.")]
-ReserveOpt = Annotated[
-    str | None,
-    typer.Option("--reserve", help="Host housekeeping CPUs never given to guests (shown in --map).",
-                 metavar="CPUSET"),
-]  # fmt: skip
+MAP_OPT: bool = typer.Option(False, "--map", help="Show a grid of every CPU coloured by owner.")
+RESERVE_OPT: str | None = typer.Option(
+    None, "--reserve", help="Host housekeeping CPUs never given to guests (shown in --map).", metavar="CPUSET"
+)
+OUT_ARG: Path = typer.Argument(..., help="Where to write the snapshot (.tar.gz).", metavar="OUT.tar.gz")
 
 
-def register(app: typer.Typer) -> None:
-    host_app = typer.Typer(
+def register(app: App) -> None:
+    host_app = App(
         name="host",
         help=(
             "Show the host topology: sockets > NUMA nodes > caches > cores, with memory and hugepages;"
@@ -47,21 +46,18 @@ def register(app: typer.Typer) -> None:
         subcommand_metavar="[snapshot OUT.tar.gz]",
         invoke_without_command=True,
         no_args_is_help=False,
-        add_completion=False,
-        rich_markup_mode=None,
-        pretty_exceptions_enable=False,
     )
 
     @host_app.callback(invoke_without_command=True)
     def host_cmd(  # noqa: PLR0917 - typer maps each parameter to an option
         ctx: typer.Context,
-        sysfs: SysfsOpt = None,
-        capabilities: CapabilitiesOpt = None,
-        connect: ConnectManyOpt = None,
-        domains: DomainsOpt = None,
-        as_json: JsonOpt = False,
-        as_map: MapOpt = False,
-        reserve: ReserveOpt = None,
+        sysfs: Path | None = SYSFS_OPT,
+        capabilities: Path | None = CAPABILITIES_OPT,
+        connect: list[str] | None = CONNECT_MANY_OPT,
+        domains: Path | None = DOMAINS_OPT,
+        as_json: bool = JSON_OPT,
+        as_map: bool = MAP_OPT,
+        reserve: str | None = RESERVE_OPT,
     ) -> None:
         """Show sockets > NUMA nodes > caches > cores with memory and hugepages (--json, --map)."""
         if ctx.invoked_subcommand is not None:
@@ -82,10 +78,8 @@ def register(app: typer.Typer) -> None:
 
     @host_app.command("snapshot")
     def snapshot_cmd(
-        out: Annotated[
-            Path, typer.Argument(help="Where to write the snapshot (.tar.gz).", metavar="OUT.tar.gz")
-        ],
-        sysfs: SysfsOpt = None,
+        out: Path = OUT_ARG,
+        sysfs: Path | None = SYSFS_OPT,
     ) -> None:
         """Capture this host's topology files (/sys, /proc) for offline use with --sysfs."""
         root = sysfs or Path("/")

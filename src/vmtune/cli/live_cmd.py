@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -15,8 +14,9 @@ from vmtune.adapters.hookenv import HookPaths
 from vmtune.adapters.libvirt import connect, is_local, qemu_pid, read_domcaps, running_guests
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.procfs import read_process
-from vmtune.cli.common import ConnectOpt, JsonOpt
-from vmtune.cli.textfile import TextfileOpt, write_verify_textfile
+from vmtune.cli.common import CONNECT_OPT, JSON_OPT
+from vmtune.cli.compat import App
+from vmtune.cli.textfile import TEXTFILE_OPT, write_verify_textfile
 from vmtune.cli.tuning import Tuning
 from vmtune.core.verify.compare import compare, expectation_from_guest
 from vmtune.core.verify.readback import owned_mismatches
@@ -39,24 +39,21 @@ __all__ = [
 ]
 
 HOOK_NAME = "vmtune"
-DomainOpt = Annotated[str | None, typer.Option("--domain", "-d", help="Domain name.", metavar="NAME")]
-ProcOpt = Annotated[
-    Path, typer.Option("--proc", help="procfs root to read threads from (tests).", metavar="DIR", hidden=True)
-]
-RunDirOpt = Annotated[
-    Path,
-    typer.Option("--run-dir", help="Where libvirt keeps <name>.pid (tests).", metavar="DIR", hidden=True),
-]
-HookArgs = Annotated[
-    list[str] | None,
-    typer.Argument(help="GUEST OP SUBOP EXTRA as libvirt passes them, or `install`.", metavar="ARGS..."),
-]
-DirOpt = Annotated[
-    Path,
-    typer.Option(
-        "--dir", help="libvirt's hooks directory (install puts qemu.d/vmtune in it).", metavar="DIR"
-    ),
-]
+DOMAIN_OPT: str | None = typer.Option(None, "--domain", "-d", help="Domain name.", metavar="NAME")
+PROC_OPT: Path = typer.Option(
+    Path("/proc"), "--proc", help="procfs root to read threads from (tests).", metavar="DIR", hidden=True
+)
+RUN_DIR_OPT: Path = typer.Option(
+    Path("/run/libvirt/qemu"), "--run-dir", help="Where libvirt keeps <name>.pid (tests).", metavar="DIR",
+    hidden=True,
+)  # fmt: skip
+HOOK_ARGS: list[str] | None = typer.Argument(
+    None, help="GUEST OP SUBOP EXTRA as libvirt passes them, or `install`.", metavar="ARGS..."
+)
+DIR_OPT: Path = typer.Option(
+    Path("/etc/libvirt/hooks"), "--dir", help="libvirt's hooks directory (install puts qemu.d/vmtune in it).",
+    metavar="DIR",
+)  # fmt: skip
 
 
 def apply_live(uri: str, domain: str, tuning: Tuning, *, live: bool, json_out: bool = False) -> int:
@@ -174,16 +171,15 @@ def _verify(
     return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FINDINGS)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     @app.command("verify")
-    def verify_cmd(
-        connect: ConnectOpt = None,
-        domain: DomainOpt = None,
-        json_out: JsonOpt = False,
-        proc: ProcOpt = Path("/proc"),
-        run_dir: RunDirOpt = Path("/run/libvirt/qemu"),
-        *,
-        textfile: TextfileOpt = None,
+    def verify_cmd(  # noqa: PLR0917 - typer maps each parameter to an option
+        connect: str | None = CONNECT_OPT,
+        domain: str | None = DOMAIN_OPT,
+        json_out: bool = JSON_OPT,
+        proc: Path = PROC_OPT,
+        run_dir: Path = RUN_DIR_OPT,
+        textfile: Path | None = TEXTFILE_OPT,
     ) -> None:
         """What running guests really do (thread affinity, scheduler, memory per node) vs. their XML.
 
@@ -197,9 +193,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("hook", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
     def hook_cmd(
-        args: HookArgs = None,
-        hooks_dir: DirOpt = Path("/etc/libvirt/hooks"),
-        connect: ConnectOpt = None,
+        ctx: typer.Context,
+        args: list[str] | None = HOOK_ARGS,
+        hooks_dir: Path = DIR_OPT,
+        connect: str | None = CONNECT_OPT,
     ) -> None:
         """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`.
 
@@ -208,6 +205,9 @@ def register(app: typer.Typer) -> None:
         """
         argv = list(args or [])
         install = _install_args(argv)
+        if install is not None and "--help" in install:
+            print(ctx.get_help())
+            return
         if install is not None:
             hooks_dir = Path(install["--dir"]) if "--dir" in install else hooks_dir
             _install(hooks_dir, install.get("--connect", connect))
@@ -231,6 +231,8 @@ def _install_args(argv: list[str]) -> dict[str, str] | None:
     rest = argv[1:]
     while rest:
         key, _, value = rest.pop(0).partition("=")
+        if key in ("-h", "--help"):
+            return {"--help": ""}
         if key in ("--dir", "--connect", "-c"):
             if not value:
                 if not rest:

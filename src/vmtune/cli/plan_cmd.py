@@ -4,53 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from vmtune.cli.common import CapabilitiesOpt, ConnectOpt, DomainsOpt, HostSource, JsonOpt, SysfsOpt
+from vmtune.cli.common import (
+    CAPABILITIES_OPT,
+    CONNECT_OPT,
+    DOMAINS_OPT,
+    DOMCAPS_OPT,
+    JSON_OPT,
+    SYSFS_OPT,
+    HostSource,
+)
+from vmtune.cli.compat import App
 from vmtune.cli.live_cmd import apply_connect, plan_live
 from vmtune.cli.plan_run import plan, run
-from vmtune.cli.tuning import DomcapsOpt, Tuning, tuning_options
+from vmtune.cli.tuning import Tuning, tuning_options
 from vmtune.errors import InputError
 
 __all__ = ["register"]
 
-ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print the reason for every decision (stdout).")]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("-o", "--output", help="Write here (a directory for many files).", metavar="OUT"),
-]
-InPlaceOpt = Annotated[bool, typer.Option("--in-place", help="Rewrite the input files atomically.")]
-BackupOpt = Annotated[bool, typer.Option("--backup", help="With --in-place: keep the old file as FILE~.")]
-LiveFilesArg = Annotated[
-    list[Path] | None,
-    typer.Argument(help="Domain XML files or directories (not with --domain).", metavar="[DOMAIN.xml...]"),
-]
-LiveDomainOpt = Annotated[
-    str | None, typer.Option("--domain", help="With --connect: tune this libvirt domain.", metavar="NAME")
-]
-LiveOpt = Annotated[bool, typer.Option("--live", help="With --domain: also re-pin the running guest now.")]
+EXPLAIN_OPT: bool = typer.Option(False, "--explain", help="Print the reason for every decision (stdout).")
+OUT_OPT: Path | None = typer.Option(
+    None, "-o", "--output", help="Write here (a directory for many files).", metavar="OUT"
+)
+IN_PLACE_OPT: bool = typer.Option(False, "--in-place", help="Rewrite the input files atomically.")
+BACKUP_OPT: bool = typer.Option(False, "--backup", help="With --in-place: keep the old file as FILE~.")
+LIVE_FILES_ARG: list[Path] | None = typer.Argument(
+    None, help="Domain XML files or directories (not with --domain).", metavar="[DOMAIN.xml...]"
+)
+LIVE_DOMAIN_OPT: str | None = typer.Option(
+    None, "--domain", help="With --connect: tune this libvirt domain.", metavar="NAME"
+)
+LIVE_OPT: bool = typer.Option(False, "--live", help="With --domain: also re-pin the running guest now.")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     _register_plan(app)
     _register_apply(app)
 
 
-def _register_plan(app: typer.Typer) -> None:
+def _register_plan(app: App) -> None:
     @app.command("plan")
     @tuning_options
     def plan_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
-        files: LiveFilesArg = None,
-        domain: LiveDomainOpt = None,
-        sysfs: SysfsOpt = None,
-        capabilities: CapabilitiesOpt = None,
-        connect: ConnectOpt = None,
-        domcapabilities: DomcapsOpt = None,
-        domains: DomainsOpt = None,
-        json_out: JsonOpt = False,
-        explain: ExplainOpt = False,
+        files: list[Path] | None = LIVE_FILES_ARG,
+        domain: str | None = LIVE_DOMAIN_OPT,
+        sysfs: Path | None = SYSFS_OPT,
+        capabilities: Path | None = CAPABILITIES_OPT,
+        connect: str | None = CONNECT_OPT,
+        domcapabilities: Path | None = DOMCAPS_OPT,
+        domains: Path | None = DOMAINS_OPT,
+        json_out: bool = JSON_OPT,
+        explain: bool = EXPLAIN_OPT,
         *,
         tuning: Tuning,
     ) -> None:
@@ -72,22 +78,22 @@ def _register_plan(app: typer.Typer) -> None:
             raise typer.Exit(code)
 
 
-def _register_apply(app: typer.Typer) -> None:
+def _register_apply(app: App) -> None:
     @app.command("apply")
     @tuning_options
     def apply_cmd(  # noqa: PLR0917 (typer maps each parameter to a CLI option)
-        files: LiveFilesArg = None,
-        domain: LiveDomainOpt = None,
-        live: LiveOpt = False,
-        output: OutOpt = None,
-        in_place: InPlaceOpt = False,
-        backup: BackupOpt = False,
-        sysfs: SysfsOpt = None,
-        capabilities: CapabilitiesOpt = None,
-        connect: ConnectOpt = None,
-        domcapabilities: DomcapsOpt = None,
-        domains: DomainsOpt = None,
-        json_out: JsonOpt = False,
+        files: list[Path] | None = LIVE_FILES_ARG,
+        domain: str | None = LIVE_DOMAIN_OPT,
+        live: bool = LIVE_OPT,
+        output: Path | None = OUT_OPT,
+        in_place: bool = IN_PLACE_OPT,
+        backup: bool = BACKUP_OPT,
+        sysfs: Path | None = SYSFS_OPT,
+        capabilities: Path | None = CAPABILITIES_OPT,
+        connect: str | None = CONNECT_OPT,
+        domcapabilities: Path | None = DOMCAPS_OPT,
+        domains: Path | None = DOMAINS_OPT,
+        json_out: bool = JSON_OPT,
         *,
         tuning: Tuning,
     ) -> None:

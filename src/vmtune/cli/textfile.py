@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -22,16 +21,14 @@ from vmtune.core.verify.compare import Observed, Report
 from vmtune.core.verify.sample import sample
 from vmtune.render.metrics import check_metrics, verify_metrics
 
-__all__ = ["TextfileOpt", "write_check_textfile", "write_verify_textfile"]
+__all__ = ["TEXTFILE_OPT", "write_check_textfile", "write_verify_textfile"]
 
-TextfileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--textfile",
-        help="Also write Prometheus metrics to PATH (node_exporter textfile collector, *.prom), atomically.",
-        metavar="PATH",
-    ),
-]
+TEXTFILE_OPT: Path | None = typer.Option(
+    None,
+    "--textfile",
+    help="Also write Prometheus metrics to PATH (node_exporter textfile collector, *.prom), atomically.",
+    metavar="PATH",
+)
 
 
 def write_verify_textfile(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -27,14 +27,7 @@ from vmtune.service import HostSource
 from vmtune.xmlmap.capabilities import capabilities_caps
 from vmtune.xmlmap.domcaps import parse_domcapabilities
 
-__all__ = ["DomcapsOpt", "Tuning", "host_caps", "load_caps", "tuning_options"]
-
-DomcapsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--domcapabilities", help="`virsh domcapabilities` XML: what QEMU/KVM provide.", metavar="FILE"
-    ),
-]
+__all__ = ["Tuning", "host_caps", "load_caps", "tuning_options"]
 
 
 def _flag(k: Knob[Any]) -> str:
@@ -65,11 +58,10 @@ class Tuning:
 def _option(k: Knob[Any]) -> inspect.Parameter:
     """The typer parameter for one knob: a bare flag for a switch, else text the knob parses."""
     if k.switch:
-        annotation: Any = Annotated[bool, typer.Option(k.flag, help=k.help)]
-        return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation)
-    option = typer.Option(k.flag, help=k.help, metavar=k.metavar or None, show_default=False)
-    annotation = Annotated[str | None, option]
-    return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        switch = typer.Option(False, k.flag, help=k.help)
+        return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=switch, annotation=bool)
+    option = typer.Option(None, k.flag, help=k.help, metavar=k.metavar or None, show_default=False)
+    return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=str | None)
 
 
 def _given(k: Knob[Any], value: str | bool | None) -> str | None:
