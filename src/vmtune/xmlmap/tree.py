@@ -189,10 +189,12 @@ def replace_children(parent: Element, tag: str, keep: int) -> Iterator[Element]:
 def _add_after(prev: Element, tag: str, indent: str | None) -> Element:
     """A new ``<tag>`` right after ``prev``, laid out as ``add`` lays out a child inserted there."""
     new = etree.Element(tag)
-    if indent is not None:
-        new.tail = prev.tail
-        prev.tail = "\n" + indent
+    tail = prev.tail
     prev.addnext(new)
+    # set after addnext: lxml before 5 moves tails along with the sibling it inserts
+    if indent is not None:
+        new.tail = tail
+        prev.tail = "\n" + indent
     return new
 
 
