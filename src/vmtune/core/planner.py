@@ -68,7 +68,10 @@ def plan_guest(
     if guest.vcpus < 1:
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
-    ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
+    ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve,
+                          memory_reserve_kib=intent.memory_reserve)  # fmt: skip
+    # every step below sees each node's MemFree / free hugepages as the room the memory ledger leaves
+    host = ledger.memory.view(host)
     notes = list(ledger.notes)
     keep = keep_abi or (not intent.reshape and (bool(guest.numa_cells) or guest.intent is not None))
     job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps, keep=keep)
@@ -250,10 +253,12 @@ def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
         placement = _place(host=host, guest=guest, ledger=ledger, resolved=resolved, cores=fallback_cores,
                            hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
     if isinstance(placement, Failure):
+        why = [ledger.memory.explain(n, hugepage_kib) for n, _ in placement.memory]
         raise InfeasibleError(
             infeasible_message(
                 guest=guest, policy=resolved.thread_policy, failure=placement, hugepage_kib=hugepage_kib
             )
+            + "".join(f"; {w}" for w in why if w)
         )
     kept = _keep_current(host=host, guest=guest, ledger=ledger, resolved=resolved, fresh=placement,
                          cores=kind_cores, hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip

@@ -12,7 +12,8 @@ Rules:
 * with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
   *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
   balance onto isolated CPUs, so a thread left floating there would be stuck);
-* a tenant's CPUs (``core.ledger.tenant.held_cpus``) are taken;
+* a tenant's CPUs (``core.ledger.tenant.held_cpus``) are taken, and its memory and hugepages are
+  committed on their nodes (``core.ledger.memory``);
   a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
 * the guest's own current pins are free for itself (re-planning must be able to keep them): every tenant
   that is the same guest (``same_guest``) is left out;
@@ -29,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger.memory import MemoryBook, memory_book
 from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
@@ -63,6 +65,9 @@ class Ledger:
     tenants: tuple[Tenant, ...]
     isolcpus: bool
     notes: tuple[Note, ...]
+    memory: MemoryBook
+    """Each node's memory and hugepages for guests, less what the other tenants commit
+    (``core.ledger.memory``)."""
 
 
 def default_reserve(host: Host) -> CpuSet:
@@ -144,7 +149,12 @@ def _reserve_notes(split: Reservation) -> list[Note]:
 
 
 def build_ledger(
-    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+    *,
+    host: Host,
+    guest: GuestSpec,
+    tenants: Sequence[GuestSpec],
+    reserve: CpuSet | None,
+    memory_reserve_kib: int | None = None,
 ) -> Ledger:
     online = host.online
     split = reservation(host, reserve)
@@ -197,4 +207,5 @@ def build_ledger(
         tenants=tuple(ledger_tenants),
         isolcpus=bool(isolated),
         notes=tuple(notes),
+        memory=memory_book(host, others_of(guest, tenants), memory_reserve_kib),
     )
