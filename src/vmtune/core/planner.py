@@ -46,7 +46,7 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
-from vmtune.core.tuning.memmode import single_node_preferred
+from vmtune.core.tuning.memmode import keep_user_binding, single_node_preferred, user_binding
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
@@ -101,7 +101,7 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                          current=guest.emulatorpin)  # fmt: skip
     notes.extend(emu.notes)
     layout = _guest_layout(job, placement, numa_off, notes)
-    numatune = _numatune(resolved, nodes, layout.memnodes, numa_off, notes)
+    numatune = _numatune(job, nodes, layout.memnodes, numa_off, notes)
     plan = Plan(
         guest=guest.name,
         vcpu_placement="static",
@@ -148,7 +148,7 @@ def _plan_kept_cells(job: _Job, notes: list[Note]) -> Plan:
         emulatorpin=emu.emulatorpin,
         iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
         iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
-        numatune=_numatune(resolved, nodes, memnodes, False, notes),
+        numatune=_numatune(job, nodes, memnodes, False, notes),
         cpu=CpuPlan(),
         notes=tuple(notes),
     )
@@ -315,13 +315,18 @@ def _vcpu_cpuset(
 
 
 def _numatune(
-    resolved: Resolved, nodes: Sequence[int], memnodes: tuple[MemNode, ...], numa_off: bool, notes: list[Note]
+    job: _Job, nodes: Sequence[int], memnodes: tuple[MemNode, ...], numa_off: bool, notes: list[Note]
 ) -> NumaTunePlan | None:
-    """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``."""
+    """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``; the
+    guest's own interleave/preferred/restrictive binding kept (``memmode.user_binding``)."""
     if numa_off:
         notes.append(Note(topic="memory", message="--numa off: memory placement left to the host kernel"))
         return None
-    mode = resolved.memory_mode.value
+    kept = user_binding(job.guest, job.intent, job.host)
+    if kept is not None:
+        fresh = NumaTunePlan(mode=kept[0], nodeset=CpuSet(nodes), memnodes=memnodes)
+        return single_node_preferred(keep_user_binding(fresh, kept, notes), notes)
+    mode = job.resolved.memory_mode.value
     notes.append(
         Note(
             topic="memory",

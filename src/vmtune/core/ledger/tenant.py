@@ -177,12 +177,16 @@ def held_memory(guest: GuestSpec, *, default_page_kib: int = DEFAULT_HUGEPAGE_KI
 
 def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
     """The guest as its plan leaves it, for the fields a tenant is judged by (pins, scheduling, memory
-    binding, intent): the next guest of a batch is planned around it, and ``verify`` expects it."""
+    binding, cells and backing, intent): the next guest of a batch is planned around it, and ``verify``
+    expects it."""
     changes: dict[str, object] = {}
-    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent"):
+    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent",
+                 "memory_backing"):  # fmt: skip
         value = getattr(plan, name)
         if value is not None:
             changes[name] = value
+    if plan.cpu is not None and plan.cpu.numa_cells is not None:
+        changes["numa_cells"] = plan.cpu.numa_cells
     if plan.numatune is not None:
         changes |= {"numatune_mode": plan.numatune.mode, "numatune_nodeset": plan.numatune.nodeset,
                     "memnodes": plan.numatune.memnodes}  # fmt: skip

@@ -1,0 +1,101 @@
+"""The memory ledger: what a guest commits (``held_memory``), what a node holds (``memory_book``), and the
+planner fitting against it: a stream of guests never overbooks a node, and VT206 never fires on it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner_hosts import GIB, guest, host_named
+from vmtune.core.audit.engine import run_rules
+from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, MemoryDevice, NumaCell
+from vmtune.core.intent.model import Intent, MemoryMode, PageSize
+from vmtune.core.ledger.memory import default_reserve_kib, memory_book
+from vmtune.core.ledger.tenant import as_planned, held_memory, others_of
+from vmtune.core.planner import plan_guest
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+from vmtune.errors import InfeasibleError
+
+HOSTS = ("dual-ht-adjacent", "epyc-2ccx-per-node", "snc2-xeon", "offline-cpus", "hybrid-pe")
+
+
+@cache
+def _host(name: str) -> Host:
+    return host_named(name)
+
+
+def test_cells_memnodes_and_dimms_count_on_their_nodes() -> None:
+    g = guest(
+        memory_gib=22,
+        numatune_mode="strict",
+        numatune_nodeset=CpuSet.parse("0-1"),
+        numa_cells=(
+            NumaCell(id=0, cpus=CpuSet.parse("0-1"), memory_kib=15 * GIB),
+            NumaCell(id=1, cpus=CpuSet.parse("2-3"), memory_kib=5 * GIB),
+        ),
+        memnodes=(
+            MemNode(cellid=0, mode="strict", nodeset=CpuSet([0])),
+            MemNode(cellid=1, mode="strict", nodeset=CpuSet([1])),
+        ),
+        memory_devices=(MemoryDevice(model="dimm", size_kib=2 * GIB, node=1),),
+    )
+    held = held_memory(g)
+    assert dict(held.nodes) == {0: 15 * GIB, 1: 7 * GIB}
+    assert held.floating_kib == 0
+
+
+def test_hugepages_count_per_size_and_loose_memory_floats() -> None:
+    huge = guest(memory_gib=4, memory_backing=MemoryBacking(hugepages=True, page_size_kib=GIB),
+                 numatune_mode="interleave", numatune_nodeset=CpuSet.parse("0-1"))  # fmt: skip
+    assert dict(held_memory(huge).pages) == {(0, GIB): 2, (1, GIB): 2}
+    for loose in (guest(memory_gib=4), guest(memory_gib=4, numatune_mode="preferred",
+                                             numatune_nodeset=CpuSet([0]))):  # fmt: skip
+        held = held_memory(loose)
+        assert (dict(held.nodes), held.floating_kib) == ({}, 4 * GIB)
+
+
+def test_reserve_default_is_a_fraction_with_a_floor() -> None:
+    assert default_reserve_kib(192 * GIB) == 192 * GIB // 20
+    assert default_reserve_kib(8 * GIB) == GIB
+    assert default_reserve_kib(0) == 0
+
+
+def test_interleave_chosen_by_the_user_is_kept() -> None:
+    host = _host("dual-ht-adjacent")
+    g = guest(numatune_mode="interleave", numatune_nodeset=CpuSet.parse("0-1"))
+    plan = plan_guest(host=host, guest=g, tenants=(), intent=Intent())
+    assert plan.numatune is not None
+    assert (plan.numatune.mode, str(plan.numatune.nodeset)) == ("interleave", "0-1")
+    assert any("kept the guest's own binding: mode interleave" in n.message for n in plan.notes)
+    forced = plan_guest(host=host, guest=g, tenants=(), intent=Intent(memory_mode=MemoryMode.STRICT))
+    assert forced.numatune is not None and forced.numatune.mode == "strict"
+
+
+GUESTS = st.lists(st.tuples(st.integers(1, 8), st.integers(1, 12), st.booleans()), min_size=1, max_size=12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(HOSTS), GUESTS)
+def test_a_stream_of_guests_never_overbooks_a_node(name: str, asks: list[tuple[int, int, bool]]) -> None:
+    host = _host(name)
+    tenants: list[GuestSpec] = []
+    for i, (vcpus, gib, huge) in enumerate(asks):
+        g = guest(f"g{i}", vcpus=vcpus, memory_gib=gib)
+        intent = Intent(hugepages=PageSize.parse("2M")) if huge else Intent()
+        try:
+            plan = plan_guest(host=host, guest=g, tenants=tenants, intent=intent)
+        except InfeasibleError:
+            continue
+        tenants.append(as_planned(g, plan))
+        book = memory_book(host, tenants, None)
+        assert book.over() == []
+    assert len(tenants) >= 1
+    found = run_rules(host, tenants, select=frozenset({"VT206"}))
+    assert found == ()
+    # re-planning a tenant among the others keeps its memory where it is
+    for t in tenants[:3]:
+        again = plan_guest(host=host, guest=t, tenants=others_of(t, tenants), intent=t.intent or Intent())
+        assert held_memory(as_planned(t, again)) == held_memory(t)
