@@ -115,9 +115,10 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                                                 numa_cells=None if numa_off else layout.cells),
         notes=tuple(notes),
     )  # fmt: skip
+    shares = None if numa_off else {s.node: s.memory_kib for s in placement.shares}
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
                            emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
-                           topology=layout.topology)  # fmt: skip
+                           topology=layout.topology, memory_shares=shares)  # fmt: skip
     return _merge_tuning(plan, tuning)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner_hosts import GIB, guest, host_named
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, MemoryDevice, NumaCell
-from vmtune.core.intent.model import Intent, MemoryMode, PageSize
+from vmtune.core.intent.model import Intent, MemoryMode, PageSize, ThreadPolicy
 from vmtune.core.ledger.memory import default_reserve_kib, memory_book
 from vmtune.core.ledger.tenant import as_planned, held_memory, others_of
 from vmtune.core.planner import plan_guest
@@ -99,3 +100,21 @@ def test_a_stream_of_guests_never_overbooks_a_node(name: str, asks: list[tuple[i
     for t in tenants[:3]:
         again = plan_guest(host=host, guest=t, tenants=others_of(t, tenants), intent=t.intent or Intent())
         assert held_memory(as_planned(t, again)) == held_memory(t)
+
+
+def test_hugepage_note_counts_the_cells_written() -> None:
+    plan = plan_guest(host=_host("snc2-xeon"), guest=guest(vcpus=24, memory_gib=6), tenants=(),
+                      intent=Intent(hugepages=PageSize.parse("2M")))  # fmt: skip
+    assert plan.cpu is not None
+    assert [c.memory_kib for c in plan.cpu.numa_cells or ()] == [4 * GIB, 2 * GIB]
+    assert any("node 0 needs 2048, 2048 free, node 1 needs 1024, 2048 free" in n.message for n in plan.notes)
+
+
+def test_a_hugepage_shortfall_does_not_blame_the_thread_policy() -> None:
+    intent = Intent(hugepages=PageSize.parse("2M"), thread_policy=ThreadPolicy.ISOLATE)
+    with pytest.raises(InfeasibleError) as err:
+        plan_guest(
+            host=_host("dual-ht-adjacent"), guest=guest(vcpus=2, memory_gib=6), tenants=(), intent=intent
+        )
+    assert "x 2 MiB hugepages" in str(err.value)
+    assert "--thread-policy prefer" not in str(err.value)
