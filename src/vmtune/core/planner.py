@@ -46,7 +46,13 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
-from vmtune.core.tuning.memmode import keep_user_binding, single_node_preferred, user_binding
+from vmtune.core.tuning.memmode import (
+    at_home,
+    home_shares,
+    keep_user_binding,
+    single_node_preferred,
+    user_binding,
+)
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
@@ -115,9 +121,11 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                                                 numa_cells=None if numa_off else layout.cells),
         notes=tuple(notes),
     )  # fmt: skip
-    shares = None if numa_off else {s.node: s.memory_kib for s in placement.shares}
+    homes = ledger.memory.homes
+    shares = None if numa_off else home_shares({s.node: s.memory_kib for s in placement.shares}, homes)
+    mem_nodes = numatune.nodeset if numatune is not None else CpuSet(nodes)
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
-                           emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
+                           emulator_cpus=emu.emulatorpin, nodes=mem_nodes, vcpupins=layout.pins,
                            topology=layout.topology, memory_shares=shares)  # fmt: skip
     return _merge_tuning(plan, tuning)
 
@@ -328,15 +336,17 @@ def _numatune(
         fresh = NumaTunePlan(mode=kept[0], nodeset=CpuSet(nodes), memnodes=memnodes)
         return single_node_preferred(keep_user_binding(fresh, kept, notes), notes)
     mode = job.resolved.memory_mode.value
+    plan = at_home(NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes), job.ledger.memory.homes,
+                   notes)  # fmt: skip
     notes.append(
         Note(
             topic="memory",
-            message=f"memory bound to node(s) {CpuSet(nodes)} with mode {mode}"
+            message=f"memory bound to node(s) {plan.nodeset} with mode {mode}"
             + (", one <memnode> per guest cell" if memnodes else ""),
             xpath="/domain/numatune",
         )
     )
-    return single_node_preferred(NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes), notes)
+    return single_node_preferred(plan, notes)
 
 
 def _cores_for_kind(

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner_hosts import GIB, guest, host_named
+from testutil import CORPORA
+from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, MemoryDevice, NumaCell
 from vmtune.core.intent.model import Intent, MemoryMode, PageSize, ThreadPolicy
@@ -118,3 +120,35 @@ def test_a_hugepage_shortfall_does_not_blame_the_thread_policy() -> None:
         )
     assert "x 2 MiB hugepages" in str(err.value)
     assert "--thread-policy prefer" not in str(err.value)
+
+
+FAKEMEM = "hwloc-fakememinitiators-1np2c+1npp+gi"
+
+
+@cache
+def _corpus(name: str) -> Host:
+    root = CORPORA / "sysfs" / name
+    if not root.is_dir():
+        pytest.skip(f"corpus {root} not found")
+    return read_sysfs(root)
+
+
+@pytest.mark.parametrize(
+    ("host", "vcpus", "numatune", "memnodes"),
+    [
+        # nodes 0-3 have CPUs and MemTotal 0; their nearest memory (SLIT 11) is on 5, 8, 6, 9
+        ("corpus", 1, "5", ()),
+        ("corpus", 3, "5-6,8", ("5", "8", "6")),
+        # node 3 has CPUs and no memory, node 2 (memory only) is its nearest
+        ("memoryless-node", 1, "0", ()),
+    ],
+)
+def test_memoryless_cpu_nodes_bind_to_the_nearest_memory(
+    host: str, vcpus: int, numatune: str, memnodes: tuple[str, ...]
+) -> None:
+    h = _corpus(FAKEMEM) if host == "corpus" else _host(host)
+    plan = plan_guest(host=h, guest=guest(vcpus=vcpus, memory_gib=2), tenants=(), intent=Intent())
+    assert plan.numatune is not None
+    assert str(plan.numatune.nodeset) == numatune
+    assert tuple(str(m.nodeset) for m in plan.numatune.memnodes) == memnodes
+    assert run_rules(h, (as_planned(guest(vcpus=vcpus, memory_gib=2), plan),)) == ()

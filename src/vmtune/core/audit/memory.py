@@ -20,7 +20,7 @@ from vmtune.core.audit.engine import (
     is_dedicated,
 )
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ledger.memory import memory_book
+from vmtune.core.ledger.memory import memory_book, memory_homes
 from vmtune.core.ledger.tenant import same_guest
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
@@ -53,6 +53,7 @@ def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     host = ctx.host
     host_nodes = CpuSet(n.id for n in host.nodes)
     fix = f"bind memory to the vCPUs' nodes: {apply_cmd(g)}"
+    homes = memory_homes(host)
     binds: list[tuple[str, str | None, CpuSet, CpuSet]] = []  # (xpath, mode, nodeset, vCPU host CPUs)
     if g.numatune_nodeset is not None:
         binds.append(("/domain/numatune/memory", g.numatune_mode, g.numatune_nodeset, g.vcpu_cpus))
@@ -76,7 +77,10 @@ def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             continue
         if xpath.endswith("/memory") and g.memnodes:
             continue  # per-cell memnodes decide; the global nodeset is only their union
-        remote = host.nodes_of(cpus) - nodeset
+        # a memory-less CPU node's memory is its nearest memory node's (ledger.memory_homes)
+        remote = CpuSet(
+            n for n in host.nodes_of(cpus) - nodeset if not (n in homes and homes[n].issubset(nodeset))
+        )
         if remote:
             yield Hit(
                 guest=g,

@@ -12,6 +12,9 @@
 * **Live** ``MemFree`` and ``free_hugepages`` are a second limit on a host that reports them. A running
   tenant's touched memory is in both views (committed, and missing from MemFree), so the two are never
   added up: a node's room is the smaller of (capacity - committed) and the live figure.
+* A node with CPUs and no memory (MemTotal 0: memory-less initiators, CXL and HBM setups) takes its memory
+  from its **memory home**, the nearest node(s) with memory by SLIT distance (``memory_homes``): the
+  planner binds there, and sees the home's room as the node's own.
 """
 
 from __future__ import annotations
@@ -22,9 +25,18 @@ from dataclasses import dataclass, field, replace
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.tenant import MemoryHolding, held_memory
 from vmtune.core.topology.model import Host, HugePages, Node
+from vmtune.cpuset import CpuSet
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, GIB, PAGE_2M, fmt_kib_brief, page_label
 
-__all__ = ["MemoryBook", "NodeRoom", "PageRoom", "default_page_kib", "default_reserve_kib", "memory_book"]
+__all__ = [
+    "MemoryBook",
+    "NodeRoom",
+    "PageRoom",
+    "default_page_kib",
+    "default_reserve_kib",
+    "memory_book",
+    "memory_homes",
+]
 
 RESERVE_FRACTION = 20
 """The default reserve is MemTotal / 20 (5 %) of each node ..."""
@@ -44,6 +56,20 @@ def default_page_kib(host: Host) -> int:
     if not sizes or PAGE_2M in sizes:
         return DEFAULT_HUGEPAGE_KIB
     return sizes[0]
+
+
+def memory_homes(host: Host) -> dict[int, CpuSet]:
+    """Node with CPUs and MemTotal 0 -> the nearest node(s) with memory (SLIT; ties all kept). A node whose
+    MemTotal the source does not give is not memory-less, only unknown."""
+    with_memory = [n for n in host.nodes if n.mem_total_kib]
+    homes: dict[int, CpuSet] = {}
+    for node in host.nodes:
+        if not node.cpus or node.mem_total_kib != 0 or not with_memory:
+            continue
+        far = {m.id: node.distance_to(m.id) or 20 for m in with_memory}
+        nearest = min(far.values())
+        homes[node.id] = CpuSet(i for i, d in far.items() if d == nearest)
+    return homes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +111,8 @@ class MemoryBook:
     floating_pages: Mapping[int, int] = field(default_factory=dict, hash=False)
     floaters: tuple[str, ...] = ()
     """Tenants with memory that floats (no binding)."""
+    homes: Mapping[int, CpuSet] = field(default_factory=dict, hash=False)
+    """``memory_homes``: where a memory-less CPU node's memory goes."""
 
     def node(self, node_id: int) -> NodeRoom | None:
         return next((n for n in self.nodes if n.node == node_id), None)
@@ -123,6 +151,22 @@ class MemoryBook:
         return replace(host, nodes=tuple(self._node_view(n) for n in host.nodes))
 
     def _node_view(self, node: Node) -> Node:
+        home = self.homes.get(node.id)
+        if home is not None:
+            rooms = [self.room_kib(h) for h in home]
+            pools = {hp.size_kib for n in self.nodes if n.node in home for hp in n.pages}
+            return replace(
+                node,
+                mem_free_kib=sum(r or 0 for r in rooms),
+                hugepages=tuple(
+                    HugePages(
+                        size_kib=size,
+                        total=sum(p.total for n in self.nodes if n.node in home and (p := n.page(size))),
+                        free=sum(self.room_pages(h, size) for h in home),
+                    )
+                    for size in sorted(pools)
+                ),
+            )
         pages = tuple(
             HugePages(size_kib=hp.size_kib, total=hp.total, free=self.room_pages(node.id, hp.size_kib))
             for hp in node.hugepages
@@ -131,6 +175,12 @@ class MemoryBook:
 
     def explain(self, node_id: int, size_kib: int | None = None) -> str:
         """Why ``node_id`` has the room it has: its capacity and who holds what (for exit 3)."""
+        home = self.homes.get(node_id)
+        if home is not None:
+            why = "; ".join(self.explain(h, size_kib) for h in home)
+            return f"node {node_id} has no memory, its nearest memory is on node {home}" + (
+                f": {why}" if why else ""
+            )
         room = self.node(node_id)
         if room is None:
             return ""
@@ -187,6 +237,7 @@ def memory_book(host: Host, tenants: Iterable[GuestSpec], reserve_kib: int | Non
         floating_kib=sum(h.floating_kib for _, h in held),
         floating_pages=floating_pages,
         floaters=tuple(name for name, h in held if h.floating_kib or h.floating_pages),
+        homes=memory_homes(host),
     )
 
 

@@ -14,6 +14,7 @@ each guest cell's ``<memnode>`` already names its own node, and ``<memory>`` get
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from vmtune.core.guest import GuestSpec
@@ -22,7 +23,14 @@ from vmtune.core.plan import Level, Note, NumaTunePlan
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["PREFERRED_MANY_SINCE", "keep_user_binding", "single_node_preferred", "user_binding"]
+__all__ = [
+    "PREFERRED_MANY_SINCE",
+    "at_home",
+    "home_shares",
+    "keep_user_binding",
+    "single_node_preferred",
+    "user_binding",
+]
 
 _USER_MODES = frozenset({"interleave", "preferred", "restrictive"})
 
@@ -85,3 +93,36 @@ def single_node_preferred(
         )
     )
     return replace(plan, nodeset=CpuSet([first]), memnodes=memnodes)
+
+
+def at_home(plan: NumaTunePlan, homes: Mapping[int, CpuSet], notes: list[Note]) -> NumaTunePlan:
+    """``plan`` with every memory-less CPU node replaced by its memory home (``ledger.memory_homes``): the
+    kernel cannot allocate from a node with no memory, so a strict binding there fails every allocation."""
+    moved = {n: homes[n] for n in plan.nodeset if n in homes}
+    if not moved:
+        return plan
+
+    def home(nodes: CpuSet) -> CpuSet:
+        return CpuSet().union(*(homes.get(n, CpuSet([n])) for n in nodes))
+
+    notes.append(
+        Note(
+            topic="memory",
+            message="; ".join(f"node {n} has CPUs but no memory: its memory is bound to node {h}, the "
+                              "nearest with memory (SLIT)" for n, h in moved.items()),
+            xpath="/domain/numatune",
+        )
+    )  # fmt: skip
+    memnodes = tuple(replace(m, nodeset=home(m.nodeset)) for m in plan.memnodes)
+    return replace(plan, nodeset=home(plan.nodeset), memnodes=memnodes)
+
+
+def home_shares(shares: Mapping[int, int], homes: Mapping[int, CpuSet]) -> dict[int, int]:
+    """Per-node memory of the cells moved to the memory homes (an even split over a home of several)."""
+    out: dict[int, int] = {}
+    for node, kib in shares.items():
+        home = list(homes.get(node, CpuSet([node])))
+        for i, h in enumerate(home):
+            part = kib // len(home) + (1 if i < kib % len(home) else 0)
+            out[h] = out.get(h, 0) + part
+    return out
