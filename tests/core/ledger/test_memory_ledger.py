@@ -152,3 +152,17 @@ def test_memoryless_cpu_nodes_bind_to_the_nearest_memory(
     assert str(plan.numatune.nodeset) == numatune
     assert tuple(str(m.nodeset) for m in plan.numatune.memnodes) == memnodes
     assert run_rules(h, (as_planned(guest(vcpus=vcpus, memory_gib=2), plan),)) == ()
+
+
+def test_node_less_cpus_keep_reserve_and_emulator_on_the_guests_socket() -> None:
+    # node0/ is missing: CPUs 4,6,...,20 (socket 0) are in no node and counted in node 1 (socket 1)
+    host = _corpus("hwloc-offline-cpu0-node0")
+    socket_of = {cpu: s.index for s in host.sockets for cpu in s.cpus}
+    tenants: list[GuestSpec] = []
+    for i in range(4):
+        g = guest(f"g{i}", vcpus=3, memory_gib=4)
+        plan = plan_guest(host=host, guest=g, tenants=tenants, intent=Intent())
+        assert plan.vcpupins is not None and plan.emulatorpin is not None
+        vcpu_sockets = {socket_of[p.cpus.first()] for p in plan.vcpupins}
+        assert vcpu_sockets == {socket_of[c] for c in plan.emulatorpin}, (i, plan.vcpupins, plan.emulatorpin)
+        tenants.append(as_planned(g, plan))

@@ -71,12 +71,15 @@ class Ledger:
 
 
 def default_reserve(host: Host) -> CpuSet:
-    """The first physical core (all its online threads) of each NUMA node: the documented default."""
+    """The first physical core (all its online threads) of each NUMA node: the documented default. A node
+    that holds CPUs of several sockets (CPUs the firmware put in no node) gets one per socket: housekeeping
+    never has to cross sockets to serve a guest."""
     out = CpuSet()
     for node in host.nodes:
-        first = next((c for c in host.cores if c.node == node.id and c.cpus), None)
-        if first is not None:
-            out = out | first.cpus
+        for sock in dict.fromkeys(c.socket for c in host.cores if c.node == node.id and c.cpus):
+            first = next((c for c in host.cores if c.node == node.id and c.socket == sock and c.cpus), None)
+            if first is not None:
+                out = out | first.cpus
     if not out:
         # no NUMA data (s390, tiny boards): the first core of each socket
         for socket in host.sockets:
