@@ -55,3 +55,10 @@ def test_snapshot_read_bench_runs() -> None:
     assert res.returncode in (0, 1), res.stderr[-2000:]  # 1: archive over 2x the folder on a loaded machine
     assert "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "896 CPUs" in res.stdout
+
+
+def test_memory_bench_runs() -> None:
+    res = _run("memory.py", "--guests", "12")
+    assert res.returncode == 0, res.stderr[-2000:]  # 1: a node over capacity, or VT206 on the stream
+    assert "| backing | placed | node | committed / capacity | VT206 |" in res.stdout
+    assert "nodes over capacity: 0" in res.stderr
