@@ -221,6 +221,10 @@ def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
     pool = plan_shared(host=host, guest=guest, ledger=job.ledger, resolved=resolved,
                        hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
     shared = replace(pool.plan, notes=(*notes, *pool.plan.notes))
+    if shared.numatune is not None:
+        moved: list[Note] = []
+        numatune = at_home(shared.numatune, job.ledger.memory.homes, moved)
+        shared = replace(shared, numatune=numatune, notes=(*shared.notes, *moved))
     topology = pool.topology
     if job.keep:
         shared, topology = _keep_shared_shape(shared, guest), _seen_topology(guest)

@@ -14,7 +14,7 @@ from testutil import CORPORA
 from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, MemoryDevice, NumaCell
-from vmtune.core.intent.model import Intent, MemoryMode, PageSize, ThreadPolicy
+from vmtune.core.intent.model import CpuPolicy, Intent, MemoryMode, PageSize, ThreadPolicy
 from vmtune.core.ledger.memory import default_reserve_kib, memory_book
 from vmtune.core.ledger.tenant import as_planned, held_memory, others_of
 from vmtune.core.planner import plan_guest
@@ -66,13 +66,18 @@ def test_reserve_default_is_a_fraction_with_a_floor() -> None:
     assert default_reserve_kib(0) == 0
 
 
-def test_interleave_chosen_by_the_user_is_kept() -> None:
+@pytest.mark.parametrize(
+    ("mode", "nodeset"), [("interleave", "0-1"), ("preferred", "1"), ("restrictive", "0-1")]
+)
+def test_a_binding_chosen_by_the_user_is_kept(mode: str, nodeset: str) -> None:
     host = _host("dual-ht-adjacent")
-    g = guest(numatune_mode="interleave", numatune_nodeset=CpuSet.parse("0-1"))
+    g = guest(numatune_mode=mode, numatune_nodeset=CpuSet.parse(nodeset))
     plan = plan_guest(host=host, guest=g, tenants=(), intent=Intent())
     assert plan.numatune is not None
-    assert (plan.numatune.mode, str(plan.numatune.nodeset)) == ("interleave", "0-1")
-    assert any("kept the guest's own binding: mode interleave" in n.message for n in plan.notes)
+    assert (plan.numatune.mode, str(plan.numatune.nodeset)) == (mode, nodeset)
+    assert any(f"kept the guest's own binding: mode {mode}" in n.message for n in plan.notes)
+    again = plan_guest(host=host, guest=as_planned(g, plan), tenants=(), intent=plan.intent or Intent())
+    assert again.numatune == plan.numatune
     forced = plan_guest(host=host, guest=g, tenants=(), intent=Intent(memory_mode=MemoryMode.STRICT))
     assert forced.numatune is not None and forced.numatune.mode == "strict"
 
@@ -166,3 +171,11 @@ def test_node_less_cpus_keep_reserve_and_emulator_on_the_guests_socket() -> None
         vcpu_sockets = {socket_of[p.cpus.first()] for p in plan.vcpupins}
         assert vcpu_sockets == {socket_of[c] for c in plan.emulatorpin}, (i, plan.vcpupins, plan.emulatorpin)
         tenants.append(as_planned(g, plan))
+
+
+def test_a_shared_pool_on_a_memoryless_node_binds_its_memory_home() -> None:
+    host = _corpus(FAKEMEM)
+    intent = Intent(cpu_policy=CpuPolicy.SHARED)
+    plan = plan_guest(host=host, guest=guest(vcpus=1, memory_gib=2), tenants=(), intent=intent)
+    assert plan.numatune is not None
+    assert all(n.mem_total_kib for n in host.nodes if n.id in plan.numatune.nodeset)
