@@ -267,6 +267,7 @@ def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
                            hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
     if isinstance(placement, Failure):
         why = [ledger.memory.explain(n, hugepage_kib) for n, _ in placement.memory]
+        why.append(ledger.memory.floating() if placement.memory and not hugepage_kib else "")
         raise InfeasibleError(
             infeasible_message(
                 guest=guest, policy=resolved.thread_policy, failure=placement, hugepage_kib=hugepage_kib

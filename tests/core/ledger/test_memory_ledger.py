@@ -179,3 +179,19 @@ def test_a_shared_pool_on_a_memoryless_node_binds_its_memory_home() -> None:
     plan = plan_guest(host=host, guest=guest(vcpus=1, memory_gib=2), tenants=(), intent=intent)
     assert plan.numatune is not None
     assert all(n.mem_total_kib for n in host.nodes if n.id in plan.numatune.nodeset)
+
+
+def test_exit_3_names_who_holds_the_memory() -> None:
+    host = _host("dual-ht-adjacent")  # 16 GiB nodes: 13 GiB for guests after the 2M pools and the reserve
+    tenants = [
+        guest("a", vcpus=1, memory_gib=12, numatune_mode="strict", numatune_nodeset=CpuSet([0])),
+        guest("b", vcpus=1, memory_gib=12, numatune_mode="strict", numatune_nodeset=CpuSet([1])),
+        guest("c", vcpus=1, memory_gib=1),
+    ]
+    with pytest.raises(InfeasibleError) as err:
+        plan_guest(host=host, guest=guest(vcpus=1, memory_gib=2), tenants=tenants, intent=Intent())
+    text = str(err.value)
+    # each node has 1 GiB left, and the host as a whole 13 + 13 - 12 - 12 - 1 (floating) = 1 GiB
+    assert "node 0 needs 2 GiB, 1 GiB available; node 1 needs 2 GiB, 1 GiB available" in text
+    assert "node 0 holds 13 GiB for guests (reserve 1 GiB), held by a 12 GiB; node 1" in text
+    assert text.endswith("; 1 GiB of c floats over the host (no binding)")

@@ -198,6 +198,13 @@ class MemoryBook:
         )
         return text + _held(room.holders, fmt_kib_brief)
 
+    def floating(self) -> str:
+        """Who floats over the host and how much (for exit 3; empty when nobody does)."""
+        if not self.floating_kib:
+            return ""
+        who = ", ".join(self.floaters)
+        return f"{fmt_kib_brief(self.floating_kib)} of {who} floats over the host (no binding)"
+
     def over(self) -> list[tuple[int, str, int, int, tuple[tuple[str, int], ...]]]:
         """(node, what, committed, capacity, holders) for every node where tenants commit more than it
         holds: normal memory in KiB (``what`` empty) or pages of one size (``what`` the size label)."""
