@@ -3,6 +3,7 @@ planner fitting against it: a stream of guests never overbooks a node, and VT206
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import pytest
@@ -17,10 +18,14 @@ from vmtune.core.guest import GuestSpec, MemNode, MemoryBacking, MemoryDevice, N
 from vmtune.core.intent.model import CpuPolicy, Intent, MemoryMode, PageSize, ThreadPolicy
 from vmtune.core.ledger.memory import default_reserve_kib, memory_book
 from vmtune.core.ledger.tenant import as_planned, held_memory, others_of
+from vmtune.core.plan import Plan
 from vmtune.core.planner import plan_guest
+from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
+from vmtune.service import apply_domain
+from vmtune.xmlmap.guest import read_guest
 
 HOSTS = ("dual-ht-adjacent", "epyc-2ccx-per-node", "snc2-xeon", "offline-cpus", "hybrid-pe")
 
@@ -195,3 +200,51 @@ def test_exit_3_names_who_holds_the_memory() -> None:
     assert "node 0 needs 2 GiB, 1 GiB available; node 1 needs 2 GiB, 1 GiB available" in text
     assert "node 0 holds 13 GiB for guests (reserve 1 GiB), held by a 12 GiB; node 1" in text
     assert text.endswith("; 1 GiB of c floats over the host (no binding)")
+
+
+@dataclass
+class _Conn:
+    """A libvirt connection with defined, stopped domains (``service.Libvirt``)."""
+
+    domains: dict[str, str]
+    uri: str = "test:///memory"
+
+    def host(self) -> Host:
+        return _host("dual-ht-adjacent")
+
+    def caps(self, guest: GuestSpec | None = None) -> HostCaps | None:
+        return None
+
+    def tenants(self) -> tuple[GuestSpec, ...]:
+        return tuple(read_guest(x, source=f"libvirt:{n}") for n, x in sorted(self.domains.items()))
+
+    def domain_xml(self, name: str, *, inactive: bool) -> str:
+        return self.domains[name]
+
+    def define_validated(self, name: str, xml: str) -> None:
+        self.domains[name] = xml
+
+    def restore_definition(self, name: str, xml: str) -> None:
+        self.domains[name] = xml
+
+    def is_running(self, name: str) -> bool:
+        return False
+
+    def repin(self, name: str, plan: Plan) -> tuple[str, ...]:
+        return ()
+
+
+def _domain(name: str, gib: int, node: int | None) -> str:
+    bind = f"<numatune><memory mode='strict' nodeset='{node}'/></numatune>" if node is not None else ""
+    return (f"<domain type='kvm'><name>{name}</name><memory unit='GiB'>{gib}</memory><vcpu>1</vcpu>{bind}"
+            "<os><type arch='x86_64'>hvm</type></os></domain>")  # fmt: skip
+
+
+def test_connect_counts_a_defined_but_stopped_guests_binding() -> None:
+    # 13 GiB per node for guests: the stopped a and b hold 12 GiB of each, so 4 GiB fits nowhere
+    conn = _Conn({"a": _domain("a", 12, 0), "b": _domain("b", 12, 1), "new": _domain("new", 4, None)})
+    with pytest.raises(InfeasibleError, match="held by a 12 GiB"):
+        apply_domain(conn, "new", lambda stored: stored or Intent())
+    conn.domains["b"] = _domain("b", 8, 1)
+    applied = apply_domain(conn, "new", lambda stored: stored or Intent())
+    assert applied.plan.numatune is not None and str(applied.plan.numatune.nodeset) == "1"
