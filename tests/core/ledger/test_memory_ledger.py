@@ -105,7 +105,6 @@ def test_a_stream_of_guests_never_overbooks_a_node(name: str, asks: list[tuple[i
         tenants.append(as_planned(g, plan))
         book = memory_book(host, tenants, None)
         assert book.over() == []
-    assert len(tenants) >= 1
     found = run_rules(host, tenants, select=frozenset({"VT206"}))
     assert found == ()
     # re-planning a tenant among the others keeps its memory where it is
