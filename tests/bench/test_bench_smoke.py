@@ -62,3 +62,10 @@ def test_scale_bench_runs() -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| huge-8192 (8192 CPUs) | dedicated |" in res.stdout
     assert "worst lock hold:" in res.stdout
+
+
+def test_memory_bench_runs() -> None:
+    res = _run("memory.py", "--guests", "12")
+    assert res.returncode == 0, res.stderr[-2000:]  # 1: a node over capacity, or VT206 on the stream
+    assert "| backing | placed | node | committed / capacity | VT206 |" in res.stdout
+    assert "nodes over capacity: 0" in res.stderr

@@ -30,7 +30,7 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.units import parse_size_kib
 
-__all__ = ["read_sysfs"]
+__all__ = ["cmdline_cpus", "read_sysfs"]
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")
 _INDEX_DIR = re.compile(r"index(\d+)$")
@@ -130,6 +130,9 @@ class _Reader(SysfsFiles):
         vendor, model, arch_guess = cpuinfo_identity(self.text_head(f"{proc}/cpuinfo"))
         arch = self.text(f"{proc}/sys/kernel/arch") or arch_guess
         cmdline = self.text(f"{proc}/cmdline")
+        args = cmdline.replace("\x00", " ").strip() if cmdline else None
+        isolated = self.cpulist(f"{base}/isolated")
+        nohz = self._nohz(f"{base}/nohz_full")
         return build_host(
             name=str(self.root),
             cpus=records,
@@ -137,9 +140,9 @@ class _Reader(SysfsFiles):
             arch=arch,
             vendor=vendor,
             model=model,
-            isolated=self.cpulist(f"{base}/isolated"),
-            nohz_full=self._nohz(f"{base}/nohz_full"),
-            cmdline=cmdline.replace("\x00", " ").strip() if cmdline else None,
+            isolated=isolated if isolated is not None else cmdline_cpus(args, "isolcpus"),
+            nohz_full=nohz if nohz is not None else cmdline_cpus(args, "nohz_full"),
+            cmdline=args,
             memory_total_kib=meminfo.get("MemTotal"),
             warnings=self.warnings,
         )
@@ -387,3 +390,19 @@ def _size_kib(raw: str | None, path: str) -> int | None:
         return parse_size_kib(raw)
     except ValueError:
         raise InputError(f"{path}: expected a size like 32K, found {raw[:40]!r}") from None
+
+
+def cmdline_cpus(cmdline: str | None, key: str) -> CpuSet | None:
+    """The CPU list of ``key=`` on the kernel command line (None: not there or not a CPU list): where an
+    older kernel or a copied tree has no ``isolated``/``nohz_full`` file. ``isolcpus`` may lead with
+    flags (``isolcpus=managed_irq,domain,2-7``): the CPU list is what starts with a digit."""
+    if not cmdline:
+        return None
+    value = next((arg.split("=", 1)[1] for arg in cmdline.split() if arg.startswith(f"{key}=")), None)
+    if value is None:
+        return None
+    cpus = ",".join(part for part in value.split(",") if part[:1].isdigit())
+    try:
+        return CpuSet.parse(cpus, what=f"{key}=") if cpus else None
+    except InputError:
+        return None

@@ -48,7 +48,13 @@ from vmtune.core.topology.model import Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.core.tuning.iothreads import spread_iothreads
-from vmtune.core.tuning.memmode import single_node_preferred
+from vmtune.core.tuning.memmode import (
+    at_home,
+    home_shares,
+    keep_user_binding,
+    single_node_preferred,
+    user_binding,
+)
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
@@ -71,7 +77,10 @@ def plan_guest(
         raise InputError(f"{guest.source}: /domain/vcpu must be at least 1, got {guest.vcpus}")
     resolved = resolve(intent, guest)
     check_bounds(host=host, guest=guest, numa=resolved.numa, caps=caps)
-    ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve)
+    ledger = build_ledger(host=host, guest=guest, tenants=tenants, reserve=resolved.reserve,
+                          memory_reserve_kib=intent.memory_reserve)  # fmt: skip
+    # every step below sees each node's MemFree / free hugepages as the room the memory ledger leaves
+    host = ledger.memory.view(host)
     notes = list(ledger.notes)
     keep = keep_abi or (not intent.reshape and (bool(guest.numa_cells) or guest.intent is not None))
     job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps, keep=keep)
@@ -102,7 +111,7 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                          current=guest.emulatorpin)  # fmt: skip
     notes.extend(emu.notes)
     layout = _guest_layout(job, placement, numa_off, notes)
-    numatune = _numatune(resolved, nodes, layout.memnodes, numa_off, notes)
+    numatune = _numatune(job, nodes, layout.memnodes, numa_off, notes)
     plan = Plan(
         guest=guest.name,
         vcpu_placement="static",
@@ -116,9 +125,12 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                                                 numa_cells=None if numa_off else layout.cells),
         notes=tuple(notes),
     )  # fmt: skip
+    homes = ledger.memory.homes
+    shares = None if numa_off else home_shares({s.node: s.memory_kib for s in placement.shares}, homes)
+    mem_nodes = numatune.nodeset if numatune is not None else CpuSet(nodes)
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
-                           emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=layout.pins,
-                           topology=layout.topology)  # fmt: skip
+                           emulator_cpus=emu.emulatorpin, nodes=mem_nodes, vcpupins=layout.pins,
+                           topology=layout.topology, memory_shares=shares)  # fmt: skip
     return _merge_tuning(plan, tuning)
 
 
@@ -149,7 +161,7 @@ def _plan_kept_cells(job: _Job, notes: list[Note]) -> Plan:
         emulatorpin=emu.emulatorpin,
         iothreads=resolved.iothreads if (resolved.iothreads or guest.iothreads) else None,
         iothreadpins=emu.iothreadpins if resolved.iothreads else (() if guest.iothreadpins else None),
-        numatune=_numatune(resolved, nodes, memnodes, False, notes),
+        numatune=_numatune(job, nodes, memnodes, False, notes),
         cpu=CpuPlan(),
         notes=tuple(notes),
     )
@@ -213,6 +225,10 @@ def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
     pool = plan_shared(host=host, guest=guest, ledger=job.ledger, resolved=resolved,
                        hugepage_kib=_hugepage_size(resolved, guest), pci_node=pci)  # fmt: skip
     shared = replace(pool.plan, notes=(*notes, *pool.plan.notes))
+    if shared.numatune is not None:
+        moved: list[Note] = []
+        numatune = at_home(shared.numatune, job.ledger.memory.homes, moved)
+        shared = replace(shared, numatune=numatune, notes=(*shared.notes, *moved))
     topology = pool.topology
     if job.keep:
         shared, topology = _keep_shared_shape(shared, guest), _seen_topology(guest)
@@ -254,10 +270,13 @@ def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
         placement = _place(host=host, guest=guest, ledger=ledger, resolved=resolved, cores=fallback_cores,
                            hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
     if isinstance(placement, Failure):
+        why = [ledger.memory.explain(n, hugepage_kib) for n, _ in placement.memory]
+        why.append(ledger.memory.floating() if placement.memory and not hugepage_kib else "")
         raise InfeasibleError(
             infeasible_message(
                 guest=guest, policy=resolved.thread_policy, failure=placement, hugepage_kib=hugepage_kib
             )
+            + "".join(f"; {w}" for w in why if w)
         )
     kept = _keep_current(host=host, guest=guest, ledger=ledger, resolved=resolved, fresh=placement,
                          cores=kind_cores, hugepage_kib=hugepage_kib, pci_node=pci_node)  # fmt: skip
@@ -314,22 +333,29 @@ def _vcpu_cpuset(
 
 
 def _numatune(
-    resolved: Resolved, nodes: Sequence[int], memnodes: tuple[MemNode, ...], numa_off: bool, notes: list[Note]
+    job: _Job, nodes: Sequence[int], memnodes: tuple[MemNode, ...], numa_off: bool, notes: list[Note]
 ) -> NumaTunePlan | None:
-    """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``."""
+    """Memory bound to the vCPUs' nodes, one ``<memnode>`` per guest cell; none with ``--numa off``; the
+    guest's own interleave/preferred/restrictive binding kept (``memmode.user_binding``)."""
     if numa_off:
         notes.append(Note(topic="memory", message="--numa off: memory placement left to the host kernel"))
         return None
-    mode = resolved.memory_mode.value
+    kept = user_binding(job.guest, job.intent, job.host)
+    if kept is not None:
+        fresh = NumaTunePlan(mode=kept[0], nodeset=CpuSet(nodes), memnodes=memnodes)
+        return single_node_preferred(keep_user_binding(fresh, kept, notes), notes)
+    mode = job.resolved.memory_mode.value
+    plan = at_home(NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes), job.ledger.memory.homes,
+                   notes)  # fmt: skip
     notes.append(
         Note(
             topic="memory",
-            message=f"memory bound to node(s) {CpuSet(nodes)} with mode {mode}"
+            message=f"memory bound to node(s) {plan.nodeset} with mode {mode}"
             + (", one <memnode> per guest cell" if memnodes else ""),
             xpath="/domain/numatune",
         )
     )
-    return single_node_preferred(NumaTunePlan(mode=mode, nodeset=CpuSet(nodes), memnodes=memnodes), notes)
+    return single_node_preferred(plan, notes)
 
 
 def _cores_for_kind(

@@ -1,4 +1,4 @@
-"""Memory rules VT201-VT205 on GuestSpecs built in code: each fires on its bad guest, not on the twin."""
+"""Memory rules VT201-VT206 on GuestSpecs built in code: each fires on its bad guest, not on the twin."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ CASES: list[tuple[str, str, GuestSpec, GuestSpec, Host, Level | None]] = [
            memnodes=_memnodes(0, 0)),
      guest(memory_kib=4 * GIB, memory_backing=HUGE, vcpupins=WIDE_PINS, numa_cells=_cells("0-1", "2-3"),
            memnodes=_memnodes(1, 1)), HP, Level.ERROR),
+    ("node-overbooked", "VT206",
+     guest(memory_kib=62 * GIB, numatune_mode="strict", numatune_nodeset=NODE0),
+     guest(memory_kib=60 * GIB, numatune_mode="strict", numatune_nodeset=NODE0), H, Level.ERROR),
+    ("pages-overbooked", "VT206",
+     guest(memory_kib=2 * GIB, memory_backing=HUGE, numatune_mode="strict", numatune_nodeset=NODE0),
+     guest(memory_kib=2 * GIB, memory_backing=HUGE, numatune_mode="strict", numatune_nodeset=NODE1),
+     HP, Level.ERROR),
 ]  # fmt: skip
 
 
@@ -102,3 +109,19 @@ def test_single_node_host_has_no_wide_guests() -> None:
     host = make_host(nodes=1)
     assert findings("VT203", (guest(vcpus=64),), host=host) == ()
     assert findings("VT204", (guest(vcpupins=pins("0", "1"), numa_cells=_cells("0", "1")),), host=host) == ()
+
+
+def test_vt206_counts_every_tenant_once() -> None:
+    # 64 GiB nodes hold 60.8 GiB for guests (the default reserve: 1/20): two 40 GiB guests don't fit one
+    a = guest("a", memory_kib=40 * GIB, numatune_mode="strict", numatune_nodeset=NODE0)
+    b = guest("b", memory_kib=40 * GIB, numatune_mode="interleave", numatune_nodeset=CpuSet.parse("0-1"))
+    c = guest("c", memory_kib=40 * GIB, numatune_mode="strict", numatune_nodeset=NODE0)
+    assert findings("VT206", (a,), host=H, tenants=(a, b)) == ()
+    hits = findings("VT206", (a,), host=H, tenants=(a, c))
+    assert [h.message for h in hits] == [
+        "80 GiB bound to node 0, which holds 60.8 GiB for guests (MemTotal less hugepage pools and the "
+        "3.2 GiB reserve): held by a, c (this guest 40 GiB)"
+    ]
+    # memory without a binding, or preferred, is never a node's
+    loose = guest("d", memory_kib=40 * GIB, numatune_mode="preferred", numatune_nodeset=NODE0)
+    assert findings("VT206", (a,), host=H, tenants=(loose, guest("e", memory_kib=40 * GIB))) == ()

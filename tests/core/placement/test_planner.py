@@ -96,7 +96,7 @@ def test_memory_too_big_for_one_node_spans_two() -> None:
 
 
 def test_memory_infeasible_says_needed_vs_free_per_node() -> None:
-    with pytest.raises(InfeasibleError, match=r"node 0 needs 200 GiB, MemFree 79\.6 GiB; node 1"):
+    with pytest.raises(InfeasibleError, match=r"node 0 needs 200 GiB, 79\.6 GiB available; node 1"):
         plan("dual-skylake-ht-interleaved", guest(vcpus=4, memory_gib=200))
 
 

@@ -6,7 +6,8 @@ domcapabilities and flags each side of a case uses.
 
 Host (a sysfs tree written with tests/sysfsgen.py, plus the probe files vmtune reads):
   hosts/2n4c2t   2 sockets = 2 NUMA nodes x 4 cores x 2 threads, siblings k and k+8, one L3 per node,
-                 512 free 2M hugepages per node, APICv on, cgroup v2. tests/test_cli_check.py derives
+                 16 GiB and 512 free 2M hugepages per node (14 GiB for guests after the pool and the
+                 default 1 GiB reserve: VT206), APICv on, cgroup v2. tests/test_cli_check.py derives
                  "2n4c2t-oldkvm" from it at run time (APICv off, cgroup v1 machine slice without RT
                  runtime: OLD_KVM_PROBES below).
 """
@@ -234,6 +235,16 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "big": dom(
                 "big", pins=("1", "9"), topology=T2, backing="<hugepages/>", numatune="0", memory_mib=512
             )
+        },
+    ),
+    "VT206": (
+        {
+            "a": dom("a", pins=("1", "9"), topology=T2, numatune="0", memory_mib=10240),
+            "b": dom("b", pins=("2", "10"), topology=T2, numatune="0", memory_mib=8192),
+        },
+        {
+            "a": dom("a", pins=("1", "9"), topology=T2, numatune="0", memory_mib=10240),
+            "b": dom("b", pins=("5", "13"), topology=T2, numatune="1", memory_mib=8192),
         },
     ),
     "VT301": ({"win": win("win", hyperv=None)}, {"win": win("win")}),

@@ -1,4 +1,5 @@
-"""Memory placement rules VT201-VT205: numatune vs. vCPU nodes, guest NUMA cells, hugepages.
+"""Memory placement rules VT201-VT206: numatune vs. vCPU nodes, guest NUMA cells, hugepages, per-node
+capacity.
 
 Why (DESIGN.md): NUMA misses cost 10%+ CPU and up to ~80% memory bandwidth (STREAM). With hugepages or
 preallocation, memory lands on the node of the thread that first touches it unless ``<numatune>`` binds it,
@@ -8,22 +9,25 @@ spans, each bound with ``<memnode>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from vmtune.core.audit.common import apply_cmd
 from vmtune.core.audit.engine import (
     AuditContext,
     Hit,
     guest_rule,
+    host_rule,
     is_dedicated,
 )
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger.memory import memory_book, memory_homes
+from vmtune.core.ledger.tenant import same_guest
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
-from vmtune.units import PAGE_2M, page_label
+from vmtune.units import PAGE_2M, fmt_kib_brief, page_label
 
-__all__ = ["vt201", "vt202", "vt203", "vt204", "vt205"]
+__all__ = ["vt201", "vt202", "vt203", "vt204", "vt205", "vt206"]
 
 # libvirt's default numatune mode is strict; interleave spreads on purpose, so "remote" means nothing there
 _NON_LOCAL_MODES = frozenset({"interleave"})
@@ -49,6 +53,7 @@ def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     host = ctx.host
     host_nodes = CpuSet(n.id for n in host.nodes)
     fix = f"bind memory to the vCPUs' nodes: {apply_cmd(g)}"
+    homes = memory_homes(host)
     binds: list[tuple[str, str | None, CpuSet, CpuSet]] = []  # (xpath, mode, nodeset, vCPU host CPUs)
     if g.numatune_nodeset is not None:
         binds.append(("/domain/numatune/memory", g.numatune_mode, g.numatune_nodeset, g.vcpu_cpus))
@@ -72,7 +77,10 @@ def vt201(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             continue
         if xpath.endswith("/memory") and g.memnodes:
             continue  # per-cell memnodes decide; the global nodeset is only their union
-        remote = host.nodes_of(cpus) - nodeset
+        # a memory-less CPU node's memory is its nearest memory node's (ledger.memory_homes)
+        remote = CpuSet(
+            n for n in host.nodes_of(cpus) - nodeset if not (n in homes and homes[n].issubset(nodeset))
+        )
         if remote:
             yield Hit(
                 guest=g,
@@ -190,4 +198,52 @@ def vt205(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
                 message=f"needs {need} free {page_label(size)} hugepages on node {nodes}, host has {free}",
                 fix=f"reserve them (echo N > /sys/devices/system/node/nodeN/hugepages/hugepages-{size}kB/"
                 f"nr_hugepages) or re-plan onto nodes that have them: {apply_cmd(g)}",
+            )
+
+
+def _distinct(guests: Iterable[GuestSpec]) -> list[GuestSpec]:
+    """Each guest once: a checked file that is also in ``--domains`` is one tenant, not two."""
+    out: list[GuestSpec] = []
+    for g in guests:
+        if not any(same_guest(g, seen) for seen in out):
+            out.append(g)
+    return out
+
+
+def _memory_reserve(guests: Iterable[GuestSpec]) -> int | None:
+    """The smallest ``--memory-reserve`` a guest was planned with (None: vmtune's default): a plan made
+    with a smaller reserve must not be called over capacity by the default one."""
+    given = [g.intent.memory_reserve for g in guests if g.intent is not None and g.intent.memory_reserve]
+    return min(given) if given else None
+
+
+@host_rule(
+    "VT206", "memory or hugepages bound to a node exceed what it holds (all tenants counted)", Level.ERROR
+)
+def vt206(ctx: AuditContext) -> Iterator[Hit]:
+    guests = _distinct(ctx.guests)
+    book = memory_book(ctx.host, guests, _memory_reserve(guests))
+    by_name = {g.name: g for g in guests}
+    for node, size, committed, capacity, holders in book.over():
+        if size:
+            what = f"{committed} x {size} hugepages bound to node {node}, which has {capacity}"
+        else:
+            room = book.node(node)
+            reserve = fmt_kib_brief(room.reserve_kib if room else 0)
+            what = (
+                f"{fmt_kib_brief(committed)} bound to node {node}, which holds {fmt_kib_brief(capacity)} for "
+                f"guests (MemTotal less hugepage pools and the {reserve} reserve)"
+            )
+        names = ", ".join(name for name, _ in holders)
+        for name, amount in holders:
+            g = by_name.get(name)
+            if g is None:
+                continue
+            mine = f"{amount} pages" if size else fmt_kib_brief(amount)
+            yield Hit(
+                guest=g,
+                location="/domain/numatune",
+                message=f"{what}: held by {names} (this guest {mine})",
+                fix="re-plan with the other guests as tenants so each fits its node: "
+                + apply_cmd(g, "--domains DIR"),
             )

@@ -33,6 +33,7 @@ from vmtune.core.intent.values import (
     parse_profiles,
 )
 from vmtune.cpuset import CpuSet
+from vmtune.units import GIB, MIB, parse_size_kib
 
 __all__ = [
     "KNOBS",
@@ -54,6 +55,14 @@ __all__ = [
 ]
 
 LATENCY, REALTIME = Profile.LATENCY, Profile.REALTIME
+
+
+def _size_text(kib: int) -> str:
+    """A size as ``parse_size_kib`` reads it back: ``2G``, ``512M``, else KiB."""
+    for unit, scale in (("G", GIB), ("M", MIB)):
+        if kib % scale == 0:
+            return f"{kib // scale}{unit}"
+    return str(kib)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +103,11 @@ class Intent:
         HypervMode, default=HypervMode.AUTO, help="Hyper-V enlightenments: auto/on/off."
     )
     reserve: CpuSet | None = knob(parse_cpuset, metavar="CPUSET", help="Host CPUs never given to guests.")
+    memory_reserve: int | None = knob(
+        parse_size_kib, format=_size_text, metavar="SIZE",
+        help="Memory per NUMA node kept from guests (default: 1/20 of the node, at least 1G).",
+    )  # fmt: skip
+    """KiB per node; None: ``core.ledger.memory.default_reserve_kib``."""
     os: OsFamily | None = knob(OsFamily, help="Guest OS when libosinfo metadata is missing.")
     core_kind: CoreKind | None = knob(
         CoreKind, profiles={LATENCY: CoreKind.BIG}, otherwise=CoreKind.ANY,

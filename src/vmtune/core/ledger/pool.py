@@ -13,7 +13,8 @@ Rules:
 * with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
   *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
   balance onto isolated CPUs, so a thread left floating there would be stuck);
-* a tenant's CPUs (``core.ledger.tenant.held_cpus``) are taken;
+* a tenant's CPUs (``core.ledger.tenant.held_cpus``) are taken, and its memory and hugepages are
+  committed on their nodes (``core.ledger.memory``);
   a tenant with none of them floats over every CPU, including the ones this plan dedicates: a warning;
 * the guest's own current pins are free for itself (re-planning must be able to keep them): every tenant
   that is the same guest (``same_guest``) is left out;
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
+from vmtune.core.ledger.memory import MemoryBook, memory_book
 from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
@@ -65,15 +67,21 @@ class Ledger:
     tenants: tuple[Tenant, ...]
     isolcpus: bool
     notes: tuple[Note, ...]
+    memory: MemoryBook
+    """Each node's memory and hugepages for guests, less what the other tenants commit
+    (``core.ledger.memory``)."""
 
 
 def default_reserve(host: Host) -> CpuSet:
-    """The first physical core (all its online threads) of each NUMA node: the documented default."""
+    """The first physical core (all its online threads) of each NUMA node: the documented default. A node
+    that holds CPUs of several sockets (CPUs the firmware put in no node) gets one per socket: housekeeping
+    never has to cross sockets to serve a guest."""
     out = CpuSet()
     for node in host.nodes:
-        first = next((c for c in host.cores if c.node == node.id and c.cpus), None)
-        if first is not None:
-            out = out | first.cpus
+        for sock in dict.fromkeys(c.socket for c in host.cores if c.node == node.id and c.cpus):
+            first = next((c for c in host.cores if c.node == node.id and c.socket == sock and c.cpus), None)
+            if first is not None:
+                out = out | first.cpus
     if not out:
         # no NUMA data (s390, tiny boards): the first core of each socket
         for socket in host.sockets:
@@ -166,7 +174,12 @@ def _reserve_notes(split: Reservation) -> list[Note]:
 
 
 def build_ledger(
-    *, host: Host, guest: GuestSpec, tenants: Sequence[GuestSpec], reserve: CpuSet | None
+    *,
+    host: Host,
+    guest: GuestSpec,
+    tenants: Sequence[GuestSpec],
+    reserve: CpuSet | None,
+    memory_reserve_kib: int | None = None,
 ) -> Ledger:
     online = host.online
     split = reservation(host, reserve)
@@ -219,4 +232,5 @@ def build_ledger(
         tenants=tuple(ledger_tenants),
         isolcpus=bool(isolated),
         notes=tuple(notes),
+        memory=memory_book(host, others_of(guest, tenants), memory_reserve_kib),
     )

@@ -1,4 +1,5 @@
-"""What a tenant is: which document is the same guest, which host CPUs a guest holds, a guest as planned.
+"""What a tenant is: which document is the same guest, which host CPUs and memory a guest holds, a guest
+as planned.
 
 Every consumer reads these three answers from here: the planner's free pool (``core.ledger.pool``),
 ``vmtune host --map`` (``core.ledger.ownership``), ``check``'s cross-guest rules, the hook's tenants and
@@ -8,15 +9,25 @@ claims, the batch that plans one file after the other, and ``verify``'s expectat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import CpuPolicy
 from vmtune.core.plan import Plan
 from vmtune.cpuset import CpuSet
+from vmtune.units import DEFAULT_HUGEPAGE_KIB
 
-__all__ = ["Holding", "as_planned", "held_cpus", "is_shared", "others_of", "same_guest"]
+__all__ = [
+    "Holding",
+    "MemoryHolding",
+    "as_planned",
+    "held_cpus",
+    "held_memory",
+    "is_shared",
+    "others_of",
+    "same_guest",
+]
 
 
 def same_guest(a: GuestSpec, b: GuestSpec) -> bool:
@@ -80,14 +91,102 @@ def held_cpus(guest: GuestSpec) -> Holding:
     )
 
 
+_BINDING_MODES = frozenset({"strict", "restrictive", "interleave"})
+"""numatune modes that keep memory on the nodeset (interleave spreads it, but only over those nodes);
+``preferred`` falls back to any node when its node is full, so it binds nothing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryHolding:
+    """The memory one guest commits: bound to host nodes, in hugepages, or floating over the host."""
+
+    nodes: Mapping[int, int] = field(default_factory=dict, hash=False)
+    """Host node -> KiB of normal pages bound there."""
+    pages: Mapping[tuple[int, int], int] = field(default_factory=dict, hash=False)
+    """(host node, page size KiB) -> hugepages bound there."""
+    floating_kib: int = 0
+    """Normal pages without a binding: they may land on any node, so they count against the host."""
+    floating_pages: Mapping[int, int] = field(default_factory=dict, hash=False)
+    """Page size KiB -> hugepages without a binding."""
+
+
+def _pieces(guest: GuestSpec) -> Iterator[tuple[int, str | None, CpuSet | None]]:
+    """(KiB, numatune mode, host nodeset) of each independently bound part of the guest's memory: each
+    guest cell with its ``<memnode>`` (else the ``<memory>`` binding) and the DIMMs plugged into it, and
+    the DIMMs without a target cell on the ``<memory>`` binding."""
+    mode, nodeset = guest.numatune_mode or "strict", guest.numatune_nodeset
+    auto = guest.numatune_placement == "auto"  # numad chooses at start: nothing is bound ahead of time
+    if auto:
+        nodeset = None
+    if not guest.numa_cells:
+        yield guest.memory_kib, mode, nodeset
+        return
+    memnodes = {m.cellid: m for m in guest.memnodes}
+    cell_ids = {c.id for c in guest.numa_cells}
+    dimms: dict[int | None, int] = {}
+    for dev in guest.memory_devices:
+        key = dev.node if dev.node in cell_ids else None
+        dimms[key] = dimms.get(key, 0) + dev.size_kib
+    for cell in guest.numa_cells:
+        kib = cell.memory_kib + dimms.get(cell.id, 0)
+        bound = memnodes.get(cell.id)
+        if bound is not None and not auto:
+            yield kib, bound.mode, bound.nodeset
+        else:
+            yield kib, mode, nodeset
+    if None in dimms:
+        yield dimms[None], mode, nodeset
+
+
+def _spread(amount: int, nodes: CpuSet) -> Iterator[tuple[int, int]]:
+    """``amount`` over ``nodes`` evenly, the first nodes taking the remainder: a strict multi-node binding
+    may fill any of its nodes, and an even split is what interleave does and what vmtune's cells ask."""
+    ids = list(nodes)
+    base, rest = divmod(amount, len(ids))
+    for i, node in enumerate(ids):
+        yield node, base + (1 if i < rest else 0)
+
+
+def held_memory(guest: GuestSpec, *, default_page_kib: int = DEFAULT_HUGEPAGE_KIB) -> MemoryHolding:
+    """The memory ``guest`` commits, per host node, per hugepage size, or floating (no binding,
+    ``preferred``, ``placement='auto'``); ``default_page_kib`` is the host's default hugepage size, used
+    when ``<hugepages>`` names none. The planner's memory ledger, ``check`` (VT206) and ``host`` read it."""
+    backing = guest.memory_backing
+    page = (backing.page_size_kib or default_page_kib) if backing is not None and backing.hugepages else None
+    nodes: dict[int, int] = {}
+    pages: dict[tuple[int, int], int] = {}
+    floating = 0
+    floating_pages: dict[int, int] = {}
+    for kib, mode, nodeset in _pieces(guest):
+        if kib <= 0:
+            continue
+        bound = nodeset is not None and bool(nodeset) and mode in _BINDING_MODES
+        if page is None and bound and nodeset is not None:
+            for node, part in _spread(kib, nodeset):
+                nodes[node] = nodes.get(node, 0) + part
+        elif page is None:
+            floating += kib
+        elif bound and nodeset is not None:
+            for node, part in _spread(-(-kib // page), nodeset):
+                if part:
+                    pages[node, page] = pages.get((node, page), 0) + part
+        else:
+            floating_pages[page] = floating_pages.get(page, 0) + -(-kib // page)
+    return MemoryHolding(nodes=nodes, pages=pages, floating_kib=floating, floating_pages=floating_pages)
+
+
 def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
     """The guest as its plan leaves it, for the fields a tenant is judged by (pins, scheduling, memory
-    binding, intent): the next guest of a batch is planned around it, and ``verify`` expects it."""
+    binding, cells and backing, intent): the next guest of a batch is planned around it, and ``verify``
+    expects it."""
     changes: dict[str, object] = {}
-    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent"):
+    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent",
+                 "memory_backing"):  # fmt: skip
         value = getattr(plan, name)
         if value is not None:
             changes[name] = value
+    if plan.cpu is not None and plan.cpu.numa_cells is not None:
+        changes["numa_cells"] = plan.cpu.numa_cells
     if plan.numatune is not None:
         changes |= {"numatune_mode": plan.numatune.mode, "numatune_nodeset": plan.numatune.nodeset,
                     "memnodes": plan.numatune.memnodes}  # fmt: skip

@@ -37,9 +37,13 @@ class EmulatorPlacement:
     notes: tuple[Note, ...]
 
 
-def _near(host: Host, cpus: CpuSet, nodes: Sequence[int]) -> CpuSet:
-    """``cpus`` on the guest's nodes; else on the nearest node that has some."""
+def _near(host: Host, cpus: CpuSet, nodes: Sequence[int], sockets: CpuSet | None = None) -> CpuSet:
+    """``cpus`` on the guest's nodes, those on the guest's own sockets (``sockets``: their CPUs) first: a
+    node that holds CPUs of two sockets (CPUs the firmware put in no node) must not send the emulator to
+    the other socket; else on the nearest node that has some."""
     local = CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes)) & cpus
+    if sockets is not None and local & sockets:
+        return local & sockets
     if local or not cpus:
         return local
     others = sorted(
@@ -61,11 +65,13 @@ def place_emulator(
     current: CpuSet | None = None,
 ) -> EmulatorPlacement:
     guest_cores = CpuSet().union(*(host.siblings(c) for c in guest_cpus))
+    sockets = CpuSet().union(*(s.cpus for s in host.sockets if not s.cpus.isdisjoint(guest_cpus)))
     if policy is EmulatorPolicy.SHARE:
-        return _share(host, ledger, iothreads, nodes, guest_cores)
-    candidates, why = _isolate_candidates(host, ledger, guest_cpus, guest_cores, nodes, realtime=realtime)
+        return _share(host, ledger, iothreads, nodes, guest_cores, sockets=sockets)
+    candidates, why = _isolate_candidates(host, ledger, guest_cpus, guest_cores, nodes, sockets=sockets,
+                                          realtime=realtime)  # fmt: skip
     if not candidates:
-        return _isolate_fallback(host, ledger, iothreads, nodes)
+        return _isolate_fallback(host, ledger, iothreads, nodes, sockets)
     if current is not None and len(current) == 1 and current.first() in candidates:
         # stability: an isolated emulator CPU that is still a valid choice stays where it is
         candidates.remove(current.first())
@@ -74,14 +80,14 @@ def place_emulator(
 
 
 def _share(
-    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], guest_cores: CpuSet
+    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], guest_cores: CpuSet, *, sockets: CpuSet
 ) -> EmulatorPlacement:
     """``--emulator share``: the housekeeping CPUs near the guest, else its free non-dedicated CPUs."""
-    pool = _near(host, ledger.housekeeping, nodes)
+    pool = _near(host, ledger.housekeeping, nodes, sockets)
     where = "housekeeping CPUs"
     if not pool:
         # no housekeeping CPU at all (--reserve ''): the free, non-dedicated CPUs of the node
-        pool = _near(host, ledger.free - guest_cores, nodes)
+        pool = _near(host, ledger.free - guest_cores, nodes, sockets)
         where = "free CPUs (no housekeeping CPUs reserved)"
     if not pool:
         note = Note(
@@ -114,14 +120,15 @@ def _isolate_candidates(
     guest_cores: CpuSet,
     nodes: Sequence[int],
     *,
+    sockets: CpuSet,
     realtime: bool,
 ) -> tuple[list[int], str]:
     """(CPUs ``--emulator isolate`` may take, best first; why they were chosen)."""
     if ledger.isolcpus:
-        hk = _near(host, ledger.housekeeping, nodes)
+        hk = _near(host, ledger.housekeeping, nodes, sockets)
         other_pins = CpuSet().union(*(t.cpus for t in ledger.tenants))
         return list(hk - other_pins) + list(hk & other_pins), "housekeeping CPU outside isolcpus"
-    node_cpus = _near(host, ledger.online, nodes)
+    node_cpus = _near(host, ledger.online, nodes, sockets)
     free = (ledger.free & node_cpus) - guest_cpus
     siblings = free & guest_cores
     whole = [c for core in host.cores if core.cpus and core.cpus.issubset(free) for c in core.cpus]
@@ -132,9 +139,11 @@ def _isolate_candidates(
     )
 
 
-def _isolate_fallback(host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int]) -> EmulatorPlacement:
+def _isolate_fallback(
+    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], sockets: CpuSet
+) -> EmulatorPlacement:
     """``--emulator isolate`` with no CPU to spare: share the housekeeping CPUs, with a warning."""
-    pool = _near(host, ledger.housekeeping, nodes)
+    pool = _near(host, ledger.housekeeping, nodes, sockets)
     note = Note(
         topic="emulator",
         level=Level.WARNING,

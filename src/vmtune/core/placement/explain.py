@@ -111,6 +111,6 @@ def infeasible_message(
         text += f"; memory {fmt_kib_brief(guest.memory_kib)}{pages}: " + "; ".join(
             f"node {n} {why}" for n, why in failure.memory
         )
-    if policy is not ThreadPolicy.PREFER:
+    if policy is not ThreadPolicy.PREFER and len(failure.memory) < len(failure.units):  # cores, not memory
         text += " (--thread-policy prefer may fit by sharing cores)"
     return text

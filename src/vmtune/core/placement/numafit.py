@@ -78,10 +78,10 @@ def memory_shortfall(node: Node, kib: int, hugepage_kib: int | None) -> str | No
         pages = node.hugepages_of(hugepage_kib)
         free = pages.free if pages else 0
         if free < need:
-            return f"needs {need} x {fmt_kib_brief(hugepage_kib)} hugepages, {free} free"
+            return f"needs {need} x {fmt_kib_brief(hugepage_kib)} hugepages, {free} available"
         return None
     if node.mem_free_kib is not None and node.mem_free_kib < kib:
-        return f"needs {fmt_kib_brief(kib)}, MemFree {fmt_kib_brief(node.mem_free_kib)}"
+        return f"needs {fmt_kib_brief(kib)}, {fmt_kib_brief(node.mem_free_kib)} available"
     return None
 
 

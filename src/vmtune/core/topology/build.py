@@ -211,12 +211,33 @@ def _assign_nodes(
         )
     orphans = CpuSet.from_bits(online_bits & ~claimed)
     if orphans:
-        home = kept[0][0].id
-        warn.append(f"online CPUs {orphans} are in no NUMA node; counting them in node {home}")
-        for cpu in orphans:
-            node_of[cpu] = home
-        kept[0] = (kept[0][0], kept[0][1] | orphans.bits)
+        _adopt(records, kept, node_of, orphans, warn)
     return _Numa(node_of=node_of, kept=kept)
+
+
+def _adopt(
+    records: Sequence[CpuRecord],
+    kept: list[tuple[NodeRecord, int]],
+    node_of: dict[int, int],
+    orphans: CpuSet,
+    warn: list[str],
+) -> None:
+    """CPUs in no node go to a node of their own socket (package id) when one has CPUs there, else to
+    the first node: a CPU counted in another socket's node would draw the reserve and the emulator there."""
+    package = {r.id: r.package_id for r in records}
+    by_node: dict[int, list[int]] = {}
+    for cpu in orphans:
+        home = next(
+            (i for i, (_, bits) in enumerate(kept)
+             if any(package.get(c) == package.get(cpu) for c in _ids(bits))),
+            0,
+        )  # fmt: skip
+        by_node.setdefault(home, []).append(cpu)
+    for i, cpus in sorted(by_node.items()):
+        node, bits = kept[i]
+        warn.append(f"online CPUs {CpuSet(cpus)} are in no NUMA node; counting them in node {node.id}")
+        node_of.update(dict.fromkeys(cpus, node.id))
+        kept[i] = (node, bits | CpuSet(cpus).bits)
 
 
 def _socket_keys(online_recs: Sequence[CpuRecord], masked: _Masker) -> dict[int, object]:

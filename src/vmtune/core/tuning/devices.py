@@ -7,6 +7,7 @@ guest got); it decides the Plan fields that depend on the profile and on what th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec, GuestTopology, Memballoon, MemoryBacking, Timer, VcpuPin, VcpuSched
@@ -57,6 +58,7 @@ def device_tuning(
     nodes: CpuSet,
     vcpupins: tuple[VcpuPin, ...] = (),
     topology: GuestTopology | None = None,
+    memory_shares: Mapping[int, int] | None = None,
 ) -> DeviceTuning:
     """Decide the profile-dependent device settings for a guest placed on ``vcpu_cpus`` / ``nodes``.
 
@@ -80,7 +82,7 @@ def device_tuning(
     features = None
     if win.hyperv is not None or pmu is not None or hint is not None:
         features = FeaturesPlan(hyperv=win.hyperv, pmu=pmu, kvm_hint_dedicated=hint)
-    mem = memory_tuning(host=host, guest=guest, resolved=resolved, nodes=nodes)
+    mem = memory_tuning(host=host, guest=guest, resolved=resolved, nodes=nodes, shares=memory_shares)
     notes.extend(mem.notes)
     memballoon = _memballoon(guest, resolved, notes)
     vcpusched = _vcpusched(guest=guest, resolved=resolved, caps=caps, vcpu_cpus=vcpu_cpus,

@@ -12,12 +12,14 @@ Decision (what an operator would do):
 * A source that reports no hugepage pools at all (``virsh capabilities`` without ``<pages>``) can't be
   checked: plan with a WARNING instead of refusing.
 
-The guest's memory is assumed spread evenly over the bound nodes (what the planner's guest NUMA cells do);
+Each bound node needs the pages of the guest cell the planner gives it (cells of 15 + 5 GiB need 15 and 5
+pages of 1G), or an even share when no cells are known;
 QEMU also needs the memory size to be a multiple of the page size, so 1G pages are chosen only then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vmtune.core.guest import GuestSpec, MemoryBacking
@@ -61,14 +63,18 @@ def sysfs_nr_path(node: int, size_kib: int) -> str:
     return f"/sys/devices/system/node/node{node}/hugepages/hugepages-{size_kib}kB/nr_hugepages"
 
 
-def _needs(host: Host, nodes: CpuSet, memory_kib: int, size_kib: int) -> tuple[HugepageNeed, ...] | None:
-    """Per-node needs for one page size; None when no bound node reports any hugepage pool."""
+def _needs(
+    host: Host, nodes: CpuSet, memory_kib: int, size_kib: int, shares: Mapping[int, int] | None = None
+) -> tuple[HugepageNeed, ...] | None:
+    """Per-node needs for one page size: each node's part of the guest cells written (``shares``), else
+    the memory spread evenly; None when no bound node reports any hugepage pool."""
     ids = list(nodes)
     if not any(node.hugepages for node in host.nodes if node.id in nodes):
         return None
-    share = -(-memory_kib // len(ids))
+    even = -(-memory_kib // len(ids))
     out: list[HugepageNeed] = []
     for node_id in ids:
+        share = shares.get(node_id, 0) if shares else even
         node = host.node(node_id)
         pool = node.hugepages_of(size_kib) if node is not None else None
         out.append(
@@ -118,7 +124,16 @@ class _Job:
         return _base_only(self.cur, self.locked, self.noshare, self.notes, short)
 
 
-def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: CpuSet) -> MemoryTuning:
+def memory_tuning(
+    *,
+    host: Host,
+    guest: GuestSpec,
+    resolved: Resolved,
+    nodes: CpuSet,
+    shares: Mapping[int, int] | None = None,
+) -> MemoryTuning:
+    """The ``<memoryBacking>`` for ``guest`` bound to ``nodes``; ``shares`` is the memory each node's guest
+    cell gets (what the planner writes), so the pages counted are the pages the XML binds."""
     job = _Job(host=host, guest=guest, resolved=resolved, cur=guest.memory_backing or MemoryBacking())
     if resolved.hugepages_off:
         return _normal_pages_asked(job)
@@ -137,7 +152,7 @@ def memory_tuning(*, host: Host, guest: GuestSpec, resolved: Resolved, nodes: Cp
     where = f"node{'s' if len(bound) > 1 else ''} {bound}"
     checked: list[tuple[int, tuple[HugepageNeed, ...]]] = []
     for size in sizes:
-        needs = _needs(host, bound, mem, size)
+        needs = _needs(host, bound, mem, size, shares if shares and set(shares) == set(bound) else None)
         if needs is None:
             return _no_pools(job, where)
         checked.append((size, needs))
