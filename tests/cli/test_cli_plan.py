@@ -99,8 +99,8 @@ def test_refuses_when_file_changed_since_read(tmp_path: Path) -> None:
     assert target.read_bytes().endswith(b"<!-- edited meanwhile -->\n")
 
 
-def test_kill_during_batch_apply_leaves_old_or_new_files(tmp_path: Path) -> None:
-    """SIGKILL in the middle of a batch: every file is complete, either the old or the new bytes."""
+def _batch_apply_underway(tmp_path: Path) -> tuple[bytes, bytes, Path, subprocess.Popen[bytes]]:
+    """300 copies of one guest being applied in place by a subprocess that has written the first one."""
     original = SERVER.read_bytes()
     expected = tmp_path / "expected.xml"
     assert main(["apply", str(SERVER), "--sysfs", str(HOST), "-o", str(expected)]) == 0
@@ -114,6 +114,12 @@ def test_kill_during_batch_apply_leaves_old_or_new_files(tmp_path: Path) -> None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (batch / "vm000.xml").read_bytes() == original:
         time.sleep(0.002)
+    return original, new, batch, proc
+
+
+def test_kill_during_batch_apply_leaves_old_or_new_files(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a batch: every file is complete, either the old or the new bytes."""
+    original, new, batch, proc = _batch_apply_underway(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     states = [p.read_bytes() for p in sorted(batch.glob("*.xml"))]
@@ -188,19 +194,7 @@ def test_edit_during_apply_exits_2_and_survives(
 
 
 def test_sigterm_during_batch_apply_leaves_old_or_new_and_no_temp(tmp_path: Path) -> None:
-    original = SERVER.read_bytes()
-    expected = tmp_path / "expected.xml"
-    assert main(["apply", str(SERVER), "--sysfs", str(HOST), "-o", str(expected)]) == 0
-    new = expected.read_bytes()
-    batch = tmp_path / "batch"
-    batch.mkdir()
-    for i in range(300):
-        (batch / f"vm{i:03d}.xml").write_bytes(original)
-    cmd = [sys.executable, "-m", "vmtune", "apply", str(batch), "--in-place", "--sysfs", str(HOST)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (batch / "vm000.xml").read_bytes() == original:
-        time.sleep(0.002)
+    original, new, batch, proc = _batch_apply_underway(tmp_path)
     proc.send_signal(signal.SIGTERM)
     # 143: the signal landed in a write (temp removed, SystemExit); -15: between writes (default action)
     assert proc.wait(timeout=60) in (128 + signal.SIGTERM, -signal.SIGTERM)
