@@ -58,6 +58,8 @@ def knob_rows(knobs: tuple[Knob[Any], ...] = KNOBS) -> list[dict[str, Any]]:
     rows = []
     for k in knobs:
         kind, choices, elements = _choices(hints.get(k.name, str))
+        if kind == "int" and k.metavar != "N":
+            kind = "str"  # a size such as 2G is an int in the model but text on the command line
         row: dict[str, Any] = {"option": k.attr.replace("-", "_"), "flag": k.flag, "type": kind}
         if choices is not None:
             row["choices"] = choices

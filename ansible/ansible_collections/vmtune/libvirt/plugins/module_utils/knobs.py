@@ -19,6 +19,7 @@ KNOBS = (
     {'option': 'realtime_mask', 'flag': '--realtime-mask', 'type': 'str', 'help': 'vCPUs that get SCHED_FIFO, cpuset syntax (^0).'},
     {'option': 'hyperv', 'flag': '--hyperv', 'type': 'str', 'choices': ['auto', 'on', 'off'], 'help': 'Hyper-V enlightenments: auto/on/off.'},
     {'option': 'reserve', 'flag': '--reserve', 'type': 'str', 'help': 'Host CPUs never given to guests.'},
+    {'option': 'memory_reserve', 'flag': '--memory-reserve', 'type': 'str', 'help': 'Memory per NUMA node kept from guests (default: 1/20 of the node, at least 1G).'},
     {'option': 'os', 'flag': '--os', 'type': 'str', 'choices': ['windows', 'linux', 'other', 'unknown'], 'help': 'Guest OS when libosinfo metadata is missing.'},
     {'option': 'core_kind', 'flag': '--core-kind', 'type': 'str', 'choices': ['big', 'little', 'any'], 'help': 'Hybrid CPUs: big, little or any.'},
     {'option': 'force', 'flag': '--force', 'type': 'bool', 'help': 'Ignore host gates (domcapabilities, cgroup RT).'},

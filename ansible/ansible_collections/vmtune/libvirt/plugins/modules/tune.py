@@ -81,6 +81,9 @@ options:
   reserve:
     description: 'Host CPUs never given to guests. (vmtune --reserve)'
     type: str
+  memory_reserve:
+    description: 'Memory per NUMA node kept from guests (default: 1/20 of the node, at least 1G). (vmtune --memory-reserve)'
+    type: str
   os:
     description: 'Guest OS when libosinfo metadata is missing. (vmtune --os)'
     type: str
