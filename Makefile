@@ -50,7 +50,7 @@ test: $(VENV)/.test-stamp lint
 test-debian: $(VENV)/.test-stamp
 	[ -x $(DEBIAN_VENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(DEBIAN_VENV)
 	/usr/bin/python3 -c 'import importlib.metadata as m; [print(f"{p}=={m.version(p)}") for p in ("lxml", "typer", "rich", "click", "Pygments")]' > $(DEBIAN_PINS)
-	$(DEBIAN_VENV)/bin/python -m pip install -q -c $(DEBIAN_PINS) pytest hypothesis jsonschema grimp sarif-tools matplotlib
+	$(DEBIAN_VENV)/bin/python -m pip install -q -c $(DEBIAN_PINS) pytest hypothesis jsonschema grimp sarif-tools matplotlib prometheus-client
 	$(DEBIAN_VENV)/bin/python -m pip install -q --no-deps -e .
 	$(DEBIAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/packaging/test_deb.py $(PYTEST_ARGS)
 
