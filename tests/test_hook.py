@@ -6,6 +6,7 @@ libvirt's contract is argv ``GUEST OP SUBOP EXTRA`` + domain XML on stdin; stdou
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from lxml import etree
 
 from sysfsgen import NAMED_HOSTS, write_sysfs
+from vmtune.adapters import hookenv
 from vmtune.adapters.hookenv import (
     CLAIM_TTL,
     HookPaths,
@@ -26,6 +28,7 @@ from vmtune.adapters.hookenv import (
     sweep,
 )
 from vmtune.cpuset import CpuSet
+from vmtune.errors import VmtuneError
 from vmtune.hook import run_hook
 
 NS = "https://vmtune.dev/xmlns/1"
@@ -376,3 +379,21 @@ def test_hook_install_rejects_unknown_option(tmp_path: Path, capsys: pytest.Capt
 
 def test_guest_named_install_is_still_a_hook_call(env: HookPaths) -> None:
     assert hook(env, "install", "started", "begin", "-", stdin=b"") == (0, b"", "")
+
+
+def test_a_lock_held_too_long_refuses_instead_of_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another holder of the hook's lock (say a tool waiting on libvirtd) ends in a refusal, not a hang."""
+    paths = hookenv.HookPaths(state_dir=tmp_path / "state")
+    paths.state_dir.mkdir()
+    holder = os.open(paths.state_dir / "hook.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    monkeypatch.setattr(hookenv, "LOCK_WAIT", 0.2)
+    try:
+        with pytest.raises(VmtuneError, match=r"held by another vmtune for 0\.2 s"), hookenv.hook_lock(paths):
+            pass
+    finally:
+        os.close(holder)
+    with hookenv.hook_lock(paths):  # free again: taken at once
+        pass

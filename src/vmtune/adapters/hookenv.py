@@ -50,6 +50,9 @@ __all__ = [
 
 CLAIM_TTL = 600.0
 """Seconds a claim without a status file stays valid (libvirt's own start timeout is shorter)."""
+LOCK_WAIT = 60.0
+"""Seconds the hook waits for its lock: a holder that waits on libvirtd in turn (a tool defining a guest
+while libvirtd runs this hook) must end in a refused start, never in a hung daemon."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,10 +93,25 @@ def hook_lock(paths: HookPaths) -> Iterator[None]:
     except OSError as err:
         raise VmtuneError(f"{paths.state_dir}/hook.lock: cannot open: {err.strerror or err}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _wait_for_lock(fd, paths, LOCK_WAIT)
         yield
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def _wait_for_lock(fd: int, paths: HookPaths, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise VmtuneError(
+                    f"{paths.state_dir}/hook.lock: held by another vmtune for {limit:g} s; refusing rather "
+                    "than blocking libvirtd"
+                ) from None
+            time.sleep(0.05)
 
 
 def _status_files(paths: HookPaths) -> dict[str, Path]:
