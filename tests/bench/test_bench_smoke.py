@@ -5,6 +5,7 @@ the table header and the absence of a traceback are.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from testutil import CORPORA, REPO
+from vmtune.core.intent.model import Intent
 
 BENCH = REPO / "bench"
 
@@ -26,11 +28,46 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_placement_bench_runs(tmp_path: Path) -> None:
-    res = _run("placement.py", "--results", str(tmp_path))
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "| host | algo | placed |" in res.stdout
-    assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
-    assert (tmp_path / "placement.md").read_text().startswith("| host | algo | placed |")
+    res = _run("placement.py", "--hosts", "xeon-2s,raptor-lake", "--seeds", "1", "--rounds", "2",
+               "--results", str(tmp_path))  # fmt: skip
+    assert res.returncode in (0, 1), res.stderr[-2000:]  # 1: a criterion failed, which is a figure
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    table = (tmp_path / "placement.md").read_text()
+    assert table == res.stdout
+    assert "| host | algo | placed | refused | nodes over min | groups over min |" in table
+    for host in ("xeon-2s", "raptor-lake"):
+        for algo in ("vmtune", "kubelet", "kubelet-uncore"):
+            assert f"| {host} | {algo} |" in table
+    assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in table
+    verdicts = [line for line in table.splitlines() if "**PASS**" in line or "**FAIL**" in line]
+    assert len(verdicts) == 8, verdicts
+    assert (tmp_path / "placement.png").stat().st_size > 10_000
+    # the pack-vs-spread balance needs --numa-fit; without the knob the column says so
+    has_knob = "numa_fit" in {f.name for f in dataclasses.fields(Intent)}
+    after = table.split("Load balance", 1)[1]
+    balance = next(line for line in after.splitlines() if line.startswith("| xeon-2s | "))
+    assert ("n/a" in balance) != has_knob, balance
+
+
+def test_placement_bench_refuses_an_unknown_host(tmp_path: Path) -> None:
+    res = _run("placement.py", "--hosts", "nonesuch", "--results", str(tmp_path))
+    assert res.returncode == 2
+    assert "--hosts: unknown host(s) nonesuch" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "placement.md").exists()
+
+
+def test_placement_readme_section_is_replaced(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    from placement import BEGIN, END, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{BEGIN}\nold table\n{END}\nafter\n")
+    update_readme("new table\n", readme)
+    assert readme.read_text() == f"# x\n{BEGIN}\nnew table\n{END}\nafter\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- placement-bench:begin -->"):
+        update_readme("t\n", readme)
 
 
 def test_host_render_bench_runs() -> None:

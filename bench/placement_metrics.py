@@ -1,0 +1,112 @@
+"""What a run scores, measured against the topology minimum, never against the pool a placer left itself.
+
+* nodes over min: per guest, NUMA nodes spanned minus the fewest nodes that could hold it on the empty host
+  (its vCPUs over the nodes' guest pools, largest first: ceil(vCPUs / node size) on a uniform host);
+* groups over min: the same for cache groups. A CPU's cache group is the finest cache shared by several
+  cores that it sits in: the L2 where cores share one (Phytium clusters, E-core clusters), else the L3 (CCX,
+  CCD, die, socket); a private L2 is no group. A host without shared caches scores 0;
+* cores shared: physical cores whose CPUs two guests hold; groups shared: cache groups two guests use;
+* balance: at 25/50/75 % of the pool used, the busiest node's used CPUs over the mean of the nodes.
+
+The pool is what every placer may use: online CPUs minus the reserve, the same for all of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from placement_runs import Placed, Run, pool_of
+
+from vmtune.core.topology.model import Host
+from vmtune.cpuset import CpuSet
+
+__all__ = ["FILLS", "Score", "group_of", "score"]
+
+FILLS = (0.25, 0.5, 0.75)
+
+
+def group_of(host: Host) -> Callable[[int], int | None]:
+    """CPU -> its finest cache group shared by several cores (index into ``host.caches``), None if none."""
+    cores_in: Counter[int] = Counter()
+    for core in host.cores:
+        for key in set(core.caches.values()):
+            cores_in[key] += 1
+    finest: dict[int, int | None] = {}
+    for core in host.cores:
+        shared = [core.caches[lvl] for lvl in sorted(core.caches) if cores_in[core.caches[lvl]] > 1]
+        for cpu in core.cpus:
+            finest[cpu] = shared[0] if shared else None
+    return finest.get
+
+
+def _fewest(sizes: Sequence[int], n: int) -> int:
+    """Fewest of these containers (largest first) that hold ``n``."""
+    total = count = 0
+    for size in sorted(sizes, reverse=True):
+        if total >= n:
+            break
+        total += size
+        count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Score:
+    placed: int
+    refused: int
+    nodes_over: int
+    groups_over: int
+    cores_shared: int
+    groups_shared: int
+    ms_per_guest: float
+    balance: tuple[float | None, ...]
+    """Busiest node / mean node load at each of ``FILLS`` (None: the run never got there)."""
+
+
+def score(host: Host, run: Run) -> Score:
+    pool = pool_of(host)
+    group = group_of(host)
+    node_sizes = [len(n.cpus & pool) for n in host.nodes if n.cpus & pool]
+    group_sizes = list(Counter(g for c in pool if (g := group(c)) is not None).values())
+    nodes_over = groups_over = 0
+    core_users: dict[int, set[int]] = {}
+    group_users: dict[int, set[int]] = {}
+    for p in run.placed:
+        nodes_over += len(host.nodes_of(p.cpus)) - _fewest(node_sizes, p.vcpus)
+        groups = {g for c in p.cpus if (g := group(c)) is not None}
+        if group_sizes:
+            groups_over += len(groups) - _fewest(group_sizes, p.vcpus)
+        for cpu in p.held:
+            core = host.core_of(cpu)
+            if core is not None:
+                core_users.setdefault(core.index, set()).add(p.index)
+        for g in groups:
+            group_users.setdefault(g, set()).add(p.index)
+    return Score(
+        placed=len(run.placed),
+        refused=run.refused,
+        nodes_over=nodes_over,
+        groups_over=groups_over,
+        cores_shared=sum(1 for users in core_users.values() if len(users) > 1),
+        groups_shared=sum(1 for users in group_users.values() if len(users) > 1),
+        ms_per_guest=1000 * sum(run.seconds) / max(1, len(run.seconds)),
+        balance=balance(host, run.placed),
+    )
+
+
+def balance(host: Host, placed: Sequence[Placed]) -> tuple[float | None, ...]:
+    """Busiest node / mean node load the first time the used share of the pool reaches each fill."""
+    pool = pool_of(host)
+    nodes = [n for n in host.nodes if n.cpus & pool]
+    out: list[float | None] = [None] * len(FILLS)
+    used = CpuSet()
+    for p in placed:
+        used = used | (p.held & pool)
+        loads = [len(n.cpus & used) for n in nodes]
+        mean = sum(loads) / len(loads)
+        for i, fill in enumerate(FILLS):
+            if out[i] is None and len(used) >= fill * len(pool) and mean:
+                out[i] = max(loads) / mean
+    return tuple(out)
