@@ -232,9 +232,9 @@ def plot(r: Results, path: Path) -> None:
             h: [r.spread[h, s] if a == "spread" else r.scores[h, s, a].balance for s in r.seeds]
             for h in multi
         }
-        heights = [_mean([row[1] for row in rows[h]]) or 0 for h in multi]
+        heights = [_mean([row[0] for row in rows[h]]) or 0 for h in multi]
         ax.bar([i + j * w for i in range(len(multi))], heights, w, label=label)
-    ax.set_title("busiest node / mean node load at 50 % of the pool used (1.0 = even)")
+    ax.set_title("busiest node / mean node load at 25 % of the pool used (1.0 = even)")
     ax.set_xticks([i + w for i in range(len(multi))], multi, rotation=15, fontsize=8)
     ax.legend()
     fig.savefig(path, dpi=100)
