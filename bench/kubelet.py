@@ -29,7 +29,15 @@ from itertools import combinations
 
 from vmtune.core.topology.model import Host
 
-__all__ = ["CpuInfo", "KubeTopology", "Kubelet", "take_by_topology_numa_packed", "topology_of"]
+__all__ = [
+    "Accumulator",
+    "CpuInfo",
+    "KubeTopology",
+    "Kubelet",
+    "best_hint",
+    "take_by_topology_numa_packed",
+    "topology_of",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +107,7 @@ def topology_of(host: Host) -> KubeTopology:
     )
 
 
-class _Accumulator:
+class Accumulator:
     """cpuAccumulator: the free CPUs (``details``), what is taken so far and how many are still needed.
 
     Counts of free CPUs per core/socket/node/uncore are kept up to date so that each sort is one pass; the
@@ -190,6 +198,15 @@ class _Accumulator:
     def core_free(self, core: int) -> bool:
         return self.count["core"][core] == self.topo.cpus_per_core()
 
+    def free_of(self, attr: str) -> list[int]:
+        """freeNUMANodes / freeSockets / freeCores: the wholly free ones, in their sort order."""
+        order, is_free = {
+            "node": (self.sort_nodes, self.node_free),
+            "socket": (self.sort_sockets, self.socket_free),
+            "core": (self.sort_cores, self.core_free),
+        }[attr]
+        return [k for k in order() if is_free(k)]
+
     # -- the take steps ------------------------------------------------------------------------------------
     def take_full(self, attr: str, order: list[int], is_free: Callable[[int], bool]) -> None:
         """takeFullNUMANodes / takeFullSockets / takeFullUncore / takeFullCores: the free ones in ``order``
@@ -232,7 +249,7 @@ def take_by_topology_numa_packed(
     topo: KubeTopology, available: Iterable[int], n: int, *, uncore: bool = False
 ) -> frozenset[int] | None:
     """takeByTopologyNUMAPacked (packed CPU sorting); None where kubelet returns an error."""
-    acc = _Accumulator(topo, available, n)
+    acc = Accumulator(topo, available, n)
     if acc.satisfied():
         return frozenset(acc.result)
     if acc.failed():

@@ -11,7 +11,8 @@ too for the load balance. Then one timing: a guest planned on the 960-CPU host n
 
 Run: ``PYTHONPATH=src .venv/bin/python bench/placement.py [--readme]`` prints the table and the verdict,
 writes ``placement.md`` and ``placement.png`` into ``--results`` (bench/results) and, with ``--readme``,
-the README's placement section. Exit 0 when every criterion passes, 1 otherwise.
+the README's placement section. Exit 0 when every criterion passes, 1 otherwise. ``--detail HOST --seed N``
+prints one stream guest by guest (``*``: above the topology minimum) and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from placement_hosts import ROOT, SHAPES
-from placement_metrics import score
+from placement_metrics import Spans, score
 from placement_report import Results, criteria, markdown, plot
 from placement_runs import knob_values, run_vmtune, runs, stream
 from placement_timing import plan_timing
@@ -54,6 +55,27 @@ def measure(hosts: list[str], seeds: list[int], rounds: int) -> Results:
                    timing=(median, least, rounds), what={s.name: s.what for s in SHAPES})  # fmt: skip
 
 
+def detail(name: str, seed: int) -> None:
+    """One stream, a guest per line: each placer's nodes and cache groups against the topology minimum."""
+    host = next(s for s in SHAPES if s.name == name).load()
+    spans = Spans(host)
+    placed = {run.algo: {p.index: p for p in run.placed} for run in runs(host, seed)}
+    print(f"{name} seed {seed}: guest vcpus | per placer: nodes/min groups/min CPUs ('-': refused)")
+    for i, n in enumerate(stream(host, seed)):
+        if not any(i in got for got in placed.values()):
+            continue
+        cells = []
+        for algo, got in placed.items():
+            if i not in got:
+                cells.append(f"{algo} -")
+                continue
+            span = spans.of(got[i])
+            mark = "*" if span.nodes > span.min_nodes or len(span.groups) > span.min_groups else " "
+            cells.append(f"{algo} {span.nodes}/{span.min_nodes} {len(span.groups)}/{span.min_groups}{mark} "
+                         f"{got[i].cpus}")  # fmt: skip
+        print(f"  g{i:03d} {n:4d} | " + " | ".join(cells))
+
+
 def update_readme(text: str, readme: Path = README) -> None:
     old = readme.read_text()
     head, found, rest = old.partition(BEGIN)
@@ -73,7 +95,14 @@ def main() -> int:
         "--results", metavar="DIR", type=Path, default=RESULTS, help="where placement.md/png go"
     )
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's placement section")
+    parser.add_argument(
+        "--detail", metavar="HOST", choices=names, help="one stream guest by guest; writes nothing"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="the stream --detail shows (default 1)")
     args = parser.parse_args()
+    if args.detail:
+        detail(args.detail, args.seed)
+        return 0
     hosts = [h for h in args.hosts.split(",") if h]
     unknown = sorted(set(hosts) - set(names))
     if unknown:

@@ -22,7 +22,7 @@ from placement_runs import Placed, Run, pool_of
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["FILLS", "Score", "group_of", "score"]
+__all__ = ["FILLS", "Score", "Span", "Spans", "group_of", "score"]
 
 FILLS = (0.25, 0.5, 0.75)
 
@@ -65,19 +65,46 @@ class Score:
     """Busiest node / mean node load at each of ``FILLS`` (None: the run never got there)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Span:
+    """One guest's NUMA nodes and cache groups, and the topology minimum of each."""
+
+    nodes: int
+    min_nodes: int
+    groups: frozenset[int]
+    min_groups: int
+
+
+class Spans:
+    """Measures guests on one host: the node and group sizes of its pool on the empty host."""
+
+    def __init__(self, host: Host) -> None:
+        pool = pool_of(host)
+        self.host = host
+        self.group = group_of(host)
+        self.node_sizes = [len(n.cpus & pool) for n in host.nodes if n.cpus & pool]
+        self.group_sizes = list(Counter(g for c in pool if (g := self.group(c)) is not None).values())
+
+    def of(self, p: Placed) -> Span:
+        groups = frozenset(g for c in p.cpus if (g := self.group(c)) is not None)
+        return Span(
+            nodes=len(self.host.nodes_of(p.cpus)),
+            min_nodes=_fewest(self.node_sizes, p.vcpus),
+            groups=groups,
+            min_groups=_fewest(self.group_sizes, p.vcpus) if self.group_sizes else len(groups),
+        )
+
+
 def score(host: Host, run: Run) -> Score:
-    pool = pool_of(host)
-    group = group_of(host)
-    node_sizes = [len(n.cpus & pool) for n in host.nodes if n.cpus & pool]
-    group_sizes = list(Counter(g for c in pool if (g := group(c)) is not None).values())
+    spans = Spans(host)
     nodes_over = groups_over = 0
     core_users: dict[int, set[int]] = {}
     group_users: dict[int, set[int]] = {}
     for p in run.placed:
-        nodes_over += len(host.nodes_of(p.cpus)) - _fewest(node_sizes, p.vcpus)
-        groups = {g for c in p.cpus if (g := group(c)) is not None}
-        if group_sizes:
-            groups_over += len(groups) - _fewest(group_sizes, p.vcpus)
+        span = spans.of(p)
+        nodes_over += span.nodes - span.min_nodes
+        groups_over += len(span.groups) - span.min_groups
+        groups = span.groups
         for cpu in p.held:
             core = host.core_of(cpu)
             if core is not None:

@@ -49,6 +49,14 @@ def test_placement_bench_runs(tmp_path: Path) -> None:
     assert ("n/a" in balance) != has_knob, balance
 
 
+def test_placement_detail_lists_every_placed_guest(tmp_path: Path) -> None:
+    res = _run("placement.py", "--detail", "raptor-lake", "--seed", "3", "--results", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line for line in res.stdout.splitlines() if line.startswith("  g")]
+    assert rows and all(line.count(" | ") == 3 for line in rows), res.stdout
+    assert not (tmp_path / "placement.md").exists()
+
+
 def test_placement_bench_refuses_an_unknown_host(tmp_path: Path) -> None:
     res = _run("placement.py", "--hosts", "nonesuch", "--results", str(tmp_path))
     assert res.returncode == 2

@@ -12,14 +12,17 @@ from __future__ import annotations
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from testutil import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 
-from kubelet import CpuInfo, Kubelet, KubeTopology, take_by_topology_numa_packed, topology_of
+from kubelet import Accumulator, CpuInfo, Kubelet, KubeTopology, take_by_topology_numa_packed, topology_of
 
 from hosts import host_named
+from vmtune.core.ledger.pool import reservation
 from vmtune.cpuset import CpuSet
 
 
@@ -95,6 +98,44 @@ def test_uncore_matches_kubelet(case: str, topo: KubeTopology, available: str, n
     assert got is not None and CpuSet(got) == CpuSet.parse(expected), case
 
 
+# TestCPUAccumulatorFreeNUMANodes / FreeSocketsAndNUMANodes / FreeCores / FreeCPUs: kubelet's orders
+ORDERS = [
+    ("single socket HT, 1 NUMA node free", SINGLE_HT, "0-7", "node", [0]),
+    ("single socket HT, 0 NUMA Node free", SINGLE_HT, "1-7", "node", []),
+    ("dual socket HT, 2 NUMA Node free", DUAL_HT, "0-11", "node", [0, 1]),
+    ("dual socket HT, 1 NUMA Node free", DUAL_HT, "0-9,11", "node", [1]),
+    ("dual socket HT, 0 NUMA node free", DUAL_HT, "0,2-9,11", "node", []),
+    ("dual socket, multi numa per socket, HT, 4 NUMA Node free", DUAL_SNC, "0-79", "node", [0, 1, 2, 3]),
+    ("dual socket, multi numa per socket, HT, 3 NUMA node free", DUAL_SNC, "1-79", "node", [1, 2, 3]),
+    ("dual socket, multi numa per socket, HT, 2 NUMA node free", DUAL_SNC, "1-9,11-79", "node", [2, 3]),
+    ("dual socket, multi numa per socket, HT, 1 NUMA node free", DUAL_SNC, "1-9,11-59,61-79", "node", [3]),
+    ("dual socket, multi numa per socket, HT, 1 Socket/3 NUMA node free", DUAL_SNC, "1-79", "socket", [1]),
+    ("dual socket, multi numa per socket, HT, 0 Socket/2 NUMA node free", DUAL_SNC, "1-59,61-79", "node",
+     [1, 3]),
+    ("single socket HT, 3 cores free (1 partially consumed)", SINGLE_HT, "0-6", "core", [0, 1, 2]),
+    ("single socket HT, 0 cores free (4 partially consumed)", SINGLE_HT, "0-3", "core", []),
+    ("dual socket HT, 6 cores free", DUAL_HT, "0-11", "core", [0, 2, 4, 1, 3, 5]),
+    ("dual socket HT, 5 cores free (1 consumed from socket 0)", DUAL_HT, "1-5,7-11", "core", [2, 4, 1, 3, 5]),
+    ("dual socket HT, 4 cores free (1 consumed from each socket)", DUAL_HT, "2-5,8-11", "core", [2, 4, 3, 5]),
+    ("single socket HT, 8 cpus free", SINGLE_HT, "0-7", "cpu", [0, 4, 1, 5, 2, 6, 3, 7]),
+    ("single socket HT, 5 cpus free", SINGLE_HT, "3-7", "cpu", [4, 5, 6, 3, 7]),
+    ("dual socket HT, 12 cpus free", DUAL_HT, "0-11", "cpu", [0, 6, 2, 8, 4, 10, 1, 7, 3, 9, 5, 11]),
+    ("dual socket HT, 11 cpus free", DUAL_HT, "1-11", "cpu", [6, 2, 8, 4, 10, 1, 7, 3, 9, 5, 11]),
+    ("dual socket HT, 10 cpus free", DUAL_HT, "1-5,7-11", "cpu", [2, 8, 4, 10, 1, 7, 3, 9, 5, 11]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "topo", "available", "what", "expected"), ORDERS, ids=[c[0] for c in ORDERS]
+)
+def test_orders_match_kubelet(
+    case: str, topo: KubeTopology, available: str, what: str, expected: list[int]
+) -> None:
+    acc = Accumulator(topo, CpuSet.parse(available), 0)
+    got = acc.sort_cpus_packed() if what == "cpu" else acc.free_of(what)
+    assert got == expected, case
+
+
 def test_too_many_cpus_is_an_error() -> None:
     # "take more cpus than are available from single socket with HT"
     assert take_by_topology_numa_packed(SINGLE_HT, CpuSet.parse("0,2,4,6"), 5) is None
@@ -145,3 +186,36 @@ def test_topology_of_a_named_host() -> None:
     # NPS4, two CCX (L3) per node: 8 uncore caches of 8 CPUs, each inside one node
     assert topo.num_uncore == 8
     assert all(len({topo.cpus[c].node for c in cpus}) == 1 for cpus in topo.members("uncore").values())
+
+
+KUBE_HOSTS = (
+    "dual-skylake-ht-interleaved",
+    "epyc-2ccx-per-node",
+    "snc2-xeon",
+    "phytium-s2500",
+    "offline-cpus",
+)
+
+
+@given(
+    name=st.sampled_from(KUBE_HOSTS),
+    sizes=st.lists(st.integers(min_value=1, max_value=24), max_size=25),
+    uncore=st.booleans(),
+)
+def test_allocations_are_disjoint_whole_and_outside_the_reserve(
+    name: str, sizes: list[int], uncore: bool
+) -> None:
+    host = host_named(name)
+    reserved = frozenset(reservation(host, None).reserved)
+    kubelet = Kubelet(topo=topology_of(host), reserved=reserved, uncore=uncore)
+    whole_cores = kubelet.topo.cpus_per_core() == max(len(c.cpus) for c in host.cores)
+    taken: set[int] = set()
+    for n in sizes:
+        got = kubelet.allocate(n)
+        if got is None:
+            continue
+        assert len(got) == n
+        assert not got & taken and not got & reserved and got <= set(host.online)
+        if whole_cores:  # full-pcpus-only keeps its promise when every core has CPUsPerCore threads
+            assert all(set(c.cpus) <= got for c in host.cores if got & set(c.cpus))
+        taken |= got
