@@ -12,7 +12,9 @@ too for the load balance. Then one timing: a guest planned on the 960-CPU host n
 Run: ``PYTHONPATH=src .venv/bin/python bench/placement.py [--readme]`` prints the table and the verdict,
 writes ``placement.md`` and ``placement.png`` into ``--results`` (bench/results) and, with ``--readme``,
 the README's placement section. Exit 0 when every criterion passes, 1 otherwise. ``--detail HOST --seed N``
-prints one stream guest by guest (``*``: above the topology minimum) and writes nothing.
+prints one stream guest by guest (``*``: above the topology minimum) and writes nothing. ``--against SRC``
+also times another checkout's planner (e.g. ``git worktree add /tmp/base main``: ``/tmp/base/src``) in
+alternation with this one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from placement_hosts import ROOT, SHAPES
 from placement_metrics import Spans, score
 from placement_report import Results, criteria, markdown, plot
 from placement_runs import knob_values, run_vmtune, runs, stream
-from placement_timing import plan_timing
+from placement_timing import plan_timing, timing_against
 
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
@@ -99,6 +101,9 @@ def main() -> int:
         "--detail", metavar="HOST", choices=names, help="one stream guest by guest; writes nothing"
     )
     parser.add_argument("--seed", type=int, default=1, help="the stream --detail shows (default 1)")
+    parser.add_argument(
+        "--against", metavar="SRC", type=Path, help="also time another checkout's src, interleaved"
+    )
     args = parser.parse_args()
     if args.detail:
         detail(args.detail, args.seed)
@@ -110,6 +115,13 @@ def main() -> int:
     results = measure(hosts, list(range(1, args.seeds + 1)), args.rounds)
     found = criteria(results)
     text = markdown(results, found)
+    if args.against:
+        timed = timing_against(args.against, args.rounds)
+        text += (
+            f"\nInterleaved with {args.against} ({args.rounds} rounds each, process time, median / min): "
+            f"this checkout {timed['this'][0]:.1f} / {timed['this'][1]:.1f} ms, that one "
+            f"{timed['against'][0]:.1f} / {timed['against'][1]:.1f} ms\n"
+        )
     print(text, end="")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "placement.md").write_text(text)
