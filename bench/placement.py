@@ -31,6 +31,8 @@ from placement_report import Results, criteria, markdown, plot
 from placement_runs import knob_values, run_vmtune, runs, stream
 from placement_timing import plan_timing, timing_against
 
+from vmtune.errors import VmtuneError
+
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- placement-bench:begin -->", "<!-- placement-bench:end -->"
@@ -112,7 +114,11 @@ def main() -> int:
     unknown = sorted(set(hosts) - set(names))
     if unknown:
         parser.error(f"--hosts: unknown host(s) {', '.join(unknown)}")
-    results = measure(hosts, list(range(1, args.seeds + 1)), args.rounds)
+    try:
+        results = measure(hosts, list(range(1, args.seeds + 1)), args.rounds)
+    except VmtuneError as err:  # a corpus dump missing: VMTUNE_CORPORA points elsewhere
+        print(f"placement.py: {err} (set VMTUNE_CORPORA to the shared corpora)", file=sys.stderr)
+        return 2
     found = criteria(results)
     text = markdown(results, found)
     if args.against:

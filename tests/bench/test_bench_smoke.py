@@ -28,6 +28,8 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_placement_bench_runs(tmp_path: Path) -> None:
+    if not (CORPORA / "sysfs").is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA}")
     res = _run("placement.py", "--hosts", "xeon-2s,raptor-lake", "--seeds", "1", "--rounds", "2",
                "--results", str(tmp_path))  # fmt: skip
     assert res.returncode in (0, 1), res.stderr[-2000:]  # 1: a criterion failed, which is a figure
@@ -50,10 +52,24 @@ def test_placement_bench_runs(tmp_path: Path) -> None:
 
 
 def test_placement_detail_lists_every_placed_guest(tmp_path: Path) -> None:
+    if not (CORPORA / "sysfs").is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA}")
     res = _run("placement.py", "--detail", "raptor-lake", "--seed", "3", "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [line for line in res.stdout.splitlines() if line.startswith("  g")]
     assert rows and all(line.count(" | ") == 3 for line in rows), res.stdout
+    assert not (tmp_path / "placement.md").exists()
+
+
+def test_placement_bench_names_a_missing_corpus_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "VMTUNE_CORPORA": str(tmp_path / "nowhere")}
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "placement.py"), "--hosts", "xeon-2s", "--seeds", "1", "--results",
+         str(tmp_path)], capture_output=True, text=True, env=env, check=False, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert "nowhere/sysfs/hwloc-32intel64-2p8co2t+8ve: no such directory" in res.stderr
     assert not (tmp_path / "placement.md").exists()
 
 
