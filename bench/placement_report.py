@@ -51,8 +51,8 @@ def _runs(r: Results) -> list[tuple[str, int, dict[str, Score]]]:
 def criteria(r: Results) -> list[Criterion]:
     runs = _runs(r)
     fewer = [
-        f"{h}/{s} ({x['vmtune'].placed} vs {max(x[a].placed for a in ALGOS[1:])}; kubelet shares "
-        f"{max(x[a].cores_shared for a in ALGOS[1:])} cores)"
+        f"{h}/{s} ({x['vmtune'].placed} vs {max(x[a].placed for a in ALGOS[1:])}; kubelet split "
+        f"{max(x[a].cores_shared for a in ALGOS[1:])} core(s) between guests)"
         for h, s, x in runs
         if x["vmtune"].placed < max(x[a].placed for a in ALGOS[1:])
     ]
