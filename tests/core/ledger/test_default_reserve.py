@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hosts import host_named, host_of
 from sysfsgen import CoreKind, HostSpec
@@ -115,3 +117,42 @@ def test_reserve_overrides_and_isolcpus_ignore_the_default() -> None:
     assert not given.default and given.reserved == CpuSet.parse("0") and given.why == ""
     isolated = reservation(host_named("snc2-xeon"), None)
     assert not isolated.default and isolated.isolated
+
+
+@st.composite
+def shapes(draw: st.DrawFn) -> Host:
+    cores = draw(st.sampled_from((2, 4, 6, 8, 12, 16, 32)))
+    l2 = draw(st.sampled_from([d for d in (1, 2, 4) if cores % d == 0]))
+    nodes = draw(st.integers(1, 4))
+    l3 = draw(
+        st.sampled_from([d for d in (0, 2, 4, 8, cores, cores * nodes) if d == 0 or (cores * nodes) % d == 0])
+    )
+    spec = HostSpec(
+        name="drawn", sockets=draw(st.integers(1, 2)), nodes_per_socket=nodes, cores_per_node=cores,
+        threads_per_core=draw(st.integers(1, 2)), l2_cores=l2, l3_cores=l3,
+        cache_info=draw(st.booleans()),
+    )  # fmt: skip
+    return host_of(spec)
+
+
+@given(shapes())
+@settings(max_examples=60)
+def test_reserve_is_whole_cores_and_a_small_share(host: Host) -> None:
+    chosen = default_reserve_of(host)
+    cores = [c for c in host.cores if c.cpus]
+    held = [c for c in cores if not c.cpus.isdisjoint(chosen.cpus)]
+    assert held and chosen.cpus.issubset(host.online)
+    assert all(c.cpus.issubset(chosen.cpus) for c in held)  # whole cores, every thread
+    if chosen.why.startswith("one whole"):
+        # a whole group per node or socket: no more than MAX_CORES and MAX_SHARE of each scope
+        scope = (lambda c: c.node) if "NUMA node" in chosen.why else (lambda c: c.socket)
+        for key in {scope(c) for c in cores}:
+            mine = [c for c in held if scope(c) == key]
+            total = [c for c in cores if scope(c) == key]
+            assert len(mine) <= MAX_CORES and len(mine) <= MAX_SHARE * len(total)
+        # and the group is whole: no group of the level named is cut
+        level = int(chosen.why.split("L", 1)[1][0]) if " L" in chosen.why else None
+        for group in host.groups(level) if level else ():
+            assert group.cpus.issubset(chosen.cpus) or group.cpus.isdisjoint(chosen.cpus)
+    else:
+        assert len(held) == len({(c.node, c.socket) for c in cores})
