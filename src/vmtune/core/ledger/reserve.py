@@ -20,6 +20,9 @@ first core of each node cut 16 of the 32 four-core L2 clusters). So, the first r
    a 4-core cluster per 8-core node would be more of the host than it needs. The smallest group is taken
    (one that offline CPUs already cut, a lone core, first), then the lowest CPU. Without any shared cache
    data (s390), the sockets of a node are those groups (``core.placement.allocator`` groups by them too).
+   The price of a per-socket reserve: ``--emulator share`` threads of a guest on another node of the
+   socket run on the nearest node's housekeeping CPUs (the plan says so); ``--emulator isolate`` keeps
+   them on the guest's node.
 4. Otherwise (nothing shared below the node, as on most Intel sockets, or every shared group too big):
    the first core of each NUMA node, with all its threads; a node that holds CPUs of several sockets
    (CPUs the firmware put in no node) gets one per socket, so housekeeping never crosses sockets.
