@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sysfsgen import NAMED_HOSTS, Cpu, HostSpec
-from vmtune.core.topology.model import CacheGroup, Core, Host, HugePages, Node, Socket
+from vmtune.core.topology.model import KIND_BIG, KIND_LITTLE, CacheGroup, Core, Host, HugePages, Node, Socket
 from vmtune.core.topology.model import Cpu as HostCpu
 from vmtune.cpuset import CpuSet
 
@@ -37,6 +37,23 @@ def _cache_groups(spec: HostSpec, online: Sequence[Cpu]) -> tuple[CacheGroup, ..
     return tuple(caches)
 
 
+def _kinds(spec: HostSpec) -> tuple[list[int | None], str | None]:
+    """Each spec kind's ``Core.kind`` and the evidence the reader names, as sysfsgen writes the host: an
+    x86 host of two kinds gets cpu_core (the first kind) and cpu_atom files, others tell by capacity."""
+    kinds = spec.core_kinds()
+    if len(kinds) < 2:
+        return [None] * len(kinds), None
+    if spec.arch == "x86_64":
+        return [
+            KIND_BIG if i == 0 else KIND_LITTLE for i in range(len(kinds))
+        ], "/sys/devices/cpu_core and cpu_atom"
+    caps = [k.capacity or 0 for k in kinds]
+    big = max(caps)
+    return [
+        KIND_BIG if c == big else KIND_LITTLE for c in caps
+    ], f"cpu_capacity: little {min(caps)}, big {big}"
+
+
 def _cores(spec: HostSpec, online: Sequence[Cpu], caches: Sequence[CacheGroup]) -> tuple[Core, ...]:
     """Dense core indices in order of each core's first CPU; a core's caches are its first CPU's."""
     kinds, sockets = spec.core_kinds(), sorted({c.socket for c in online})
@@ -52,6 +69,7 @@ def _cores(spec: HostSpec, online: Sequence[Cpu], caches: Sequence[CacheGroup]) 
             node=threads[0].node,
             caches={g.level: g.index for g in caches if min(c.id for c in threads) in g.cpus},
             capacity=kinds[threads[0].kind].capacity,
+            kind=_kinds(spec)[0][threads[0].kind],
         )
         for i, threads in enumerate(ordered)
     )
@@ -121,6 +139,7 @@ def host_of(spec: HostSpec) -> Host:
         nohz_full=CpuSet(spec.nohz_full or ()),
         cmdline=spec.cmdline,
         memory_total_kib=sum(n.mem_total_kib or 0 for n in nodes),
+        kind_evidence=_kinds(spec)[1],
     )
 
 

@@ -130,3 +130,10 @@ def test_memory_bench_runs() -> None:
     assert res.returncode == 0, res.stderr[-2000:]  # 1: a node over capacity, or VT206 on the stream
     assert "| backing | placed | node | committed / capacity | VT206 |" in res.stdout
     assert "nodes over capacity: 0" in res.stderr
+
+
+def test_stream_bench_runs() -> None:
+    res = _run("stream.py", "s2500x2", "--vcpus", "4")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith("default reserve: ")
+    assert "placed " in res.stdout.splitlines()[-1]

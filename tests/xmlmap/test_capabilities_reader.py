@@ -48,6 +48,8 @@ def _shape(host: Host) -> dict[str, object]:
         "summary": (s.sockets, s.numa_nodes, s.cores, s.threads, s.threads_per_core, s.cache_groups[3]),
         "online": host.online,
         "cores": [c.cpus for c in host.cores],
+        # big and little cores: sysfs has cpu_core/cpu_atom or cpu_capacity, capabilities only the layout
+        "kinds": [c.kind for c in host.cores],
         "core_socket_node": [(c.socket, c.node) for c in host.cores],
         "sockets": [s.cpus for s in host.sockets],
         "nodes": [(n.id, n.cpus, n.mem_total_kib, n.distances) for n in host.nodes],

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmtune.adapters.files import atomic_write, signals_raise
+from vmtune.adapters.sysfs import PMU_DIRS
 from vmtune.adapters.sysfsio import FileTree
 from vmtune.errors import InputError
 
@@ -126,6 +127,8 @@ def snapshot_members(root: Path) -> Iterator[tuple[str, str, bool]]:
     for size in _scan(f"{base}/{HUGE}"):
         if size.name.startswith("hugepages-"):
             yield from _files(base, size.path)
+    for pmu in PMU_DIRS:  # Intel hybrid: which CPUs are P-cores and which E-cores
+        yield from _files(base, f"{base}/sys/devices/{pmu}", ("cpus",))
     yield from _files(base, f"{base}/proc", _PROC_FILES)
     yield from _probe_members(base)
 

@@ -30,12 +30,14 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.units import parse_size_kib
 
-__all__ = ["cmdline_cpus", "read_sysfs"]
+__all__ = ["PMU_DIRS", "cmdline_cpus", "read_sysfs"]
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")
 _INDEX_DIR = re.compile(r"index(\d+)$")
 _SIBLING_FILES = ("core_cpus_list", "thread_siblings_list", "core_cpus", "thread_siblings")
 _DIE_FILES = ("die_cpus_list", "die_cpus")
+PMU_DIRS = ("cpu_core", "cpu_atom")
+"""``/sys/devices/<pmu>/cpus`` of Intel hybrid's P-core and E-core PMUs (read here, kept by snapshots)."""
 _PACKAGE_FILES = ("package_cpus_list", "core_siblings_list", "package_cpus", "core_siblings")
 
 
@@ -145,7 +147,15 @@ class _Reader(SysfsFiles):
             cmdline=args,
             memory_total_kib=meminfo.get("MemTotal"),
             warnings=self.warnings,
+            pmu_kinds=self._pmu_kinds(),
         )
+
+    def _pmu_kinds(self) -> tuple[CpuSet, CpuSet] | None:
+        """The CPUs of Intel hybrid's two core PMUs (P-cores, E-cores); None where the kernel has no such
+        PMU (every other host, and kernels before 5.16)."""
+        devices = self.root / "sys" / "devices"
+        big, little = (self.cpulist(str(devices / pmu / "cpus")) for pmu in PMU_DIRS)
+        return (big, little) if big is not None and little is not None else None
 
     def _nohz(self, path: str) -> CpuSet | None:
         raw = self.text(path)
@@ -171,6 +181,8 @@ class _Reader(SysfsFiles):
                 die_id=leader.die_id,
                 cluster_id=leader.cluster_id,
                 core_id=leader.core_id,
+                book_id=leader.book_id,
+                drawer_id=leader.drawer_id,
                 siblings=leader.siblings,
                 package_cpus=leader.package_cpus,
                 capacity=leader.capacity,
@@ -268,6 +280,8 @@ class _Reader(SysfsFiles):
             die_id=die_id,
             cluster_id=self.integer(f"{t}/cluster_id") if "cluster_id" in te else None,
             core_id=self.integer(f"{t}/core_id") if "core_id" in te else None,
+            book_id=self.integer(f"{t}/book_id") if "book_id" in te else None,
+            drawer_id=self.integer(f"{t}/drawer_id") if "drawer_id" in te else None,
             siblings=siblings,
             package_cpus=package_cpus,
             capacity=capacity,

@@ -44,7 +44,7 @@ from vmtune.core.placement.numa import (
 from vmtune.core.placement.shared import plan_shared
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.caps import HostCaps
-from vmtune.core.topology.model import Core, Host
+from vmtune.core.topology.model import KIND_BIG, KIND_LITTLE, Core, Host
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.core.tuning.iothreads import spread_iothreads
@@ -363,8 +363,7 @@ def _cores_for_kind(
 ) -> tuple[Sequence[Core], Sequence[Core] | None]:
     """(cores to use, fallback cores when the profile's default kind is full)."""
     cores = [c for c in host.cores if c.cpus]
-    capacities = sorted({c.capacity for c in cores if c.capacity is not None})
-    if len(capacities) < 2:
+    if not host.hybrid:
         if explicit and kind is not CoreKind.ANY:
             notes.append(Note(topic="cpu", message=f"--core-kind {kind}: every core of this host is alike"))
         return cores, None
@@ -373,13 +372,13 @@ def _cores_for_kind(
             Note(topic="cpu", message="hybrid host: any core kind (--core-kind big|little to choose)")
         )
         return cores, None
-    want = capacities[-1] if kind is CoreKind.BIG else capacities[0]
-    chosen = [c for c in cores if c.capacity == want]
+    want = KIND_BIG if kind is CoreKind.BIG else KIND_LITTLE
+    chosen = [c for c in cores if c.kind == want]
     notes.append(
         Note(
             topic="cpu",
-            message=f"hybrid host: {kind} cores only (cpu_capacity {want}, CPUs "
-            f"{CpuSet().union(*(c.cpus for c in chosen))})"
+            message=f"hybrid host: {kind} cores only (CPUs {CpuSet().union(*(c.cpus for c in chosen))}; "
+            f"from {host.kind_evidence})"
             + ("" if explicit else "; latency and realtime guests get the big cores"),
         )
     )

@@ -12,7 +12,8 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
-from vmtune.core.topology.model import Host, Node
+from vmtune.core.topology.model import KIND_BIG, KIND_LITTLE, Host, Node, kind_name
+from vmtune.cpuset import CpuSet
 from vmtune.render.console import make_console
 from vmtune.render.hosttext import Branch, Styled
 from vmtune.render.hostview import (
@@ -79,6 +80,13 @@ def header_lines(host: Host) -> list[Styled]:
             extra.append(f"{label} {cpus}")
     if extra:
         lines.append(_line(" · ".join(extra), S_WARN))
+    if host.hybrid:
+        big, little = (
+            CpuSet().union(*(c.cpus for c in host.cores if c.kind == k)) for k in (KIND_BIG, KIND_LITTLE)
+        )
+        lines.append(
+            _line(f"hybrid · big cores: CPUs {big} · little cores: CPUs {little} (from {host.kind_evidence})")
+        )
     return lines
 
 
@@ -182,6 +190,8 @@ def _cache_label(box: CacheBox) -> Styled:
 
 def _run_label(run: CoreRun) -> Styled:
     kind = _n(run.threads, "thread") + ("" if len(run.cores) == 1 else " each")
+    if run.kind is not None:
+        kind += f", {kind_name(run.kind)}"
     if run.capacity is not None:
         kind += f", capacity {run.capacity}"
     return Styled(runs=((f"{run.cores_text()} ({kind}): ", ""), (parts_text(run), "")), base=S_DIM)

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vmtune.core.topology.model import CACHE_LEVELS, Cpu, Host, Node
+from vmtune.core.topology.model import CACHE_LEVELS, Cpu, Host, Node, kind_name
 
 __all__ = ["dumps", "host_json"]
 
@@ -57,6 +57,7 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
                 "node": c.node,
                 **_cache_keys(c.caches),
                 "capacity": c.capacity,
+                "kind": kind_name(c.kind),
             }
             for c in host.cores
         ],
@@ -64,6 +65,7 @@ def host_json(host: Host, *, owners: Mapping[int, str] | None = None) -> dict[st
         "offline": str(host.offline),
         "isolated": str(host.isolated),
         "nohz_full": str(host.nohz_full),
+        "kind_evidence": host.kind_evidence,
         "warnings": list(host.warnings),
     }
     if owners is not None:

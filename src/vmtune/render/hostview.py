@@ -58,6 +58,8 @@ class CoreRun:
     threads: int
     capacity: int | None
     parts: tuple[CpuSet, ...]
+    kind: int | None = None
+    """``Core.kind`` on hybrid hosts."""
 
     @property
     def cpus(self) -> CpuSet:
@@ -71,7 +73,7 @@ class CoreRun:
         return f"cores {text}" if len(text) <= MAX_CORES_CHARS else f"{len(self.cores)} cores"
 
     def signature(self) -> tuple[object, ...]:
-        return ("run", self.threads, self.capacity, len(self.cores))
+        return ("run", self.threads, self.capacity, self.kind, len(self.cores))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,18 +270,19 @@ def _first_core(item: CacheBox | CoreRun) -> int:
 
 
 def _runs(cores: Sequence[Core]) -> list[CoreRun]:
-    """Cores grouped by (threads, capacity), in order of first appearance."""
-    by_kind: dict[tuple[int, int | None], list[Core]] = {}
+    """Cores grouped by (threads, capacity, kind), in order of first appearance."""
+    by_kind: dict[tuple[int, int | None, int | None], list[Core]] = {}
     for core in cores:
-        by_kind.setdefault((len(core.cpus), core.capacity), []).append(core)
+        by_kind.setdefault((len(core.cpus), core.capacity, core.kind), []).append(core)
     return [
         CoreRun(
             cores=CpuSet(c.index for c in members),
             threads=threads,
             capacity=capacity,
             parts=(CpuSet().union(*(c.cpus for c in members)),),
+            kind=kind,
         )
-        for (threads, capacity), members in by_kind.items()
+        for (threads, capacity, kind), members in by_kind.items()
     ]
 
 

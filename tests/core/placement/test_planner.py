@@ -7,7 +7,6 @@ import pytest
 from planner_hosts import as_tenant, cores_of, guest, host_named, tenant
 from vmtune.core.guest import GuestSpec, VcpuPin
 from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Intent, Profile, ThreadPolicy
-from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.cpuset import CpuSet
@@ -30,17 +29,25 @@ CASES = [
     ("dual-skylake-ht-interleaved", 4, {}, [range(1, 8)], [11, 31, 12, 32], "1"),
     # adjacent numbering, isolate: one thread per core, siblings left empty
     ("dual-ht-adjacent", 4, {"thread_policy": ThreadPolicy.ISOLATE}, [], [2, 4, 6, 8], "0"),
-    # EPYC NPS4: 8 vCPUs = one whole idle CCX (4 cores x 2 threads); node 0's first CCX holds the reserve
-    ("epyc-2ccx-per-node", 8, {}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
+    # EPYC NPS4: 8 vCPUs = one whole idle CCX (4 cores x 2 threads); node 0's first CCX is the reserve
+    ("epyc-2ccx-per-node", 8, {}, [], [8, 40, 9, 41, 10, 42, 11, 43], "1"),
     # a small guest fills the CCX another small guest already uses (node 1's second CCX: cores 12-15)
     ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [13, 45], "1"),
-    # a big guest never joins a used CCX while an idle one holds it
-    ("epyc-2ccx-per-node", 8, {}, [[4, 36]], [12, 44, 13, 45, 14, 46, 15, 47], "1"),
-    # Phytium: 4 vCPUs = one whole idle L2 cluster of 4 cores (not the 3 left beside the reserved core)
-    ("phytium-s2500", 4, {}, [], [4, 5, 6, 7], "0"),
-    # hybrid: latency guests get the P cores, one per vCPU; --core-kind little the E cluster
-    ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [2, 4, 6, 8], "0"),
-    ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [16, 17, 18, 19], "0"),
+    # a big guest never joins a used CCX while an idle one holds it (nodes 2 and 3 full)
+    (
+        "epyc-2ccx-per-node",
+        8,
+        {},
+        [[8, 40], [*range(16, 32), *range(48, 64)]],
+        [12, 44, 13, 45, 14, 46, 15, 47],
+        "1",
+    ),
+    # Phytium: 4 vCPUs = one whole idle L2 cluster of 4 cores (the default reserve is cluster 0-3)
+    ("phytium-s2500", 4, {}, [], [8, 9, 10, 11], "1"),
+    # hybrid: latency guests get the P cores, one per vCPU; --core-kind little the E cluster the reserve
+    # (the other E cluster, 16-19) leaves
+    ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [0, 2, 4, 6], "0"),
+    ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [20, 21, 22, 23], "0"),
     # isolcpus: vCPUs inside the isolated set
     ("snc2-xeon", 4, {}, [], [10, 50, 11, 51], "1"),
     # offline CPUs 3 and 12 are never used
@@ -169,9 +176,10 @@ def test_replan_moves_badly_placed_pins() -> None:
     assert len(host_named("dual-skylake-ht-interleaved").nodes_of(CpuSet(pins(result)))) == 1
 
 
-def test_default_reserve_is_first_core_of_each_node() -> None:
-    assert default_reserve(host_named("epyc-2ccx-per-node")) == CpuSet.parse("0,8,16,24,32,40,48,56")
-    assert default_reserve(host_named("dual-ht-adjacent")) == CpuSet.parse("0-1,16-17")
+def test_explicit_reserve_overrides_the_default() -> None:
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=4, memory_gib=1), reserve=CpuSet.parse("5,15"))
+    assert pins(result) == [0, 20, 1, 21]
+    assert any(n.message == "reserved CPUs 5,15 (--reserve)" for n in result.notes)
 
 
 def test_huge_host_wide_guest_spans_fewest_cache_groups() -> None:

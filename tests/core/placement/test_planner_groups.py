@@ -142,7 +142,9 @@ def test_whole_cores_on_more_nodes_beat_half_used_cores_on_fewer() -> None:
         for core in cores[1 + keep :]:  # core 0 of each node is reserved
             taken.extend(core.cpus if node_id != 1 else [core.cpus.first()])
     tenants = [tenant("t", taken)]
-    plan = plan_guest(host=host, guest=guest(vcpus=6, memory_gib=2), tenants=tenants, intent=Intent())
+    reserve = CpuSet().union(*(cores[0].cpus for cores in node_cores.values()))
+    plan = plan_guest(host=host, guest=guest(vcpus=6, memory_gib=2), tenants=tenants,
+                      intent=Intent(reserve=reserve))  # fmt: skip
     cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
     assert sorted(host.nodes_of(cpus)) == [2, 3]
     assert all(c.cpus.issubset(cpus) for c in (host.core_of(x) for x in cpus) if c is not None)
@@ -169,28 +171,50 @@ def test_every_guest_spans_the_fewest_groups_the_rules_allow(name: str, seed: in
 
 
 def test_phytium_wide_guest_takes_the_whole_clusters_of_its_five_nodes() -> None:
-    # 32 vCPUs, 7 free cores per node (core 0 of each is reserved): 5 nodes. Their ten L2 clusters hold
-    # 4 free cores (five of them) or 3 (five): 4*5 + 3*4 = 32 in 9 clusters. 8 whole clusters would do on
-    # 8 nodes, but node count outranks cache groups.
+    # 32 vCPUs, 7 free cores per node (core 0 of each reserved, as --reserve): 5 nodes. Their ten L2
+    # clusters hold 4 free cores (five of them) or 3 (five): 4*5 + 3*4 = 32 in 9 clusters. 8 whole
+    # clusters would do on 8 nodes, but node count outranks cache groups.
     host = _host("phytium-s2500")
-    plan = plan_guest(host=host, guest=guest(vcpus=32, memory_gib=8), tenants=[], intent=Intent())
+    reserve = CpuSet().union(*(host.cores[i].cpus for i in range(0, 64, 8)))
+    plan = plan_guest(
+        host=host, guest=guest(vcpus=32, memory_gib=8), tenants=[], intent=Intent(reserve=reserve)
+    )
     cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
     assert sorted(host.nodes_of(cpus)) == [0, 1, 2, 3, 4]
     assert len({_group(host, c) for c in cpus}) == 9
-    assert _rule_minimum(host, host.online - default_reserve(host), 32) == 9
+    assert _rule_minimum(host, host.online - reserve, 32) == 9
+
+
+def test_phytium_default_reserve_leaves_whole_clusters_for_a_wide_guest() -> None:
+    # the default reserve is one whole cluster (node 0's first): 32 vCPUs take 4 whole nodes, 8 clusters
+    host = _host("phytium-s2500")
+    plan = plan_guest(host=host, guest=guest(vcpus=32, memory_gib=8), tenants=[], intent=Intent())
+    cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+    assert default_reserve(host) == CpuSet.parse("0-3")
+    assert len(host.nodes_of(cpus)) == 4 and 0 not in host.nodes_of(cpus)
+    assert (
+        len({_group(host, c) for c in cpus})
+        == 8
+        == _rule_minimum(host, host.online - default_reserve(host), 32)
+    )
 
 
 @pytest.mark.parametrize("seed", [5, 13])
-def test_hybrid_guest_fitting_neither_kind_spans_the_fewest_groups(seed: int) -> None:
-    # guest 2: 8 vCPUs with 6 free P-CPUs (3 cores, private L2s: one group, the L3) and 7 free E-cores in
-    # two L2 clusters; taking the larger kind whole (7 E-cores + 1 P-CPU) spans 3 groups, 6 P-CPUs plus 2
-    # E-cores of one cluster span 2 (allocator rule 3 weighs the finer groups of each set of kinds)
+def test_hybrid_streams_span_the_fewest_groups(seed: int) -> None:
     assert _group_excess("hybrid-pe", seed) == []
+
+
+def test_hybrid_guest_fitting_neither_kind_spans_the_fewest_groups() -> None:
+    # 8 vCPUs with 6 free P-CPUs (3 cores, private L2s: one group, the L3) and 7 free E-cores in two L2
+    # clusters; taking the larger kind whole (7 E-cores + 1 P-CPU) spans 3 groups, 6 P-CPUs plus 2 E-cores
+    # of one cluster span 2 (allocator rule 3 weighs the finer groups of each set of kinds)
     host = _host("hybrid-pe")
-    p = _fill("hybrid-pe", seed)[2]
-    assert p.vcpus == 8 and str(p.free) == "10-15,17-23"
-    assert len({_group(host, c) for c in p.cpus}) == 2
-    assert CpuSet(range(10, 16)).issubset(p.cpus)
+    tenants = [tenant("t", [*range(2, 10), 16])]
+    plan = plan_guest(host=host, guest=guest(vcpus=8, memory_gib=2), tenants=tenants,
+                      intent=Intent(reserve=CpuSet.parse("0-1")))  # fmt: skip
+    cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+    assert len({_group(host, c) for c in cpus}) == 2
+    assert CpuSet(range(10, 16)).issubset(cpus)
 
 
 def test_memory_too_big_for_a_few_nodes_spans_as_many_as_memory_needs() -> None:

@@ -45,7 +45,8 @@ CASES = [
     ("small-2cpu", 4, "", "0-1", "0"),
     # one node's worth of pool, never the reserved first core of the node
     ("dual-skylake-ht-interleaved", 8, None, "1-9,21-29", "0"),
-    ("epyc-2ccx-per-node", 32, None, "1-7,33-39", "0"),
+    # node 0's first CCX is the default reserve: the roomiest node is node 1
+    ("epyc-2ccx-per-node", 32, None, "8-15,40-47", "1"),
 ]
 
 

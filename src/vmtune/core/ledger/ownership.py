@@ -16,7 +16,8 @@ Precedence for one CPU, first match wins:
    emulator/iothread pin on a housekeeping CPU does not make it the tenant's: housekeeping CPUs are shared
    by every ``--emulator share`` guest and the host by design;
 3. ``reserved``: CPUs never given to a dedicated vCPU - ``--reserve``, or by default (like ``vmtune
-   plan``) the first core of each NUMA node; with ``isolcpus=`` every CPU outside it (housekeeping);
+   plan``) the reserve ``core.ledger.reserve`` chooses; with ``isolcpus=`` every CPU outside it
+   (housekeeping);
 4. ``isolated``: ``isolcpus=`` CPUs no tenant uses yet (free for guests, but the scheduler won't balance
    onto them, so they are shown apart from ordinary free CPUs);
 5. ``free``.

@@ -5,11 +5,13 @@ Rules:
 * offline CPUs are never used;
 * *reserved* CPUs are host housekeeping and never get a dedicated vCPU. ``--reserve CPUSET`` names them
   (CPUs the host does not have are refused);
-  without it vmtune reserves, by default, **the first physical core of each NUMA node** (all of its SMT
-  threads; on the usual one-node-per-socket host that is the first core of each socket) on a host without
-  ``isolcpus=``: the kernel's own kthreads, IRQs and the emulator threads of ``--emulator share`` guests
-  need somewhere to run that is not a guest's dedicated core, and per node so that a guest's emulator
-  thread (which touches guest memory for every emulated device access) stays on the guest's node;
+  without it, on a host without ``isolcpus=``, vmtune reserves by default the CPUs ``core.ledger.reserve``
+  chooses: a cluster of little cores on hybrid hosts, a whole small shared cache group per node or socket
+  where such groups split a node, else **the first physical core of each NUMA node** (all of its SMT
+  threads; on the usual one-node-per-socket host that is the first core of each socket). The kernel's own
+  kthreads, IRQs and the emulator threads of ``--emulator share`` guests need somewhere to run that is not
+  a guest's dedicated core, near the guests (an emulator thread touches guest memory for every emulated
+  device access), without cutting the cache groups guests are sized to;
 * with ``isolcpus=`` on the kernel command line the operator has already split the host: dedicated vCPUs go
   *inside* the isolated set and the emulator/housekeeping threads *outside* it (the scheduler does not
   balance onto isolated CPUs, so a thread left floating there would be stuck);
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.memory import MemoryBook, memory_book
+from vmtune.core.ledger.reserve import default_reserve_of
 from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
@@ -73,22 +76,8 @@ class Ledger:
 
 
 def default_reserve(host: Host) -> CpuSet:
-    """The first physical core (all its online threads) of each NUMA node: the documented default. A node
-    that holds CPUs of several sockets (CPUs the firmware put in no node) gets one per socket: housekeeping
-    never has to cross sockets to serve a guest."""
-    out = CpuSet()
-    for node in host.nodes:
-        for sock in dict.fromkeys(c.socket for c in host.cores if c.node == node.id and c.cpus):
-            first = next((c for c in host.cores if c.node == node.id and c.socket == sock and c.cpus), None)
-            if first is not None:
-                out = out | first.cpus
-    if not out:
-        # no NUMA data (s390, tiny boards): the first core of each socket
-        for socket in host.sockets:
-            first = next((c for c in host.cores if c.socket == socket.index and c.cpus), None)
-            if first is not None:
-                out = out | first.cpus
-    return out
+    """The CPUs reserved when ``--reserve`` is not given (``core.ledger.reserve``)."""
+    return default_reserve_of(host).cpus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +93,8 @@ class Reservation:
     """Online ``isolcpus=`` CPUs (empty without isolcpus)."""
     default: bool
     """The reserve is vmtune's default (no ``--reserve`` given, no isolcpus)."""
+    why: str = ""
+    """Which default rule chose the reserve (``DefaultReserve.why``); empty when it is not the default."""
 
 
 def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
@@ -118,8 +109,12 @@ def reservation(host: Host, reserve: CpuSet | None) -> Reservation:
             isolated=isolated,
             default=False,
         )
-    reserved = default_reserve(host) if reserve is None else reserve & online
-    return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=reserve is None)
+    if reserve is None:
+        chosen = default_reserve_of(host)
+        return Reservation(reserved=chosen.cpus, housekeeping=chosen.cpus, isolated=CpuSet(), default=True,
+                           why=chosen.why)  # fmt: skip
+    reserved = reserve & online
+    return Reservation(reserved=reserved, housekeeping=reserved, isolated=CpuSet(), default=False)
 
 
 def _absent_reserve(host: Host, guest: GuestSpec, reserve: CpuSet | None) -> list[Note]:
@@ -166,8 +161,8 @@ def _reserve_notes(split: Reservation) -> list[Note]:
         return [
             Note(
                 topic="host",
-                message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: the first "
-                "core of each NUMA node; --reserve CPUSET to change)",
+                message=f"reserved CPUs {reserved or 'none'} for host housekeeping (default: {split.why}; "
+                "--reserve CPUSET to change)",
             )
         ]
     return [Note(topic="host", message=f"reserved CPUs {reserved or 'none'} (--reserve)")]

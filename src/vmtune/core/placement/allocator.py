@@ -42,8 +42,11 @@ from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 
 __all__ = [
+    "BOOK_LEVEL",
+    "DRAWER_LEVEL",
     "KIND_LEVEL",
     "NODE_LEVEL",
+    "SOCKET_LEVEL",
     "CoreView",
     "DomainPick",
     "GroupUse",
@@ -56,8 +59,14 @@ __all__ = [
 NODE_LEVEL = -2
 """Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
 KIND_LEVEL = -1
-"""Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core.
-Both pseudo levels are negative so that every real cache level (L1 up) keeps its own number."""
+"""Pseudo level: group cores by kind (``Core.kind``) on hybrid hosts, so one guest gets one kind of core.
+Every pseudo level is negative so that every real cache level (L1 up) keeps its own number."""
+DRAWER_LEVEL = -5
+BOOK_LEVEL = -4
+SOCKET_LEVEL = -3
+"""Pseudo levels for hosts without cache data (s390 LPARs, some VMs): the socket, book and drawer stand in
+for the caches they hold (an s390 chip's L3, a book's or drawer's L4), coarsest first."""
+_CONTAINERS = (DRAWER_LEVEL, BOOK_LEVEL, SOCKET_LEVEL)
 _PRIVATE = -1
 """Group key of the cores whose cache at this level is their own (or unknown)."""
 
@@ -133,8 +142,8 @@ def core_views(
 
 
 def is_cache_level(level: int) -> bool:
-    """A real cache level, not the NUMA node or core kind pseudo level."""
-    return level not in (NODE_LEVEL, KIND_LEVEL)
+    """A real cache level, not a pseudo level (NUMA node, core kind, socket, book, drawer)."""
+    return level > 0
 
 
 def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
@@ -145,13 +154,17 @@ def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
     goes - the node choice (``core.numa``: most free room) decides there, not a best fit on the L3.
     """
     levels: list[int] = [NODE_LEVEL] if with_nodes else []
-    if len({c.capacity for c in host.cores if c.cpus}) > 1:
+    if len({c.kind for c in host.cores if c.cpus}) > 1:
         levels.append(KIND_LEVEL)
-    for level in reversed(host.cache_levels):
+    # with no cache shared by several cores known, the socket, book and drawer are the only sign of what
+    # cores share (s390 LPARs report no caches, or private L2s only)
+    shared_caches = any(len(g.cpus) > len(host.siblings(g.cpus.first())) for g in host.caches)
+    containers = () if shared_caches else _CONTAINERS
+    for level in (*containers, *reversed(host.cache_levels)):
         per_group: dict[int, int] = {}
         per_node: dict[int, set[int]] = {}
         for core in host.cores:
-            key = core.caches.get(level)
+            key = core.caches.get(level) if is_cache_level(level) else _container_key(core, level)
             if key is not None and core.cpus:
                 per_group[key] = per_group.get(key, 0) + 1
                 per_node.setdefault(core.node, set()).add(key)
@@ -161,10 +174,18 @@ def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
     return tuple(levels)
 
 
+def _container_key(core: Core, level: int) -> int | None:
+    raw = {SOCKET_LEVEL: core.socket, BOOK_LEVEL: core.book, DRAWER_LEVEL: core.drawer}[level]
+    return None if raw < 0 else raw
+
+
 def _key(core: Core, level: int) -> int:
     if level == KIND_LEVEL:
-        return core.capacity or 0
-    raw = core.node if level == NODE_LEVEL else core.caches.get(level)
+        return -1 if core.kind is None else core.kind
+    if level in _CONTAINERS:
+        raw = _container_key(core, level)
+    else:
+        raw = core.node if level == NODE_LEVEL else core.caches.get(level)
     # a core without cache data is its own group (then pooled with the private ones by _groups)
     return -2 - core.index if raw is None else raw
 
@@ -228,12 +249,19 @@ class _Group:
     size_kib: int
 
 
+def _shares(level: int) -> bool:
+    """Groups of this level are cores sharing a cache (a real level, or the socket, book, drawer)."""
+    return is_cache_level(level) or level in _CONTAINERS
+
+
 def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
     """Physical cores of cache group ``key`` on the host (1 for a core without cache data)."""
     size = ctx.sizes.get((level, key))
     if size is None:
         size = 1
-        if 0 <= key < len(ctx.host.caches):
+        if level in _CONTAINERS:
+            size = max(1, sum(1 for c in ctx.host.cores if c.cpus and _key(c, level) == key))
+        elif 0 <= key < len(ctx.host.caches):
             size = len({cpu.core for c in ctx.host.caches[key].cpus if (cpu := ctx.host.cpu(c)) is not None})
         ctx.sizes[level, key] = size
     return size
@@ -243,7 +271,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
         key = _key(view.core, level)
-        if is_cache_level(level) and _group_cores(ctx, level, key) <= 1:
+        if _shares(level) and _group_cores(ctx, level, key) <= 1:
             # a private cache (Intel P-core L2) shares nothing: such cores are one pool at this level
             key = _PRIVATE
         by_key.setdefault(key, []).append(view)
@@ -253,9 +281,9 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
             node = ctx.host.node(key)
             gcpus = node.cpus if node else CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        elif level == KIND_LEVEL:
-            gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if c.capacity == key))
-            size_kib = key  # latency guests: the bigger kind first
+        elif level == KIND_LEVEL or (level in _CONTAINERS and key != _PRIVATE):
+            gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if _key(c, level) == key))
+            size_kib = key if level == KIND_LEVEL else 0  # latency guests: the bigger kind first
         elif key >= 0 and key < len(ctx.host.caches):
             cache = ctx.host.caches[key]
             gcpus = cache.cpus
@@ -263,7 +291,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
         else:
             gcpus = CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        full = _full_units(members, policy, _group_cores(ctx, level, key) if is_cache_level(level) else 0)
+        full = _full_units(members, policy, _group_cores(ctx, level, key) if _shares(level) else 0)
         occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
         small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
         out.append(
@@ -289,7 +317,7 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
     caps: dict[int, int] = {}
     for view in views:
         key = _key(view.core, finest)
-        if is_cache_level(finest) and _group_cores(ctx, finest, key) <= 1:
+        if _shares(finest) and _group_cores(ctx, finest, key) <= 1:
             key = _PRIVATE
         caps[key] = caps.get(key, 0) + len(view.units)
     need = spanned = 0

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import ThreadPolicy
-from vmtune.core.placement.allocator import KIND_LEVEL, NODE_LEVEL
+from vmtune.core.placement.allocator import is_cache_level
 from vmtune.core.placement.numa import ANY_NODE, Failure, Placement
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
@@ -84,7 +84,7 @@ def cache_notes(*, host: Host, placement: Placement) -> list[Note]:
     notes: list[Note] = []
     for share in placement.shares:
         for use in share.pick.groups:
-            if use.level in (NODE_LEVEL, KIND_LEVEL):
+            if not is_cache_level(use.level):
                 continue
             cache = host.caches[use.key] if 0 <= use.key < len(host.caches) else None
             size = f", {fmt_kib_brief(cache.size_kib)}" if cache and cache.size_kib else ""

@@ -21,6 +21,8 @@ does, because ``lstopo`` is the independent count we test against:
    hwloc ignores such nodes too. CPU-less nodes (PMEM, GPU memory, memory-only) are kept.
 5. Cache groups: distinct sets of online CPUs sharing one cache of a level in ``CACHE_LEVELS`` (data or
    unified caches only).
+6. Core kinds (big, little) on hybrid hosts: ``core.topology.kinds``. s390 books and drawers: the CPUs
+   reporting one (drawer id, book id), and one drawer id.
 
 Dense ``Core.index``/``Socket.index``/cache indices are assigned by lowest CPU id for stable output.
 """
@@ -28,71 +30,15 @@ Dense ``Core.index``/``Socket.index``/cache indices are assigned by lowest CPU i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from vmtune.core.topology.model import CACHE_LEVELS, CacheGroup, Core, Cpu, Host, HugePages, Node, Socket
+from vmtune.core.topology.kinds import core_kinds
+from vmtune.core.topology.model import CACHE_LEVELS, CacheGroup, Core, Cpu, Host, Node, Socket
+from vmtune.core.topology.records import CacheRecord, CpuRecord, NodeRecord, distances_from_row
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
 __all__ = ["CacheRecord", "CpuRecord", "NodeRecord", "build_host", "distances_from_row"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheRecord:
-    """One data/unified cache as one CPU sees it (instruction caches are dropped by the readers)."""
-
-    level: int
-    cpus: CpuSet
-    """``shared_cpu_list``: the CPUs sharing it (may include offline CPUs; intersected later)."""
-    size_kib: int | None = None
-    cache_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CpuRecord:
-    id: int
-    online: bool = True
-    has_topology: bool = True
-    """False for an online CPU whose source says nothing about its place (no topology dir)."""
-    package_id: int | None = None
-    die_id: int | None = None
-    cluster_id: int | None = None
-    core_id: int | None = None
-    siblings: CpuSet | None = None
-    """Thread siblings (``core_cpus`` / ``thread_siblings``); None when the source has none."""
-    package_cpus: CpuSet | None = None
-    """Package mask (``package_cpus`` / ``core_siblings``); None when the source has none."""
-    capacity: int | None = None
-    caches: tuple[CacheRecord, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NodeRecord:
-    id: int
-    cpus: CpuSet
-    """CPUs the node lists, as the source says (may include offline CPUs and, on buggy BIOSes, all)."""
-    mem_total_kib: int | None = None
-    mem_free_kib: int | None = None
-    hugepages: tuple[HugePages, ...] = ()
-    distances: tuple[tuple[int, int], ...] = ()
-
-
-def distances_from_row(
-    row: Sequence[int], candidates: Sequence[Sequence[int]], known: Iterable[int]
-) -> tuple[tuple[int, int], ...] | None:
-    """Map a positional sysfs ``distance`` row to (node id, distance) pairs.
-
-    The kernel prints one column per *online* node in id order, so with sparse ids (0,1,4,5 or
-    0,8,250-255) column i is the i-th node id, not node i. Dumps are not always consistent about which
-    list that is (offline-cpu0-node0: node/online says ``1`` but the row has 2 columns, matching
-    node/possible), so the first candidate id list of the right length wins. Returns None when no
-    candidate fits; pairs for nodes not in ``known`` are dropped.
-    """
-    wanted = set(known)
-    for ids in candidates:
-        if len(ids) == len(row):
-            return tuple((nid, dist) for nid, dist in zip(ids, row, strict=True) if nid in wanted)
-    return None
 
 
 @dataclass(slots=True)
@@ -117,8 +63,10 @@ def build_host(
     cmdline: str | None = None,
     memory_total_kib: int | None = None,
     warnings: Iterable[str] = (),
+    pmu_kinds: tuple[CpuSet, CpuSet] | None = None,
 ) -> Host:
-    """Assemble the frozen :class:`Host`; raise InputError when no CPU is online."""
+    """Assemble the frozen :class:`Host`; raise InputError when no CPU is online. ``pmu_kinds``: the CPUs
+    of ``/sys/devices/cpu_core`` and ``cpu_atom`` where the kernel has them (Intel hybrid)."""
     warn: list[str] = list(warnings)
     records = sorted(cpus, key=lambda r: r.id)
     online_bits = _online_bits(name, records)
@@ -135,6 +83,13 @@ def build_host(
     cores_acc = _group(_core_keys(online_recs, masked, socket_key, numa.node_of))
     caches, cache_index = _cache_groups(online_recs, masked)
     cores, core_index = _cores(records, cores_acc, socket_index, numa.node_of, cache_index)
+    cores = _books(cores, online_recs)
+    clusters = {
+        r.id: (socket_key[r.id], r.die_id, r.cluster_id) for r in online_recs if r.cluster_id is not None
+    }
+    kinds, evidence = core_kinds(cores, caches, pmu=pmu_kinds, clusters=clusters)
+    if evidence is not None:
+        cores = tuple(replace(core, kind=kind) for core, kind in zip(cores, kinds, strict=True))
     out_nodes = _nodes(numa, online_bits)
     totals = [n.mem_total_kib for n in out_nodes if n.mem_total_kib is not None]
     return Host(
@@ -158,6 +113,7 @@ def build_host(
         nohz_full=nohz_full if nohz_full is not None else CpuSet(),
         cmdline=cmdline,
         memory_total_kib=sum(totals) if totals else memory_total_kib,
+        kind_evidence=evidence,
         warnings=tuple(warn),
     )
 
@@ -362,10 +318,26 @@ def _cpus(
             die_id=rec.die_id,
             cluster_id=rec.cluster_id,
             core_id=rec.core_id,
+            book_id=rec.book_id,
+            drawer_id=rec.drawer_id,
             capacity=rec.capacity,
             caches=cache_index.get(rec.id, {}),
         )
         for rec in records
+    )
+
+
+def _books(cores: tuple[Core, ...], online_recs: Sequence[CpuRecord]) -> tuple[Core, ...]:
+    """Rule 6: each core's dense book and drawer index (its first CPU's), where the source has them."""
+    book: dict[int, object] = {r.id: (r.drawer_id, r.book_id) for r in online_recs if r.book_id is not None}
+    drawer: dict[int, object] = {r.id: r.drawer_id for r in online_recs if r.drawer_id is not None}
+    if not book and not drawer:
+        return cores
+    book_of = {cpu: i for i, acc in enumerate(_group(book)) for cpu in _ids(acc.cpus)}
+    drawer_of = {cpu: i for i, acc in enumerate(_group(drawer)) for cpu in _ids(acc.cpus)}
+    return tuple(
+        replace(c, book=book_of.get(c.cpus.first(), -1), drawer=drawer_of.get(c.cpus.first(), -1))
+        for c in cores
     )
 
 

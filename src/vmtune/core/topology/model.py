@@ -21,7 +21,30 @@ from vmtune.cpuset import CpuSet
 CACHE_LEVELS = (2, 3)
 """Cache levels the topology tracks, finest first: the shared data/unified caches placement packs into."""
 
-__all__ = ["CACHE_LEVELS", "CacheGroup", "Core", "Cpu", "Host", "HugePages", "Node", "Socket", "Summary"]
+KIND_LITTLE = 0
+"""``Core.kind`` of the smaller cores of a hybrid host (Intel E-cores, Arm LITTLE)."""
+KIND_BIG = 1
+"""``Core.kind`` of the bigger cores of a hybrid host (Intel P-cores, Arm big)."""
+
+__all__ = [
+    "CACHE_LEVELS",
+    "KIND_BIG",
+    "KIND_LITTLE",
+    "CacheGroup",
+    "Core",
+    "Cpu",
+    "Host",
+    "HugePages",
+    "Node",
+    "Socket",
+    "Summary",
+    "kind_name",
+]
+
+
+def kind_name(kind: int | None) -> str | None:
+    """``big`` / ``little`` for a ``Core.kind`` (the words of ``--core-kind``); None for None."""
+    return None if kind is None else "big" if kind == KIND_BIG else "little"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +61,9 @@ class Cpu:
     die_id: int | None = None
     cluster_id: int | None = None
     core_id: int | None = None
+    book_id: int | None = None
+    drawer_id: int | None = None
+    """s390 books and drawers (``topology/book_id``, ``drawer_id``); None elsewhere."""
     capacity: int | None = None
     """``cpu_capacity`` (arm big.LITTLE, Intel hybrid); None when the kernel doesn't say."""
     caches: Mapping[int, int] = field(default_factory=dict, hash=False)
@@ -54,6 +80,12 @@ class Core:
     caches: Mapping[int, int] = field(default_factory=dict, hash=False)
     """Cache level -> index into ``Host.caches`` (its first CPU's groups)."""
     capacity: int | None = None
+    kind: int | None = None
+    """``KIND_BIG`` or ``KIND_LITTLE`` on a hybrid host (``Host.kind_evidence`` says how it is known);
+    None where every core is alike."""
+    book: int = -1
+    drawer: int = -1
+    """Dense indices of the core's s390 book and drawer (-1: the host has none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +179,9 @@ class Host:
     nohz_full: CpuSet = field(default_factory=CpuSet)
     cmdline: str | None = None
     memory_total_kib: int | None = None
+    kind_evidence: str | None = None
+    """How the big and little cores were told apart (``/sys/devices/cpu_core,cpu_atom``, ``cpu_capacity``
+    classes, or the cores' SMT and L2 layout); None on a host whose cores are alike."""
     warnings: tuple[str, ...] = ()
     _by_id: Mapping[int, Cpu] = field(init=False, repr=False, compare=False)
     _nodes_by_id: Mapping[int, Node] = field(init=False, repr=False, compare=False)
@@ -156,6 +191,11 @@ class Host:
         object.__setattr__(self, "_nodes_by_id", {n.id: n for n in self.nodes})
 
     # -- lookups -----------------------------------------------------------------------------------
+    @property
+    def hybrid(self) -> bool:
+        """Big and little cores are told apart here (``Core.kind``)."""
+        return self.kind_evidence is not None
+
     def cpu(self, cpu_id: int) -> Cpu | None:
         return self._by_id.get(cpu_id)
 
