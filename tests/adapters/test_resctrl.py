@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from resctrlgen import write_resctrl
+from sysfsgen import HostSpec, write_sysfs
+from vmtune.adapters.snapshot import write_snapshot
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.resctrl import parse_schemata, read_resctrl
 
@@ -56,3 +59,15 @@ def test_unreadable_mask_leaves_the_resource_out(tmp_path: Path) -> None:
     base = write_resctrl(tmp_path, default={0: 0x1F})
     (base / "info/L3/cbm_mask").write_text("not hex\n")
     assert read_resctrl(tmp_path) is None
+
+
+def test_a_snapshot_carries_resctrl(tmp_path: Path) -> None:
+    """``vmtune host snapshot`` takes resctrl's info files and every group's schemata; extracted, the
+    snapshot reads back as the same Resctrl (the probes read real files, not the archive)."""
+    root = tmp_path / "host"
+    write_sysfs(HostSpec(name="one", cores_per_node=2, l3_cores=2), root)
+    write_resctrl(root, default={0: 0x1F}, cdp=True, groups={"qemu-1-a-vcpus_0": {0: 0x60}})
+    write_snapshot(root, tmp_path / "snap.tar.gz")
+    with tarfile.open(tmp_path / "snap.tar.gz") as tar:
+        tar.extractall(tmp_path / "out")  # noqa: S202 - our own archive, written just above
+    assert read_resctrl(tmp_path / "out") == read_resctrl(root) is not None
