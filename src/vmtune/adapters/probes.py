@@ -7,7 +7,9 @@
 * RT runtime of the machine slice under cgroup v1: with CONFIG_RT_GROUP_SCHED a new cgroup starts with
   ``cpu.rt_runtime_us = 0``, and SCHED_FIFO for a task in it fails (EPERM). systemd names the slice
   ``machine.slice``; libvirt without systemd uses ``machine``. When the kernel has RT group scheduling (the
-  root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0.
+  root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0. With
+  ``/proc/sys/kernel/sched_rt_runtime_us`` at -1 the kernel enforces no RT budget at all (the EPERM check
+  in ``__sched_setscheduler`` needs bandwidth enabled), so no group's 0 matters.
 * NUMA node of each PCI device (``/sys/bus/pci/devices/<addr>/numa_node``; -1 = no affinity, skipped).
 * Nested virtualisation: the ``hypervisor`` flag in ``/proc/cpuinfo`` (CPUID.1:ECX bit 31, set by every
   hypervisor for its guests). Only x86 prints a ``flags`` line; elsewhere the answer is None.
@@ -88,6 +90,8 @@ def _cgroup(root: Path) -> tuple[int | None, int | None, str | None]:
     base = root / "sys" / "fs" / "cgroup"
     if (base / "cgroup.controllers").is_file():
         return 2, None, None
+    if _int(root / "proc" / "sys" / "kernel" / "sched_rt_runtime_us") == -1:
+        return (1, None, None) if base.is_dir() else (None, None, None)
     if not base.is_dir():
         return None, None, None
     for cpu_dir in _CPU_DIRS:

@@ -136,6 +136,7 @@ def _probe_members(base: str) -> Iterator[tuple[str, str, bool]]:
     module = f"{base}/sys/module"
     yield from _files(base, f"{module}/kvm_intel/parameters", ("enable_apicv",))
     yield from _files(base, f"{module}/kvm_amd/parameters", ("avic",))
+    yield from _files(base, f"{base}/proc/sys/kernel", ("sched_rt_runtime_us",))
     cgroup = f"{base}/sys/fs/cgroup"
     yield from _files(base, cgroup, ("cgroup.controllers",))
     for ctl in _CGROUP_CPU_DIRS:  # cgroup v1; "cpu" is usually a link to "cpu,cpuacct": keep what is a dir

@@ -16,7 +16,8 @@ Pure and deterministic. ``plan_guest`` reads as its steps, each explained by a N
    the topology is left alone; ``keep_abi`` (the hook) moreover returns only the host binding;
 5. ``_vcpu_cpuset`` and ``_numatune``;
 6. device/profile tuning (``tuning.devices``) merged in by ``_merge_tuning``;
-7. ``--cache-share``: the ``<cachetune>`` of the L3 instances the vCPUs sit on (``tuning.cachetune``).
+7. realtime: FIFO for an emulator and IOThreads that have CPUs of their own (``tuning.rtthreads``);
+   ``--cache-share``: the ``<cachetune>`` of the L3 instances the vCPUs sit on (``tuning.cachetune``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from vmtune.core.tuning.cachetune import plan_cachetune
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.core.tuning.iothreads import spread_iothreads
+from vmtune.core.tuning.rtthreads import rt_helper_sched
 from vmtune.core.tuning.memmode import (
     at_home,
     home_shares,
@@ -93,7 +95,7 @@ def plan_guest(
         plan = _plan_kept_cells(job, notes)
     else:
         plan = _plan_dedicated(job, notes)
-    plan = _with_cachetune(job, spread_iothreads(plan, job.guest))
+    plan = _with_cachetune(job, _with_rt_helpers(job, spread_iothreads(plan, job.guest)))
     # --reshape acts once: the stored intent leaves it out, so the next re-plan keeps the new shape
     plan = replace(plan, intent=replace(intent, reshape=False))
     return plan.binding_only() if keep_abi else plan
@@ -220,6 +222,15 @@ class _Job:
     keep: bool
     """The guest keeps its NUMA cells and topology (it has some, or vmtune shaped it before)."""
     tenants: Sequence[GuestSpec] = ()
+
+
+def _with_rt_helpers(job: _Job, plan: Plan) -> Plan:
+    """Step 7: ``<emulatorsched>``/``<iothreadsched>`` of a realtime guest."""
+    emulator, iothreads, notes = rt_helper_sched(plan, realtime=job.resolved.realtime, caps=job.caps,
+                                                 housekeeping=job.ledger.housekeeping)  # fmt: skip
+    if not notes:
+        return plan
+    return replace(plan, emulatorsched=emulator, iothreadsched=iothreads, notes=(*plan.notes, *notes))
 
 
 def _with_cachetune(job: _Job, plan: Plan) -> Plan:
