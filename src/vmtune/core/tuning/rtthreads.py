@@ -19,9 +19,13 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.tuning.devices import RT_PRIORITY
 from vmtune.cpuset import CpuSet
 
-__all__ = ["RT_SCHEDULERS", "rt_helper_sched"]
+__all__ = ["PIT_PRIORITY", "RT_SCHEDULERS", "rt_helper_sched"]
 
 RT_SCHEDULERS = frozenset({"fifo", "rr"})
+PIT_PRIORITY = 2
+"""SCHED_FIFO priority of a realtime guest's ``kvm-pit/<qemu pid>`` kernel thread, as KubeVirt sets it:
+above the FIFO vCPUs (1), so the timer ticks it injects are not held back by the vCPU it shares a CPU
+with."""
 
 
 def _no_rt_runtime(caps: HostCaps | None) -> bool:
