@@ -74,7 +74,9 @@ def render_plan(plan: Plan) -> str:
     for sched in plan.vcpusched or ():
         lines.append(f"vcpusched vcpus={sched.vcpus} scheduler={sched.scheduler} priority={sched.priority}")
     if plan.emulatorsched is not None:
-        lines.append(f"emulatorsched scheduler={plan.emulatorsched.scheduler} priority={plan.emulatorsched.priority}")
+        lines.append(
+            f"emulatorsched scheduler={plan.emulatorsched.scheduler} priority={plan.emulatorsched.priority}"
+        )
     for io_sched in plan.iothreadsched or ():
         lines.append(f"iothreadsched iothreads={io_sched.iothreads} scheduler={io_sched.scheduler} "
                      f"priority={io_sched.priority}")  # fmt: skip

@@ -1,4 +1,4 @@
-"""Write a ``/sys/fs/resctrl`` below a test root as the kernel shows it (Documentation/filesystems/resctrl.rst).
+"""Write a ``/sys/fs/resctrl`` below a test root as the kernel shows it (filesystems/resctrl.rst).
 
 ``info/<RESOURCE>/{cbm_mask,min_cbm_bits,num_closids,shareable_bits}`` per cache resource (``L3``, or
 ``L3CODE`` + ``L3DATA`` with CDP on), ``MB`` beside them as on a host with memory bandwidth allocation, the

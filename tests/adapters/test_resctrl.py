@@ -9,9 +9,9 @@ import pytest
 
 from resctrlgen import write_resctrl
 from sysfsgen import HostSpec, write_sysfs
-from vmtune.adapters.snapshot import write_snapshot
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.resctrl import parse_schemata, read_resctrl
+from vmtune.adapters.snapshot import write_snapshot
 
 
 def test_not_mounted_is_none(tmp_path: Path) -> None:
@@ -24,9 +24,16 @@ def test_not_mounted_is_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cdp", "names", "closids"), [(False, ("L3",), 16), (True, ("L3CODE", "L3DATA"), 8)], ids=["cat", "cdp"]
 )
-def test_reads_resources_default_and_groups(tmp_path: Path, cdp: bool, names: tuple[str, ...], closids: int) -> None:
-    write_resctrl(tmp_path, default={0: 0x1F, 1: 0x7FF}, shareable_bits=0x600, cdp=cdp,
-                  groups={"qemu-3-web1-vcpus_0-1": {0: 0xE0, 1: 0x7FF}, "batch": {0: 0x700, 1: 0x7FF}})  # fmt: skip
+def test_reads_resources_default_and_groups(
+    tmp_path: Path, cdp: bool, names: tuple[str, ...], closids: int
+) -> None:
+    write_resctrl(
+        tmp_path,
+        default={0: 0x1F, 1: 0x7FF},
+        shareable_bits=0x600,
+        cdp=cdp,
+        groups={"qemu-3-web1-vcpus_0-1": {0: 0xE0, 1: 0x7FF}, "batch": {0: 0x700, 1: 0x7FF}},
+    )
     found = read_resctrl(tmp_path)
     assert found is not None
     assert [r.name for r in found.resources] == list(names)  # MB is not a cache resource
@@ -69,5 +76,5 @@ def test_a_snapshot_carries_resctrl(tmp_path: Path) -> None:
     write_resctrl(root, default={0: 0x1F}, cdp=True, groups={"qemu-1-a-vcpus_0": {0: 0x60}})
     write_snapshot(root, tmp_path / "snap.tar.gz")
     with tarfile.open(tmp_path / "snap.tar.gz") as tar:
-        tar.extractall(tmp_path / "out")  # noqa: S202 - our own archive, written just above
+        tar.extractall(tmp_path / "out")
     assert read_resctrl(tmp_path / "out") == read_resctrl(root) is not None

@@ -27,8 +27,15 @@ from vmtune.xmlmap.guest import read_guest
 
 pytestmark = pytest.mark.e2e
 RESCTRL = Path("/sys/fs/resctrl/info")
-SKX = HostSpec(name="skx-1s", sockets=1, cores_per_node=8, threads_per_core=2, l3_cores=8, l3_kib=28160,
-               vendor="GenuineIntel")  # fmt: skip
+SKX = HostSpec(
+    name="skx-1s",
+    sockets=1,
+    cores_per_node=8,
+    threads_per_core=2,
+    l3_cores=8,
+    l3_kib=28160,
+    vendor="GenuineIntel",
+)
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
   <memory unit='MiB'>128</memory>
@@ -40,7 +47,9 @@ GUEST = """<domain type='{type}'>
 
 
 def virsh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        ["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_two_guest_cachetunes_define_on_the_real_libvirtd(
@@ -56,8 +65,20 @@ def test_two_guest_cachetunes_define_on_the_real_libvirtd(
         src = tmp_path / f"g{i}.xml"
         src.write_text(GUEST.format(type=libvirt_session.domain_type, name=name))
         out = tenants / f"g{i}.xml"
-        res = vmtune("apply", str(src), "--sysfs", str(root), "--domains", str(tenants), "--profile", "latency",
-                     "--cache-share", "25%", "-o", str(out))  # fmt: skip
+        res = vmtune(
+            "apply",
+            str(src),
+            "--sysfs",
+            str(root),
+            "--domains",
+            str(tenants),
+            "--profile",
+            "latency",
+            "--cache-share",
+            "25%",
+            "-o",
+            str(out),
+        )
         assert res.returncode == 0, res.stderr
         planned = out.read_text()
         assert "<cache id='0' level='3' type='both' size='7680' unit='KiB'/>" in planned
@@ -104,4 +125,6 @@ def test_this_host_without_resctrl_gets_no_cachetune(
     assert "<cachetune" not in xml
     intent = read_guest(xml, source=name).intent
     assert intent is not None and intent.cache_share == CacheShare(percent=25)  # applied on a resctrl host
-    record(f"{name}: apply --connect --cache-share 25% on this host (no resctrl): no <cachetune>, intent stored")
+    record(
+        f"{name}: apply --connect --cache-share 25% on this host (no resctrl): no <cachetune>, intent stored"
+    )

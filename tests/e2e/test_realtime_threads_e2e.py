@@ -83,7 +83,9 @@ def rt_allowed() -> Iterator[None]:
         SYSCTL.write_text("-1\n")
     except OSError as err:
         pytest.skip(f"cgroup v1 gives guests no RT runtime here and {SYSCTL} can't be set ({err})")
-    record(f"cgroup v1 without RT runtime for guests ({caps.rt_runtime_path} = 0): {SYSCTL} -1 during the test")
+    record(
+        f"cgroup v1 without RT runtime for guests ({caps.rt_runtime_path} = 0): {SYSCTL} -1 during the test"
+    )
     try:
         yield
     finally:

@@ -68,7 +68,10 @@ CASES: dict[str, tuple[str, Plan]] = {
             intent=Intent(profiles=(Profile.LATENCY,)),
         ),
     ),
-    "everything-wrong": ("everything-wrong.xml", dataclasses.replace(full_plan(4), emulatorsched=EmulatorSched(scheduler="batch"))),
+    "everything-wrong": (
+        "everything-wrong.xml",
+        dataclasses.replace(full_plan(4), emulatorsched=EmulatorSched(scheduler="batch")),
+    ),
     "compact": (
         "compact.xml",
         Plan(vcpupins=pinned(2), memory_backing=MemoryBacking(hugepages=True), intent=Intent()),

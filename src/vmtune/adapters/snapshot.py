@@ -5,9 +5,10 @@ The archive's members are relative to the root (``sys/devices/system/cpu/online`
 ``tar xzf snap.tar.gz -C DIR`` gives a DIR that works with ``--sysfs DIR`` too. Only topology files are
 taken (the list below), plus the few files the host probes read (KVM APICv/AVIC parameters, the cgroup
 RT budget, PCI devices' NUMA nodes, resctrl's cache resources and group schemata), never anything that
-identifies the machine beyond its CPU model, PCI addresses and kernel command line. Real sysfs files report a size of 4096 whatever they hold, so
-each file is read and stored with its real length. The ``nodeN/cpuM`` symlinks are kept: old kernels and
-libvirt's trimmed trees have no ``cpulist``/``cpumap``, and the link is then the only node membership.
+identifies the machine beyond its CPU model, PCI addresses and kernel command line. Real sysfs files
+report a size of 4096 whatever they hold, so each file is read and stored with its real length. The
+``nodeN/cpuM`` symlinks are kept: old kernels and libvirt's trimmed trees have no ``cpulist``/``cpumap``,
+and the link is then the only node membership.
 
 The first member, ``vmtune-manifest.json``, holds the member, file, link, CPU and node counts and the
 sha256 of every byte after it up to the end of the archive: a truncated or edited snapshot is refused

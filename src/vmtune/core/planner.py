@@ -51,7 +51,6 @@ from vmtune.core.tuning.cachetune import plan_cachetune
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.core.tuning.iothreads import spread_iothreads
-from vmtune.core.tuning.rtthreads import rt_helper_sched
 from vmtune.core.tuning.memmode import (
     at_home,
     home_shares,
@@ -59,6 +58,7 @@ from vmtune.core.tuning.memmode import (
     single_node_preferred,
     user_binding,
 )
+from vmtune.core.tuning.rtthreads import rt_helper_sched
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB

@@ -34,8 +34,12 @@ LATENCY = Intent(profiles=(Profile.LATENCY,))
 # the L3s numbered as the kernel does (cache id = node here); 27.5 MiB = 11 ways of 2560 KiB
 H_L3 = replace(H, caches=tuple(replace(g, cache_id=g.index - len(H.groups(2)), size_kib=28160)
                                if g.level == 3 else g for g in H.caches))  # fmt: skip
-RDT = HostCaps(resctrl=Resctrl(resources=(ResctrlResource(name="L3", cbm_mask=0x7FF, num_closids=16),),
-                               default=ResctrlGroup(name="", masks=(("L3", 0, 0x1F), ("L3", 1, 0x1F)))))  # fmt: skip
+RDT = HostCaps(
+    resctrl=Resctrl(
+        resources=(ResctrlResource(name="L3", cbm_mask=0x7FF, num_closids=16),),
+        default=ResctrlGroup(name="", masks=(("L3", 0, 0x1F), ("L3", 1, 0x1F))),
+    )
+)
 
 
 def l3(kib: int, cache_id: int = 0) -> tuple[CacheTune, ...]:

@@ -8,7 +8,7 @@ and read back by the real readers (``read_sysfs``, ``probe_host_caps``), as ``--
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,15 @@ from vmtune.errors import InfeasibleError
 from vmtune.service import Planned, next_tenants, plan_document
 
 WAY_KIB = 2560
-SKX = HostSpec(name="skx-1s", sockets=1, cores_per_node=8, threads_per_core=2, l3_cores=8, l3_kib=11 * WAY_KIB,
-               vendor="GenuineIntel")  # fmt: skip
+SKX = HostSpec(
+    name="skx-1s",
+    sockets=1,
+    cores_per_node=8,
+    threads_per_core=2,
+    l3_cores=8,
+    l3_kib=11 * WAY_KIB,
+    vendor="GenuineIntel",
+)
 SKX2 = dataclasses.replace(SKX, name="skx-2s", sockets=2)
 GUEST = """<domain type='kvm'>
   <name>{name}</name>
@@ -50,8 +57,17 @@ def host_root(tmp: Path, spec: HostSpec = SKX, **resctrl: object) -> tuple[Host,
     return read_sysfs(tmp), probe_host_caps(tmp)
 
 
-def plan(host: Host, caps: HostCaps, name: str, share: str, tenants: list[GuestSpec] = [], *, vcpus: int = 2,
-         extra: str = "", force: bool = False) -> Planned:  # fmt: skip
+def plan(
+    host: Host,
+    caps: HostCaps,
+    name: str,
+    share: str,
+    tenants: Sequence[GuestSpec] = (),
+    *,
+    vcpus: int = 2,
+    extra: str = "",
+    force: bool = False,
+) -> Planned:
     intent = Intent(profiles=(Profile.LATENCY,), cache_share=CacheShare.parse(share), force=force)
     raw = GUEST.format(name=name, vcpus=vcpus, extra=extra).encode()
     return plan_document(raw, source=f"{name}.xml", host=host, tenants=tenants, intent=intent, caps=caps)
@@ -72,12 +88,17 @@ def sizes(planned: Planned) -> list[tuple[str, int, str, int]]:
         ("9%", {"default": {0: 0x1F}}, [("0-1", 0, "both", 1 * WAY_KIB)]),
         ("1%", {"default": {0: 0x1F}, "min_cbm_bits": 2}, [("0-1", 0, "both", 2 * WAY_KIB)]),
         ("50%", {"default": {0: 0x1F}}, [("0-1", 0, "both", 6 * WAY_KIB)]),
-        ("2", {"default": {0: 0x3}, "cdp": True},
-         [("0-1", 0, "code", 2 * WAY_KIB), ("0-1", 0, "data", 2 * WAY_KIB)]),
+        (
+            "2",
+            {"default": {0: 0x3}, "cdp": True},
+            [("0-1", 0, "code", 2 * WAY_KIB), ("0-1", 0, "data", 2 * WAY_KIB)],
+        ),
     ],
     ids=["25pct", "3-ways", "3ways-spelled", "9pct-rounds-to-1", "min-cbm-bits", "half", "cdp"],
-)  # fmt: skip
-def test_share_to_cachetune(tmp_path: Path, share: str, resctrl: Mapping[str, object], expected: list[object]) -> None:
+)
+def test_share_to_cachetune(
+    tmp_path: Path, share: str, resctrl: Mapping[str, object], expected: list[object]
+) -> None:
     host, caps = host_root(tmp_path, **resctrl)
     assert sizes(plan(host, caps, "web", share)) == expected
 
@@ -106,7 +127,9 @@ def test_two_guests_each_25_percent(tmp_path: Path, regen: bool) -> None:
     check_golden(GOLDEN / "cachetune" / "two-guests-25pct--skx-1s.txt", "\n".join(shown), regen)
     assert sizes(first) == sizes(second) == [("0-1", 0, "both", 3 * WAY_KIB)]
     assert run_rules(host, pair, caps=caps, select=frozenset({"VT110"})) == ()
-    with pytest.raises(InfeasibleError, match=r"L3 cache 0 needs 1 way\(s\), 0 free: 6 of its 11 .*web1 3, web2 3"):
+    with pytest.raises(
+        InfeasibleError, match=r"L3 cache 0 needs 1 way\(s\), 0 free: 6 of its 11 .*web1 3, web2 3"
+    ):
         plan(host, caps, "web3", "1", pair)
 
 
@@ -160,8 +183,9 @@ def test_none_removes_it_and_unset_leaves_it(tmp_path: Path) -> None:
     removed = plan(host, caps, "web", "none", extra=extra)
     assert removed.plan.cachetunes == () and b"cachetune" not in removed.after
     raw = GUEST.format(name="web", vcpus=2, extra=extra).encode()
-    kept = plan_document(raw, source="web.xml", host=host, tenants=[], caps=caps,
-                         intent=Intent(profiles=(Profile.LATENCY,)))  # fmt: skip
+    kept = plan_document(
+        raw, source="web.xml", host=host, tenants=[], caps=caps, intent=Intent(profiles=(Profile.LATENCY,))
+    )
     assert kept.plan.cachetunes is None and b"<cache id='0' level='3' type='both' size='7680'" in kept.after
 
 
@@ -170,8 +194,9 @@ def test_none_removes_it_and_unset_leaves_it(tmp_path: Path) -> None:
     kept=st.integers(min_value=1, max_value=10),
     shares=st.lists(st.sampled_from(["10%", "25%", "40%", "1", "2", "3"]), min_size=2, max_size=4),
 )
-def test_guests_vmtune_accepts_never_trip_vt110(tmp_path_factory: pytest.TempPathFactory, kept: int,
-                                                 shares: list[str]) -> None:  # fmt: skip
+def test_guests_vmtune_accepts_never_trip_vt110(
+    tmp_path_factory: pytest.TempPathFactory, kept: int, shares: list[str]
+) -> None:
     """Invariant: the planner and VT110 share one budget, so the guests vmtune accepts one after another
     never overflow the ways the default group leaves, and VT110 stays silent on them."""
     host, caps = _cached_root(tmp_path_factory, kept)

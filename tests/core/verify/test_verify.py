@@ -202,11 +202,11 @@ def test_owned_mismatches_is_semantic() -> None:
     assert owned_mismatches(Plan(), dropped) == ()  # the empty plan checks nothing
 
 
-def fake_task(proc: Path, tid: int, comm: str, policy: int, prio: int, allowed: str = "0") -> None:
+def fake_task(proc: Path, tid: int, comm: str, policy: int, prio: int) -> None:
     """A task of its own (a kernel thread such as ``kvm-pit/<pid>``): /proc/<tid>/{comm,status,stat}."""
     (proc / str(tid)).mkdir(parents=True, exist_ok=True)
     (proc / str(tid) / "comm").write_text(comm + "\n")
-    (proc / str(tid) / "status").write_text(f"Name:\t{comm}\nCpus_allowed_list:\t{allowed}\n")
+    (proc / str(tid) / "status").write_text(f"Name:\t{comm}\nCpus_allowed_list:\t0\n")
     (proc / str(tid) / "stat").write_text(STAT.format(tid=tid, comm=comm, policy=policy, prio=prio) + "\n")
 
 
@@ -222,31 +222,69 @@ RT_XML = {
     ("main", "io", "pit", "xml", "drifted", "rows"),
     [
         # realtime guest as planned, the PIT thread raised as KubeVirt does
-        ((FIFO, 1), (FIFO, 1), (FIFO, 2), RT_XML, set(),
-         {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:2"}),
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            (FIFO, 2),
+            RT_XML,
+            set(),
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:2"},
+        ),
         # libvirt left the emulator and the iothread at SCHED_OTHER; nobody raised the PIT thread
-        ((OTHER, 0), (OTHER, 0), (OTHER, 0), RT_XML, {"emulator", "iothread", "pit"},
-         {"emulator": "sched other", "iothread 1": "sched other", "pit": "sched other"}),
+        (
+            (OTHER, 0),
+            (OTHER, 0),
+            (OTHER, 0),
+            RT_XML,
+            {"emulator", "iothread", "pit"},
+            {"emulator": "sched other", "iothread 1": "sched other", "pit": "sched other"},
+        ),
         # FIFO priority 1 is not the PIT's 2
-        ((FIFO, 1), (FIFO, 1), (FIFO, 1), RT_XML, {"pit"},
-         {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:1"}),
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            (FIFO, 1),
+            RT_XML,
+            {"pit"},
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:1"},
+        ),
         # a guest without realtime: the PIT is shown, not judged; SCHED_OTHER threads are not listed
         ((OTHER, 0), (OTHER, 0), (OTHER, 0), {"vcpusched": ()}, set(), {"pit": "sched other"}),
         # someone made the emulator FIFO behind libvirt's back
         ((FIFO, 5), (OTHER, 0), None, {"vcpusched": ()}, {"emulator"}, {"emulator": "sched fifo:5"}),
         # KVM made no PIT thread (TCG): nothing to judge there
-        ((FIFO, 1), (FIFO, 1), None, RT_XML, set(), {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1"}),
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            None,
+            RT_XML,
+            set(),
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1"},
+        ),
     ],
     ids=["as-planned", "nothing-applied", "pit-priority", "not-realtime", "emulator-raised", "no-pit"],
-)  # fmt: skip
-def test_thread_schedulers_against_the_domain(
-    tmp_path: Path, main: tuple[int, int], io: tuple[int, int], pit: tuple[int, int] | None,
-    xml: dict[str, object], drifted: set[str], rows: dict[str, str],
-) -> None:  # fmt: skip
+)
+def test_thread_schedulers_against_the_domain(  # noqa: PLR0917 - one parameter per table column
+    tmp_path: Path,
+    main: tuple[int, int],
+    io: tuple[int, int],
+    pit: tuple[int, int] | None,
+    xml: dict[str, object],
+    drifted: set[str],
+    rows: dict[str, str],
+) -> None:
     pid = 300
     vcpu1 = (OTHER, 0) if xml.get("vcpusched") == () else (FIFO, 1)
-    proc = fake_qemu(tmp_path, pid, [(pid, "qemu-system-x86", "0", *main), (301, "CPU 0/KVM", "1", 0, 0),
-                                     (302, "CPU 1/KVM", "2", *vcpu1), (303, "IO iothread1", "3", *io)])  # fmt: skip
+    proc = fake_qemu(
+        tmp_path,
+        pid,
+        [
+            (pid, "qemu-system-x86", "0", *main),
+            (301, "CPU 0/KVM", "1", 0, 0),
+            (302, "CPU 1/KVM", "2", *vcpu1),
+            (303, "IO iothread1", "3", *io),
+        ],
+    )
     fake_task(proc, 17, "kthreadd", OTHER, 0)
     fake_task(proc, 310, "kvm-pit/299", FIFO, 2)  # another guest's PIT thread
     if pit is not None:

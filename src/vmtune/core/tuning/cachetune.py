@@ -100,15 +100,26 @@ def cache_budgets(
                     held |= mask
             way = _way_bytes(host, cache_id, res)
             asked = tuple(
-                (g.name, sum(ways_of(c.size_bytes, way) for c in t.caches
-                             if (c.level, c.type, c.id) == (level, res.type, cache_id)))
+                (
+                    g.name,
+                    sum(
+                        ways_of(c.size_bytes, way)
+                        for c in t.caches
+                        if (c.level, c.type, c.id) == (level, res.type, cache_id)
+                    ),
+                )
                 for g in guests
                 for t in g.cachetunes
-            )  # fmt: skip
+            )
             out.append(
-                Budget(resource=res, cache_id=cache_id, way_bytes=way,
-                       free_ways=(res.cbm_mask & ~held).bit_count(), asked=tuple(a for a in asked if a[1]))
-            )  # fmt: skip
+                Budget(
+                    resource=res,
+                    cache_id=cache_id,
+                    way_bytes=way,
+                    free_ways=(res.cbm_mask & ~held).bit_count(),
+                    asked=tuple(a for a in asked if a[1]),
+                )
+            )
     return out
 
 
@@ -123,24 +134,34 @@ def closids_left(resctrl: Resctrl, guests: Sequence[GuestSpec], level: int = CAC
 
 
 def _wanted_ways(share: CacheShare, res: ResctrlResource) -> int:
-    if share.ways is not None:
-        want = share.ways
-    else:
-        want = ((share.percent or 0) * res.ways * 2 + 100) // 200  # half up: 25% of 11 ways is 3
+    # a share rounds half up: 25% of 11 ways is 3
+    want = share.ways if share.ways is not None else ((share.percent or 0) * res.ways * 2 + 100) // 200
     return max(want, res.min_cbm_bits)
 
 
 def _gate(guest: GuestSpec, caps: HostCaps | None, vcpu_cpus: CpuSet, notes: list[Note]) -> Resctrl | None:
     resctrl = caps.resctrl if caps is not None else None
     if resctrl is None:
-        notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH,
-                          message="--cache-share: no cache allocation on this host (/sys/fs/resctrl not "
-                          "mounted, or a CPU without RDT CAT / L3 QoS): no <cachetune> written"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="cache",
+                level=Level.WARNING,
+                xpath=XPATH,
+                message="--cache-share: no cache allocation on this host (/sys/fs/resctrl not "
+                "mounted, or a CPU without RDT CAT / L3 QoS): no <cachetune> written",
+            )
+        )
         return None
     if not vcpu_cpus:
-        notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH,
-                          message=f"--cache-share: {guest.name}'s vCPUs are not pinned, so their cache "
-                          "instances are unknown: no <cachetune> written"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="cache",
+                level=Level.WARNING,
+                xpath=XPATH,
+                message=f"--cache-share: {guest.name}'s vCPUs are not pinned, so their cache "
+                "instances are unknown: no <cachetune> written",
+            )
+        )
         return None
     return resctrl
 
@@ -169,14 +190,31 @@ def plan_cachetune(
     resources = resctrl.resources_at(CACHE_LEVEL) if resctrl is not None else ()
     if resctrl is None or not resources:
         if resctrl is not None:
-            notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH,
-                              message=f"--cache-share: resctrl allocates no L{CACHE_LEVEL} here"))  # fmt: skip
+            notes.append(
+                Note(
+                    topic="cache",
+                    level=Level.WARNING,
+                    xpath=XPATH,
+                    message=f"--cache-share: resctrl allocates no L{CACHE_LEVEL} here",
+                )
+            )
         return None, tuple(notes)
-    ids = sorted({g.cache_id for g in host.groups(CACHE_LEVEL) if not g.cpus.isdisjoint(vcpu_cpus)
-                  and g.cache_id is not None})  # fmt: skip
+    ids = sorted(
+        {
+            g.cache_id
+            for g in host.groups(CACHE_LEVEL)
+            if not g.cpus.isdisjoint(vcpu_cpus) and g.cache_id is not None
+        }
+    )
     if not ids:
-        notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH,
-                          message="--cache-share: the host names no L3 cache id for the vCPUs' CPUs"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="cache",
+                level=Level.WARNING,
+                xpath=XPATH,
+                message="--cache-share: the host names no L3 cache id for the vCPUs' CPUs",
+            )
+        )
         return None, tuple(notes)
     others = [t for t in tenants if t.name != guest.name]
     found = cache_budgets(host=host, resctrl=resctrl, guests=others)
@@ -188,18 +226,27 @@ def plan_cachetune(
         for cache_id in ids:
             budget = budgets.get((res.name, cache_id))
             if budget is None or budget.way_bytes is None:
-                notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH,
-                                  message=f"--cache-share: L{CACHE_LEVEL} cache {cache_id}: the size of a "
-                                  "way is unknown (no cache size, or resctrl lacks the id)"))  # fmt: skip
+                notes.append(
+                    Note(
+                        topic="cache",
+                        level=Level.WARNING,
+                        xpath=XPATH,
+                        message=f"--cache-share: L{CACHE_LEVEL} cache {cache_id}: the size of a "
+                        "way is unknown (no cache size, or resctrl lacks the id)",
+                    )
+                )
                 return None, tuple(notes)
             if budget.used + want > budget.free_ways:
                 short.append(_shortfall(budget, want, resctrl))
-            caches.append(CacheAlloc(id=cache_id, level=CACHE_LEVEL, type=res.type,
-                                     size_bytes=want * budget.way_bytes))  # fmt: skip
+            caches.append(
+                CacheAlloc(id=cache_id, level=CACHE_LEVEL, type=res.type, size_bytes=want * budget.way_bytes)
+            )
     left = closids_left(resctrl, others)
     if left < 1:
-        short.append(f"every CLOSID is taken ({min(r.num_closids for r in resources)} in all, the default "
-                     "group's included): stop or untune another cachetune guest")  # fmt: skip
+        short.append(
+            f"every CLOSID is taken ({min(r.num_closids for r in resources)} in all, the default "
+            "group's included): stop or untune another cachetune guest"
+        )
     tune = CacheTune(vcpus=CpuSet.range(0, guest.vcpus - 1), caches=tuple(caches))
     notes.append(Note(topic="cache", xpath=XPATH, message=_summary(share, tune)))
     if short:
@@ -226,6 +273,7 @@ def _shortfall(budget: Budget, want: int, resctrl: Resctrl) -> str:
 def _summary(share: CacheShare, tune: CacheTune) -> str:
     parts = [f"{c.type} L{c.level} cache {c.id}: {c.size_bytes // 1024} KiB" for c in tune.caches]
     return (
-        f"--cache-share {share}: vCPUs {tune.vcpus} get exclusive ways of " + ", ".join(parts)
+        f"--cache-share {share}: vCPUs {tune.vcpus} get exclusive ways of "
+        + ", ".join(parts)
         + " (libvirt picks the ways at start, out of those no other guest or the default group holds)"
     )

@@ -41,9 +41,13 @@ def rt_helper_sched(
     if not realtime or not rt_vcpus:
         return None, None, ()
     if _no_rt_runtime(caps):
-        note = Note(topic="rt", level=Level.WARNING, xpath="/domain/cputune/emulatorsched",
-                    message="emulator and IOThreads left SCHED_OTHER: this host gives the guest's cgroup no "
-                    "RT runtime (VT406)")  # fmt: skip
+        note = Note(
+            topic="rt",
+            level=Level.WARNING,
+            xpath="/domain/cputune/emulatorsched",
+            message="emulator and IOThreads left SCHED_OTHER: this host gives the guest's cgroup no "
+            "RT runtime (VT406)",
+        )
         return None, None, (note,)
     rt_cpus = CpuSet().union(*(p.cpus for p in plan.vcpupins or () if p.vcpu in rt_vcpus))
     busy = rt_cpus | housekeeping
@@ -52,17 +56,32 @@ def rt_helper_sched(
     emu = plan.emulatorpin
     if emu and emu.isdisjoint(busy):
         emulator = EmulatorSched(scheduler="fifo", priority=RT_PRIORITY)
-        notes.append(Note(topic="rt", xpath="/domain/cputune/emulatorsched",
-                          message=f"emulator thread SCHED_FIFO priority {RT_PRIORITY} on its own CPU {emu}: no "
-                          "host task delays the I/O the realtime vCPUs wait on"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="rt",
+                xpath="/domain/cputune/emulatorsched",
+                message=f"emulator thread SCHED_FIFO priority {RT_PRIORITY} on its own CPU {emu}: no "
+                "host task delays the I/O the realtime vCPUs wait on",
+            )
+        )
     else:
         where = "unpinned" if not emu else f"on CPUs {emu}, shared with housekeeping or realtime vCPUs"
-        notes.append(Note(topic="rt", message=f"emulator thread stays SCHED_OTHER ({where}): a FIFO emulator "
-                          "would outrank the host's tasks there"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="rt",
+                message=f"emulator thread stays SCHED_OTHER ({where}): a FIFO emulator "
+                "would outrank the host's tasks there",
+            )
+        )
     own = CpuSet(p.iothread for p in plan.iothreadpins or () if p.cpus and p.cpus.isdisjoint(busy))
     iothreads: tuple[IOThreadSched, ...] | None = None
     if own:
         iothreads = (IOThreadSched(iothreads=own, scheduler="fifo", priority=RT_PRIORITY),)
-        notes.append(Note(topic="rt", xpath="/domain/cputune/iothreadsched",
-                          message=f"IOThread(s) {own} SCHED_FIFO priority {RT_PRIORITY} on CPUs of their own"))  # fmt: skip
+        notes.append(
+            Note(
+                topic="rt",
+                xpath="/domain/cputune/iothreadsched",
+                message=f"IOThread(s) {own} SCHED_FIFO priority {RT_PRIORITY} on CPUs of their own",
+            )
+        )
     return emulator, iothreads, tuple(notes)

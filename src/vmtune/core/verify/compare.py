@@ -305,14 +305,20 @@ def _sched_rows(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Obs
     found = sched_rows(
         main=None if main is None else (f"{main.name} ({main.tid})", main.policy, main.priority),
         iothreads=[(t.index or 0, f"{t.name} ({t.tid})", t.policy, t.priority) for t in iothreads],
-        pit=None if obs.pit is None else (f"{obs.pit.name} ({obs.pit.tid})", obs.pit.policy, obs.pit.priority),
-        emulatorsched=exp.emulatorsched, iothreadsched=exp.iothreadsched, vcpusched=exp.vcpusched,
-    )  # fmt: skip
+        pit=None
+        if obs.pit is None
+        else (f"{obs.pit.name} ({obs.pit.tid})", obs.pit.policy, obs.pit.priority),
+        emulatorsched=exp.emulatorsched,
+        iothreadsched=exp.iothreadsched,
+        vcpusched=exp.vcpusched,
+    )
     for what, thread, expected, observed, drifted in found:
         status = Status.DRIFT if drifted else Status.IGNORED if expected == "any" else Status.OK
         rows.append(Row(what=what, thread=thread, expected=expected, observed=observed, status=status))
         if drifted:
-            drifts.append(Drift(what=what, message=f"{what} thread {thread} runs {observed}, expected {expected}"))
+            drifts.append(
+                Drift(what=what, message=f"{what} thread {thread} runs {observed}, expected {expected}")
+            )
 
 
 def _memory_row(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Observed) -> None:

@@ -64,8 +64,8 @@ def _cputune_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
     if plan.emulatorsched is not None:
         out.append(("cputune/emulatorsched", plan.emulatorsched, guest.emulatorsched))
     if plan.iothreadsched is not None:
-        want = _iothread_sched_map(plan.iothreadsched)
-        out.append(("cputune/iothreadsched", want, _iothread_sched_map(guest.iothreadsched)))
+        io_want = _iothread_sched_map(plan.iothreadsched)
+        out.append(("cputune/iothreadsched", io_want, _iothread_sched_map(guest.iothreadsched)))
     if plan.cachetunes is not None:
         out.append(("cputune/cachetune", _cache_map(plan.cachetunes), _cache_map(guest.cachetunes)))
     return out

@@ -65,6 +65,13 @@ def sched_rows(
     if pit is not None:
         expected = expected_pit(vcpusched)
         seen = _norm(pit[1], pit[2])
-        rows.append(("pit", pit[0], "any" if expected is None else f"sched {_text(expected)}", f"sched {_text(seen)}",
-                     expected is not None and expected != seen))  # fmt: skip
+        rows.append(
+            (
+                "pit",
+                pit[0],
+                "any" if expected is None else f"sched {_text(expected)}",
+                f"sched {_text(seen)}",
+                expected is not None and expected != seen,
+            )
+        )
     return [r for r in rows if r is not None]
