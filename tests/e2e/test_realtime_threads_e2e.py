@@ -4,7 +4,8 @@ then ``vmtune verify`` against them.
 
 The guest is hand-written (vCPU 1, the emulator and IOThread 1 at SCHED_FIFO 1) and pinned to this host's
 first and last online CPU. It is started paused: the schedulers are set before QEMU runs a guest
-instruction, and a FIFO vCPU that never runs can't starve the CPU it sits on. On cgroup v1 with RT group
+instruction, and a FIFO vCPU that never runs can't starve the CPU it sits on; it runs for one second at
+the end, to read the same policies from a running guest. On cgroup v1 with RT group
 scheduling the guest's cgroups get no RT runtime and libvirt's sched_setscheduler fails (VT406), so the
 test lifts RT bandwidth control for its duration (``kernel.sched_rt_runtime_us = -1``, under the e2e lock)
 and puts the old value back. Nothing raises the PIT thread here (the hook does that at ``started begin``),
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -133,3 +135,12 @@ def test_realtime_thread_policies_from_proc_and_verify(
     record(f"{name}: after chrt -f -p 2 on {pit}: /proc says {after}; verify exit {ver.returncode}")
     assert after == "fifo:2"
     assert ver.returncode == 0, ver.stdout + ver.stderr
+    # the same, running: a second at most, since RT throttling is off and vCPU 1 is FIFO on its CPU
+    dom.resume()
+    time.sleep(1)
+    running = thread_scheds(pid)
+    dom.destroy()
+    record(f"{name} running 1 s: " + ", ".join(f"{k} {v}" for k, v in running.items() if k != "pit tid"))
+    assert {k: v for k, v in running.items() if k != "pit tid"} == {
+        k: (after if k == pit else v) for k, v in seen.items() if k != "pit tid"
+    }
