@@ -149,6 +149,14 @@ def test_libvirt_groups_of_tenants_are_not_counted_twice_but_foreign_groups_are(
         plan(host, caps, "web2", "25%", next_tenants([], plan(host, caps, "web1", "25%")))
 
 
+def test_a_running_guest_replanned_does_not_count_its_own_group(tmp_path: Path) -> None:
+    # web1 runs with 6 ways (libvirt's group holds them); re-planned at 25% it gets 3, not "0 free"
+    host, caps = host_root(tmp_path, default={0: 0x1F}, groups={"qemu-4-web1-vcpus_0-1": {0: 0x7E0}})
+    assert sizes(plan(host, caps, "web1", "25%")) == [("0-1", 0, "both", 3 * WAY_KIB)]
+    with pytest.raises(InfeasibleError, match="0 of its 11"):
+        plan(host, caps, "web2", "25%")  # web2 is not told web1 is a tenant: its group is foreign
+
+
 def test_full_default_group_is_infeasible_unless_forced(tmp_path: Path) -> None:
     host, caps = host_root(tmp_path, default={0: 0x7FF})
     with pytest.raises(InfeasibleError, match=r"shrink the default group \(echo 'L3:0=<fewer bits>'"):

@@ -83,12 +83,19 @@ def _way_bytes(host: Host, cache_id: int, resource: ResctrlResource) -> int | No
 
 
 def cache_budgets(
-    *, host: Host, resctrl: Resctrl, guests: Sequence[GuestSpec], level: int = CACHE_LEVEL
+    *,
+    host: Host,
+    resctrl: Resctrl,
+    guests: Sequence[GuestSpec],
+    level: int = CACHE_LEVEL,
+    also: Sequence[str] = (),
 ) -> list[Budget]:
-    """Every instance of every resource of ``level``: free ways and what ``guests`` ask of them.
+    """Every instance of every resource of ``level``: free ways and what ``guests`` ask of them. The
+    resctrl groups libvirt made for ``guests`` (and for the guests named in ``also``: the one being
+    planned, whose running group its new plan replaces) are counted by their XML, not by their masks.
 
     The planner and the audit rule both judge by this one function."""
-    names = [g.name for g in guests]
+    names = [g.name for g in guests] + list(also)
     out: list[Budget] = []
     for res in resctrl.resources_at(level):
         ids = sorted({i for r, i, _ in resctrl.default.masks if r == res.name})
@@ -123,10 +130,12 @@ def cache_budgets(
     return out
 
 
-def closids_left(resctrl: Resctrl, guests: Sequence[GuestSpec], level: int = CACHE_LEVEL) -> int:
+def closids_left(
+    resctrl: Resctrl, guests: Sequence[GuestSpec], level: int = CACHE_LEVEL, also: Sequence[str] = ()
+) -> int:
     """Control groups the hardware still holds once the default group, foreign groups and every guest's
-    allocating ``<cachetune>`` have theirs."""
-    names = [g.name for g in guests]
+    allocating ``<cachetune>`` have theirs (``also``: as in :func:`cache_budgets`)."""
+    names = [g.name for g in guests] + list(also)
     total = min((r.num_closids for r in resctrl.resources_at(level)), default=0)
     foreign = sum(1 for grp in resctrl.groups if _libvirt_owner(grp.name, names) is None)
     tunes = sum(1 for g in guests for t in g.cachetunes if t.caches)
@@ -217,7 +226,7 @@ def plan_cachetune(
         )
         return None, tuple(notes)
     others = [t for t in tenants if t.name != guest.name]
-    found = cache_budgets(host=host, resctrl=resctrl, guests=others)
+    found = cache_budgets(host=host, resctrl=resctrl, guests=others, also=(guest.name,))
     budgets = {(b.resource.name, b.cache_id): b for b in found}
     caches: list[CacheAlloc] = []
     short: list[str] = []
@@ -241,7 +250,7 @@ def plan_cachetune(
             caches.append(
                 CacheAlloc(id=cache_id, level=CACHE_LEVEL, type=res.type, size_bytes=want * budget.way_bytes)
             )
-    left = closids_left(resctrl, others)
+    left = closids_left(resctrl, others, also=(guest.name,))
     if left < 1:
         short.append(
             f"every CLOSID is taken ({min(r.num_closids for r in resources)} in all, the default "
