@@ -71,6 +71,18 @@ def render_plan(plan: Plan) -> str:
         lines.append(f"iothreads: {plan.iothreads}")
     for io in plan.iothreadpins or ():
         lines.append(f"  iothreadpin iothread={io.iothread} cpuset={io.cpus}")
+    for sched in plan.vcpusched or ():
+        lines.append(f"vcpusched vcpus={sched.vcpus} scheduler={sched.scheduler} priority={sched.priority}")
+    if plan.emulatorsched is not None:
+        lines.append(
+            f"emulatorsched scheduler={plan.emulatorsched.scheduler} priority={plan.emulatorsched.priority}"
+        )
+    for io_sched in plan.iothreadsched or ():
+        lines.append(f"iothreadsched iothreads={io_sched.iothreads} scheduler={io_sched.scheduler} "
+                     f"priority={io_sched.priority}")  # fmt: skip
+    for tune in plan.cachetunes or ():
+        caches = " ".join(f"{c.type}:L{c.level}:{c.id}={c.size_bytes // 1024}KiB" for c in tune.caches)
+        lines.append(f"cachetune vcpus={tune.vcpus} {caches}")
     if plan.numatune:
         lines.append(f"numatune: memory mode={plan.numatune.mode} nodeset={plan.numatune.nodeset}")
         for mn in plan.numatune.memnodes:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from vmtune.core.guest import (
+    CacheAlloc,
+    CacheTune,
+    EmulatorSched,
     GuestTopology,
     HypervFeature,
     IOThreadPin,
+    IOThreadSched,
     Memballoon,
     MemNode,
     MemoryBacking,
@@ -57,6 +61,14 @@ def full_plan(vcpus: int) -> Plan:
         vcpusched=(VcpuSched(vcpus=CpuSet.range(1, vcpus - 1), scheduler="fifo", priority=1),)
         if vcpus > 1
         else (),
+        emulatorsched=EmulatorSched(scheduler="fifo", priority=1),
+        iothreadsched=(IOThreadSched(iothreads=CpuSet([1]), scheduler="fifo", priority=1),),
+        cachetunes=(
+            CacheTune(
+                vcpus=CpuSet.range(0, vcpus - 1),
+                caches=(CacheAlloc(id=0, level=3, type="both", size_bytes=3 << 20),),
+            ),
+        ),
         numatune=NumaTunePlan(mode="strict", nodeset=CpuSet([0])),
         cpu=CpuPlan(
             mode="host-passthrough",

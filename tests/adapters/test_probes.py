@@ -89,6 +89,16 @@ def test_cgroup_v1_rt_runtime(
     assert caps.rt_runtime_path == path
 
 
+@pytest.mark.parametrize(("sysctl", "rt"), [("-1", None), ("950000", 0)], ids=["unlimited", "enforced"])
+def test_rt_bandwidth_off_makes_the_slice_budget_moot(tmp_path: Path, sysctl: str, rt: int | None) -> None:
+    """``kernel.sched_rt_runtime_us = -1``: the kernel checks no group's RT runtime, FIFO starts anywhere."""
+    _write(tmp_path, "sys/fs/cgroup/cpu/cpu.rt_runtime_us", "950000\n")
+    _write(tmp_path, "sys/fs/cgroup/cpu/machine/cpu.rt_runtime_us", "0\n")
+    _write(tmp_path, "proc/sys/kernel/sched_rt_runtime_us", sysctl + "\n")
+    caps = probe_host_caps(tmp_path)
+    assert (caps.cgroup_version, caps.rt_runtime_us) == (1, rt)
+
+
 def test_empty_root_knows_nothing(tmp_path: Path) -> None:
     caps = probe_host_caps(tmp_path)
     assert caps == HostCaps(source=f"probes of {tmp_path}")

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from testutil import DATA, GOLDEN, check_golden
-from vmtune.core.guest import GuestTopology, IOThreadDevice, IOThreadDeviceKind, Memballoon, MemoryBacking
+from vmtune.core.guest import (
+    EmulatorSched,
+    GuestTopology,
+    IOThreadDevice,
+    IOThreadDeviceKind,
+    Memballoon,
+    MemoryBacking,
+)
 from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import CpuPlan, FeaturesPlan, Plan
 from vmtune.cpuset import CpuSet
@@ -61,7 +68,10 @@ CASES: dict[str, tuple[str, Plan]] = {
             intent=Intent(profiles=(Profile.LATENCY,)),
         ),
     ),
-    "everything-wrong": ("everything-wrong.xml", dataclasses.replace(full_plan(4), emulatorsched="batch")),
+    "everything-wrong": (
+        "everything-wrong.xml",
+        dataclasses.replace(full_plan(4), emulatorsched=EmulatorSched(scheduler="batch")),
+    ),
     "compact": (
         "compact.xml",
         Plan(vcpupins=pinned(2), memory_backing=MemoryBacking(hugepages=True), intent=Intent()),

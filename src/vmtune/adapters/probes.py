@@ -7,10 +7,13 @@
 * RT runtime of the machine slice under cgroup v1: with CONFIG_RT_GROUP_SCHED a new cgroup starts with
   ``cpu.rt_runtime_us = 0``, and SCHED_FIFO for a task in it fails (EPERM). systemd names the slice
   ``machine.slice``; libvirt without systemd uses ``machine``. When the kernel has RT group scheduling (the
-  root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0.
+  root has ``cpu.rt_runtime_us``) but the slice does not exist yet, it will be created with 0. With
+  ``/proc/sys/kernel/sched_rt_runtime_us`` at -1 the kernel enforces no RT budget at all (the EPERM check
+  in ``__sched_setscheduler`` needs bandwidth enabled), so no group's 0 matters.
 * NUMA node of each PCI device (``/sys/bus/pci/devices/<addr>/numa_node``; -1 = no affinity, skipped).
 * Nested virtualisation: the ``hypervisor`` flag in ``/proc/cpuinfo`` (CPUID.1:ECX bit 31, set by every
   hypervisor for its guests). Only x86 prints a ``flags`` line; elsewhere the answer is None.
+* Cache allocation: ``/sys/fs/resctrl`` when mounted (``adapters.resctrl``): what ``--cache-share`` needs.
 * Whether KVM takes IA32_ARCH_CAPABILITIES (MSR 0x10a) from QEMU for a ``-cpu host`` vCPU. Some nested KVM
   hosts advertise the MSR and then refuse QEMU's write, and the guest dies at start with ``failed to set MSR
   0x10a``; others (and bare metal) take it. Nothing static tells the two apart, so the answer is measured:
@@ -32,6 +35,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from vmtune.adapters.files import atomic_write
+from vmtune.adapters.resctrl import read_resctrl
 from vmtune.core.topology.caps import HostCaps
 from vmtune.errors import VmtuneError
 
@@ -86,6 +90,8 @@ def _cgroup(root: Path) -> tuple[int | None, int | None, str | None]:
     base = root / "sys" / "fs" / "cgroup"
     if (base / "cgroup.controllers").is_file():
         return 2, None, None
+    if _int(root / "proc" / "sys" / "kernel" / "sched_rt_runtime_us") == -1:
+        return (1, None, None) if base.is_dir() else (None, None, None)
     if not base.is_dir():
         return None, None, None
     for cpu_dir in _CPU_DIRS:
@@ -196,7 +202,8 @@ def record_msr_probe(emulator: str, root: Path = Path("/")) -> bool | None:
 
 
 def probe_host_caps(root: Path = Path("/"), *, emulator: str | None = None) -> HostCaps:
-    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA, nested, MSR).
+    """What the running kernel under ``root`` allows (APICv/AVIC, cgroups, RT budget, PCI NUMA, nested, MSR,
+    resctrl).
 
     ``emulator`` (the QEMU libvirt runs, known to ``apply --connect`` on a local URI) lets a nested host
     without a cached MSR answer be probed once; without it the cache is only read.
@@ -215,6 +222,7 @@ def probe_host_caps(root: Path = Path("/"), *, emulator: str | None = None) -> H
         pci_numa=_pci_numa(root),
         nested=nested,
         arch_capabilities_msr=msr,
+        resctrl=read_resctrl(root),
     )
 
 

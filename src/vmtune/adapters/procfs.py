@@ -7,7 +7,9 @@
   may contain spaces and parentheses, so fields are counted from the last ``)``;
 * ``/proc/<pid>/numa_maps``: ``N<node>=<pages>`` per mapping with ``kernelpagesize_kB``;
 * ``/proc/<pid>/cmdline``: QEMU's real ``-cpu`` argument, whose ``hv-*`` properties say which Hyper-V
-  enlightenments the guest actually got.
+  enlightenments the guest actually got;
+* ``/proc/<tid>/comm`` of every task: KVM's in-kernel PIT runs in a kernel thread named
+  ``kvm-pit/<qemu pid>`` (``kvm_create_pit``), outside QEMU's task list, so it is found by name.
 
 Threads can exit while we read (QEMU starts and stops worker threads): a task that vanished is skipped.
 """
@@ -21,7 +23,7 @@ from vmtune.core.verify.compare import POLICY_NAMES, Observed, ObservedThread, c
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["hyperv_from_cmdline", "read_memory_by_node", "read_process", "read_threads"]
+__all__ = ["find_pit", "hyperv_from_cmdline", "read_memory_by_node", "read_process", "read_threads"]
 
 _NODE_RE = re.compile(r"\bN(\d+)=(\d+)\b")
 _PAGESIZE_RE = re.compile(r"\bkernelpagesize_kB=(\d+)\b")
@@ -53,6 +55,41 @@ def _sched_of(stat: str) -> tuple[str, int]:
     return POLICY_NAMES.get(policy, str(policy)), priority
 
 
+def _observed(tid: int, base: Path, name: str) -> ObservedThread | None:
+    status, stat = _read(base / "status"), _read(base / "stat")
+    if status is None or stat is None:
+        return None  # the thread exited between listdir and read
+    allowed = next(
+        (ln.split(":", 1)[1] for ln in status.splitlines() if ln.startswith("Cpus_allowed_list:")), ""
+    )
+    policy, priority = _sched_of(stat)
+    kind, index = classify_thread(name)
+    return ObservedThread(
+        tid=tid,
+        name=name,
+        kind=kind,
+        index=index,
+        affinity=CpuSet.parse(allowed, what=f"{base}/status Cpus_allowed_list"),
+        policy=policy,
+        priority=priority,
+    )
+
+
+def find_pit(pid: int, *, proc: Path = Path("/proc")) -> ObservedThread | None:
+    """KVM's ``kvm-pit/<pid>`` kernel thread of QEMU process ``pid``; None when KVM made none (no
+    in-kernel PIT: TCG, a machine without a PIT, ``<timer name='pit' present='no'/>``)."""
+    want = f"kvm-pit/{pid}"
+    try:
+        entries = [p for p in proc.iterdir() if p.name.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        comm = _read(entry / "comm")
+        if comm is not None and comm.rstrip("\n") == want:
+            return _observed(int(entry.name), entry, want)
+    return None
+
+
 def read_threads(pid: int, *, proc: Path = Path("/proc")) -> tuple[ObservedThread, ...]:
     task_dir = proc / str(pid) / "task"
     try:
@@ -62,26 +99,10 @@ def read_threads(pid: int, *, proc: Path = Path("/proc")) -> tuple[ObservedThrea
     out: list[ObservedThread] = []
     for tid in tids:
         base = task_dir / str(tid)
-        comm, status, stat = _read(base / "comm"), _read(base / "status"), _read(base / "stat")
-        if comm is None or status is None or stat is None:
-            continue  # the thread exited between listdir and read
-        name = comm.rstrip("\n")
-        allowed = next(
-            (ln.split(":", 1)[1] for ln in status.splitlines() if ln.startswith("Cpus_allowed_list:")), ""
-        )
-        policy, priority = _sched_of(stat)
-        kind, index = classify_thread(name)
-        out.append(
-            ObservedThread(
-                tid=tid,
-                name=name,
-                kind=kind,
-                index=index,
-                affinity=CpuSet.parse(allowed, what=f"{base}/status Cpus_allowed_list"),
-                policy=policy,
-                priority=priority,
-            )
-        )
+        comm = _read(base / "comm")
+        seen = None if comm is None else _observed(tid, base, comm.rstrip("\n"))
+        if seen is not None:
+            out.append(seen)
     return tuple(out)
 
 
@@ -122,4 +143,5 @@ def read_process(guest: str, pid: int, *, proc: Path = Path("/proc")) -> Observe
         threads=read_threads(pid, proc=proc),
         memory_kib=read_memory_by_node(pid, proc=proc),
         hyperv=hyperv_from_cmdline(cmdline.split("\x00")) if cmdline else None,
+        pit=find_pit(pid, proc=proc),
     )

@@ -4,10 +4,11 @@ such a snapshot again as a sysfs root (``--sysfs snap.tar.gz``).
 The archive's members are relative to the root (``sys/devices/system/cpu/online``, ``proc/meminfo``), so
 ``tar xzf snap.tar.gz -C DIR`` gives a DIR that works with ``--sysfs DIR`` too. Only topology files are
 taken (the list below), plus the few files the host probes read (KVM APICv/AVIC parameters, the cgroup
-RT budget, PCI devices' NUMA nodes), never anything that identifies the machine beyond its CPU model,
-PCI addresses and kernel command line. Real sysfs files report a size of 4096 whatever they hold, so
-each file is read and stored with its real length. The ``nodeN/cpuM`` symlinks are kept: old kernels and
-libvirt's trimmed trees have no ``cpulist``/``cpumap``, and the link is then the only node membership.
+RT budget, PCI devices' NUMA nodes, resctrl's cache resources and group schemata), never anything that
+identifies the machine beyond its CPU model, PCI addresses and kernel command line. Real sysfs files
+report a size of 4096 whatever they hold, so each file is read and stored with its real length. The
+``nodeN/cpuM`` symlinks are kept: old kernels and libvirt's trimmed trees have no ``cpulist``/``cpumap``,
+and the link is then the only node membership.
 
 The first member, ``vmtune-manifest.json``, holds the member, file, link, CPU and node counts and the
 sha256 of every byte after it up to the end of the archive: a truncated or edited snapshot is refused
@@ -139,6 +140,7 @@ def _probe_members(base: str) -> Iterator[tuple[str, str, bool]]:
     module = f"{base}/sys/module"
     yield from _files(base, f"{module}/kvm_intel/parameters", ("enable_apicv",))
     yield from _files(base, f"{module}/kvm_amd/parameters", ("avic",))
+    yield from _files(base, f"{base}/proc/sys/kernel", ("sched_rt_runtime_us",))
     cgroup = f"{base}/sys/fs/cgroup"
     yield from _files(base, cgroup, ("cgroup.controllers",))
     for ctl in _CGROUP_CPU_DIRS:  # cgroup v1; "cpu" is usually a link to "cpu,cpuacct": keep what is a dir
@@ -147,6 +149,14 @@ def _probe_members(base: str) -> Iterator[tuple[str, str, bool]]:
             yield from _files(base, d, ("cpu.rt_runtime_us",))
             for slice_name in ("machine.slice", "machine"):
                 yield from _files(base, f"{d}/{slice_name}", ("cpu.rt_runtime_us",))
+    # resctrl: the cache resources and every control group's schemata (--cache-share plans from them)
+    resctrl = f"{base}/sys/fs/resctrl"
+    yield from _files(base, resctrl, ("schemata",))
+    for info in _scan(f"{resctrl}/info"):
+        yield from _files(base, info.path, ("cbm_mask", "min_cbm_bits", "num_closids", "shareable_bits"))
+    for group in _scan(resctrl):
+        if group.name != "info" and group.is_dir(follow_symlinks=False):
+            yield from _files(base, group.path, ("schemata",))
     # /sys/bus/pci/devices/* are links into /sys/devices/pci*; the snapshot stores the numa_node files
     # under the link names, as plain files (the only name the probe uses)
     for dev in _scan(f"{base}/sys/bus/pci/devices"):

@@ -13,12 +13,16 @@ from vmtune.core.intent.model import Intent, OsFamily
 from vmtune.cpuset import CpuSet
 
 __all__ = [
+    "CacheAlloc",
+    "CacheTune",
+    "EmulatorSched",
     "GuestSpec",
     "GuestTopology",
     "HypervFeature",
     "IOThreadDevice",
     "IOThreadDeviceKind",
     "IOThreadPin",
+    "IOThreadSched",
     "MemNode",
     "Memballoon",
     "MemoryBacking",
@@ -71,6 +75,45 @@ class VcpuSched:
     """vCPU ids (libvirt uses cpuset syntax over vCPU ids)."""
     scheduler: str
     priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorSched:
+    """``<emulatorsched scheduler= priority=>``: the scheduler of QEMU's main (emulator) thread."""
+
+    scheduler: str
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IOThreadSched:
+    """``<iothreadsched iothreads= scheduler= priority=>``."""
+
+    iothreads: CpuSet
+    """IOThread ids (cpuset syntax over the ids, as libvirt reads it)."""
+    scheduler: str
+    priority: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheAlloc:
+    """``<cache id= level= type= size= unit=>`` inside a ``<cachetune>``: ways of one cache instance."""
+
+    id: int
+    """The cache instance: the ``id`` file of the host's sysfs cache index, resctrl's domain id."""
+    level: int
+    type: str
+    """``both`` (unified), ``code`` or ``data`` (with CDP on)."""
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheTune:
+    """``<cachetune vcpus=>``: a resctrl group libvirt makes at start, its vCPU threads in it."""
+
+    vcpus: CpuSet
+    caches: tuple[CacheAlloc, ...] = ()
+    """Empty for a monitoring-only ``<cachetune>`` (no allocation, no CLOSID of its own)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,6 +225,9 @@ class GuestSpec:
     emulatorpin: CpuSet | None = None
     iothreadpins: tuple[IOThreadPin, ...] = ()
     vcpusched: tuple[VcpuSched, ...] = ()
+    emulatorsched: EmulatorSched | None = None
+    iothreadsched: tuple[IOThreadSched, ...] = ()
+    cachetunes: tuple[CacheTune, ...] = ()
     numatune_mode: str | None = None
     numatune_nodeset: CpuSet | None = None
     numatune_placement: str | None = None

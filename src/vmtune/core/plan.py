@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from vmtune.core.guest import (
+    CacheTune,
+    EmulatorSched,
     GuestTopology,
     HypervFeature,
     IOThreadDevice,
     IOThreadPin,
+    IOThreadSched,
     Memballoon,
     MemNode,
     MemoryBacking,
@@ -101,7 +104,10 @@ class Plan:
     """Devices whose ``<driver iothread=>`` becomes exactly their ``iothread`` (None: attribute removed);
     devices not listed are left alone."""
     vcpusched: tuple[VcpuSched, ...] | None = None
-    emulatorsched: str | None = None
+    emulatorsched: EmulatorSched | None = None
+    iothreadsched: tuple[IOThreadSched, ...] | None = None
+    cachetunes: tuple[CacheTune, ...] | None = None
+    """Exactly these ``<cachetune>`` (``()`` removes them all); None leaves them alone."""
     numatune: NumaTunePlan | None = None
     cpu: CpuPlan | None = None
     features: FeaturesPlan | None = None
@@ -116,12 +122,13 @@ class Plan:
     """Host-side checklist items vmtune does not apply itself (kernel cmdline, hugepage reservation...)."""
 
     def binding_only(self) -> Plan:
-        """Only where the guest runs on the host (pins, ``vcpu/@cpuset``, numatune): what the hook may change
+        """Only where the guest runs on the host (pins, ``vcpu/@cpuset``, numatune, the host cache ids of
+        ``<cachetune>``): what the hook may change
         on an incoming guest, whose ABI libvirt checks against the source's."""
         return Plan(
             guest=self.guest, vcpu_placement=self.vcpu_placement, vcpu_cpuset=self.vcpu_cpuset,
             vcpupins=self.vcpupins, emulatorpin=self.emulatorpin, iothreadpins=self.iothreadpins,
-            numatune=self.numatune, notes=self.notes, advice=self.advice,
+            numatune=self.numatune, cachetunes=self.cachetunes, notes=self.notes, advice=self.advice,
         )  # fmt: skip
 
     @property
@@ -131,7 +138,8 @@ class Plan:
             for name in (
                 "vcpu_placement", "vcpu_cpuset", "vcpupins", "emulatorpin", "iothreads", "iothreadpins",
                 "device_iothreads",
-                "vcpusched", "emulatorsched", "numatune", "cpu", "features", "timers", "memory_backing",
+                "vcpusched", "emulatorsched", "iothreadsched", "cachetunes", "numatune", "cpu", "features",
+                "timers", "memory_backing",
                 "memballoon", "intent",
             )
         )  # fmt: skip

@@ -15,7 +15,9 @@ Pure and deterministic. ``plan_guest`` reads as its steps, each explained by a N
    ``--reshape``: ``_plan_kept_cells`` binds its cells to host nodes (``placement.cells``) and
    the topology is left alone; ``keep_abi`` (the hook) moreover returns only the host binding;
 5. ``_vcpu_cpuset`` and ``_numatune``;
-6. device/profile tuning (``tuning.devices``) merged in by ``_merge_tuning``.
+6. device/profile tuning (``tuning.devices``) merged in by ``_merge_tuning``;
+7. realtime: FIFO for an emulator and IOThreads that have CPUs of their own (``tuning.rtthreads``);
+   ``--cache-share``: the ``<cachetune>`` of the L3 instances the vCPUs sit on (``tuning.cachetune``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from vmtune.core.placement.shared import plan_shared
 from vmtune.core.plan import CpuPlan, Level, Note, NumaTunePlan, Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import KIND_BIG, KIND_LITTLE, Core, Host
+from vmtune.core.tuning.cachetune import plan_cachetune
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
 from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
 from vmtune.core.tuning.iothreads import spread_iothreads
@@ -55,6 +58,7 @@ from vmtune.core.tuning.memmode import (
     single_node_preferred,
     user_binding,
 )
+from vmtune.core.tuning.rtthreads import rt_helper_sched
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError, InputError
 from vmtune.units import DEFAULT_HUGEPAGE_KIB, MIB
@@ -83,14 +87,15 @@ def plan_guest(
     host = ledger.memory.view(host)
     notes = list(ledger.notes)
     keep = keep_abi or (not intent.reshape and (bool(guest.numa_cells) or guest.intent is not None))
-    job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps, keep=keep)
+    job = _Job(host=host, guest=guest, intent=intent, resolved=resolved, ledger=ledger, caps=caps, keep=keep,
+               tenants=tenants)  # fmt: skip
     if resolved.cpu_policy is CpuPolicy.SHARED:
         plan = _plan_shared_pool(job, notes)
     elif keep and guest.numa_cells and not resolved.numa.off:
         plan = _plan_kept_cells(job, notes)
     else:
         plan = _plan_dedicated(job, notes)
-    plan = spread_iothreads(plan, job.guest)
+    plan = _with_cachetune(job, _with_rt_helpers(job, spread_iothreads(plan, job.guest)))
     # --reshape acts once: the stored intent leaves it out, so the next re-plan keeps the new shape
     plan = replace(plan, intent=replace(intent, reshape=False))
     return plan.binding_only() if keep_abi else plan
@@ -216,6 +221,27 @@ class _Job:
     caps: HostCaps | None
     keep: bool
     """The guest keeps its NUMA cells and topology (it has some, or vmtune shaped it before)."""
+    tenants: Sequence[GuestSpec] = ()
+
+
+def _with_rt_helpers(job: _Job, plan: Plan) -> Plan:
+    """Step 7: ``<emulatorsched>``/``<iothreadsched>`` of a realtime guest."""
+    emulator, iothreads, notes = rt_helper_sched(plan, realtime=job.resolved.realtime, caps=job.caps,
+                                                 housekeeping=job.ledger.housekeeping)  # fmt: skip
+    if not notes:
+        return plan
+    return replace(plan, emulatorsched=emulator, iothreadsched=iothreads, notes=(*plan.notes, *notes))
+
+
+def _with_cachetune(job: _Job, plan: Plan) -> Plan:
+    """Step 7: cache ways on the L3 instances of the planned vCPU pins (a shared pool has none)."""
+    pinned = job.resolved.cpu_policy is not CpuPolicy.SHARED and plan.vcpupins is not None
+    cpus = CpuSet().union(*(p.cpus for p in plan.vcpupins or ())) if pinned else CpuSet()
+    tunes, notes = plan_cachetune(host=job.host, guest=job.guest, share=job.intent.cache_share, caps=job.caps,
+                                  tenants=job.tenants, vcpu_cpus=cpus, force=job.resolved.force)  # fmt: skip
+    if tunes is None and not notes:
+        return plan
+    return replace(plan, cachetunes=tunes, notes=(*plan.notes, *notes))
 
 
 def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:

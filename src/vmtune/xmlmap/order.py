@@ -32,6 +32,7 @@ _HYPERV = (
     "relaxed vapic spinlocks vpindex runtime synic stimer reset vendor_id frequencies reenlightenment "
     "tlbflush ipi evmcs avic emsr_bitmap xmm_input"
 )
+_CACHETUNE = "cache monitor"
 _KVM = "hidden hint-dedicated poll-control pv-ipi dirty-ring"
 _CPU = "model vendor topology cache maxphysaddr feature numa"
 _MEMORY_BACKING = "hugepages nosharepages locked source access allocation discard"
@@ -47,6 +48,7 @@ ORDER: dict[str, dict[str, int]] = {
     for parent, names in (
         ("domain", _DOMAIN),
         ("cputune", _CPUTUNE),
+        ("cachetune", _CACHETUNE),
         ("features", _FEATURES),
         ("hyperv", _HYPERV),
         ("kvm", _KVM),

@@ -1,10 +1,10 @@
-"""CPU rules VT101-VT109 on GuestSpecs built in code: each fires on its bad guest, not on the twin."""
+"""CPU rules VT101-VT110 on GuestSpecs built in code: each fires on its bad guest, not on the twin."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import given
@@ -15,12 +15,13 @@ from planner_hosts import host_named
 from rulehosts import findings, guest, make_host, pins
 from vmtune.core.audit.catalog import BY_CODE
 from vmtune.core.audit.engine import Family, catalog, claimed_cpus, is_dedicated, run_rules
-from vmtune.core.guest import GuestSpec, GuestTopology, IOThreadPin
+from vmtune.core.guest import CacheAlloc, CacheTune, GuestSpec, GuestTopology, IOThreadPin
 from vmtune.core.intent.model import Intent, Profile, ThreadPolicy
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
+from vmtune.core.topology.resctrl import Resctrl, ResctrlGroup, ResctrlResource
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.xmlmap.apply import apply_plan
@@ -30,6 +31,20 @@ H = make_host()  # 2 nodes x 4 cores x 2 threads; core k = CPUs k, k+8; node 0 =
 L2_CLUSTERS = make_host(nodes=1, cores_per_node=8, threads=1, l2_cores=4)  # Phytium-like: 4 cores per L2
 INTENT = Intent()
 LATENCY = Intent(profiles=(Profile.LATENCY,))
+# the L3s numbered as the kernel does (cache id = node here); 27.5 MiB = 11 ways of 2560 KiB
+H_L3 = replace(H, caches=tuple(replace(g, cache_id=g.index - len(H.groups(2)), size_kib=28160)
+                               if g.level == 3 else g for g in H.caches))  # fmt: skip
+RDT = HostCaps(
+    resctrl=Resctrl(
+        resources=(ResctrlResource(name="L3", cbm_mask=0x7FF, num_closids=16),),
+        default=ResctrlGroup(name="", masks=(("L3", 0, 0x1F), ("L3", 1, 0x1F))),
+    )
+)
+
+
+def l3(kib: int, cache_id: int = 0) -> tuple[CacheTune, ...]:
+    return (CacheTune(vcpus=CpuSet([0, 1]), caches=(CacheAlloc(id=cache_id, level=3, type="both",
+                                                                size_bytes=kib * 1024),)),)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,16 @@ CASES = [
          (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=1, threads=2)),),
          (guest(vcpupins=pins("0", "1"), topology=GuestTopology(sockets=1, cores=2, threads=1)),),
          host=make_host(threads=1)),
+    Case("cache-size", "VT110", (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(20480)),),
+         (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(12800)),), host=H_L3,
+         tenants=(guest("b", vcpupins=pins("1", "9"), cachetunes=l3(10240)),), severity=Level.ERROR),
+    Case("other-cache-id", "VT110", (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(20480)),),
+         (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(20480)),), host=H_L3,
+         tenants=(guest("b", vcpupins=pins("1", "9"), cachetunes=l3(10240)),),
+         fixed_tenants=(guest("b", vcpupins=pins("4", "12"), cachetunes=l3(10240, cache_id=1)),)),
+    Case("resctrl-ways", "VT110", (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(4 * 2560)),),
+         (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(3 * 2560)),), host=H_L3, caps=RDT,
+         tenants=(guest("b", vcpupins=pins("1", "9"), cachetunes=l3(3 * 2560)),)),
 ]  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from vmtune.cli.app import main
 from vmtune.cli.tuning import Tuning
 from vmtune.core.intent.model import (
     KNOBS,
+    CacheShare,
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,
@@ -63,6 +64,10 @@ GOOD: list[tuple[str, str, object, str]] = [
     ("memory_reserve", "2048M", 2 * 1024 * 1024, "2G"),
     ("os", "windows", OsFamily.WINDOWS, "windows"),
     ("core_kind", "little", CoreKind.LITTLE, "little"),
+    ("cache_share", "25 %", CacheShare(percent=25), "25%"),
+    ("cache_share", "3", CacheShare(ways=3), "3"),
+    ("cache_share", "4ways", CacheShare(ways=4), "4"),
+    ("cache_share", "None", CacheShare(), "none"),
     ("force", "yes", True, "yes"),
     ("reshape", "yes", True, "yes"),
 ]
@@ -81,6 +86,9 @@ BAD: list[tuple[str, str, str]] = [
     ("realtime_mask", "2,^2", "selects no vCPU"),
     ("reserve", "zz", "not a CPU number: 'zz' in 'zz'"),
     ("hyperv", "maybe", "choose from auto, on, off"),
+    ("cache_share", "100%", "a share from 1% to 99% (the host keeps some ways)"),
+    ("cache_share", "0", "expected a share (25%), a number of cache ways (3), or none"),
+    ("cache_share", "big", "expected a share (25%), a number of cache ways (3), or none"),
     ("force", "maybe", "expected yes or no"),
     ("reshape", "maybe", "expected yes or no"),
 ]
@@ -162,6 +170,11 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "memory_reserve": _optional(st.integers(min_value=1, max_value=1 << 40)),
     "os": _optional(st.sampled_from(OsFamily)),
     "core_kind": _optional(st.sampled_from(CoreKind)),
+    "cache_share": _optional(
+        st.just(CacheShare())
+        | st.integers(1, 99).map(lambda p: CacheShare(percent=p))
+        | st.integers(1, 64).map(lambda w: CacheShare(ways=w))
+    ),
     "force": st.booleans(),
     "reshape": st.booleans(),
 }

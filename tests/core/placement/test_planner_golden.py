@@ -37,6 +37,12 @@ CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
         Intent(profiles=(Profile.LATENCY,), iothreads=1),
     ),
     "realtime": ("dual-skylake-ht-interleaved", guest("rt", 4, 2), [], Intent(profiles=(Profile.REALTIME,))),
+    "realtime-iothread": (
+        "dual-skylake-ht-interleaved",
+        guest("rt", 4, 2),
+        [],
+        Intent(profiles=(Profile.REALTIME,), iothreads=1),
+    ),
     "isolcpus-emulator-isolate": (
         "snc2-xeon",
         guest("nfv", 8, 8),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vmtune.adapters.procfs import hyperv_from_cmdline, read_process
-from vmtune.core.guest import GuestSpec, HypervFeature, VcpuPin, VcpuSched
+from vmtune.core.guest import EmulatorSched, GuestSpec, HypervFeature, IOThreadSched, VcpuPin, VcpuSched
 from vmtune.core.intent.model import Intent, Profile
 from vmtune.core.plan import CpuPlan, NumaTunePlan, Plan
 from vmtune.core.verify.compare import Status, ThreadKind, classify_thread, compare, expectation_from_guest
@@ -200,3 +200,101 @@ def test_owned_mismatches_is_semantic() -> None:
         "metadata/vmtune:tuning",
     ]
     assert owned_mismatches(Plan(), dropped) == ()  # the empty plan checks nothing
+
+
+def fake_task(proc: Path, tid: int, comm: str, policy: int, prio: int) -> None:
+    """A task of its own (a kernel thread such as ``kvm-pit/<pid>``): /proc/<tid>/{comm,status,stat}."""
+    (proc / str(tid)).mkdir(parents=True, exist_ok=True)
+    (proc / str(tid) / "comm").write_text(comm + "\n")
+    (proc / str(tid) / "status").write_text(f"Name:\t{comm}\nCpus_allowed_list:\t0\n")
+    (proc / str(tid) / "stat").write_text(STAT.format(tid=tid, comm=comm, policy=policy, prio=prio) + "\n")
+
+
+FIFO, OTHER = 1, 0
+RT_XML = {
+    "iothreads": 1,
+    "emulatorsched": EmulatorSched(scheduler="fifo", priority=1),
+    "iothreadsched": (IOThreadSched(iothreads=CpuSet([1]), scheduler="fifo", priority=1),),
+}
+
+
+@pytest.mark.parametrize(
+    ("main", "io", "pit", "xml", "drifted", "rows"),
+    [
+        # realtime guest as planned, the PIT thread raised as KubeVirt does
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            (FIFO, 2),
+            RT_XML,
+            set(),
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:2"},
+        ),
+        # libvirt left the emulator and the iothread at SCHED_OTHER; nobody raised the PIT thread
+        (
+            (OTHER, 0),
+            (OTHER, 0),
+            (OTHER, 0),
+            RT_XML,
+            {"emulator", "iothread", "pit"},
+            {"emulator": "sched other", "iothread 1": "sched other", "pit": "sched other"},
+        ),
+        # FIFO priority 1 is not the PIT's 2
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            (FIFO, 1),
+            RT_XML,
+            {"pit"},
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1", "pit": "sched fifo:1"},
+        ),
+        # a guest without realtime: the PIT is shown, not judged; SCHED_OTHER threads are not listed
+        ((OTHER, 0), (OTHER, 0), (OTHER, 0), {"vcpusched": ()}, set(), {"pit": "sched other"}),
+        # someone made the emulator FIFO behind libvirt's back
+        ((FIFO, 5), (OTHER, 0), None, {"vcpusched": ()}, {"emulator"}, {"emulator": "sched fifo:5"}),
+        # KVM made no PIT thread (TCG): nothing to judge there
+        (
+            (FIFO, 1),
+            (FIFO, 1),
+            None,
+            RT_XML,
+            set(),
+            {"emulator": "sched fifo:1", "iothread 1": "sched fifo:1"},
+        ),
+    ],
+    ids=["as-planned", "nothing-applied", "pit-priority", "not-realtime", "emulator-raised", "no-pit"],
+)
+def test_thread_schedulers_against_the_domain(  # noqa: PLR0917 - one parameter per table column
+    tmp_path: Path,
+    main: tuple[int, int],
+    io: tuple[int, int],
+    pit: tuple[int, int] | None,
+    xml: dict[str, object],
+    drifted: set[str],
+    rows: dict[str, str],
+) -> None:
+    pid = 300
+    vcpu1 = (OTHER, 0) if xml.get("vcpusched") == () else (FIFO, 1)
+    proc = fake_qemu(
+        tmp_path,
+        pid,
+        [
+            (pid, "qemu-system-x86", "0", *main),
+            (301, "CPU 0/KVM", "1", 0, 0),
+            (302, "CPU 1/KVM", "2", *vcpu1),
+            (303, "IO iothread1", "3", *io),
+        ],
+    )
+    fake_task(proc, 17, "kthreadd", OTHER, 0)
+    fake_task(proc, 310, "kvm-pit/299", FIFO, 2)  # another guest's PIT thread
+    if pit is not None:
+        fake_task(proc, 311, f"kvm-pit/{pid}", *pit)
+    obs = read_process("g", pid, proc=proc)
+    assert (obs.pit is not None) == (pit is not None)
+    rep = compare(expectation_from_guest(guest(**xml)), obs)
+    assert {d.what.split()[0] for d in rep.drifts} == drifted
+    assert rep.ok == (not drifted)
+    sched = {r.what: r.observed for r in rep.rows if r.observed.startswith("sched")}
+    assert sched == rows
+    pit_rows = [r for r in rep.rows if r.what == "pit"]
+    assert [r.thread for r in pit_rows] == ([f"kvm-pit/{pid} (311)"] if pit else [])

@@ -64,6 +64,7 @@ def dom(
     balloon: str | None = None,
     os_id: str | None = None,
     intent: str | None = None,
+    cachetune: str | None = None,
 ) -> str:
     """A small but complete domain; every argument is one owned element the rules look at."""
     n = vcpus if vcpus is not None else len(pins)
@@ -85,6 +86,7 @@ def dom(
     tune = [f"<vcpupin vcpu='{i}' cpuset='{c}'/>" for i, c in enumerate(pins)]
     tune += [f"<emulatorpin cpuset='{emulatorpin}'/>"] if emulatorpin else []
     tune += [f"<vcpusched vcpus='{fifo}' scheduler='fifo' priority='1'/>"] if fifo else []
+    tune += [f"<cachetune vcpus='0-{n - 1}'>{cachetune}</cachetune>"] if cachetune else []
     if tune:
         lines += ["  <cputune>", *(f"    {t}" for t in tune), "  </cputune>"]
     if numatune or memnodes:
@@ -124,6 +126,11 @@ def dom(
     devices = [f"<memballoon model='{balloon}'/>"] if balloon else []
     lines += ["  <devices>", *(f"    {d}" for d in devices), "  </devices>", "</domain>", ""]
     return "\n".join(lines)
+
+
+def l3_ways(mib: int) -> str:
+    """An exclusive share of the host's L3 cache 0 (16 MiB, CPUs 0-3,8-11)."""
+    return f"<cache id='0' level='3' type='both' size='{mib}' unit='MiB'/>"
 
 
 def nfv(name: str, **changes: object) -> str:
@@ -208,6 +215,16 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "VT109": (
         {"smt": dom("smt", pins=("1", "2"), numatune="0", topology=T2)},
         {"smt": dom("smt", pins=("1", "9"), numatune="0", topology=T2)},
+    ),
+    "VT110": (
+        {
+            "a": dom("a", pins=("1", "9"), topology=T2, numatune="0", cachetune=l3_ways(10)),
+            "b": dom("b", pins=("2", "10"), topology=T2, numatune="0", cachetune=l3_ways(10)),
+        },
+        {
+            "a": dom("a", pins=("1", "9"), topology=T2, numatune="0", cachetune=l3_ways(6)),
+            "b": dom("b", pins=("2", "10"), topology=T2, numatune="0", cachetune=l3_ways(6)),
+        },
     ),
     "VT201": (
         {"db": dom("db", pins=("1", "9"), topology=T2, numatune="1")},

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from vmtune.core.audit import cpu, memory, realtime, windows
+from vmtune.core.audit import cache, cpu, memory, realtime, windows
 from vmtune.core.audit.engine import Rule
 
 __all__ = ["ALL_RULES", "BY_CODE", "FAMILY_MODULES"]
 
-FAMILY_MODULES: tuple[ModuleType, ...] = (cpu, memory, windows, realtime)
+FAMILY_MODULES: tuple[ModuleType, ...] = (cpu, cache, memory, windows, realtime)
 
 
 def _declared(module: ModuleType) -> list[Rule]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from vmtune.core.intent.knob import KNOB, Knob, format_switch, knob, parse_cpuset, parse_switch
 from vmtune.core.intent.values import (
+    CacheShare,
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,
@@ -37,6 +38,7 @@ from vmtune.units import GIB, MIB, parse_size_kib
 
 __all__ = [
     "KNOBS",
+    "CacheShare",
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
@@ -113,6 +115,11 @@ class Intent:
         CoreKind, profiles={LATENCY: CoreKind.BIG}, otherwise=CoreKind.ANY,
         help="Hybrid CPUs: big, little or any.",
     )  # fmt: skip
+    cache_share: CacheShare | None = knob(
+        CacheShare.parse, metavar="<N%|WAYS|none>",
+        help="Exclusive L3 cache for the vCPUs (resctrl): a share, a number of ways, or none.",
+    )  # fmt: skip
+    """None: leave ``<cachetune>`` alone; applied only where ``/sys/fs/resctrl`` is mounted."""
     force: bool = knob(
         parse_switch,
         default=False,

@@ -14,6 +14,7 @@ from vmtune.errors import InputError
 
 __all__ = [
     "MAX_IOTHREADS",
+    "CacheShare",
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
@@ -133,6 +134,45 @@ class Numa:
         if clean.isdigit() and int(clean) >= 1:
             return cls(nodes=int(clean))
         raise ValueError("expected auto, off or a number of nodes >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheShare:
+    """Exclusive last-level cache for the guest: a share of each cache (``25%``), a number of ways (``3``,
+    resctrl's capacity bitmask bits), or ``none`` (no ``<cachetune>``: vmtune removes its own)."""
+
+    percent: int | None = None
+    ways: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.percent is not None and (self.ways is not None or not 1 <= self.percent <= 99):
+            raise InputError(f"CacheShare: percent={self.percent} needs ways=None and 1..99")
+        if self.ways is not None and self.ways < 1:
+            raise InputError(f"CacheShare: ways={self.ways} must be >= 1")
+
+    @property
+    def off(self) -> bool:
+        return self.percent is None and self.ways is None
+
+    def __str__(self) -> str:
+        if self.percent is not None:
+            return f"{self.percent}%"
+        return "none" if self.ways is None else str(self.ways)
+
+    @classmethod
+    def parse(cls, text: str) -> CacheShare:
+        clean = text.strip().lower()
+        if clean in ("none", "off"):
+            return cls()
+        if clean.endswith("%") and clean[:-1].strip().isdigit():
+            percent = int(clean[:-1])
+            if not 1 <= percent <= 99:
+                raise ValueError("a share from 1% to 99% (the host keeps some ways)")
+            return cls(percent=percent)
+        count = clean.removesuffix("ways").strip()
+        if count.isdigit() and int(count) >= 1:
+            return cls(ways=int(count))
+        raise ValueError("expected a share (25%), a number of cache ways (3), or none")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

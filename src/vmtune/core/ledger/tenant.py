@@ -180,8 +180,8 @@ def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
     binding, cells and backing, intent): the next guest of a batch is planned around it, and ``verify``
     expects it."""
     changes: dict[str, object] = {}
-    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "vcpu_cpuset", "intent",
-                 "memory_backing"):  # fmt: skip
+    for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "emulatorsched", "iothreadsched",
+                 "cachetunes", "vcpu_cpuset", "intent", "memory_backing"):  # fmt: skip
         value = getattr(plan, name)
         if value is not None:
             changes[name] = value

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vmtune.core.topology.resctrl import Resctrl
+
 __all__ = ["HostCaps"]
 
 
@@ -42,6 +44,8 @@ class HostCaps:
     """domcapabilities' host-model CPU carries ``arch-capabilities`` (IA32_ARCH_CAPABILITIES, MSR 0x10a)."""
     arch_capabilities_msr: bool | None = None
     """KVM takes the MSR 0x10a value QEMU copies into a ``-cpu host`` vCPU (the cached probe's answer)."""
+    resctrl: Resctrl | None = None
+    """Cache allocation (``/sys/fs/resctrl``); None when it is not mounted or the source can't tell."""
 
     def pci_node(self, address: str) -> int | None:
         for addr, node in self.pci_numa:

@@ -10,8 +10,9 @@ thread outside ``<emulatorpin>``, a realtime vCPU that runs SCHED_OTHER, guest m
 Thread names are QEMU's (``qemu_thread_create`` names, set with ``pthread_setname_np``, 15 chars):
 ``CPU <n>/KVM`` (or ``/TCG`` under TCG) for vCPU n, ``IO <id>`` for iothread objects (libvirt names
 them ``iothread<N>``); everything else in the process is an emulator thread, except the
-``kvm-nx-lpage-re`` (and ``kvm-pit/<pid>``) *kernel* workers KVM attaches to the VM's process since
-Linux 6.x: libvirt does not place them, so their affinity is not checked.
+``kvm-nx-lpage-re`` *kernel* worker KVM attaches to the VM's process since Linux 6.x: libvirt does not
+place it, so its affinity is not checked. KVM's ``kvm-pit/<pid>`` is a kernel thread of its own (outside
+the process), read separately; its scheduler is judged with the others' in ``core.verify.sched``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from vmtune.core.guest import GuestSpec, IOThreadPin, VcpuPin, VcpuSched
+from vmtune.core.guest import EmulatorSched, GuestSpec, IOThreadPin, IOThreadSched, VcpuPin, VcpuSched
 from vmtune.core.intent.model import Profile
 from vmtune.core.ledger.tenant import as_planned
 from vmtune.core.plan import Plan
+from vmtune.core.verify.sched import sched_rows
 from vmtune.cpuset import CpuSet
 
 __all__ = [
@@ -94,6 +96,8 @@ class Observed:
     """(host NUMA node, KiB resident there) from ``numa_maps``."""
     hyperv: tuple[str, ...] | None = None
     """Enlightenments on QEMU's real ``-cpu`` command line (libvirt names); None: not read."""
+    pit: ObservedThread | None = None
+    """KVM's ``kvm-pit/<pid>`` kernel thread (not one of QEMU's tasks); None when there is none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +109,8 @@ class Expectation:
     emulatorpin: CpuSet | None = None
     iothreadpins: tuple[IOThreadPin, ...] = ()
     vcpusched: tuple[VcpuSched, ...] = ()
+    emulatorsched: EmulatorSched | None = None
+    iothreadsched: tuple[IOThreadSched, ...] = ()
     numatune_mode: str | None = None
     numatune_nodeset: CpuSet | None = None
     hyperv: tuple[str, ...] | None = None
@@ -134,6 +140,8 @@ def expectation_from_guest(guest: GuestSpec) -> Expectation:
         emulatorpin=guest.emulatorpin,
         iothreadpins=guest.iothreadpins,
         vcpusched=guest.vcpusched,
+        emulatorsched=guest.emulatorsched,
+        iothreadsched=guest.iothreadsched,
         numatune_mode=guest.numatune_mode,
         numatune_nodeset=guest.numatune_nodeset,
         hyperv=None
@@ -221,6 +229,7 @@ def compare(exp: Expectation, obs: Observed) -> Report:
         for t in obs.threads
         if t.kind is ThreadKind.KERNEL
     )  # fmt: skip
+    _sched_rows(rows, drifts, exp, obs)
     _memory_row(rows, drifts, exp, obs)
     _hyperv_row(rows, drifts, exp, obs)
     return Report(guest=exp.guest, pid=obs.pid, rows=tuple(rows), drifts=tuple(drifts), notes=tuple(notes))
@@ -286,6 +295,29 @@ def _group_rows(
         if bad:
             drifts.append(
                 Drift(what=what, message=f"{what} thread(s) {names} run on CPUs {affinity}, pinned to {want}")
+            )
+
+
+def _sched_rows(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Observed) -> None:
+    """The emulator's main thread, the iothreads and KVM's PIT thread against the domain's schedulers."""
+    main = next((t for t in obs.threads if t.tid == obs.pid and t.kind is ThreadKind.EMULATOR), None)
+    iothreads = sorted((t for t in obs.threads if t.kind is ThreadKind.IOTHREAD), key=lambda t: t.index or 0)
+    found = sched_rows(
+        main=None if main is None else (f"{main.name} ({main.tid})", main.policy, main.priority),
+        iothreads=[(t.index or 0, f"{t.name} ({t.tid})", t.policy, t.priority) for t in iothreads],
+        pit=None
+        if obs.pit is None
+        else (f"{obs.pit.name} ({obs.pit.tid})", obs.pit.policy, obs.pit.priority),
+        emulatorsched=exp.emulatorsched,
+        iothreadsched=exp.iothreadsched,
+        vcpusched=exp.vcpusched,
+    )
+    for what, thread, expected, observed, drifted in found:
+        status = Status.DRIFT if drifted else Status.IGNORED if expected == "any" else Status.OK
+        rows.append(Row(what=what, thread=thread, expected=expected, observed=observed, status=status))
+        if drifted:
+            drifts.append(
+                Drift(what=what, message=f"{what} thread {thread} runs {observed}, expected {expected}")
             )
 
 

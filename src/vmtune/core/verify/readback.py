@@ -9,7 +9,7 @@ the *live* XML of a running guest tells which changes still need a restart.
 
 from __future__ import annotations
 
-from vmtune.core.guest import GuestSpec, VcpuSched
+from vmtune.core.guest import CacheTune, GuestSpec, IOThreadSched, VcpuSched
 from vmtune.core.plan import Plan
 
 __all__ = ["owned_mismatches"]
@@ -17,6 +17,15 @@ __all__ = ["owned_mismatches"]
 
 def _sched_map(entries: tuple[VcpuSched, ...]) -> dict[int, tuple[str, int | None]]:
     return {vcpu: (s.scheduler, s.priority) for s in entries for vcpu in s.vcpus}
+
+
+def _iothread_sched_map(entries: tuple[IOThreadSched, ...]) -> dict[int, tuple[str, int | None]]:
+    return {t: (s.scheduler, s.priority) for s in entries for t in s.iothreads}
+
+
+def _cache_map(tunes: tuple[CacheTune, ...]) -> dict[str, set[tuple[int, int, str, int]]]:
+    """vCPUs -> (level, id, type, bytes): libvirt may re-print sizes in another unit."""
+    return {str(t.vcpus): {(c.level, c.id, c.type, c.size_bytes) for c in t.caches} for t in tunes}
 
 
 def _pins(pins: tuple[object, ...]) -> str:
@@ -52,6 +61,13 @@ def _cputune_pairs(plan: Plan, guest: GuestSpec) -> list[_Pair]:
         ))  # fmt: skip
     if plan.vcpusched is not None:
         out.append(("cputune/vcpusched", _sched_map(plan.vcpusched), _sched_map(guest.vcpusched)))
+    if plan.emulatorsched is not None:
+        out.append(("cputune/emulatorsched", plan.emulatorsched, guest.emulatorsched))
+    if plan.iothreadsched is not None:
+        io_want = _iothread_sched_map(plan.iothreadsched)
+        out.append(("cputune/iothreadsched", io_want, _iothread_sched_map(guest.iothreadsched)))
+    if plan.cachetunes is not None:
+        out.append(("cputune/cachetune", _cache_map(plan.cachetunes), _cache_map(guest.cachetunes)))
     return out
 
 

@@ -17,7 +17,7 @@ from vmtune.cpuset import CpuSet
 
 __all__ = ["DRIFT_KINDS", "DomainSample", "sample"]
 
-DRIFT_KINDS = ("vcpu", "emulator", "iothread", "memory", "hyperv")
+DRIFT_KINDS = ("vcpu", "emulator", "iothread", "pit", "memory", "hyperv")
 """The first word of every :class:`Drift`'s ``what`` (``vcpu 3``, ``iothread 1``, ``memory``...)."""
 
 

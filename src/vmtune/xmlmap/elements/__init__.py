@@ -13,6 +13,7 @@ from lxml import etree
 
 from vmtune.core.plan import Plan
 from vmtune.xmlmap.elements import (
+    cachetune,
     clock,
     cpu,
     cputune,
@@ -45,6 +46,7 @@ OWNED: tuple[Owned, ...] = (
     vcpu,
     iothreads,
     cputune,
+    cachetune,
     numatune,
     features,
     cpu,

@@ -1,7 +1,7 @@
 """``<cputune>``: the pins and scheduler classes of the guest's vCPU, emulator and I/O threads.
 
 Each child is declared once below; ``read`` and ``write`` walk the same declarations. Elements vmtune
-does not model (``<shares>``, ``<cachetune>``...) are never touched.
+does not model (``<shares>``, ``<memorytune>``...) are never touched; ``<cachetune>`` has its own module.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from typing import TypeVar
 
 from lxml import etree
 
-from vmtune.core.guest import IOThreadPin, VcpuPin, VcpuSched
+from vmtune.core.guest import EmulatorSched, IOThreadPin, IOThreadSched, VcpuPin, VcpuSched
 from vmtune.core.plan import Plan
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 from vmtune.xmlmap import tree
 from vmtune.xmlmap.elements import vcpu
-from vmtune.xmlmap.elements.view import CPUS, INT, STR, WORD, Attr, Fields, Reader, Record
+from vmtune.xmlmap.elements.view import CPUS, INT, WORD, Attr, Fields, Reader, Record
 
 __all__ = ["read", "write"]
 
@@ -42,8 +42,23 @@ IOTHREADPIN = Record(
         Attr(name="cpuset", codec=CPUS, field="cpus", default=CpuSet()),
     ),
 )
-EMULATORSCHED = "emulatorsched"
-EMULATORSCHED_POLICY = Attr(name="scheduler", codec=STR)
+EMULATORSCHED = Record(
+    tag="emulatorsched",
+    make=EmulatorSched,
+    fields=(
+        Attr(name="scheduler", codec=WORD, default=""),
+        Attr(name="priority", codec=INT),
+    ),
+)
+IOTHREADSCHED = Record(
+    tag="iothreadsched",
+    make=IOThreadSched,
+    fields=(
+        Attr(name="iothreads", codec=CPUS, default=CpuSet()),
+        Attr(name="scheduler", codec=WORD, default=""),
+        Attr(name="priority", codec=INT),
+    ),
+)
 VCPUSCHED = Record(
     tag="vcpusched",
     make=VcpuSched,
@@ -53,7 +68,7 @@ VCPUSCHED = Record(
         Attr(name="priority", codec=INT),
     ),
 )
-PLAN_FIELDS = ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "emulatorsched")
+PLAN_FIELDS = ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "emulatorsched", "iothreadsched")
 
 
 def read(domain: etree._Element, r: Reader) -> Fields:
@@ -66,6 +81,8 @@ def read(domain: etree._Element, r: Reader) -> Fields:
         "emulatorpin": None if emulatorpin is None else EMULATORPIN_CPUS.read(r, emulatorpin),
         "iothreadpins": IOTHREADPIN.read_all(r, cputune),
         "vcpusched": VCPUSCHED.read_all(r, cputune),
+        "emulatorsched": next(iter(EMULATORSCHED.read_all(r, cputune)), None),
+        "iothreadsched": IOTHREADSCHED.read_all(r, cputune),
     }
 
 
@@ -95,9 +112,11 @@ def write(domain: etree._Element, plan: Plan) -> None:
     if plan.iothreadpins is not None:
         IOTHREADPIN.write_all(cputune, sorted(plan.iothreadpins, key=lambda p: p.iothread))
     if plan.emulatorsched is not None:
-        _single(cputune, EMULATORSCHED, EMULATORSCHED_POLICY, plan.emulatorsched or None)
+        EMULATORSCHED.write_all(cputune, [plan.emulatorsched])
     if plan.vcpusched is not None:
         VCPUSCHED.write_all(cputune, plan.vcpusched)
+    if plan.iothreadsched is not None:
+        IOTHREADSCHED.write_all(cputune, plan.iothreadsched)
     tree.drop_if_empty(cputune)
 
 

@@ -22,6 +22,7 @@ KNOBS = (
     {'option': 'memory_reserve', 'flag': '--memory-reserve', 'type': 'str', 'help': 'Memory per NUMA node kept from guests (default: 1/20 of the node, at least 1G).'},
     {'option': 'os', 'flag': '--os', 'type': 'str', 'choices': ['windows', 'linux', 'other', 'unknown'], 'help': 'Guest OS when libosinfo metadata is missing.'},
     {'option': 'core_kind', 'flag': '--core-kind', 'type': 'str', 'choices': ['big', 'little', 'any'], 'help': 'Hybrid CPUs: big, little or any.'},
+    {'option': 'cache_share', 'flag': '--cache-share', 'type': 'str', 'help': 'Exclusive L3 cache for the vCPUs (resctrl): a share, a number of ways, or none.'},
     {'option': 'force', 'flag': '--force', 'type': 'bool', 'help': 'Ignore host gates (domcapabilities, cgroup RT).'},
     {'option': 'reshape', 'flag': '--reshape', 'type': 'bool', 'help': 'Give a guest that has NUMA cells or a topology a new shape (changes what the guest sees).'},
 )

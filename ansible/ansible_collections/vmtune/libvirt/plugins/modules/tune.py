@@ -92,6 +92,9 @@ options:
     description: 'Hybrid CPUs: big, little or any. (vmtune --core-kind)'
     type: str
     choices: ['big', 'little', 'any']
+  cache_share:
+    description: 'Exclusive L3 cache for the vCPUs (resctrl): a share, a number of ways, or none. (vmtune --cache-share)'
+    type: str
   force:
     description: 'Ignore host gates (domcapabilities, cgroup RT). (vmtune --force)'
     type: bool
