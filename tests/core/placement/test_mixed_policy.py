@@ -140,3 +140,23 @@ def test_cli_refuses_a_realtime_mask_outside_the_dedicated_vcpus(capsys: pytest.
     assert code == 2
     assert "--realtime-mask" in err and "--dedicated-mask" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_wide_mixed_guest_keeps_its_place_on_replan_and_in_the_hook() -> None:
+    """36 dedicated vCPUs span nodes: one cell per node, the shared vCPUs in the cell of the pool's node;
+    a re-plan and the hook (keep_abi) leave every pin where it is, and check stays silent."""
+    host = host_named("big-256")
+    _, guest = _planned(host, "wide", 40, _mixed("0-35"))
+    assert len(guest.numa_cells) > 1
+    pool = held_cpus(guest).pool
+    pool_nodes = host.nodes_of(pool)
+    home = [c for c in guest.numa_cells if CpuSet(range(36, 40)).issubset(c.cpus)]
+    assert len(home) == 1 and len(pool_nodes) == 1
+    bound = {m.cellid: m.nodeset for m in guest.memnodes}
+    assert bound[home[0].id] == pool_nodes
+    assert run_rules(host, (guest,)) == ()
+    for keep_abi in (False, True):
+        again = plan_guest(
+            host=host, guest=guest, tenants=(), intent=guest.intent or Intent(), keep_abi=keep_abi
+        )
+        assert again.vcpupins == guest.vcpupins
