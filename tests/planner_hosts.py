@@ -63,6 +63,8 @@ def as_tenant(plan: Plan, spec: GuestSpec) -> GuestSpec:
 def render_plan(plan: Plan) -> str:
     """Stable text of every field a planner sets, then the notes as ``plan --explain`` lists them."""
     lines = [f"guest: {plan.guest}"]
+    if plan.vcpu_slots is not None:
+        lines.append(f"vcpu maximum={plan.vcpu_slots} current={plan.vcpu_current}")
     lines.append(f"vcpu placement={plan.vcpu_placement} cpuset={plan.vcpu_cpuset}")
     for pin in plan.vcpupins or ():
         lines.append(f"  vcpupin vcpu={pin.vcpu} cpuset={pin.cpus}")

@@ -15,8 +15,9 @@ from vmtune.core.guest import (
     IOThreadDeviceKind,
     Memballoon,
     MemoryBacking,
+    VcpuPin,
 )
-from vmtune.core.intent.model import Intent, Profile
+from vmtune.core.intent.model import CpuPolicy, Intent, Profile, VcpuMask
 from vmtune.core.plan import CpuPlan, FeaturesPlan, Plan
 from vmtune.cpuset import CpuSet
 from vmtune.xmlmap.apply import apply_plan
@@ -72,6 +73,36 @@ CASES: dict[str, tuple[str, Plan]] = {
         "everything-wrong.xml",
         dataclasses.replace(full_plan(4), emulatorsched=EmulatorSched(scheduler="batch")),
     ),
+    # 3 vCPUs on 2-thread cores: a 4th, offline vCPU on the lone vCPU's sibling makes threads=2 true
+    "odd-smt": (
+        "odd-smt.xml",
+        Plan(
+            vcpu_slots=4,
+            vcpu_current=3,
+            vcpu_placement="static",
+            vcpu_cpuset=CpuSet([1, 2, 21, 22]),
+            vcpupins=tuple(VcpuPin(vcpu=v, cpus=CpuSet([c])) for v, c in enumerate((1, 21, 2, 22))),
+            cpu=CpuPlan(topology=GuestTopology(sockets=1, cores=2, threads=2)),
+            intent=Intent(),
+        ),
+    ),
+    # vCPUs 0-1 on whole cores (siblings 21-22 held), vCPUs 2-3 on the shared pool of node 0
+    "mixed-nfv": (
+        "mixed-nfv.xml",
+        Plan(
+            vcpu_placement="static",
+            vcpu_cpuset=CpuSet.parse("1-9,21-29", what="t"),
+            vcpupins=(
+                VcpuPin(vcpu=0, cpus=CpuSet([1])),
+                VcpuPin(vcpu=1, cpus=CpuSet([2])),
+                VcpuPin(vcpu=2, cpus=CpuSet.parse("3-9,23-29", what="t")),
+                VcpuPin(vcpu=3, cpus=CpuSet.parse("3-9,23-29", what="t")),
+            ),
+            emulatorpin=CpuSet([0, 20]),
+            cpu=CpuPlan(topology=GuestTopology(sockets=1, cores=4, threads=1)),
+            intent=Intent(cpu_policy=CpuPolicy.MIXED, dedicated_mask=VcpuMask.parse("0-1")),
+        ),
+    ),
     "compact": (
         "compact.xml",
         Plan(vcpupins=pinned(2), memory_backing=MemoryBacking(hugepages=True), intent=Intent()),
@@ -99,6 +130,8 @@ def test_golden(case: str, regen: bool) -> None:
         assert guest.intent == plan.intent
     if plan.emulatorpin is not None:
         assert guest.emulatorpin == plan.emulatorpin
+    if plan.vcpu_slots is not None:
+        assert (guest.vcpus, guest.current_vcpus) == (plan.vcpu_slots, plan.vcpu_current)
 
 
 def test_already_tuned_is_unchanged() -> None:

@@ -92,6 +92,11 @@ class FeaturesPlan:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     guest: str = ""
+    vcpu_slots: int | None = None
+    """``<vcpu>`` (the maximum vCPUs) raised to whole host cores, the extra vCPUs offline (``current``
+    kept): set only when a guest is shaped afresh (``tuning.guesttopo.round_to_cores``)."""
+    vcpu_current: int | None = None
+    """``vcpu/@current``, written together with ``vcpu_slots``."""
     vcpu_placement: str | None = None
     """``static`` when vmtune pins; None leaves ``vcpu/@placement`` alone."""
     vcpu_cpuset: CpuSet | None = None
@@ -136,8 +141,8 @@ class Plan:
         return all(
             getattr(self, name) is None
             for name in (
-                "vcpu_placement", "vcpu_cpuset", "vcpupins", "emulatorpin", "iothreads", "iothreadpins",
-                "device_iothreads",
+                "vcpu_slots", "vcpu_placement", "vcpu_cpuset", "vcpupins", "emulatorpin", "iothreads",
+                "iothreadpins", "device_iothreads",
                 "vcpusched", "emulatorsched", "iothreadsched", "cachetunes", "numatune", "cpu", "features",
                 "timers", "memory_backing",
                 "memballoon", "intent",

@@ -9,6 +9,8 @@ Pure and deterministic. ``plan_guest`` reads as its steps, each explained by a N
    of passthrough PCI devices, the hugepage size node choice needs free, then whole cores per the thread
    policy in one node when one fits, else the fewest closest nodes, whole idle cache groups
    (``placement.numa`` + ``placement.allocator``); the current pins instead when they are as good;
+   ``_place_truthfully`` then makes the pins ones a guest topology can tell (an odd guest on 2-thread
+   cores gets an offline vCPU on its lone vCPU's sibling; a kept topology is followed);
 3. ``place_emulator``: emulator and iothreads (``placement.emulator``);
 4. ``_guest_layout``: guest topology, NUMA cells and vCPU pins (``tuning.guesttopo``). A guest that
    already has cells, or that vmtune shaped before, keeps its shape (it is the guest's ABI) unless
@@ -27,13 +29,14 @@ from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec, GuestTopology, MemNode, VcpuPin
 from vmtune.core.intent.bounds import check_bounds
-from vmtune.core.intent.model import CoreKind, CpuPolicy, Intent, Resolved, ThreadPolicy
+from vmtune.core.intent.model import CoreKind, CpuPolicy, EmulatorPolicy, Intent, Resolved, ThreadPolicy
 from vmtune.core.intent.profiles import resolve
 from vmtune.core.ledger.pool import Ledger, build_ledger
 from vmtune.core.placement.allocator import DomainPick, grouping_levels, is_cache_level
 from vmtune.core.placement.cells import CellJob, CellMap, cell_asks, map_cells
 from vmtune.core.placement.emulator import place_emulator
 from vmtune.core.placement.explain import cache_notes, cpu_note, infeasible_message, numa_note
+from vmtune.core.placement.mixed import dedicated_part, merge_mixed, shared_pool
 from vmtune.core.placement.numa import (
     ANY_NODE,
     Failure,
@@ -49,7 +52,17 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import KIND_BIG, KIND_LITTLE, Core, Host
 from vmtune.core.tuning.cachetune import plan_cachetune
 from vmtune.core.tuning.devices import DeviceTuning, device_tuning
-from vmtune.core.tuning.guesttopo import Cell, GuestLayout, carry_cell_access, guest_layout, topology_note
+from vmtune.core.tuning.guesttopo import (
+    Cell,
+    GuestLayout,
+    carry_cell_access,
+    guest_layout,
+    hidden_note,
+    round_to_cores,
+    slots_note,
+    threads_per_vcpu_core,
+    topology_note,
+)
 from vmtune.core.tuning.iothreads import spread_iothreads
 from vmtune.core.tuning.memmode import (
     at_home,
@@ -91,6 +104,8 @@ def plan_guest(
                tenants=tenants)  # fmt: skip
     if resolved.cpu_policy is CpuPolicy.SHARED:
         plan = _plan_shared_pool(job, notes)
+    elif resolved.cpu_policy is CpuPolicy.MIXED:
+        plan = _plan_mixed(job, notes)
     elif keep and guest.numa_cells and not resolved.numa.off:
         plan = _plan_kept_cells(job, notes)
     else:
@@ -101,10 +116,12 @@ def plan_guest(
     return plan.binding_only() if keep_abi else plan
 
 
-def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
-    """A host CPU per vCPU, the guest's shape fresh from the placement (kept with ``job.keep``)."""
+def _plan_dedicated(job: _Job, notes: list[Note], *, tune: bool = True) -> Plan:
+    """A host CPU per vCPU, the guest's shape fresh from the placement (kept with ``job.keep``); without
+    ``tune`` the placement only (a mixed guest's dedicated part, tuned as the whole guest)."""
+    given = job.guest
+    job, placement, pci_node = _place_truthfully(job, notes)
     host, guest, resolved, ledger, caps = job.host, job.guest, job.resolved, job.ledger, job.caps
-    placement, pci_node = _place_vcpus(job, notes)
     cpus = placement.cpus
     numa_off = placement.shares[0].node == ANY_NODE
     nodes = sorted(host.nodes_of(CpuSet(cpus))) if numa_off else [s.node for s in placement.shares]
@@ -117,8 +134,11 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
     notes.extend(emu.notes)
     layout = _guest_layout(job, placement, numa_off, notes)
     numatune = _numatune(job, nodes, layout.memnodes, numa_off, notes)
+    slots = guest.vcpus if guest.vcpus != given.vcpus else None
     plan = Plan(
         guest=guest.name,
+        vcpu_slots=slots,
+        vcpu_current=guest.current_vcpus if slots else None,
         vcpu_placement="static",
         vcpu_cpuset=_vcpu_cpuset(host, resolved, ledger, cpus, emu.used),
         vcpupins=layout.pins,
@@ -130,6 +150,8 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
                                                 numa_cells=None if numa_off else layout.cells),
         notes=tuple(notes),
     )  # fmt: skip
+    if not tune:
+        return plan
     homes = ledger.memory.homes
     shares = None if numa_off else home_shares({s.node: s.memory_kib for s in placement.shares}, homes)
     mem_nodes = numatune.nodeset if numatune is not None else CpuSet(nodes)
@@ -147,6 +169,7 @@ def _plan_kept_cells(job: _Job, notes: list[Note]) -> Plan:
     cpus = [pins[v] for v in range(guest.vcpus)]
     nodes = sorted(mapped.nodes)
     notes.extend(mapped.notes)
+    _check_kept_topology(job, cpus, notes)
     emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
                          guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
                          current=guest.emulatorpin)  # fmt: skip
@@ -264,6 +287,40 @@ def _plan_shared_pool(job: _Job, notes: list[Note]) -> Plan:
     return _merge_tuning(shared, tuning)
 
 
+def _plan_mixed(job: _Job, notes: list[Note]) -> Plan:
+    """``--cpu-policy mixed`` (``placement.mixed``): the dedicated vCPUs planned as a guest of their own,
+    one per whole core (``isolate``), the others pinned to the shared pool of their node. A guest that
+    keeps its shape keeps its cells, each bound to the dedicated part's nodes."""
+    resolved, guest = job.resolved, job.guest
+    split = dedicated_part(guest, resolved.dedicated_vcpus or CpuSet())
+    part_resolved = replace(resolved, cpu_policy=CpuPolicy.DEDICATED, thread_policy=ThreadPolicy.ISOLATE,
+                            dedicated_vcpus=None, realtime_vcpus=CpuSet())  # fmt: skip
+    part = _plan_dedicated(
+        replace(job, guest=split.guest, resolved=part_resolved, keep=False), notes, tune=False
+    )
+    dedicated_cpus = CpuSet(p.cpus.first() for p in part.vcpupins or ())
+    held = part.vcpu_cpuset or dedicated_cpus
+    if resolved.emulator is EmulatorPolicy.ISOLATE:
+        # an isolated emulator or iothread is the guest's own too: its shared vCPUs must not land there
+        held = held.union(part.emulatorpin or CpuSet(), *(p.cpus for p in part.iothreadpins or ()))
+    pool = shared_pool(job.host, free=job.ledger.shared_free, held=held, dedicated_cpus=dedicated_cpus,
+                       guest=guest.name)  # fmt: skip
+    plan = merge_mixed(guest, split, part, pool, pool_node=job.host.node_of(pool.first()), keep=job.keep)
+    if job.keep and plan.numatune is not None:
+        numatune = plan.numatune
+        memnodes = tuple(MemNode(cellid=c.id, mode=numatune.mode, nodeset=numatune.nodeset)
+                         for c in sorted(guest.numa_cells, key=lambda c: c.id))  # fmt: skip
+        plan = replace(plan, numatune=replace(numatune, memnodes=memnodes))
+    nodes = (
+        plan.numatune.nodeset if plan.numatune is not None else job.host.nodes_of(plan.vcpu_cpuset or pool)
+    )
+    topology = plan.cpu.topology if plan.cpu is not None and plan.cpu.topology else _seen_topology(guest)
+    tuning = device_tuning(host=job.host, guest=guest, resolved=resolved, caps=job.caps,
+                           vcpu_cpus=dedicated_cpus | pool, emulator_cpus=plan.emulatorpin,
+                           nodes=CpuSet(nodes), vcpupins=plan.vcpupins or (), topology=topology)  # fmt: skip
+    return _merge_tuning(plan, tuning)
+
+
 def _keep_shared_shape(plan: Plan, guest: GuestSpec) -> Plan:
     """A shared guest that has cells keeps them, each cell's memory bound to the pool's nodes."""
     numatune = plan.numatune
@@ -318,6 +375,66 @@ def _place_vcpus(job: _Job, notes: list[Note]) -> tuple[Placement, int | None]:
     return kept, pci_node
 
 
+def _place_truthfully(job: _Job, notes: list[Note]) -> tuple[_Job, Placement, int | None]:
+    """(the job, where the vCPUs go, the devices' node) such that the guest's topology can tell which
+    vCPUs share a host core (``guesttopo.threads_per_vcpu_core``, the rule VT109 judges by).
+
+    The plain placement first. A kept topology (the guest's ABI) then has its pins follow it where whole
+    cores allow: 1 thread per core gets one vCPU per core, the siblings left free (not held, unlike
+    ``isolate``); 2 threads get sibling pairs even under ``isolate``. A fresh guest whose plain pins no
+    topology can show (an odd count on 2-thread cores: 2+2+1) gets offline vCPU slots on its idle siblings
+    (``round_to_cores``; the job returned carries the raised maximum), else one vCPU per core; either
+    only when it spans no more nodes and cache groups than the plain placement, which is kept (with a
+    warning) otherwise.
+    """
+    guest, resolved, host = job.guest, job.resolved, job.host
+    before = list(notes)
+    placement, pci_node = _place_vcpus(job, notes)
+    width = host.summary().threads_per_core
+    shown = threads_per_vcpu_core(host, placement.cpus)
+    isolate = resolved.thread_policy is ThreadPolicy.ISOLATE
+    policy = {1: ThreadPolicy.ISOLATE, width: ThreadPolicy.PREFER}
+    kept = _seen_topology(guest).threads
+    tries: list[tuple[_Job, int, Note | None]] = []
+    if job.keep and shown != kept and kept in policy and width > 1 and guest.vcpus % kept == 0:
+        say = f"{kept} vCPU(s) per host core, as the guest's kept topology says"
+        tries.append((replace(job, resolved=replace(resolved, thread_policy=policy[kept])), kept,
+                      Note(topic="topology", message=say, xpath="/domain/cputune")))  # fmt: skip
+    elif not job.keep and shown is None and not isolate and width > 1:
+        slots = round_to_cores(guest.vcpus, width)
+        if slots != guest.vcpus and resolved.cpu_policy is CpuPolicy.DEDICATED:
+            more = replace(guest, vcpus=slots, current_vcpus=guest.current_vcpus or guest.vcpus)
+            tries.append((replace(job, guest=more), width, slots_note(guest.vcpus, slots, width)))
+        say = "one vCPU per host core: the plain pins share cores unevenly, which no topology can show"
+        tries.append((replace(job, resolved=replace(resolved, thread_policy=ThreadPolicy.ISOLATE)), 1,
+                      Note(topic="topology", message=say, xpath="/domain/cputune")))  # fmt: skip
+    plain_spread = _reach(host, placement.cpus)
+    for attempt, want, note in tries:
+        scratch = list(before)
+        try:
+            truer, pci = _place_vcpus(attempt, scratch)
+        except InfeasibleError:
+            continue
+        if threads_per_vcpu_core(host, truer.cpus) != want:
+            continue
+        if not job.keep and _reach(host, truer.cpus) > plain_spread:
+            continue
+        notes[:] = [*scratch, *([note] if note else [])]
+        return replace(attempt, resolved=resolved), truer, pci
+    return job, placement, pci_node
+
+
+def _reach(host: Host, cpus: Sequence[int]) -> tuple[int, int]:
+    """(NUMA nodes, caches shared by more than one core) a set of CPUs touches: what a truer topology
+    must not cost. A per-core L2 is not counted: more cores always touch more of those."""
+    shared: set[int] = set()
+    for cpu in cpus:
+        core = host.core_of(cpu)
+        if core is not None:
+            shared.update(i for i in core.caches.values() if not host.caches[i].cpus.issubset(core.cpus))
+    return len(host.nodes_of(CpuSet(cpus))), len(shared)
+
+
 def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[Note]) -> GuestLayout:
     """The topology, NUMA cells and vCPU pins the guest sees."""
     cells, numa_cells = _cells(job.guest, placement, numa_off)
@@ -326,11 +443,25 @@ def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[N
                           numa_cells=numa_cells and not job.keep)  # fmt: skip
     if job.keep:
         # a guest vmtune shaped before keeps what it sees; only the pins follow the placement
+        _check_kept_topology(job, placement.cpus, notes)
         return replace(layout, topology=_seen_topology(job.guest))
+    if layout.hidden:
+        notes.append(hidden_note(job.host, placement.cpus))
     _check_memory_devices(job.guest, layout)
     layout = replace(layout, cells=carry_cell_access(job.guest.numa_cells, layout.cells))
     notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
     return layout
+
+
+def _check_kept_topology(job: _Job, cpus: Sequence[int], notes: list[Note]) -> None:
+    """Warn when the pins cannot match the topology the guest keeps (VT109 will say so too)."""
+    kept = _seen_topology(job.guest).threads
+    if threads_per_vcpu_core(job.host, cpus) != kept:
+        say = (
+            f"too few whole cores free to pin as the guest's topology ({kept} thread(s) per core, kept) "
+            "says: some vCPUs sit on host cores it cannot show"
+        )
+        notes.append(Note(topic="topology", level=Level.WARNING, message=say, xpath="/domain/cpu/topology"))
 
 
 def _check_memory_devices(guest: GuestSpec, layout: GuestLayout) -> None:
@@ -524,7 +655,7 @@ def _keep_current(
     if not current.issubset(allowed):
         return None
     used = [host.core_of(c) for c in cpus]
-    if any(c is None for c in used):
+    if any(c is None for c in used) or threads_per_vcpu_core(host, cpus) is None:
         return None
     used_cores = {c.index: c for c in used if c is not None}
     whole = all(c.cpus.issubset(ledger.free) for c in used_cores.values())

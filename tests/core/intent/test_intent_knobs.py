@@ -47,6 +47,9 @@ KNOB = {k.name: k for k in KNOBS}
 GOOD: list[tuple[str, str, object, str]] = [
     ("profiles", "latency, windows", (Profile.LATENCY, Profile.WINDOWS), "latency,windows"),
     ("cpu_policy", "Shared", CpuPolicy.SHARED, "shared"),
+    ("cpu_policy", "mixed", CpuPolicy.MIXED, "mixed"),
+    ("dedicated_mask", "^0", VcpuMask(vcpus=CpuSet([0]), all_but=True), "^0"),
+    ("dedicated_mask", "0-3,^1", VcpuMask(vcpus=CpuSet([0, 2, 3])), "0,2-3"),
     ("thread_policy", "isolate", ThreadPolicy.ISOLATE, "isolate"),
     ("emulator", "isolate", EmulatorPolicy.ISOLATE, "isolate"),
     ("iothreads", "2", 2, "2"),
@@ -76,7 +79,8 @@ GOOD: list[tuple[str, str, object, str]] = [
 BAD: list[tuple[str, str, str]] = [
     ("profiles", "fast", "choose from balanced, latency, realtime, windows"),
     ("profiles", " , ", "empty list"),
-    ("cpu_policy", "x", "choose from dedicated, shared"),
+    ("cpu_policy", "x", "choose from dedicated, shared, mixed"),
+    ("dedicated_mask", "x", "not a CPU number: 'x' in 'x'"),
     ("thread_policy", "never", "choose from prefer, isolate, require"),
     ("iothreads", "-1", "expected a whole number >= 0"),
     ("numa", "x", "expected auto, off or a number of nodes >= 1"),
@@ -96,7 +100,7 @@ BAD: list[tuple[str, str, str]] = [
 
 def test_the_table_is_the_intent() -> None:
     assert [k.name for k in KNOBS] == [f.name for f in fields(Intent)]
-    assert [k.flag for k in KNOBS][:3] == ["--profile", "--cpu-policy", "--thread-policy"]
+    assert [k.flag for k in KNOBS][:4] == ["--profile", "--cpu-policy", "--dedicated-mask", "--thread-policy"]
     assert {name for name, *_ in GOOD} == set(KNOB), "every knob needs a GOOD example"
 
 
@@ -156,6 +160,9 @@ _CPUS = st.sets(st.integers(0, 300), max_size=12).map(CpuSet)
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "profiles": st.lists(st.sampled_from(Profile), min_size=1, max_size=4).map(tuple),
     "cpu_policy": _optional(st.sampled_from(CpuPolicy)),
+    "dedicated_mask": _optional(
+        st.builds(VcpuMask, vcpus=_CPUS.filter(bool), all_but=st.booleans())  # type: ignore[arg-type]
+    ),
     "thread_policy": _optional(st.sampled_from(ThreadPolicy)),
     "emulator": _optional(st.sampled_from(EmulatorPolicy)),
     "iothreads": _optional(st.integers(0, 64)),
@@ -228,7 +235,7 @@ def test_plan_refuses_a_bad_flag_naming_the_flag(tmp_path: Path, capsys: pytest.
     path = _guest_file(tmp_path, "profile='balanced'")
     assert main(["plan", str(path), "--sysfs", str(HOST), "--cpu-policy", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["vmtune: error: --cpu-policy 'x': choose from dedicated, shared"]
+    assert err == ["vmtune: error: --cpu-policy 'x': choose from dedicated, shared, mixed"]
 
 
 def test_metadata_hugepages_2m_is_read_like_the_flag(tmp_path: Path) -> None:

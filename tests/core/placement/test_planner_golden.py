@@ -17,6 +17,7 @@ from vmtune.core.intent.model import (
     OsFamily,
     Profile,
     ThreadPolicy,
+    VcpuMask,
 )
 from vmtune.core.planner import plan_guest
 
@@ -48,6 +49,15 @@ CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
         guest("nfv", 8, 8),
         [],
         Intent(emulator=EmulatorPolicy.ISOLATE, thread_policy=ThreadPolicy.REQUIRE),
+    ),
+    # 3 vCPUs: 2 whole cores, the 4th (offline) vCPU slot on vCPU 2's sibling, threads=2 told truthfully
+    "odd-3": ("dual-skylake-ht-interleaved", guest("odd", 3, 2), [], Intent()),
+    # Nova's mixed policy: vCPUs 0-1 on whole cores of their own, 2-5 on node 0's shared pool
+    "mixed-2of6": (
+        "dual-skylake-ht-interleaved",
+        guest("nfv", 6, 4),
+        [tenant("db", [11, 31, 12, 32])],
+        Intent(cpu_policy=CpuPolicy.MIXED, dedicated_mask=VcpuMask.parse("0-1")),
     ),
     "phytium-l2": ("phytium-s2500", guest("arm", 6, 4), [], Intent()),
     "hybrid-little": ("hybrid-pe", guest("batch", 4, 2), [], Intent(core_kind=CoreKind.LITTLE)),

@@ -10,7 +10,7 @@ from lxml import etree
 from planner_hosts import host_named
 from testutil import DATA
 from vmtune.core.guest import IOThreadDevice, IOThreadDeviceKind
-from vmtune.core.intent.model import CpuPolicy, Intent
+from vmtune.core.intent.model import CpuPolicy, Intent, VcpuMask
 from vmtune.core.plan import Level
 from vmtune.service import Planned, plan_document
 from vmtune.xmlmap.guest import read_guest
@@ -82,7 +82,8 @@ def test_reader_finds_virtio_disks_and_virtio_scsi_controllers() -> None:
 
 @pytest.mark.parametrize("policy", list(CpuPolicy))
 def test_devices_without_an_iothread_get_the_least_used_one(policy: CpuPolicy) -> None:
-    planned = _plan(_domain(vdb=2), iothreads=2, cpu_policy=policy)
+    mask = VcpuMask.parse("0-1") if policy is CpuPolicy.MIXED else None
+    planned = _plan(_domain(vdb=2), iothreads=2, cpu_policy=policy, dedicated_mask=mask)
     # vdb keeps 2; each other device takes the IOThread with the fewest devices, the lower id on a tie
     assert _assigned(planned.after) == {
         "vda": "1",

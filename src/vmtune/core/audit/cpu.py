@@ -22,6 +22,7 @@ from vmtune.core.audit.engine import (
 )
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.pool import is_shared
+from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
@@ -129,6 +130,7 @@ def vt104(ctx: AuditContext) -> Iterator[Hit]:
     # A --cpu-policy shared guest may float over the same pool as other shared guests, never over a CPU a
     # dedicated guest owns: that guest would lose the CPU it was promised. Both sides are told.
     pools = [(g, g.vcpu_cpus) for g in ctx.guests if is_shared(g)]
+    pools += [(g, pool) for g in ctx.guests if (pool := held_cpus(g).pool)]
     yield from _crossings(pools, claims, "shared pool CPUs {cpus} are pinned exclusively by {others}")
     yield from _crossings(claims, pools, "CPUs {cpus} are also in the shared pool of {others}")
 
@@ -238,7 +240,8 @@ def vt107(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             fix=f"keep guests off the reserved CPUs: {apply_cmd(g, f'--reserve {reserved}')}",
         )
     isolated = ctx.host.isolated
-    outside = vcpu_cpus - isolated
+    # a mixed guest's shared vCPUs belong outside isolcpus, with the host's other time-shared threads
+    outside = (held_cpus(g).vcpu_pins if mixed_dedicated(g) is not None else vcpu_cpus) - isolated
     if isolated and outside and is_dedicated(g, ctx.host):
         yield Hit(
             guest=g,
@@ -310,10 +313,13 @@ def _vcpu_cores(g: GuestSpec, host: Host) -> list[int | None] | None:
 
 @guest_rule("VT109", "guest topology threads disagree with the host siblings the vCPUs sit on", Level.WARNING)
 def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
-    """The SMT width the guest may be shown is the planner's (``threads_per_vcpu_core``): runs of one host
-    core's siblings as consecutive vCPUs; anything else gets threads=1, which is then no finding."""
+    """The width the guest may be shown is the planner's (``threads_per_vcpu_core``): t when every host core
+    under the guest holds one aligned run of t vCPUs; threads=1 is true only when no two vCPUs share a core.
+    A vCPU pinned over more than one core can be nobody's sibling, so such a guest may only show 1; so may
+    a mixed guest, whose shared vCPUs float, as long as no two of its dedicated vCPUs share a core. A shared
+    guest's vCPUs all float: nothing to judge."""
     cores = _vcpu_cores(g, ctx.host)
-    if cores is None or g.vcpus < 2:
+    if cores is None or g.vcpus < 2 or is_shared(g):
         return
     threads = g.topology.threads if g.topology is not None else 1
     fix = f"make <topology> match the host cores: {apply_cmd(g)}"
@@ -326,8 +332,15 @@ def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             fix=fix,
         )
         return
-    firsts = [pin.first() for v in range(g.vcpus) if (pin := g.pin_of(v))]
-    shown = 1 if None in cores else threads_per_vcpu_core(ctx.host, firsts)
+    dedicated = mixed_dedicated(g)
+    judged = range(g.vcpus) if dedicated is None else list(dedicated)
+    firsts = [pin.first() for v in judged if (pin := g.pin_of(v)) and cores[v] is not None]
+    alone = threads_per_vcpu_core(ctx.host, firsts) == 1
+    if dedicated is not None:
+        cores = [cores[v] if v in dedicated else None for v in range(g.vcpus)]
+        shown: int | None = 1 if alone else None
+    else:
+        shown = (1 if alone else None) if None in cores else threads_per_vcpu_core(ctx.host, firsts)
     if threads == shown:
         return
     if threads > 1:
@@ -342,7 +355,7 @@ def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     per_core: dict[int | None, list[int]] = defaultdict(list)
     for vcpu, core in enumerate(cores):
         per_core[core].append(vcpu)
-    shared = sorted(v for vs in per_core.values() if len(vs) > 1 for v in vs)
+    shared = sorted(v for core, vs in per_core.items() if core is not None and len(vs) > 1 for v in vs)
     yield Hit(
         guest=g,
         location=location,
@@ -353,10 +366,13 @@ def vt109(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
 
 
 def _misgrouped(cores: list[int | None], threads: int) -> list[int]:
-    """vCPUs of the guest's thread groups that are not one host core each (every vCPU if none is)."""
+    """vCPUs of the guest's thread groups that are not one host core each, or whose core another group
+    shares too (every vCPU if none is)."""
     bad: list[int] = []
+    seen: dict[int | None, int] = {}
     for start in range(0, len(cores) - threads + 1, threads):
         group = cores[start : start + threads]
-        if None in group or len(set(group)) != 1:
+        if None in group or len(set(group)) != 1 or group[0] in seen:
             bad.extend(range(start, start + threads))
+        seen.setdefault(group[0], start)
     return bad or list(range(len(cores)))

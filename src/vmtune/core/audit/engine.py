@@ -17,7 +17,9 @@ here, in :func:`is_dedicated`:
   how people write dedicated pinning by hand.
 
 A guest whose pins float over a node or the host (``cpuset='0-15'``) is *not* dedicated: it shares on
-purpose, so it neither claims CPUs nor triggers the cross-guest rules.
+purpose, so it neither claims CPUs nor triggers the cross-guest rules. A ``--cpu-policy mixed`` guest is
+dedicated for the vCPUs of its ``dedicated-mask`` only: it claims their CPUs (``held_cpus``), while its
+other vCPUs float over the shared pool as a shared guest's do.
 """
 
 from __future__ import annotations

@@ -77,7 +77,11 @@ class Intent:
     )  # fmt: skip
     cpu_policy: CpuPolicy | None = knob(
         CpuPolicy, otherwise=CpuPolicy.DEDICATED,
-        help="dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool.",
+        help="dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool; mixed: both.",
+    )  # fmt: skip
+    dedicated_mask: VcpuMask | None = knob(
+        VcpuMask.parse, metavar="SPEC",
+        help="vCPUs on dedicated cores under --cpu-policy mixed, cpuset syntax (0-1, ^0).",
     )  # fmt: skip
     thread_policy: ThreadPolicy | None = knob(
         ThreadPolicy, profiles={LATENCY: ThreadPolicy.ISOLATE}, otherwise=ThreadPolicy.PREFER,
@@ -177,6 +181,9 @@ class Resolved:
     """True when the profile wants hugepages only if the host has enough free (latency)."""
     realtime_vcpus: CpuSet = field(default_factory=CpuSet)
     """vCPU ids that get SCHED_FIFO (empty: no realtime)."""
+    dedicated_vcpus: CpuSet | None = None
+    """``--cpu-policy mixed``: the vCPU ids on dedicated cores (the rest float over the shared pool);
+    None for the other policies."""
     windows: bool = False
     hyperv: bool = False
     core_kind: CoreKind = CoreKind.ANY

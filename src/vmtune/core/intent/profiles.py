@@ -59,12 +59,14 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         _check_shared(intent, latency)
     if intent.realtime_mask is not None and not realtime:
         raise InputError("--realtime-mask: only meaningful with --profile realtime")
+    dedicated = _dedicated_vcpus(intent, cpu_policy, guest)
 
     size = intent.hugepages
     # Unset under latency/realtime: the size is chosen by what the bound nodes have free (1G first);
     # realtime insists on hugepages (locked memory without page faults), latency falls back to normal pages.
     if_free = size is None and latency
     mask: VcpuMask | None = _pick("realtime_mask", intent, active)
+    rt_vcpus = CpuSet() if mask is None else _realtime_vcpus(mask, intent, guest, dedicated)
     return Resolved(
         cpu_policy=cpu_policy,
         thread_policy=_pick("thread_policy", intent, active),
@@ -74,7 +76,8 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         memory_mode=_pick("memory_mode", intent, active),
         hugepages_kib=None if size is None else size.kib,
         hugepages_if_free=if_free,
-        realtime_vcpus=CpuSet() if mask is None else _realtime_vcpus(mask, intent, guest),
+        realtime_vcpus=rt_vcpus,
+        dedicated_vcpus=dedicated,
         windows=windows,
         hyperv=hyperv,
         core_kind=_pick("core_kind", intent, active),
@@ -111,12 +114,46 @@ def _check_shared(intent: Intent, latency: bool) -> None:
         raise InputError("--core-kind: only with --cpu-policy dedicated")
 
 
-def _realtime_vcpus(mask: VcpuMask, intent: Intent, guest: GuestSpec) -> CpuSet:
-    """The vCPUs that get SCHED_FIFO: ``--realtime-mask`` over vCPU ids, default all but vCPU 0.
+def _dedicated_vcpus(intent: Intent, policy: CpuPolicy, guest: GuestSpec) -> CpuSet | None:
+    """``--cpu-policy mixed``: the vCPUs ``--dedicated-mask`` selects, at least one and not all (Nova's
+    ``hw:cpu_dedicated_mask`` rules: all would be ``dedicated``, none ``shared``); None otherwise."""
+    mask = intent.dedicated_mask
+    if policy is not CpuPolicy.MIXED:
+        if mask is not None:
+            raise InputError("--dedicated-mask: only with --cpu-policy mixed")
+        return None
+    if mask is None:
+        raise InputError(
+            "--cpu-policy mixed: needs --dedicated-mask SPEC (the vCPUs that get dedicated cores)"
+        )
+    every = CpuSet.range(0, guest.vcpus - 1)
+    chosen = mask.select(guest.vcpus)
+    if chosen - every:
+        raise InputError(f"--dedicated-mask: vCPU {chosen - every} not in the guest's vCPUs {every}")
+    if not chosen:
+        raise InputError(f"--dedicated-mask: '{mask}' selects no vCPU (that is --cpu-policy shared)")
+    if chosen == every:
+        raise InputError(f"--dedicated-mask: '{mask}' selects every vCPU (that is --cpu-policy dedicated)")
+    return chosen
+
+
+def _realtime_vcpus(mask: VcpuMask, intent: Intent, guest: GuestSpec, dedicated: CpuSet | None) -> CpuSet:
+    """The vCPUs that get SCHED_FIFO: ``--realtime-mask`` over vCPU ids, default all but vCPU 0; under
+    ``--cpu-policy mixed`` default the dedicated vCPUs, and an explicit mask must lie inside them (a
+    FIFO vCPU on a time-shared CPU starves whatever else runs there).
 
     Keeping one vCPU non-RT matters: a guest whose every vCPU spins at FIFO priority starves its own
     housekeeping (timers, RCU, kworkers) and can lock up the host core it sits on.
     """
+    if dedicated is not None:
+        if intent.realtime_mask is None:
+            return dedicated
+        chosen = intent.realtime_mask.select(guest.vcpus)
+        if chosen - dedicated:
+            raise InputError(
+                f"--realtime-mask: vCPU {chosen - dedicated} not in --dedicated-mask {intent.dedicated_mask} "
+                f"(vCPUs {dedicated}): realtime vCPUs need dedicated cores"
+            )
     every = CpuSet.range(0, guest.vcpus - 1)
     chosen = mask.select(guest.vcpus)
     outside = chosen - every

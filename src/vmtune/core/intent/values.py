@@ -44,10 +44,12 @@ class Profile(StrEnum):
 
 
 class CpuPolicy(StrEnum):
-    """Nova's ``hw:cpu_policy`` vocabulary: one host CPU per vCPU, or a pool the vCPUs time-share."""
+    """Nova's ``hw:cpu_policy`` vocabulary: one host CPU per vCPU, a pool the vCPUs time-share, or both
+    (``mixed``: the vCPUs of ``--dedicated-mask`` own cores, the others float over the shared pool)."""
 
     DEDICATED = "dedicated"
     SHARED = "shared"
+    MIXED = "mixed"
 
 
 class ThreadPolicy(StrEnum):

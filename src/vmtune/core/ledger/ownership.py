@@ -125,20 +125,30 @@ def owner_tenants(owner: str, tenant_names: Iterable[str]) -> tuple[str, ...]:
     return parts if all(p in names for p in parts) else ()
 
 
-def _conflict(names: Sequence[str], shared: set[str]) -> bool:
-    """Two or more tenants, one of them dedicated: ``--cpu-policy shared`` guests time-share their pool
-    with each other by design, but never with a guest that owns the CPU."""
-    return len(names) > 1 and any(n not in shared for n in names)
+def _conflict(names: Sequence[str], floating: Mapping[str, CpuSet], cpus: CpuSet) -> bool:
+    """Two or more tenants, one of them dedicated on ``cpus``: ``--cpu-policy shared`` guests (and the
+    shared vCPUs of mixed guests) time-share their pool with each other by design, but never with a guest
+    that owns the CPU."""
+    return len(names) > 1 and any(not cpus.issubset(floating.get(n, CpuSet())) for n in names)
+
+
+def _floating(tenants: Sequence[GuestSpec]) -> dict[str, CpuSet]:
+    """Per tenant, the CPUs it only floats over: all of a shared guest's, a mixed guest's pool."""
+    out: dict[str, CpuSet] = {}
+    for t in tenants:
+        held = held_cpus(t)
+        out[t.name] = held.cpus if is_shared(t) else held.pool - held.vcpu_pins
+    return out
 
 
 def clashes(host: Host, tenants: Sequence[GuestSpec]) -> tuple[CpuClash, ...]:
     """Online host CPUs pinned by two or more tenants (at least one dedicated), by CPU id."""
     online = host.online
-    shared = {t.name for t in tenants if is_shared(t)}
+    floating = _floating(tenants)
     return tuple(
         CpuClash(cpu=cpu, tenants=tuple(names))
         for cpu, names in sorted(_claims(tenants).items())
-        if _conflict(names, shared) and cpu in online
+        if _conflict(names, floating, CpuSet([cpu])) and cpu in online
     )
 
 
@@ -146,7 +156,7 @@ def shared_cores(host: Host, tenants: Sequence[GuestSpec]) -> tuple[SharedCore, 
     """Cores whose online siblings are claimed by more than one tenant (one tenant owning a whole core,
     or a core half free, is fine)."""
     claims = _claims(tenants)
-    shared = {t.name for t in tenants if is_shared(t)}
+    floating = _floating(tenants)
     out: list[SharedCore] = []
     for core in host.cores:
         names: list[str] = []
@@ -154,7 +164,8 @@ def shared_cores(host: Host, tenants: Sequence[GuestSpec]) -> tuple[SharedCore, 
             for name in claims.get(cpu, ()):
                 if name not in names:
                     names.append(name)
-        if _conflict(names, shared):
+        mine = CpuSet(cpu for cpu in core.cpus if cpu in claims)
+        if _conflict(names, floating, mine):
             out.append(SharedCore(core=core.index, cpus=core.cpus, tenants=tuple(sorted(names))))
     return tuple(out)
 

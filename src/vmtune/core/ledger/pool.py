@@ -194,7 +194,7 @@ def build_ledger(
         # vCPU a tenant pinned there is reserved anyway, so nothing of housekeeping is taken.
         taken = taken | (cpus - housekeeping)
         if not held.shared:
-            dedicated = dedicated | held.own(housekeeping)
+            dedicated = dedicated | held.own(housekeeping)  # a mixed guest's pool is not its own
         ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=held.shared))
     if floating:
         notes.append(

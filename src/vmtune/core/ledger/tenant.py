@@ -25,6 +25,7 @@ __all__ = [
     "held_cpus",
     "held_memory",
     "is_shared",
+    "mixed_dedicated",
     "others_of",
     "same_guest",
 ]
@@ -49,22 +50,35 @@ def is_shared(guest: GuestSpec) -> bool:
     return guest.intent is not None and guest.intent.cpu_policy is CpuPolicy.SHARED
 
 
+def mixed_dedicated(guest: GuestSpec) -> CpuSet | None:
+    """vmtune intent ``cpu-policy="mixed"``: the vCPU ids its ``dedicated-mask`` gives whole cores (the
+    others float over a shared pool), ids the guest lacks left out; None for every other guest."""
+    intent = guest.intent
+    if intent is None or intent.cpu_policy is not CpuPolicy.MIXED or intent.dedicated_mask is None:
+        return None
+    return intent.dedicated_mask.select(guest.vcpus) & CpuSet(range(guest.vcpus))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Holding:
     """The host CPUs one guest holds, by the kind of thread that runs there."""
 
     vcpu_pins: CpuSet
-    """The ``<vcpupin>`` CPUs (empty: no vCPU is pinned one by one)."""
+    """The ``<vcpupin>`` CPUs (empty: no vCPU is pinned one by one); of a mixed guest, only its dedicated
+    vCPUs' pins."""
     cpuset: CpuSet
     """``vcpu/@cpuset``: where unpinned threads run, and the idle SMT siblings an ``isolate`` plan keeps."""
     threads: CpuSet
     """``<emulatorpin>`` and ``<iothreadpin>`` CPUs."""
     shared: bool
     """A ``--cpu-policy shared`` guest: its CPUs are a pool other shared guests may float over too."""
+    pool: CpuSet = field(default_factory=CpuSet)
+    """A ``--cpu-policy mixed`` guest's shared vCPUs' pins: floated over like a shared guest's pool, so
+    not held for itself (other shared and mixed guests may float there too)."""
 
     @property
     def vcpu_side(self) -> CpuSet:
-        return self.vcpu_pins | self.cpuset
+        return self.vcpu_pins | self.cpuset | self.pool
 
     @property
     def cpus(self) -> CpuSet:
@@ -74,7 +88,7 @@ class Holding:
     def own(self, housekeeping: CpuSet) -> CpuSet:
         """The CPUs held for itself: housekeeping CPUs reached only by emulator/iothread pins are shared
         with the host and every ``--emulator share`` guest by design (a vCPU pinned there still holds it)."""
-        return self.cpus - (housekeeping - self.vcpu_side)
+        return self.cpus - (housekeeping - self.vcpu_side) - (self.pool - self.vcpu_pins)
 
 
 def held_cpus(guest: GuestSpec) -> Holding:
@@ -83,11 +97,18 @@ def held_cpus(guest: GuestSpec) -> Holding:
     threads = CpuSet().union(*(p.cpus for p in guest.iothreadpins))
     if guest.emulatorpin is not None:
         threads = threads | guest.emulatorpin
+    dedicated = mixed_dedicated(guest)
+    own = [p.cpus for p in guest.vcpupins if dedicated is None or p.vcpu in dedicated]
+    floated = [p.cpus for p in guest.vcpupins if dedicated is not None and p.vcpu not in dedicated]
+    cpuset = guest.vcpu_cpuset or CpuSet()
+    pool = CpuSet().union(*floated)
     return Holding(
-        vcpu_pins=CpuSet().union(*(p.cpus for p in guest.vcpupins)),
-        cpuset=guest.vcpu_cpuset or CpuSet(),
+        vcpu_pins=CpuSet().union(*own),
+        # a mixed guest's cpuset lists its pool too: those CPUs are floated over, not held
+        cpuset=cpuset - pool if dedicated is not None else cpuset,
         threads=threads,
         shared=is_shared(guest),
+        pool=pool,
     )
 
 
@@ -177,9 +198,11 @@ def held_memory(guest: GuestSpec, *, default_page_kib: int = DEFAULT_HUGEPAGE_KI
 
 def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
     """The guest as its plan leaves it, for the fields a tenant is judged by (pins, scheduling, memory
-    binding, cells and backing, intent): the next guest of a batch is planned around it, and ``verify``
-    expects it."""
+    binding, cells, topology, backing, intent; the vCPU maximum a plan raised): the next guest of a
+    batch is planned around it, and ``verify`` expects it."""
     changes: dict[str, object] = {}
+    if plan.vcpu_slots is not None:
+        changes |= {"vcpus": plan.vcpu_slots, "current_vcpus": plan.vcpu_current}
     for name in ("vcpupins", "emulatorpin", "iothreadpins", "vcpusched", "emulatorsched", "iothreadsched",
                  "cachetunes", "vcpu_cpuset", "intent", "memory_backing"):  # fmt: skip
         value = getattr(plan, name)
@@ -187,6 +210,8 @@ def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
             changes[name] = value
     if plan.cpu is not None and plan.cpu.numa_cells is not None:
         changes["numa_cells"] = plan.cpu.numa_cells
+    if plan.cpu is not None and plan.cpu.topology is not None:
+        changes["topology"] = plan.cpu.topology
     if plan.numatune is not None:
         changes |= {"numatune_mode": plan.numatune.mode, "numatune_nodeset": plan.numatune.nodeset,
                     "memnodes": plan.numatune.memnodes}  # fmt: skip

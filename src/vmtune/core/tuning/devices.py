@@ -193,7 +193,11 @@ def _realtime_features(
             )
         )
     hint: bool | None = None
-    if mode == "host-passthrough":
+    if resolved.dedicated_vcpus is not None:
+        # a mixed guest's shared vCPUs do get preempted: PV spinlocks and halting must stay on
+        say = "kvm hint-dedicated left off: the shared vCPUs of a mixed guest are preempted like any thread"
+        notes.append(Note(topic="rt", message=say))
+    elif mode == "host-passthrough":
         hint = True
         notes.append(
             Note(

@@ -1,4 +1,8 @@
-"""``<vcpu>``: how many vCPUs the guest has (read only) and where they may run."""
+"""``<vcpu>``: how many vCPUs the guest has and where they may run.
+
+The count is the guest's; vmtune only raises the maximum of a guest it shapes afresh to whole host
+cores, keeping ``current`` (``Plan.vcpu_slots``), so the topology can tell the truth about siblings.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +34,12 @@ def read(domain: etree._Element, r: Reader) -> Fields:
 
 
 def write(domain: etree._Element, plan: Plan) -> None:
-    if all(getattr(plan, a.key) is None for a in WRITTEN):
+    if all(getattr(plan, a.key) is None for a in WRITTEN) and plan.vcpu_slots is None:
         return
     vcpu = tree.child(domain, TAG)
     if vcpu is None:
         vcpu = tree.add(domain, TAG, text="1")
+    if plan.vcpu_slots is not None:
+        vcpu.text = str(plan.vcpu_slots)
+        tree.set_attr(vcpu, CURRENT.name, None if plan.vcpu_current is None else str(plan.vcpu_current))
     write_fields(vcpu, WRITTEN, plan)

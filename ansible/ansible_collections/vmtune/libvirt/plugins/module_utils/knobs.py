@@ -9,7 +9,8 @@ __metaclass__ = type
 
 KNOBS = (
     {'option': 'profile', 'flag': '--profile', 'type': 'list', 'choices': ['balanced', 'latency', 'realtime', 'windows'], 'elements': 'str', 'help': 'balanced|latency|realtime|windows, comma-combinable.'},
-    {'option': 'cpu_policy', 'flag': '--cpu-policy', 'type': 'str', 'choices': ['dedicated', 'shared'], 'help': 'dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool.'},
+    {'option': 'cpu_policy', 'flag': '--cpu-policy', 'type': 'str', 'choices': ['dedicated', 'shared', 'mixed'], 'help': 'dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool; mixed: both.'},
+    {'option': 'dedicated_mask', 'flag': '--dedicated-mask', 'type': 'str', 'help': 'vCPUs on dedicated cores under --cpu-policy mixed, cpuset syntax (0-1, ^0).'},
     {'option': 'thread_policy', 'flag': '--thread-policy', 'type': 'str', 'choices': ['prefer', 'isolate', 'require'], 'help': 'SMT siblings: prefer, isolate or require.'},
     {'option': 'emulator', 'flag': '--emulator', 'type': 'str', 'choices': ['share', 'isolate'], 'help': 'Emulator thread: share or isolate.'},
     {'option': 'iothreads', 'flag': '--iothreads', 'type': 'int', 'help': 'Number of IOThreads.'},

@@ -46,9 +46,12 @@ options:
     elements: str
     choices: ['balanced', 'latency', 'realtime', 'windows']
   cpu_policy:
-    description: 'dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool. (vmtune --cpu-policy)'
+    description: 'dedicated: a host CPU per vCPU; shared: vCPUs time-share a pool; mixed: both. (vmtune --cpu-policy)'
     type: str
-    choices: ['dedicated', 'shared']
+    choices: ['dedicated', 'shared', 'mixed']
+  dedicated_mask:
+    description: 'vCPUs on dedicated cores under --cpu-policy mixed, cpuset syntax (0-1, ^0). (vmtune --dedicated-mask)'
+    type: str
   thread_policy:
     description: 'SMT siblings: prefer, isolate or require. (vmtune --thread-policy)'
     type: str
