@@ -37,6 +37,7 @@ from vmtune.core.placement.numa import (
     Failure,
     NodeShare,
     Placement,
+    cell_distances,
     memory_shortfall,
     place,
     split_memory,
@@ -104,7 +105,8 @@ def _plan_dedicated(job: _Job, notes: list[Note]) -> Plan:
     numa_off = placement.shares[0].node == ANY_NODE
     nodes = sorted(host.nodes_of(CpuSet(cpus))) if numa_off else [s.node for s in placement.shares]
     notes.append(cpu_note(host=host, policy=resolved.thread_policy, cpus=cpus, partial=placement.partial))
-    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node))
+    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node,
+                           asked=resolved.numa.nodes, fit=resolved.numa_fit))  # fmt: skip
     notes.extend(cache_notes(host=host, placement=placement))
     emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
                          guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
@@ -302,7 +304,11 @@ def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[N
         # a guest vmtune shaped before keeps what it sees; only the pins follow the placement
         return replace(layout, topology=_seen_topology(job.guest))
     _check_memory_devices(job.guest, layout)
-    layout = replace(layout, cells=carry_cell_access(job.guest.numa_cells, layout.cells))
+    seen = carry_cell_access(job.guest.numa_cells, layout.cells)
+    distances = cell_distances(job.host, [s.node for s in placement.shares]) if len(seen) > 1 else ()
+    if len(distances) == len(seen):
+        seen = tuple(replace(c, distances=d) for c, d in zip(seen, distances, strict=True))
+    layout = replace(layout, cells=seen)
     notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
     return layout
 
@@ -452,6 +458,8 @@ def _place(
         tenants=ledger.tenants,
         latency=resolved.latency,
         pci_node=pci_node,
+        numa_fit=resolved.numa_fit,
+        cache_fit=resolved.cache_fit,
     )
 
 
@@ -459,7 +467,7 @@ def _spread(host: Host, cpus: CpuSet, ledger: Ledger) -> tuple[int, int, int]:
     """(nodes, cache groups, groups shared with other guests) a CPU set touches."""
     keys: set[tuple[int, int]] = set()
     shared: set[tuple[int, int]] = set()
-    taken = CpuSet().union(*(t.cpus for t in ledger.tenants))
+    taken = CpuSet().union(*(t.cache for t in ledger.tenants))
     for level in grouping_levels(host, with_nodes=False):
         if not is_cache_level(level):
             continue

@@ -7,26 +7,31 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
    solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
 2. at each grouping level (NUMA node when the domain is the whole host, then the core kind on hybrid
-   hosts, then each cache level coarsest first: L3, then L2 - only levels that split a node into several
-   groups of cores, so a private per-core L2 or an L3 that is the whole node adds nothing), if one group
-   can hold the request, choose it by *best fit*:
-   - first tier: idle groups (no other guest's CPU in them) and groups partly used by guests of the same
-     size class (a *small* guest is at most half the group; only small guests share groups); among them
-     the one that holds the guest in the fewest groups of the finest level below (as few cache groups as
-     possible comes before fragmentation), then the one whose free count is the smallest that still
-     holds the guest - so a hole left beside the reserved
-     core or by another small guest is filled before a whole group is broken, and big groups stay whole
-     for big guests (fragmentation); ties go to the partly used group, then the lowest core id;
-     latency guests look at the largest cache first (V-Cache dies);
-   - second tier: any other partly used group, best fit again - a big guest only joins another guest's
-     group when no idle group can hold it;
-   the choice is compared across nodes too (``core.numa``): the node whose best group fits best wins;
+   hosts, then each cache level coarsest first that splits a node into several groups of cores -
+   ``sharing.split_levels``: a private per-core L2 or an L3 that is the whole node adds nothing), if one
+   group can hold the request, choose it by *best fit*:
+   - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
+     use is taken only when the guest fills its last free units exactly (packing: any size of guest may
+     close any other guest's hole), or when no idle group of the level on the host can hold the guest's
+     part;
+   - then the group that holds the guest in the fewest groups of the finest level below (as few cache
+     groups as possible comes before fragmentation);
+   - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
+     reserved core or by another guest is filled before a whole group is broken, and big groups stay
+     whole for big guests; ties go to the partly used group, then the lowest core id; latency guests
+     look at the largest cache first (V-Cache dies);
+   the choice is compared across nodes too (``core.numa``): fewest groups and no needless share first,
+   then the node with the least room, then the rest of this fit;
 3. if no single group can hold it, the fewest groups: as many as the largest free groups first need
    (whole idle groups first among equals) until the remainder fits in one group, which is chosen by rule
-   2 (best fit); among the sets of that many groups, the one spanning the fewest groups of the finer
-   level, then sharing the fewest with other guests (ties: the largest first);
+   2 (best fit); among the sets of that many groups, the one with no needless share, then spanning the
+   fewest groups of the finer level, then sharing the fewest with other guests (ties: the largest first);
 4. inside the last group, whole cores in id order, siblings kept together so the guest sees them as
    thread pairs.
+
+``--cache-fit spread`` (memory-bandwidth-bound guests) replaces rules 2-3 at the cache levels: one core
+per cache group in turn, idle groups first (the roomiest first), so the guest's vCPUs sit behind as many
+L3s (memory controllers' bandwidth) as it has cores, up to the groups the domain has.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
+from vmtune.core.placement.sharing import needless_share, split_levels
 from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 
@@ -49,6 +55,7 @@ __all__ = [
     "GroupUse",
     "core_views",
     "grouping_levels",
+    "idle_rooms",
     "is_cache_level",
     "pick_in_domain",
 ]
@@ -87,12 +94,27 @@ class GroupUse:
 @dataclass(slots=True)
 class _Ctx:
     host: Host
-    tenants: Sequence[Tenant]
+    used: CpuSet
+    """CPUs by which other guests use cache groups (``Tenant.cache``)."""
+    idle_room: dict[int, int]
+    """Level -> the most free CPUs of one idle group of it where the whole guest could go instead."""
+    local_room: dict[int, int]
+    """The same over the domain alone: where one part of a guest spanning groups could go instead (any
+    other place would span another node)."""
+    total: int
+    """vCPUs of the pick: a part of that many is the whole guest."""
     latency: bool
+    policy: ThreadPolicy
+    free: CpuSet | None = None
+    """The pass's free CPUs: a group's CPUs left free after the guest (threads of half-used cores too)."""
+    spread: bool = False
+    """``--cache-fit spread``: one core per cache group in turn."""
     uses: list[GroupUse] = field(default_factory=list)
     quality: tuple[int, ...] | None = None
+    needless: int = 0
+    """Needless shares taken (``sharing.needless_share``) at every level: 0 unless nothing else fits."""
     sizes: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(level, key) -> cores of the whole group on the host, for the size class."""
+    """(level, key) -> cores of the whole group on the host."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,9 +124,9 @@ class DomainPick:
     cores: tuple[Core, ...]
     groups: tuple[GroupUse, ...]
     quality: tuple[int, ...]
-    """(groups spanned at the top grouping level, fit tier, finest groups spanned inside the chosen group,
-    cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa`` compares
-    it across nodes."""
+    """(groups spanned at the top grouping level, needless shares, finest groups spanned inside the chosen
+    group, cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa``
+    compares it across nodes."""
     cpu_set: CpuSet = field(init=False, repr=False, compare=False)
     """``cpus`` as a set, built once: membership in a tuple of thousands of CPUs per vCPU is quadratic."""
 
@@ -138,27 +160,44 @@ def is_cache_level(level: int) -> bool:
 
 
 def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
-    """Levels that split some NUMA node into several groups of cores.
+    """Levels that split some NUMA node into several groups of cores (``sharing.split_levels``).
 
     Coarsest first. A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel
     sockets) or spans two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node
-    goes - the node choice (``core.numa``: most free room) decides there, not a best fit on the L3.
+    goes - the node choice (``core.numa``: the least room that holds the guest) decides there.
     """
     levels: list[int] = [NODE_LEVEL] if with_nodes else []
     if len({c.capacity for c in host.cores if c.cpus}) > 1:
         levels.append(KIND_LEVEL)
-    for level in reversed(host.cache_levels):
-        per_group: dict[int, int] = {}
-        per_node: dict[int, set[int]] = {}
-        for core in host.cores:
-            key = core.caches.get(level)
-            if key is not None and core.cpus:
-                per_group[key] = per_group.get(key, 0) + 1
-                per_node.setdefault(core.node, set()).add(key)
-        shared = {k for k, n in per_group.items() if n > 1}
-        if any(len(keys & shared) >= 1 and len(keys) > 1 for keys in per_node.values()):
-            levels.append(level)
+    levels.extend(split_levels(host))
     return tuple(levels)
+
+
+def idle_rooms(host: Host, views: Sequence[CoreView], levels: Sequence[int], used: CpuSet) -> dict[int, int]:
+    """Level -> the most free CPUs one idle group of it has among ``views`` (the whole pass, every node):
+    what ``sharing.needless_share`` weighs a guest's part of a busy group against."""
+    out: dict[int, int] = {}
+    sizes: dict[tuple[int, int], int] = {}
+    for level in levels:
+        if not is_cache_level(level):
+            continue
+        room: dict[int, int] = {}
+        for view in views:
+            key = view.core.caches.get(level)
+            if key is None:
+                continue
+            if (level, key) not in sizes:
+                sizes[level, key] = _cores_in(host, key)
+            if sizes[level, key] > 1:
+                room[key] = room.get(key, 0) + (len(view.core.cpus) if view.whole else len(view.units))
+        idle = [r for key, r in room.items() if host.caches[key].cpus.isdisjoint(used)]
+        out[level] = max(idle, default=0)
+    return out
+
+
+def _cores_in(host: Host, key: int) -> int:
+    """Physical cores of cache group ``key`` on the host."""
+    return len({cpu.core for c in host.caches[key].cpus if (cpu := host.cpu(c)) is not None})
 
 
 def _key(core: Core, level: int) -> int:
@@ -182,12 +221,26 @@ def pick_in_domain(
     levels: Sequence[int],
     tenants: Sequence[Tenant],
     latency: bool,
+    idle_room: dict[int, int] | None = None,
+    spread: bool = False,
+    free: CpuSet | None = None,
+    local_room: dict[int, int] | None = None,
 ) -> DomainPick | None:
-    """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many."""
+    """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
+
+    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead (the whole pass: a node's views
+    alone can't tell whether an idle group elsewhere could hold it), ``local_room`` where a part of it
+    could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
+    free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
+    """
     if _capacity(views) < vcpus:
         return None
-    ctx = _Ctx(host=host, tenants=tenants, latency=latency)
-    chosen = _select(list(views), vcpus, tuple(levels), ctx, policy, top=True)
+    used = CpuSet().union(*(t.cache for t in tenants))
+    here = idle_rooms(host, views, levels, used) if idle_room is None or local_room is None else {}
+    ctx = _Ctx(host=host, used=used, idle_room=here if idle_room is None else idle_room,
+               local_room=here if local_room is None else local_room, total=vcpus, latency=latency,
+               policy=policy, free=free, spread=spread)  # fmt: skip
+    chosen = _select(list(views), vcpus, tuple(levels), ctx, top=True)
     taken: list[tuple[Core, tuple[int, ...]]] = []
     count = 0
     for view in chosen:
@@ -198,21 +251,13 @@ def pick_in_domain(
         count += len(units)
     # guest order follows host core order: readable pins, and a core's threads stay adjacent vCPUs
     taken.sort(key=lambda item: item[0].index)
+    top = ctx.quality or (0, 0, 0, 0, 0, 0)
     return DomainPick(
         cpus=tuple(cpu for _, units in taken for cpu in units),
         cores=tuple(core for core, _ in taken),
         groups=tuple(ctx.uses),
-        quality=ctx.quality or (0, 0, 0, 0, 0, 0),
+        quality=(top[0], ctx.needless, *top[2:]),
     )
-
-
-def _full_units(views: Sequence[CoreView], policy: ThreadPolicy, cores: int) -> int:
-    """Units of the whole group if it were all free (``cores`` of it on the host): its size class.
-
-    The group's size, not its free part: a group with one small guest in it is still a big group.
-    """
-    per_core = 1 if policy is ThreadPolicy.ISOLATE else max(len(v.core.cpus) for v in views)
-    return max(cores, len(views)) * per_core
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,25 +266,25 @@ class _Group:
     views: list[CoreView]
     cpus: CpuSet
     cap: int
-    full: int
     idle: bool
-    small_only: bool
-    """Partly used, and only by guests no bigger than half the group."""
+    """No other guest uses the group (``Tenant.cache``); always True for a pseudo group."""
+    cache: bool
+    """A real cache group of several cores, where sharing is weighed (not a node, kind or private pool)."""
     size_kib: int
+    per_core: int
+    """Host CPUs one unit stands for: a whole core under ``isolate``, else one thread."""
 
 
 def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
     """Physical cores of cache group ``key`` on the host (1 for a core without cache data)."""
     size = ctx.sizes.get((level, key))
     if size is None:
-        size = 1
-        if 0 <= key < len(ctx.host.caches):
-            size = len({cpu.core for c in ctx.host.caches[key].cpus if (cpu := ctx.host.cpu(c)) is not None})
+        size = _cores_in(ctx.host, key) if 0 <= key < len(ctx.host.caches) else 1
         ctx.sizes[level, key] = size
     return size
 
 
-def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPolicy) -> list[_Group]:
+def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx) -> list[_Group]:
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
         key = _key(view.core, level)
@@ -249,6 +294,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
         by_key.setdefault(key, []).append(view)
     out: list[_Group] = []
     for key, members in by_key.items():
+        cache = False
         if level == NODE_LEVEL:
             node = ctx.host.node(key)
             gcpus = node.cpus if node else CpuSet().union(*(v.core.cpus for v in members))
@@ -257,25 +303,22 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPoli
             gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if c.capacity == key))
             size_kib = key  # latency guests: the bigger kind first
         elif key >= 0 and key < len(ctx.host.caches):
-            cache = ctx.host.caches[key]
-            gcpus = cache.cpus
-            size_kib = cache.size_kib or 0
+            group = ctx.host.caches[key]
+            gcpus, size_kib, cache = group.cpus, group.size_kib or 0, True
         else:
             gcpus = CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        full = _full_units(members, policy, _group_cores(ctx, level, key) if is_cache_level(level) else 0)
-        occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
-        small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
+        per_core = max(len(v.core.cpus) for v in members) if ctx.policy is ThreadPolicy.ISOLATE else 1
         out.append(
             _Group(
                 key=key,
                 views=members,
                 cpus=gcpus,
                 cap=_capacity(members),
-                full=full,
-                idle=not occupants,
-                small_only=small_only,
+                idle=not cache or gcpus.isdisjoint(ctx.used),
+                cache=cache,
                 size_kib=size_kib,
+                per_core=per_core,
             )
         )
     out.sort(key=lambda g: g.views[0].core.index)
@@ -301,9 +344,21 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
     return spanned
 
 
-def _fit_key(group: _Group, vcpus: int, ctx: _Ctx, finest: int | None) -> tuple[int, int, int, int, int, int]:
-    """(tier, finest groups spanned inside, cache rank, free units, partly used first, first core): lower
-    fits better (module rule 2).
+def _needless(group: _Group, count: int, level: int, ctx: _Ctx) -> bool:
+    """Taking ``count`` units of ``group`` would be a needless share (``sharing.needless_share``)."""
+    if not group.cache:
+        return False
+    part = count * group.per_core
+    left = group.cap - count if ctx.free is None else len(group.cpus & ctx.free) - part
+    rooms = ctx.idle_room if count == ctx.total else ctx.local_room
+    return needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0))
+
+
+def _fit_key(
+    group: _Group, vcpus: int, level: int, ctx: _Ctx, finest: int | None
+) -> tuple[int, int, int, int, int, int]:
+    """(needless share, finest groups spanned inside, cache rank, free units, partly used first, first
+    core): lower fits better (module rule 2).
 
     The span inside comes before best fit: the group whose free units are the fewest that hold the guest
     may hold them only across two of its L2 clusters while another holds them in one (hybrid hosts: the 8
@@ -311,54 +366,88 @@ def _fit_key(group: _Group, vcpus: int, ctx: _Ctx, finest: int | None) -> tuple[
     """
     cache_rank = -group.size_kib if ctx.latency else 0
     first = group.views[0].core.index
-    small = vcpus * 2 <= group.full
-    same_class = group.idle or (small and group.small_only)
     span = _span(group.views, vcpus, ctx, finest)
-    return (0 if same_class else 1, span, cache_rank, group.cap, int(group.idle), first)
+    return (int(_needless(group, vcpus, level, ctx)), span, cache_rank, group.cap, int(group.idle), first)
 
 
-def _use(level: int, group: _Group, count: int, small: bool) -> GroupUse:
+def _use(level: int, group: _Group, count: int, ctx: _Ctx) -> GroupUse:
     reason = ""
+    needless = _needless(group, count, level, ctx)
+    ctx.needless += needless
     if not group.idle:
-        reason = (
-            "the best fit among idle groups and groups of small guests"
-            if small and group.small_only
-            else "no idle group could hold it"
-        )
+        if not needless and group.cap == count:
+            reason = "it fills the group's last free CPUs (packing: nobody else can join it)"
+        elif needless:
+            reason = "no group without a needless share could hold it"
+        else:
+            reason = "no idle group could hold it"
     return GroupUse(
         level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=group.cap == count, reason=reason
     )
 
 
+def _in_order(views: Sequence[CoreView]) -> list[CoreView]:
+    # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
+    return sorted(views, key=lambda v: (not v.whole, v.core.index))
+
+
 def _select(
-    views: list[CoreView], vcpus: int, levels: tuple[int, ...], ctx: _Ctx, policy: ThreadPolicy, *, top: bool
+    views: list[CoreView], vcpus: int, levels: tuple[int, ...], ctx: _Ctx, *, top: bool
 ) -> list[CoreView]:
     if not levels:
-        # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
-        return sorted(views, key=lambda v: (not v.whole, v.core.index))
+        return _in_order(views)
     level, rest = levels[0], levels[1:]
     finest = rest[-1] if rest else None
-    groups = _groups(views, level, ctx, policy)
+    groups = _groups(views, level, ctx)
     if len(groups) == 1 and level in (NODE_LEVEL, KIND_LEVEL):
-        return _select(views, vcpus, rest, ctx, policy, top=top)
+        return _select(views, vcpus, rest, ctx, top=top)
+    if ctx.spread and is_cache_level(level) and len(groups) > 1:
+        return _spread_over(groups, vcpus, level, ctx, top=top)
     fitting = [g for g in groups if g.cap >= vcpus]
     if fitting:
-        best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx, finest))
+        best = min(fitting, key=lambda g: _fit_key(g, vcpus, level, ctx, finest))
         if top:
-            ctx.quality = (1, *_fit_key(best, vcpus, ctx, finest)[:5])
-        ctx.uses.append(_use(level, best, vcpus, vcpus * 2 <= best.full))
-        return _select(best.views, vcpus, rest, ctx, policy, top=False)
+            ctx.quality = (1, *_fit_key(best, vcpus, level, ctx, finest)[:5])
+        ctx.uses.append(_use(level, best, vcpus, ctx))
+        return _select(best.views, vcpus, rest, ctx, top=False)
     # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one,
     # unless other groups, as few, span fewer groups of the finer level (``_fewest``)
-    whole, last, remaining = _fewest(groups, vcpus, ctx, finest)
+    whole, last, remaining = _fewest(groups, vcpus, level, ctx, finest)
     chosen: list[CoreView] = []
     for group in whole:
-        ctx.uses.append(_use(level, group, group.cap, False))
-        chosen.extend(sorted(group.views, key=lambda v: (not v.whole, v.core.index)))
-    ctx.uses.append(_use(level, last, remaining, remaining * 2 <= last.full))
-    chosen.extend(_select(last.views, remaining, rest, ctx, policy, top=False))
+        ctx.uses.append(_use(level, group, group.cap, ctx))
+        chosen.extend(_in_order(group.views))
+    ctx.uses.append(_use(level, last, remaining, ctx))
+    chosen.extend(_select(last.views, remaining, rest, ctx, top=False))
     if top:
-        ctx.quality = (len(whole) + 1, sum(not g.idle for g in (*whole, last)), 0, 0, 0, 0)
+        ctx.quality = (len(whole) + 1, 0, sum(not g.idle for g in (*whole, last)), 0, 0, 0)
+    return chosen
+
+
+def _spread_over(groups: Sequence[_Group], vcpus: int, level: int, ctx: _Ctx, *, top: bool) -> list[CoreView]:
+    """``--cache-fit spread``: a core from each group in turn (idle groups first, the roomiest first)
+    until the guest has its units, so it sits behind as many caches as it has cores."""
+    order = sorted(groups, key=lambda g: (not g.idle, -g.cap, g.views[0].core.index))
+    queues = [_in_order(g.views) for g in order]
+    taken: dict[int, int] = {}
+    chosen: list[CoreView] = []
+    count = 0
+    # idle groups in turn until they run out, then busy ones: a busy group while an idle one has room
+    # would be a needless share
+    for tier in (True, False):
+        depth = 0
+        while count < vcpus and any(depth < len(q) for i, q in enumerate(queues) if order[i].idle is tier):
+            for i, queue in enumerate(queues):
+                if order[i].idle is tier and depth < len(queue) and count < vcpus:
+                    chosen.append(queue[depth])
+                    units = min(len(queue[depth].units), vcpus - count)
+                    count += units
+                    taken[i] = taken.get(i, 0) + units
+            depth += 1
+    for i, units in sorted(taken.items()):
+        ctx.uses.append(_use(level, order[i], units, ctx))
+    if top:
+        ctx.quality = (len(taken), 0, sum(not order[i].idle for i in taken), 0, 0, 0)
     return chosen
 
 
@@ -367,7 +456,7 @@ _ALTERNATIVES = 256
 
 
 def _fewest(
-    groups: Sequence[_Group], vcpus: int, ctx: _Ctx, finest: int | None
+    groups: Sequence[_Group], vcpus: int, level: int, ctx: _Ctx, finest: int | None
 ) -> tuple[list[_Group], _Group, int]:
     """(groups taken whole, the group holding the remainder, the remainder): module rule 3.
 
@@ -375,8 +464,8 @@ def _fewest(
     fewer groups of the finer level: on a hybrid host with 6 free P-CPUs (private L2s, one pool) and 7
     free E-cores in two L2 clusters, 8 vCPUs took the 7 E-cores whole (2 clusters) plus 1 P-CPU - 3 groups
     where the 6 P-CPUs plus 2 E-cores in one cluster span 2. So every set of that many groups taken whole
-    is weighed (finer groups spanned, then groups other guests use), the remainder going to its best fit
-    (rule 2); ties keep the largest-first choice.
+    is weighed (needless shares, finer groups spanned, then groups other guests use), the remainder going
+    to its best fit (rule 2); ties keep the largest-first choice.
     """
     order = sorted(groups, key=lambda g: (-g.cap, not g.idle, g.views[0].core.index))
     greedy: list[_Group] = []
@@ -388,7 +477,7 @@ def _fewest(
     def last_of(whole: Sequence[_Group]) -> tuple[_Group, int] | None:
         left = vcpus - sum(g.cap for g in whole)
         fits = [g for g in order if g.cap >= left and g not in whole]
-        return (min(fits, key=lambda g: _fit_key(g, left, ctx, finest)), left) if fits else None
+        return (min(fits, key=lambda g: _fit_key(g, left, level, ctx, finest)), left) if fits else None
 
     first = last_of(greedy)
     assert first is not None  # the loop stopped where a group holds the remainder
@@ -396,9 +485,9 @@ def _fewest(
     if finest is None or comb(len(order), len(greedy)) > _ALTERNATIVES:
         return best
 
-    def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int]:
+    def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int, int]:
         spans = sum(_span(g.views, g.cap, ctx, finest) for g in whole) + _span(last.views, left, ctx, finest)
-        return spans, sum(not g.idle for g in (*whole, last))
+        return int(_needless(last, left, level, ctx)), spans, sum(not g.idle for g in (*whole, last))
 
     best_cost = cost(*best)
     for combo in combinations(order, len(greedy)):
