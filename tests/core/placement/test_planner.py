@@ -213,3 +213,14 @@ def test_wide_guest_splits_evenly_unless_that_cuts_a_cache_group() -> None:
     result = plan("big-256", guest(vcpus=40, memory_gib=8), numa=Numa(nodes=4))
     assert result.cpu is not None
     assert [len(c.cpus) for c in result.cpu.numa_cells or ()] == [10, 10, 10, 10]
+
+
+def test_emulator_pins_on_housekeeping_cpus_leave_a_cache_group_idle() -> None:
+    # EPYC NPS4: t's vCPUs fill node 0's second CCX, its emulator shares node 0's reserved core (0,32), in
+    # node 0's first CCX: that CCX is still idle (not shared with t), and the best fit for 6 vCPUs
+    host = host_named("epyc-2ccx-per-node")
+    t = tenant("t", [4, 36, 5, 37, 6, 38, 7, 39], emulator=[0, 32])
+    result = plan_guest(host=host, guest=guest(vcpus=6, memory_gib=1), tenants=[t], intent=Intent())
+    assert pins(result) == [1, 33, 2, 34, 3, 35]
+    assert any("L3 group CPUs 0-3,32-35" in n.message and "idle before this guest" in n.message
+               for n in result.notes)  # fmt: skip

@@ -47,11 +47,13 @@ def _whole_units(host: Host, free: CpuSet, policy: ThreadPolicy, node: int | Non
     return len(cores) if policy is ThreadPolicy.ISOLATE else sum(len(c.cpus) for c in cores)
 
 
-@given(scenarios())
-def test_plan_invariants(scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy]) -> None:
+@given(scenarios(), st.sampled_from(Fit), st.sampled_from(Fit))
+def test_plan_invariants(
+    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: Fit
+) -> None:
     host, tenants, vcpus, policy = scenario
     g = guest(vcpus=vcpus, memory_gib=0.5)
-    intent = Intent(thread_policy=policy)
+    intent = Intent(thread_policy=policy, numa_fit=numa_fit, cache_fit=cache_fit)
     taken = CpuSet().union(*(t.vcpu_cpus for t in tenants))
     reserved = (host.online - host.isolated) if host.isolated else default_reserve(host)
     base = host.isolated if host.isolated else host.online
