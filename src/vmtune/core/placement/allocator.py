@@ -43,7 +43,20 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
-from vmtune.core.placement.sharing import needless_share, split_levels
+from vmtune.core.placement.sharing import needless_share
+from vmtune.core.placement.units import (
+    KIND_LEVEL,
+    NODE_LEVEL,
+    PRIVATE,
+    CoreView,
+    capacity,
+    core_views,
+    cores_in,
+    group_key,
+    grouping_levels,
+    idle_rooms,
+    is_cache_level,
+)
 from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 
@@ -59,23 +72,6 @@ __all__ = [
     "is_cache_level",
     "pick_in_domain",
 ]
-
-NODE_LEVEL = -2
-"""Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
-KIND_LEVEL = -1
-"""Pseudo level: group cores by kind (cpu_capacity) on hybrid hosts, so one guest gets one kind of core.
-Both pseudo levels are negative so that every real cache level (L1 up) keeps its own number."""
-_PRIVATE = -1
-"""Group key of the cores whose cache at this level is their own (or unknown)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CoreView:
-    core: Core
-    units: tuple[int, ...]
-    """CPUs of this core the guest may use under the thread policy, in thread order."""
-    whole: bool
-    """Every online thread of the core is free."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,84 +130,6 @@ class DomainPick:
         object.__setattr__(self, "cpu_set", CpuSet(self.cpus))
 
 
-def core_views(
-    host: Host, free: CpuSet, policy: ThreadPolicy, *, partial: bool, cores: Sequence[Core] | None = None
-) -> list[CoreView]:
-    out: list[CoreView] = []
-    for core in host.cores if cores is None else cores:
-        if not core.cpus:
-            continue
-        whole = core.cpus.issubset(free)
-        units: tuple[int, ...]
-        if whole:
-            units = (core.cpus.first(),) if policy is ThreadPolicy.ISOLATE else tuple(core.cpus)
-        elif partial and policy is ThreadPolicy.PREFER:
-            units = tuple(core.cpus & free)
-        else:
-            units = ()
-        if units:
-            out.append(CoreView(core=core, units=units, whole=whole))
-    return out
-
-
-def is_cache_level(level: int) -> bool:
-    """A real cache level, not the NUMA node or core kind pseudo level."""
-    return level not in (NODE_LEVEL, KIND_LEVEL)
-
-
-def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
-    """Levels that split some NUMA node into several groups of cores (``sharing.split_levels``).
-
-    Coarsest first. A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel
-    sockets) or spans two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node
-    goes - the node choice (``core.numa``: the least room that holds the guest) decides there.
-    """
-    levels: list[int] = [NODE_LEVEL] if with_nodes else []
-    if len({c.capacity for c in host.cores if c.cpus}) > 1:
-        levels.append(KIND_LEVEL)
-    levels.extend(split_levels(host))
-    return tuple(levels)
-
-
-def idle_rooms(host: Host, views: Sequence[CoreView], levels: Sequence[int], used: CpuSet) -> dict[int, int]:
-    """Level -> the most free CPUs one idle group of it has among ``views`` (the whole pass, every node):
-    what ``sharing.needless_share`` weighs a guest's part of a busy group against."""
-    out: dict[int, int] = {}
-    sizes: dict[tuple[int, int], int] = {}
-    for level in levels:
-        if not is_cache_level(level):
-            continue
-        room: dict[int, int] = {}
-        for view in views:
-            key = view.core.caches.get(level)
-            if key is None:
-                continue
-            if (level, key) not in sizes:
-                sizes[level, key] = _cores_in(host, key)
-            if sizes[level, key] > 1:
-                room[key] = room.get(key, 0) + (len(view.core.cpus) if view.whole else len(view.units))
-        idle = [r for key, r in room.items() if host.caches[key].cpus.isdisjoint(used)]
-        out[level] = max(idle, default=0)
-    return out
-
-
-def _cores_in(host: Host, key: int) -> int:
-    """Physical cores of cache group ``key`` on the host."""
-    return len({cpu.core for c in host.caches[key].cpus if (cpu := host.cpu(c)) is not None})
-
-
-def _key(core: Core, level: int) -> int:
-    if level == KIND_LEVEL:
-        return core.capacity or 0
-    raw = core.node if level == NODE_LEVEL else core.caches.get(level)
-    # a core without cache data is its own group (then pooled with the private ones by _groups)
-    return -2 - core.index if raw is None else raw
-
-
-def _capacity(views: Sequence[CoreView]) -> int:
-    return sum(len(v.units) for v in views)
-
-
 def pick_in_domain(
     *,
     host: Host,
@@ -233,7 +151,7 @@ def pick_in_domain(
     could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
     free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
     """
-    if _capacity(views) < vcpus:
+    if capacity(views) < vcpus:
         return None
     used = CpuSet().union(*(t.cache for t in tenants))
     here = idle_rooms(host, views, levels, used) if idle_room is None or local_room is None else {}
@@ -279,7 +197,7 @@ def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
     """Physical cores of cache group ``key`` on the host (1 for a core without cache data)."""
     size = ctx.sizes.get((level, key))
     if size is None:
-        size = _cores_in(ctx.host, key) if 0 <= key < len(ctx.host.caches) else 1
+        size = cores_in(ctx.host, key) if 0 <= key < len(ctx.host.caches) else 1
         ctx.sizes[level, key] = size
     return size
 
@@ -287,10 +205,10 @@ def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
 def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx) -> list[_Group]:
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
-        key = _key(view.core, level)
+        key = group_key(view.core, level)
         if is_cache_level(level) and _group_cores(ctx, level, key) <= 1:
             # a private cache (Intel P-core L2) shares nothing: such cores are one pool at this level
-            key = _PRIVATE
+            key = PRIVATE
         by_key.setdefault(key, []).append(view)
     out: list[_Group] = []
     for key, members in by_key.items():
@@ -314,7 +232,7 @@ def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx) -> list[_Group]:
                 key=key,
                 views=members,
                 cpus=gcpus,
-                cap=_capacity(members),
+                cap=capacity(members),
                 idle=not cache or gcpus.isdisjoint(ctx.used),
                 cache=cache,
                 size_kib=size_kib,
@@ -331,9 +249,9 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
         return 1
     caps: dict[int, int] = {}
     for view in views:
-        key = _key(view.core, finest)
+        key = group_key(view.core, finest)
         if is_cache_level(finest) and _group_cores(ctx, finest, key) <= 1:
-            key = _PRIVATE
+            key = PRIVATE
         caps[key] = caps.get(key, 0) + len(view.units)
     need = spanned = 0
     for cap in sorted(caps.values(), reverse=True):
