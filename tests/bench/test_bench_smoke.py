@@ -69,3 +69,10 @@ def test_memory_bench_runs() -> None:
     assert res.returncode == 0, res.stderr[-2000:]  # 1: a node over capacity, or VT206 on the stream
     assert "| backing | placed | node | committed / capacity | VT206 |" in res.stdout
     assert "nodes over capacity: 0" in res.stderr
+
+
+def test_fit_bench_runs() -> None:
+    res = _run("fit.py", "--quick")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| host | placed | nodes over min | groups over min | guests with VT105 |" in res.stdout
+    assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
