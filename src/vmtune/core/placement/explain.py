@@ -91,8 +91,8 @@ def numa_note(
     )
     return Note(
         topic="numa",
-        message=f"{why} ({split}, as even as the nodes allow); the guest gets one NUMA cell per host node, "
-        "with the host's distances between them, so its kernel keeps memory local",
+        message=f"{why} ({split}, as even as the nodes' room and cache groups allow); the guest gets one "
+        "NUMA cell per host node, with the host's distances between them, so its kernel keeps memory local",
         xpath="/domain/cpu/numa",
     )
 
