@@ -187,7 +187,8 @@ def _map_cells(job: _Job, notes: list[Note]) -> CellMap:
             continue
         cell_job = CellJob(host=host, cores=cores, policy=resolved.thread_policy,
                            hugepage_kib=_hugepage_size(resolved, guest), tenants=job.ledger.tenants,
-                           latency=resolved.latency, pci_node=_device_node(guest, job.caps, []))  # fmt: skip
+                           latency=resolved.latency, pci_node=_device_node(guest, job.caps, []),
+                           numa_fit=resolved.numa_fit, cache_fit=resolved.cache_fit)  # fmt: skip
         mapped = map_cells(cell_job, asks, job.ledger.free, current)
         if mapped is not None:
             return mapped

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner_hosts import as_tenant, cores_of, guest, host_named, tenant
-from vmtune.core.guest import GuestSpec, VcpuPin
+from planner_hosts import GIB, as_tenant, cores_of, guest, host_named, tenant
+from vmtune.core.guest import GuestSpec, NumaCell, VcpuPin
 from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Fit, Intent, Numa, Profile, ThreadPolicy
 from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.plan import Level, Plan
@@ -224,3 +224,16 @@ def test_emulator_pins_on_housekeeping_cpus_leave_a_cache_group_idle() -> None:
     assert pins(result) == [1, 33, 2, 34, 3, 35]
     assert any("L3 group CPUs 0-3,32-35" in n.message and "idle before this guest" in n.message
                for n in result.notes)  # fmt: skip
+
+
+@pytest.mark.parametrize(("fit", "first_node"), [(Fit.PACK, "0"), (Fit.SPREAD, "1")])
+def test_kept_cells_follow_the_numa_fit(fit: Fit, first_node: str) -> None:
+    # two cells of 4 vCPUs, node 0 half taken: pack binds cell 0 to the fuller node, spread to the emptier
+    cells = (
+        NumaCell(id=0, cpus=CpuSet.parse("0-3"), memory_kib=GIB),
+        NumaCell(id=1, cpus=CpuSet.parse("4-7"), memory_kib=GIB),
+    )
+    g = guest(vcpus=8, memory_gib=2, numa_cells=cells)
+    result = plan("dual-skylake-ht-interleaved", g, [tenant("t", range(1, 6))], numa_fit=fit)
+    assert result.numatune is not None
+    assert str(result.numatune.memnodes[0].nodeset) == first_node
