@@ -93,7 +93,8 @@ def render_plan(plan: Plan) -> str:
         t = plan.cpu.topology
         lines.append(f"cpu topology: sockets={t.sockets} dies={t.dies} cores={t.cores} threads={t.threads}")
     for cell in (plan.cpu.numa_cells if plan.cpu else None) or ():
-        lines.append(f"  cell id={cell.id} cpus={cell.cpus} memory={cell.memory_kib}KiB")
+        dist = " distances=" + ",".join(f"{i}:{d}" for i, d in cell.distances) if cell.distances else ""
+        lines.append(f"  cell id={cell.id} cpus={cell.cpus} memory={cell.memory_kib}KiB{dist}")
     if plan.memory_backing:
         mb = plan.memory_backing
         lines.append(f"memoryBacking: hugepages={mb.hugepages} size={mb.page_size_kib}KiB")

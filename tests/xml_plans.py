@@ -104,8 +104,8 @@ def wide_db_plan() -> Plan:
             mode="host-passthrough",
             topology=GuestTopology(sockets=2, cores=4, threads=2),
             numa_cells=(
-                NumaCell(id=0, cpus=CpuSet.range(0, 7), memory_kib=33554432),
-                NumaCell(id=1, cpus=CpuSet.range(8, 15), memory_kib=33554432),
+                NumaCell(id=0, cpus=CpuSet.range(0, 7), memory_kib=33554432, distances=((0, 10), (1, 21))),
+                NumaCell(id=1, cpus=CpuSet.range(8, 15), memory_kib=33554432, distances=((0, 21), (1, 10))),
             ),
         ),
         memory_backing=MemoryBacking(hugepages=True, page_size_kib=1048576),

@@ -57,6 +57,8 @@ EXPECTED = {
     "small-2cpu": (1, 1, 2, 2, 2, 1),
     "big-256": (4, 8, 128, 256, 128, 16),
     "huge-960": (8, 16, 480, 960, 480, 48),
+    "epyc-milan-nps1": (2, 2, 128, 256, 128, 16),  # 8 CCDs (L3 groups) per socket
+    "epyc-genoa-nps1": (1, 1, 96, 192, 96, 12),  # 12 CCDs
 }
 
 

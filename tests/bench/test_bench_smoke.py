@@ -137,3 +137,10 @@ def test_stream_bench_runs() -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.startswith("default reserve: ")
     assert "placed " in res.stdout.splitlines()[-1]
+
+
+def test_fit_bench_runs() -> None:
+    res = _run("fit.py", "--quick")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| host | placed | nodes over min | groups over min | guests with VT105 |" in res.stdout
+    assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout

@@ -209,3 +209,32 @@ def test_realtime_plan_on_this_host_follows_its_rt_runtime(tmp_path: Path) -> No
     forced = vmtune(*args, "--force")
     assert forced.returncode == 0, forced.stderr
     assert "<vcpusched" in forced.stdout
+
+
+WIDE = """<domain type='kvm'>
+  <name>NAME</name>
+  <memory unit='GiB'>4</memory>
+  <vcpu>24</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>
+"""
+
+
+def test_wide_guest_cells_carry_the_host_distances(
+    libvirt_session: Libvirt, make_guest: Callable[..., str], validator: str, tmp_path: Path
+) -> None:
+    """A guest wider than a node of the named host gets a cell per node with ``<distances>`` copied from
+    the host's SLIT (sysfs ``nodeN/distance``); libvirt's schema and libvirtd accept them and keep them."""
+    src, out = tmp_path / "wide.xml", tmp_path / "out.xml"
+    src.write_text(WIDE)
+    res = vmtune("apply", str(src), "--sysfs", str(HOST), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    valid = subprocess.run([validator, str(out), "domain"], capture_output=True, text=True, check=False)
+    assert valid.returncode == 0, valid.stderr + valid.stdout
+    slit = [(HOST / "sys/devices/system/node" / f"node{n}" / "distance").read_text().split() for n in (0, 1)]
+    name = make_guest(vcpus=0, xml=_renamed(out, "NAME"))
+    defined = etree.fromstring(libvirt_session.conn.lookupByName(name).XMLDesc(0).encode())
+    cells = defined.findall("cpu/numa/cell")
+    assert len(cells) == 2
+    seen = [[(s.get("id"), s.get("value")) for s in c.findall("distances/sibling")] for c in cells]
+    assert seen == [[("0", row[0]), ("1", row[1])] for row in slit]

@@ -134,7 +134,8 @@ class NumaCell:
     """``memAccess`` (shared/private): virtiofs and vhost-user need ``shared`` on every cell."""
     discard: bool | None = None
     distances: tuple[tuple[int, int], ...] = ()
-    """(sibling cell id, distance) from ``<distances>``: read to compare, never written by vmtune."""
+    """(sibling cell id, distance) of ``<distances>``: a new shape's cells mirror the host's SLIT between the
+    nodes they are bound to (``placement.numafit.cell_distances``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,6 +42,7 @@ from vmtune.core.placement.numa import (
     Failure,
     NodeShare,
     Placement,
+    cell_distances,
     memory_shortfall,
     place,
     split_memory,
@@ -126,7 +127,8 @@ def _plan_dedicated(job: _Job, notes: list[Note], *, tune: bool = True) -> Plan:
     numa_off = placement.shares[0].node == ANY_NODE
     nodes = sorted(host.nodes_of(CpuSet(cpus))) if numa_off else [s.node for s in placement.shares]
     notes.append(cpu_note(host=host, policy=resolved.thread_policy, cpus=cpus, partial=placement.partial))
-    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node))
+    notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node,
+                           asked=resolved.numa.nodes, fit=resolved.numa_fit))  # fmt: skip
     notes.extend(cache_notes(host=host, placement=placement))
     emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
                          guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
@@ -213,7 +215,8 @@ def _map_cells(job: _Job, notes: list[Note]) -> CellMap:
             continue
         cell_job = CellJob(host=host, cores=cores, policy=resolved.thread_policy,
                            hugepage_kib=_hugepage_size(resolved, guest), tenants=job.ledger.tenants,
-                           latency=resolved.latency, pci_node=_device_node(guest, job.caps, []))  # fmt: skip
+                           latency=resolved.latency, pci_node=_device_node(guest, job.caps, []),
+                           numa_fit=resolved.numa_fit, cache_fit=resolved.cache_fit)  # fmt: skip
         mapped = map_cells(cell_job, asks, job.ledger.free, current)
         if mapped is not None:
             return mapped
@@ -295,16 +298,30 @@ def _plan_mixed(job: _Job, notes: list[Note]) -> Plan:
     split = dedicated_part(guest, resolved.dedicated_vcpus or CpuSet())
     part_resolved = replace(resolved, cpu_policy=CpuPolicy.DEDICATED, thread_policy=ThreadPolicy.ISOLATE,
                             dedicated_vcpus=None, realtime_vcpus=CpuSet())  # fmt: skip
-    part = _plan_dedicated(
-        replace(job, guest=split.guest, resolved=part_resolved, keep=False), notes, tune=False
-    )
-    dedicated_cpus = CpuSet(p.cpus.first() for p in part.vcpupins or ())
-    held = part.vcpu_cpuset or dedicated_cpus
-    if resolved.emulator is EmulatorPolicy.ISOLATE:
-        # an isolated emulator or iothread is the guest's own too: its shared vCPUs must not land there
-        held = held.union(part.emulatorpin or CpuSet(), *(p.cpus for p in part.iothreadpins or ()))
-    pool = shared_pool(job.host, free=job.ledger.shared_free, held=held, dedicated_cpus=dedicated_cpus,
-                       guest=guest.name)  # fmt: skip
+    part_job = replace(job, guest=split.guest, resolved=part_resolved, keep=False)
+    while True:
+        part_notes = list(notes)
+        part = _plan_dedicated(part_job, part_notes, tune=False)
+        dedicated_cpus = CpuSet(p.cpus.first() for p in part.vcpupins or ())
+        held = part.vcpu_cpuset or dedicated_cpus
+        if resolved.emulator is EmulatorPolicy.ISOLATE:
+            # an isolated emulator or iothread is the guest's own too: its shared vCPUs must not land there
+            held = held.union(part.emulatorpin or CpuSet(), *(p.cpus for p in part.iothreadpins or ()))
+        try:
+            pool = shared_pool(job.host, free=job.ledger.shared_free, held=held,
+                               dedicated_cpus=dedicated_cpus, guest=guest.name)  # fmt: skip
+            break
+        except InfeasibleError:
+            # the best fit for the dedicated cores can leave their node no CPU to float on: try the
+            # dedicated part again without the nodes it took, until no node is left
+            used = CpuSet().union(
+                *(n.cpus for n in job.host.nodes if n.id in job.host.nodes_of(dedicated_cpus))
+            )
+            ledger = part_job.ledger
+            if not ledger.free - used:
+                raise
+            part_job = replace(part_job, ledger=replace(ledger, free=ledger.free - used))
+    notes[:] = part_notes
     plan = merge_mixed(guest, split, part, pool, pool_node=job.host.node_of(pool.first()), keep=job.keep)
     if job.keep and plan.numatune is not None:
         numatune = plan.numatune
@@ -448,7 +465,11 @@ def _guest_layout(job: _Job, placement: Placement, numa_off: bool, notes: list[N
     if layout.hidden:
         notes.append(hidden_note(job.host, placement.cpus))
     _check_memory_devices(job.guest, layout)
-    layout = replace(layout, cells=carry_cell_access(job.guest.numa_cells, layout.cells))
+    seen = carry_cell_access(job.guest.numa_cells, layout.cells)
+    distances = cell_distances(job.host, [s.node for s in placement.shares]) if len(seen) > 1 else ()
+    if len(distances) == len(seen):
+        seen = tuple(replace(c, distances=d) for c, d in zip(seen, distances, strict=True))
+    layout = replace(layout, cells=seen)
     notes.append(topology_note(layout.topology.sockets, layout.topology.cores, layout.threads, len(cells)))
     return layout
 
@@ -608,6 +629,8 @@ def _place(
         tenants=ledger.tenants,
         latency=resolved.latency,
         pci_node=pci_node,
+        numa_fit=resolved.numa_fit,
+        cache_fit=resolved.cache_fit,
     )
 
 
@@ -615,7 +638,7 @@ def _spread(host: Host, cpus: CpuSet, ledger: Ledger) -> tuple[int, int, int]:
     """(nodes, cache groups, groups shared with other guests) a CPU set touches."""
     keys: set[tuple[int, int]] = set()
     shared: set[tuple[int, int]] = set()
-    taken = CpuSet().union(*(t.cpus for t in ledger.tenants))
+    taken = CpuSet().union(*(t.cache for t in ledger.tenants))
     for level in grouping_levels(host, with_nodes=False):
         if not is_cache_level(level):
             continue

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from planner_hosts import as_tenant, cores_of, guest, host_named, tenant
-from vmtune.core.guest import GuestSpec, VcpuPin
-from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Intent, Profile, ThreadPolicy
+from planner_hosts import GIB, as_tenant, cores_of, guest, host_named, tenant
+from vmtune.core.guest import GuestSpec, NumaCell, VcpuPin
+from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Fit, Intent, Numa, Profile, ThreadPolicy
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.cpuset import CpuSet
@@ -22,34 +22,55 @@ def plan(host: str, g: GuestSpec, tenants: list[GuestSpec] | None = None, **inte
 
 
 # host, vCPUs, intent knobs, tenants' pinned CPUs, expected vCPU pins in guest order, expected node set
+FIRST_CORES = CpuSet(range(0, 64, 8))  # the first core of each node of the 8-node test hosts
 CASES = [
     # first core of each node is reserved; siblings adjacent in guest order (interleaved numbering: N, N+20)
     ("dual-skylake-ht-interleaved", 4, {}, [], [1, 21, 2, 22], "0"),
-    # node 0 mostly taken: the guest moves to node 1 (most free room)
-    ("dual-skylake-ht-interleaved", 4, {}, [range(1, 8)], [11, 31, 12, 32], "1"),
+    # node 0 mostly taken: its last 2 cores are the best fit (pack); spread takes node 1, the emptiest
+    ("dual-skylake-ht-interleaved", 4, {}, [range(1, 8)], [8, 28, 9, 29], "0"),
+    ("dual-skylake-ht-interleaved", 4, {"numa_fit": Fit.SPREAD}, [range(1, 8)], [11, 31, 12, 32], "1"),
     # adjacent numbering, isolate: one thread per core, siblings left empty
     ("dual-ht-adjacent", 4, {"thread_policy": ThreadPolicy.ISOLATE}, [], [2, 4, 6, 8], "0"),
-    # EPYC NPS4: 8 vCPUs = one whole idle CCX (4 cores x 2 threads); node 0's first CCX is the reserve
-    ("epyc-2ccx-per-node", 8, {}, [], [8, 40, 9, 41, 10, 42, 11, 43], "1"),
-    # a small guest fills the CCX another small guest already uses (node 1's second CCX: cores 12-15)
-    ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [13, 45], "1"),
-    # a big guest never joins a used CCX while an idle one holds it (nodes 2 and 3 full)
+    # the node choice under the first-core-of-each-node reserve (FIRST_CORES); the cache-aware default
+    # reserve below
+    # EPYC NPS4: 8 vCPUs = one whole idle CCX (4 cores x 2 threads); node 0's first CCX holds the reserve
+    ("epyc-2ccx-per-node", 8, {"reserve": FIRST_CORES}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
+    # a small guest never joins another's CCX with room left while one is idle: node 1 (the fullest)'s
+    # other CCX; but it closes a hole exactly (core 11 is all node 1's first CCX has left)
+    ("epyc-2ccx-per-node", 2, {"reserve": FIRST_CORES}, [[12, 44]], [9, 41], "1"),
+    ("epyc-2ccx-per-node", 2, {"reserve": FIRST_CORES}, [[9, 41, 10, 42]], [11, 43], "1"),
+    # --cache-fit spread: a core per CCX in turn, the roomier CCX first
     (
         "epyc-2ccx-per-node",
         8,
-        {},
-        [[8, 40], [*range(16, 32), *range(48, 64)]],
-        [12, 44, 13, 45, 14, 46, 15, 47],
-        "1",
+        {"cache_fit": Fit.SPREAD, "reserve": FIRST_CORES},
+        [],
+        [1, 33, 2, 34, 4, 36, 5, 37],
+        "0",
     ),
-    # Phytium: 4 vCPUs = one whole idle L2 cluster of 4 cores (the default reserve is cluster 0-3)
-    ("phytium-s2500", 4, {}, [], [8, 9, 10, 11], "1"),
-    # hybrid: latency guests get the P cores, one per vCPU; --core-kind little the E cluster the reserve
-    # (the other E cluster, 16-19) leaves
+    # a big guest never joins a used CCX while an idle one holds it
+    ("epyc-2ccx-per-node", 8, {"reserve": FIRST_CORES}, [[4, 36]], [12, 44, 13, 45, 14, 46, 15, 47], "1"),
+    # Phytium: 4 vCPUs = one whole idle L2 cluster of 4 cores (not the 3 left beside the reserved core)
+    ("phytium-s2500", 4, {"reserve": FIRST_CORES}, [], [4, 5, 6, 7], "0"),
+    # hybrid: latency guests get the P cores, one per vCPU; --core-kind little the E cluster
+    ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,), "reserve": CpuSet.parse("0-1")}, [], [2, 4, 6, 8], "0"),
+    (
+        "hybrid-pe",
+        4,
+        {"core_kind": CoreKind.LITTLE, "reserve": CpuSet.parse("0-1")},
+        [],
+        [16, 17, 18, 19],
+        "0",
+    ),
+    # the cache-aware default reserve: node 0's first CCX whole (EPYC), the first L2 cluster (Phytium), one
+    # E-core cluster (hybrid); the next guest takes the idle group beside it on the fullest node
+    ("epyc-2ccx-per-node", 8, {}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
+    ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [4, 36], "0"),
+    ("phytium-s2500", 4, {}, [], [4, 5, 6, 7], "0"),
     ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [0, 2, 4, 6], "0"),
     ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [20, 21, 22, 23], "0"),
-    # isolcpus: vCPUs inside the isolated set
-    ("snc2-xeon", 4, {}, [], [10, 50, 11, 51], "1"),
+    # isolcpus: vCPUs inside the isolated set; node 0 has 8 isolated cores, node 1 has 10: best fit node 0
+    ("snc2-xeon", 4, {}, [], [2, 42, 3, 43], "0"),
     # offline CPUs 3 and 12 are never used
     ("offline-cpus", 6, {}, [], [5, 13, 6, 14, 7, 15], "1"),
 ]
@@ -84,14 +105,18 @@ def test_wide_guest_gets_cells_mirroring_the_nodes() -> None:
     assert result.numatune is not None and result.cpu is not None and result.cpu.topology is not None
     assert result.numatune.nodeset == CpuSet.parse("0-1")
     assert [(m.cellid, str(m.nodeset)) for m in result.numatune.memnodes] == [(0, "0"), (1, "1")]
-    # node 0 is filled (9 free cores = 18 vCPUs), the rest goes to node 1: no crumbs left on either
+    # split evenly, 6 cores a node, so the guest's cells are alike; the host's SLIT between the two nodes
     cells = result.cpu.numa_cells or ()
     assert [(str(c.cpus), c.memory_kib) for c in cells] == [
-        ("0-17", 6 * 1024 * 1024),
-        ("18-23", 2 * 1024 * 1024),
+        ("0-11", 4 * 1024 * 1024),
+        ("12-23", 4 * 1024 * 1024),
     ]
+    host = host_named("dual-skylake-ht-interleaved")
+    far = host.nodes[0].distance_to(1)
+    assert far is not None and far > 10
+    assert [c.distances for c in cells] == [((0, 10), (1, far)), ((0, far), (1, 10))]
     t = result.cpu.topology
-    assert (t.sockets, t.cores, t.threads) == (1, 12, 2)
+    assert (t.sockets, t.cores, t.threads) == (2, 6, 2)
 
 
 def test_memory_too_big_for_one_node_spans_two() -> None:
@@ -189,3 +214,52 @@ def test_huge_host_wide_guest_spans_fewest_cache_groups() -> None:
     assert len(cores_of(host, cpus)) == 50
     l3 = {host.core_of(c).caches.get(3) for c in cpus}  # type: ignore[union-attr]
     assert len(l3) == 6  # 25 cores per node: 2 whole idle L3 groups + the reserved one's remaining 9
+
+
+@pytest.mark.parametrize(
+    ("vcpus", "split"),
+    [(8, ["0-3", "4-7"]), (7, ["0-3", "4-7"]), (12, ["0-5", "6-11"])],  # 7: an 8th offline slot, see odd-3
+)
+def test_numa_n_splits_evenly_and_says_it_was_asked(vcpus: int, split: list[str]) -> None:
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=vcpus, memory_gib=2), numa=Numa(nodes=2))
+    assert result.cpu is not None
+    assert [str(c.cpus) for c in result.cpu.numa_cells or ()] == split
+    note = next(n.message for n in result.notes if n.topic == "numa" and "node" in n.message)
+    assert "as --numa 2 asks" in note and "too big" not in note
+
+
+def test_wide_guest_splits_evenly_unless_that_cuts_a_cache_group() -> None:
+    # big-256: a node is 2 L3 groups of 8 cores x 2 threads, the first with its reserved core. 40 vCPUs
+    # need 2 nodes; 20 + 20 would span 4 L3 groups, 24 + 16 spans 3: the fewer cache groups win. Over
+    # the 4 nodes --numa 4 asks, 10 each fit one group each: the even split
+    result = plan("big-256", guest(vcpus=40, memory_gib=8))
+    assert result.cpu is not None
+    assert [len(c.cpus) for c in result.cpu.numa_cells or ()] == [24, 16]
+    result = plan("big-256", guest(vcpus=40, memory_gib=8), numa=Numa(nodes=4))
+    assert result.cpu is not None
+    assert [len(c.cpus) for c in result.cpu.numa_cells or ()] == [10, 10, 10, 10]
+
+
+def test_emulator_pins_on_housekeeping_cpus_leave_a_cache_group_idle() -> None:
+    # EPYC NPS4: t's vCPUs fill node 0's second CCX, its emulator shares node 0's reserved core (0,32), in
+    # node 0's first CCX: that CCX is still idle (not shared with t), and the best fit for 6 vCPUs
+    host = host_named("epyc-2ccx-per-node")
+    t = tenant("t", [4, 36, 5, 37, 6, 38, 7, 39], emulator=[0, 32])
+    result = plan_guest(host=host, guest=guest(vcpus=6, memory_gib=1), tenants=[t],
+                        intent=Intent(reserve=FIRST_CORES))  # fmt: skip
+    assert pins(result) == [1, 33, 2, 34, 3, 35]
+    assert any("L3 group CPUs 0-3,32-35" in n.message and "idle before this guest" in n.message
+               for n in result.notes)  # fmt: skip
+
+
+@pytest.mark.parametrize(("fit", "first_node"), [(Fit.PACK, "0"), (Fit.SPREAD, "1")])
+def test_kept_cells_follow_the_numa_fit(fit: Fit, first_node: str) -> None:
+    # two cells of 4 vCPUs, node 0 half taken: pack binds cell 0 to the fuller node, spread to the emptier
+    cells = (
+        NumaCell(id=0, cpus=CpuSet.parse("0-3"), memory_kib=GIB),
+        NumaCell(id=1, cpus=CpuSet.parse("4-7"), memory_kib=GIB),
+    )
+    g = guest(vcpus=8, memory_gib=2, numa_cells=cells)
+    result = plan("dual-skylake-ht-interleaved", g, [tenant("t", range(1, 6))], numa_fit=fit)
+    assert result.numatune is not None
+    assert str(result.numatune.memnodes[0].nodeset) == first_node

@@ -52,7 +52,8 @@ CASES: dict[str, tuple[str, GuestSpec, list[GuestSpec], Intent]] = {
     ),
     # 3 vCPUs: 2 whole cores, the 4th (offline) vCPU slot on vCPU 2's sibling, threads=2 told truthfully
     "odd-3": ("dual-skylake-ht-interleaved", guest("odd", 3, 2), [], Intent()),
-    # Nova's mixed policy: vCPUs 0-1 on whole cores of their own, 2-5 on node 0's shared pool
+    # Nova's mixed policy: vCPUs 0-1 on whole cores of their own, 2-5 on the shared pool of the same node
+    # (node 1, the fuller one: best fit)
     "mixed-2of6": (
         "dual-skylake-ht-interleaved",
         guest("nfv", 6, 4),

@@ -18,7 +18,7 @@ from itertools import combinations
 
 import pytest
 
-from planner_hosts import fewest_nodes, fill_seeded, guest, host_named, tenant, whole_cores
+from planner_hosts import fewest_nodes, fill_seeded, guest, host_named, tenant
 from vmtune.core.intent.model import Intent
 from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.placement.numa import distance
@@ -122,13 +122,20 @@ def test_every_guest_spans_the_fewest_nodes_whole_cores_allow(name: str, seed: i
 
 
 def test_half_used_cores_on_two_far_nodes_beat_three_close_nodes() -> None:
-    # the huge-960 case itself: no wholly free core is left, so priority 2 allows every free CPU, and
-    # nodes 4 and 13 (4 free each, on sockets 2 and 6: distance 32) hold 8 vCPUs in 2 nodes
-    placed = _fill("huge-960", 3)
-    p = placed[92]
+    # no wholly free core is left, so priority 2 allows every free CPU: nodes 4 and 13 (4 free threads
+    # each, on sockets 2 and 6: distance 32) hold 8 vCPUs in 2 nodes, nodes 4, 5 (its socket neighbour)
+    # and 6 (3 free threads each beside node 4's) would take 3
     host = _host("huge-960")
-    assert p.vcpus == 8 and not whole_cores(host, p.free)
-    assert sorted(host.nodes_of(p.cpus)) == [4, 13]
+    spare = {4: 4, 13: 4, 5: 3, 6: 3}
+    free: list[int] = []
+    for node in host.nodes:
+        cores = [c for c in host.cores if c.node == node.id and c.cpus][1:]  # core 0 is reserved
+        free.extend(c.cpus.first() for c in cores[: spare.get(node.id, 0)])
+    taken = host.online - default_reserve(host) - CpuSet(free)
+    plan = plan_guest(host=host, guest=guest(vcpus=8, memory_gib=2), tenants=[tenant("t", taken)],
+                      intent=Intent())  # fmt: skip
+    cpus = CpuSet(p.cpus.first() for p in plan.vcpupins or ())
+    assert sorted(host.nodes_of(cpus)) == [4, 13]
 
 
 def test_whole_cores_on_more_nodes_beat_half_used_cores_on_fewer() -> None:

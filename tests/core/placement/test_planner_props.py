@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner_hosts import guest, host_named, tenant
+from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Intent, ThreadPolicy
+from vmtune.core.intent.model import Fit, Intent, ThreadPolicy
 from vmtune.core.ledger.pool import default_reserve
+from vmtune.core.ledger.tenant import as_planned
 from vmtune.core.placement.numa import distance
 from vmtune.core.placement.numaspan import node_sets
 from vmtune.core.planner import plan_guest
@@ -45,11 +47,13 @@ def _whole_units(host: Host, free: CpuSet, policy: ThreadPolicy, node: int | Non
     return len(cores) if policy is ThreadPolicy.ISOLATE else sum(len(c.cpus) for c in cores)
 
 
-@given(scenarios())
-def test_plan_invariants(scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy]) -> None:
+@given(scenarios(), st.sampled_from(Fit), st.sampled_from(Fit))
+def test_plan_invariants(
+    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: Fit
+) -> None:
     host, tenants, vcpus, policy = scenario
     g = guest(vcpus=vcpus, memory_gib=0.5)
-    intent = Intent(thread_policy=policy)
+    intent = Intent(thread_policy=policy, numa_fit=numa_fit, cache_fit=cache_fit)
     taken = CpuSet().union(*(t.vcpu_cpus for t in tenants))
     reserved = (host.online - host.isolated) if host.isolated else default_reserve(host)
     base = host.isolated if host.isolated else host.online
@@ -85,6 +89,28 @@ def test_plan_invariants(scenario: tuple[Host, list[GuestSpec], int, ThreadPolic
         assert len(host.nodes_of(cpus)) == 1
 
 
+@given(scenarios(), st.sampled_from(Fit), st.sampled_from(Fit))
+def test_a_plan_never_shares_a_cache_group_needlessly(
+    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: Fit
+) -> None:
+    """Planner and VT105 share one rule (``placement.sharing``): whatever the fits, the guest just placed
+    gets no VT105, and no node holds more of its memory than it has free."""
+    host, tenants, vcpus, policy = scenario
+    g = guest(vcpus=vcpus, memory_gib=0.5)
+    intent = Intent(thread_policy=policy, numa_fit=numa_fit, cache_fit=cache_fit)
+    try:
+        plan = plan_guest(host=host, guest=g, tenants=tenants, intent=intent)
+    except InfeasibleError:
+        return
+    placed = as_planned(g, plan)
+    assert run_rules(host, (placed,), tenants=tenants, select=frozenset({"VT105"})) == ()
+    # no node over its memory: each cell's share fits the MemFree of the node it is bound to
+    for memnode, cell in zip(plan.numatune.memnodes if plan.numatune else (), plan.cpu.numa_cells or (),
+                             strict=False):  # fmt: skip
+        node = host.node(memnode.nodeset.first())
+        assert node is not None and cell.memory_kib <= (node.mem_free_kib or cell.memory_kib)
+
+
 @given(scenarios())
 def test_replan_is_idempotent(scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy]) -> None:
     host, tenants, vcpus, policy = scenario
@@ -111,16 +137,20 @@ def node_rooms(draw: st.DrawFn) -> tuple[dict[int, int], int, int | None]:
     return caps, vcpus, pci
 
 
-@given(node_rooms())
-def test_node_sets_rank_every_combination_on_big_hosts(case: tuple[dict[int, int], int, int | None]) -> None:
+@given(node_rooms(), st.sampled_from(Fit))
+def test_node_sets_rank_every_combination_on_big_hosts(
+    case: tuple[dict[int, int], int, int | None], fit: Fit
+) -> None:
     # 16 nodes: sets of 4-12 nodes come from a branch and bound, not a listing of every combination; the
-    # order must be the listing's: fewest nodes, PCI node in, closest by SLIT distance, most room, ids
+    # order must be the listing's: fewest nodes, PCI node in, closest by SLIT distance, the least room
+    # that holds the guest (pack) or the most (spread), ids
     caps, vcpus, pci = case
     host = _host("huge-960")
     if sum(caps.values()) < vcpus:
-        assert list(node_sets(host, caps, vcpus, 0, pci)) == []
+        assert list(node_sets(host, caps, vcpus, 0, pci, fit=fit)) == []
         return
-    got = list(islice(node_sets(host, caps, vcpus, 0, pci), 12))
+    got = list(islice(node_sets(host, caps, vcpus, 0, pci, fit=fit), 12))
+    sign = 1 if fit is Fit.PACK else -1
     expected: list[tuple[int, ...]] = []
     for size in range(2, len(caps) + 1):
         sets = [c for c in combinations(sorted(caps), size) if sum(caps[n] for n in c) >= vcpus]
@@ -128,7 +158,7 @@ def test_node_sets_rank_every_combination_on_big_hosts(case: tuple[dict[int, int
             expected = sorted(sets, key=lambda c: (
                 int(pci is not None and pci not in c),
                 sum(distance(host, a, b) for a, b in combinations(c, 2)),
-                -sum(caps[n] for n in c),
+                sign * sum(caps[n] for n in c),
                 c,
             ))[:12]  # fmt: skip
             break

@@ -182,14 +182,15 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "b": dom("b", pins=("5", "13"), topology=T2, numatune="1"),
         },
     ),
+    # on 2n4c2t-ccx (cases.toml): L3 groups 0-1,8-9 | 2-3,10-11 | 4-5,12-13 | 6-7,14-15
     "VT105": (
         {
             "a": dom("a", pins=("1", "9"), topology=T2, numatune="0"),
-            "b": dom("b", pins=("2", "10"), topology=T2, numatune="0"),
+            "b": dom("b", pins=("0",), numatune="0"),
         },
         {
             "a": dom("a", pins=("1", "9"), topology=T2, numatune="0"),
-            "b": dom("b", pins=("5", "13"), topology=T2, numatune="1"),
+            "b": dom("b", pins=("2",), numatune="0"),
         },
     ),
     "VT106": (

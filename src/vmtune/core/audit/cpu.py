@@ -21,8 +21,9 @@ from vmtune.core.audit.engine import (
     wants_isolation,
 )
 from vmtune.core.guest import GuestSpec
-from vmtune.core.ledger.pool import is_shared
+from vmtune.core.ledger.pool import is_shared, reservation
 from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
+from vmtune.core.placement.sharing import needless_shares
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
@@ -151,41 +152,46 @@ def _crossings(
             )
 
 
-def _shared_groups(host: Host, level: int) -> list[CpuSet]:
-    out = []
-    for group in host.groups(level):
-        core = host.core_of(group.cpus.first())
-        # a per-core L2 (most x86) is the SMT case, VT103's business
-        if level == 2 and core is not None and group.cpus.issubset(core.cpus):
-            continue
-        out.append(group.cpus)
-    return out
-
-
 @host_rule("VT105", "two domains share an L2/L3 group while a free one exists", Level.WARNING)
 def vt105(ctx: AuditContext) -> Iterator[Hit]:
-    claims = _claims(ctx)
-    taken = CpuSet().union(*(c for _, c in claims))
-    for level in (2, 3):
-        groups = _shared_groups(ctx.host, level)
-        free_room = [len(grp - ctx.reserved) for grp in groups if grp.isdisjoint(taken)]
-        if not free_room:
+    """The planner's own rule (``core.placement.sharing``): a guest's part of a cache group other guests
+    use, the group not full, while an idle group of that level could hold the part. Each guest's use is
+    what it holds for itself (emulator pins on housekeeping CPUs are no use); the reserve is ``--reserve``
+    plus, for a guest with vmtune intent, the one its plans were made with."""
+    host = ctx.host
+    by_housekeeping: dict[CpuSet, list[tuple[GuestSpec, CpuSet]]] = {}
+    for g in ctx.guests:
+        if not is_dedicated(g, host):
             continue
-        biggest_free = max(free_room)
-        for grp in groups:
-            users = [(g, c & grp) for g, c in claims if not c.isdisjoint(grp)]
-            if len(users) < 2:
-                continue
-            for g, footprint in users:
-                if len(footprint) <= biggest_free:
-                    yield Hit(
-                        guest=g,
-                        location=f"CPUs {footprint}",
-                        message=f"shares L{level} group {grp} with "
-                        f"{names(o for o, _ in users if o is not g)} "
-                        f"while an idle L{level} group with {biggest_free} CPUs exists",
-                        fix=f"re-plan into an idle cache group: {apply_cmd(g, '--domains DIR')}",
-                    )
+        reserved, housekeeping = _reserve_of(g, ctx)
+        if housekeeping not in by_housekeeping:
+            found_uses = ((o, _cache_use(o, host, housekeeping)) for o in ctx.guests)
+            by_housekeeping[housekeeping] = [(o, c) for o, c in found_uses if c]
+        uses = by_housekeeping[housekeeping]
+        for found in needless_shares(host, uses, reserved, g):
+            others = [uses[i][0] for i in found.others]
+            level = f"L{found.level}"
+            yield Hit(
+                guest=g,
+                location=f"CPUs {found.part}",
+                message=f"shares {level} group {found.group} with {names(others)} while an idle {level} "
+                f"group with {found.idle_room} CPUs exists",
+                fix=f"re-plan into an idle cache group: {apply_cmd(g, '--domains DIR')}",
+            )
+
+
+def _reserve_of(g: GuestSpec, ctx: AuditContext) -> tuple[CpuSet, CpuSet]:
+    """(reserved, housekeeping) CPUs as the guest's planner saw them: ``--reserve``, and for a guest vmtune
+    planned, the reserve of its intent (the default one when it names none)."""
+    if g.intent is None:
+        return ctx.reserved, ctx.reserved
+    split = reservation(ctx.host, g.intent.reserve)
+    return split.reserved | ctx.reserved, split.housekeeping | ctx.reserved
+
+
+def _cache_use(g: GuestSpec, host: Host, housekeeping: CpuSet) -> CpuSet:
+    """The CPUs by which a dedicated guest uses cache groups (``Holding.own``, as the planner's tenants)."""
+    return held_cpus(g).own(housekeeping) if is_dedicated(g, host) else CpuSet()
 
 
 @guest_rule("VT106", "emulator/iothreads share CPUs with vCPUs under isolate/realtime intent", Level.WARNING)

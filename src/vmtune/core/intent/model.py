@@ -21,6 +21,7 @@ from vmtune.core.intent.values import (
     CoreKind,
     CpuPolicy,
     EmulatorPolicy,
+    Fit,
     HypervMode,
     MemoryMode,
     Numa,
@@ -42,6 +43,7 @@ __all__ = [
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
+    "Fit",
     "HypervMode",
     "Intent",
     "MemoryMode",
@@ -96,6 +98,14 @@ class Intent:
     numa: Numa = knob(
         Numa.parse, default=Numa(), metavar="<auto|off|N>", help="auto, off, or a number of host nodes."
     )
+    numa_fit: Fit | None = knob(
+        Fit, otherwise=Fit.PACK,
+        help="pack: the fullest node that holds the guest; spread: the emptiest.",
+    )  # fmt: skip
+    cache_fit: Fit | None = knob(
+        Fit, otherwise=Fit.PACK,
+        help="pack: the fewest cache groups; spread: a core per cache group in turn.",
+    )  # fmt: skip
     memory_mode: MemoryMode | None = knob(
         MemoryMode, otherwise=MemoryMode.STRICT, help="numatune mode for the guest memory."
     )
@@ -174,6 +184,8 @@ class Resolved:
     emulator: EmulatorPolicy = EmulatorPolicy.SHARE
     iothreads: int = 0
     numa: Numa = field(default_factory=Numa)
+    numa_fit: Fit = Fit.PACK
+    cache_fit: Fit = Fit.PACK
     memory_mode: MemoryMode = MemoryMode.STRICT
     hugepages_kib: int | None = None
     """Hugepage size to back memory with (2048, 1048576), None for normal pages."""

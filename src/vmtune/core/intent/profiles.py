@@ -73,6 +73,8 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         emulator=_pick("emulator", intent, active),
         iothreads=intent.iothreads if intent.iothreads is not None else guest.iothreads,
         numa=intent.numa,
+        numa_fit=_pick("numa_fit", intent, active),
+        cache_fit=_pick("cache_fit", intent, active),
         memory_mode=_pick("memory_mode", intent, active),
         hugepages_kib=None if size is None else size.kib,
         hugepages_if_free=if_free,

@@ -18,6 +18,7 @@ __all__ = [
     "CoreKind",
     "CpuPolicy",
     "EmulatorPolicy",
+    "Fit",
     "HypervMode",
     "MemoryMode",
     "Numa",
@@ -63,6 +64,16 @@ class ThreadPolicy(StrEnum):
 class EmulatorPolicy(StrEnum):
     SHARE = "share"
     ISOLATE = "isolate"
+
+
+class Fit(StrEnum):
+    """``--numa-fit``/``--cache-fit``: pack a guest into the fullest node or cache group that holds it
+    (Nova's ``packing_host_numa_cells_allocation_strategy``, kubelet's packed policy), or spread guests
+    over nodes / a guest over cache groups for memory bandwidth (kubelet's
+    ``distribute-cpus-across-numa``, the caveat of its uncore-cache alignment)."""
+
+    PACK = "pack"
+    SPREAD = "spread"
 
 
 class MemoryMode(StrEnum):

@@ -30,7 +30,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.memory import MemoryBook, memory_book
@@ -52,6 +52,9 @@ class Tenant:
     vcpus: int
     shared: bool = False
     """A ``--cpu-policy shared`` guest: its CPUs are a pool other shared guests may float over too."""
+    cache: CpuSet = field(default_factory=CpuSet)
+    """The CPUs by which it uses a cache group (``Holding.own``; none for a shared guest): emulator and
+    iothread pins on housekeeping CPUs never make a group busy (``core.placement.sharing``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,7 +198,10 @@ def build_ledger(
         taken = taken | (cpus - housekeeping)
         if not held.shared:
             dedicated = dedicated | held.own(housekeeping)  # a mixed guest's pool is not its own
-        ledger_tenants.append(Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=held.shared))
+        cache = CpuSet() if held.shared else held.own(housekeeping)
+        ledger_tenants.append(
+            Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=held.shared, cache=cache)
+        )
     if floating:
         notes.append(
             Note(

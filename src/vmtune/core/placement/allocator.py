@@ -7,26 +7,31 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
    solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
 2. at each grouping level (NUMA node when the domain is the whole host, then the core kind on hybrid
-   hosts, then each cache level coarsest first: L3, then L2 - only levels that split a node into several
-   groups of cores, so a private per-core L2 or an L3 that is the whole node adds nothing), if one group
-   can hold the request, choose it by *best fit*:
-   - first tier: idle groups (no other guest's CPU in them) and groups partly used by guests of the same
-     size class (a *small* guest is at most half the group; only small guests share groups); among them
-     the one that holds the guest in the fewest groups of the finest level below (as few cache groups as
-     possible comes before fragmentation), then the one whose free count is the smallest that still
-     holds the guest - so a hole left beside the reserved
-     core or by another small guest is filled before a whole group is broken, and big groups stay whole
-     for big guests (fragmentation); ties go to the partly used group, then the lowest core id;
-     latency guests look at the largest cache first (V-Cache dies);
-   - second tier: any other partly used group, best fit again - a big guest only joins another guest's
-     group when no idle group can hold it;
-   the choice is compared across nodes too (``core.numa``): the node whose best group fits best wins;
+   hosts, then each cache level coarsest first that splits a node into several groups of cores -
+   ``sharing.split_levels``: a private per-core L2 or an L3 that is the whole node adds nothing), if one
+   group can hold the request, choose it by *best fit*:
+   - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
+     use is taken only when the guest fills its last free units exactly (packing: any size of guest may
+     close any other guest's hole), or when no idle group of the level on the host can hold the guest's
+     part;
+   - then the group that holds the guest in the fewest groups of the finest level below (as few cache
+     groups as possible comes before fragmentation);
+   - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
+     reserved core or by another guest is filled before a whole group is broken, and big groups stay
+     whole for big guests; ties go to the partly used group, then the lowest core id; latency guests
+     look at the largest cache first (V-Cache dies);
+   the choice is compared across nodes too (``core.numa``): fewest groups and no needless share first,
+   then the node with the least room, then the rest of this fit;
 3. if no single group can hold it, the fewest groups: as many as the largest free groups first need
    (whole idle groups first among equals) until the remainder fits in one group, which is chosen by rule
-   2 (best fit); among the sets of that many groups, the one spanning the fewest groups of the finer
-   level, then sharing the fewest with other guests (ties: the largest first);
+   2 (best fit); among the sets of that many groups, the one with no needless share, then spanning the
+   fewest groups of the finer level, then sharing the fewest with other guests (ties: the largest first);
 4. inside the last group, whole cores in id order, siblings kept together so the guest sees them as
    thread pairs.
+
+``--cache-fit spread`` (memory-bandwidth-bound guests) replaces rules 2-3 at the cache levels: one core
+per cache group in turn, idle groups first (the roomiest first), so the guest's vCPUs sit behind as many
+L3s (memory controllers' bandwidth) as it has cores, up to the groups the domain has.
 """
 
 from __future__ import annotations
@@ -38,46 +43,37 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
+from vmtune.core.placement.sharing import needless_share
+from vmtune.core.placement.units import (
+    CONTAINER_LEVELS,
+    KIND_LEVEL,
+    NODE_LEVEL,
+    PRIVATE,
+    CoreView,
+    capacity,
+    core_views,
+    cores_in,
+    group_key,
+    grouping_levels,
+    idle_rooms,
+    is_cache_level,
+    shares_cache,
+)
 from vmtune.core.topology.model import Core, Host
 from vmtune.cpuset import CpuSet
 
 __all__ = [
-    "BOOK_LEVEL",
-    "DRAWER_LEVEL",
     "KIND_LEVEL",
     "NODE_LEVEL",
-    "SOCKET_LEVEL",
     "CoreView",
     "DomainPick",
     "GroupUse",
     "core_views",
     "grouping_levels",
+    "idle_rooms",
     "is_cache_level",
     "pick_in_domain",
 ]
-
-NODE_LEVEL = -2
-"""Pseudo cache level: group cores by NUMA node (used when the domain spans the whole host)."""
-KIND_LEVEL = -1
-"""Pseudo level: group cores by kind (``Core.kind``) on hybrid hosts, so one guest gets one kind of core.
-Every pseudo level is negative so that every real cache level (L1 up) keeps its own number."""
-DRAWER_LEVEL = -5
-BOOK_LEVEL = -4
-SOCKET_LEVEL = -3
-"""Pseudo levels for hosts without cache data (s390 LPARs, some VMs): the socket, book and drawer stand in
-for the caches they hold (an s390 chip's L3, a book's or drawer's L4), coarsest first."""
-_CONTAINERS = (DRAWER_LEVEL, BOOK_LEVEL, SOCKET_LEVEL)
-_PRIVATE = -1
-"""Group key of the cores whose cache at this level is their own (or unknown)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CoreView:
-    core: Core
-    units: tuple[int, ...]
-    """CPUs of this core the guest may use under the thread policy, in thread order."""
-    whole: bool
-    """Every online thread of the core is free."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,12 +92,27 @@ class GroupUse:
 @dataclass(slots=True)
 class _Ctx:
     host: Host
-    tenants: Sequence[Tenant]
+    used: CpuSet
+    """CPUs by which other guests use cache groups (``Tenant.cache``)."""
+    idle_room: dict[int, int]
+    """Level -> the most free CPUs of one idle group of it where the whole guest could go instead."""
+    local_room: dict[int, int]
+    """The same over the domain alone: where one part of a guest spanning groups could go instead (any
+    other place would span another node)."""
+    total: int
+    """vCPUs of the pick: a part of that many is the whole guest."""
     latency: bool
+    policy: ThreadPolicy
+    free: CpuSet | None = None
+    """The pass's free CPUs: a group's CPUs left free after the guest (threads of half-used cores too)."""
+    spread: bool = False
+    """``--cache-fit spread``: one core per cache group in turn."""
     uses: list[GroupUse] = field(default_factory=list)
     quality: tuple[int, ...] | None = None
+    needless: int = 0
+    """Needless shares taken (``sharing.needless_share``) at every level: 0 unless nothing else fits."""
     sizes: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(level, key) -> cores of the whole group on the host, for the size class."""
+    """(level, key) -> cores of the whole group on the host."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,87 +122,14 @@ class DomainPick:
     cores: tuple[Core, ...]
     groups: tuple[GroupUse, ...]
     quality: tuple[int, ...]
-    """(groups spanned at the top grouping level, fit tier, finest groups spanned inside the chosen group,
-    cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa`` compares
-    it across nodes."""
+    """(groups spanned at the top grouping level, needless shares, finest groups spanned inside the chosen
+    group, cache rank, free units of the chosen group, idle): lower is a better cache fit; ``core.numa``
+    compares it across nodes."""
     cpu_set: CpuSet = field(init=False, repr=False, compare=False)
     """``cpus`` as a set, built once: membership in a tuple of thousands of CPUs per vCPU is quadratic."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cpu_set", CpuSet(self.cpus))
-
-
-def core_views(
-    host: Host, free: CpuSet, policy: ThreadPolicy, *, partial: bool, cores: Sequence[Core] | None = None
-) -> list[CoreView]:
-    out: list[CoreView] = []
-    for core in host.cores if cores is None else cores:
-        if not core.cpus:
-            continue
-        whole = core.cpus.issubset(free)
-        units: tuple[int, ...]
-        if whole:
-            units = (core.cpus.first(),) if policy is ThreadPolicy.ISOLATE else tuple(core.cpus)
-        elif partial and policy is ThreadPolicy.PREFER:
-            units = tuple(core.cpus & free)
-        else:
-            units = ()
-        if units:
-            out.append(CoreView(core=core, units=units, whole=whole))
-    return out
-
-
-def is_cache_level(level: int) -> bool:
-    """A real cache level, not a pseudo level (NUMA node, core kind, socket, book, drawer)."""
-    return level > 0
-
-
-def grouping_levels(host: Host, *, with_nodes: bool) -> tuple[int, ...]:
-    """Levels that split some NUMA node into several groups of cores.
-
-    Coarsest first. A private per-core L2 groups nothing; an L3 that covers the whole node (most Intel
-    sockets) or spans two nodes (sub-NUMA clustering) is the node itself as far as a choice inside one node
-    goes - the node choice (``core.numa``: most free room) decides there, not a best fit on the L3.
-    """
-    levels: list[int] = [NODE_LEVEL] if with_nodes else []
-    if len({c.kind for c in host.cores if c.cpus}) > 1:
-        levels.append(KIND_LEVEL)
-    # with no cache shared by several cores known, the socket, book and drawer are the only sign of what
-    # cores share (s390 LPARs report no caches, or private L2s only)
-    shared_caches = any(len(g.cpus) > len(host.siblings(g.cpus.first())) for g in host.caches)
-    containers = () if shared_caches else _CONTAINERS
-    for level in (*containers, *reversed(host.cache_levels)):
-        per_group: dict[int, int] = {}
-        per_node: dict[int, set[int]] = {}
-        for core in host.cores:
-            key = core.caches.get(level) if is_cache_level(level) else _container_key(core, level)
-            if key is not None and core.cpus:
-                per_group[key] = per_group.get(key, 0) + 1
-                per_node.setdefault(core.node, set()).add(key)
-        shared = {k for k, n in per_group.items() if n > 1}
-        if any(len(keys & shared) >= 1 and len(keys) > 1 for keys in per_node.values()):
-            levels.append(level)
-    return tuple(levels)
-
-
-def _container_key(core: Core, level: int) -> int | None:
-    raw = {SOCKET_LEVEL: core.socket, BOOK_LEVEL: core.book, DRAWER_LEVEL: core.drawer}[level]
-    return None if raw < 0 else raw
-
-
-def _key(core: Core, level: int) -> int:
-    if level == KIND_LEVEL:
-        return -1 if core.kind is None else core.kind
-    if level in _CONTAINERS:
-        raw = _container_key(core, level)
-    else:
-        raw = core.node if level == NODE_LEVEL else core.caches.get(level)
-    # a core without cache data is its own group (then pooled with the private ones by _groups)
-    return -2 - core.index if raw is None else raw
-
-
-def _capacity(views: Sequence[CoreView]) -> int:
-    return sum(len(v.units) for v in views)
 
 
 def pick_in_domain(
@@ -203,12 +141,26 @@ def pick_in_domain(
     levels: Sequence[int],
     tenants: Sequence[Tenant],
     latency: bool,
+    idle_room: dict[int, int] | None = None,
+    spread: bool = False,
+    free: CpuSet | None = None,
+    local_room: dict[int, int] | None = None,
 ) -> DomainPick | None:
-    """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many."""
-    if _capacity(views) < vcpus:
+    """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
+
+    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead (the whole pass: a node's views
+    alone can't tell whether an idle group elsewhere could hold it), ``local_room`` where a part of it
+    could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
+    free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
+    """
+    if capacity(views) < vcpus:
         return None
-    ctx = _Ctx(host=host, tenants=tenants, latency=latency)
-    chosen = _select(list(views), vcpus, tuple(levels), ctx, policy, top=True)
+    used = CpuSet().union(*(t.cache for t in tenants))
+    here = idle_rooms(host, views, levels, used) if idle_room is None or local_room is None else {}
+    ctx = _Ctx(host=host, used=used, idle_room=here if idle_room is None else idle_room,
+               local_room=here if local_room is None else local_room, total=vcpus, latency=latency,
+               policy=policy, free=free, spread=spread)  # fmt: skip
+    chosen = _select(list(views), vcpus, tuple(levels), ctx, top=True)
     taken: list[tuple[Core, tuple[int, ...]]] = []
     count = 0
     for view in chosen:
@@ -219,21 +171,13 @@ def pick_in_domain(
         count += len(units)
     # guest order follows host core order: readable pins, and a core's threads stay adjacent vCPUs
     taken.sort(key=lambda item: item[0].index)
+    top = ctx.quality or (0, 0, 0, 0, 0, 0)
     return DomainPick(
         cpus=tuple(cpu for _, units in taken for cpu in units),
         cores=tuple(core for core, _ in taken),
         groups=tuple(ctx.uses),
-        quality=ctx.quality or (0, 0, 0, 0, 0, 0),
+        quality=(top[0], ctx.needless, *top[2:]),
     )
-
-
-def _full_units(views: Sequence[CoreView], policy: ThreadPolicy, cores: int) -> int:
-    """Units of the whole group if it were all free (``cores`` of it on the host): its size class.
-
-    The group's size, not its free part: a group with one small guest in it is still a big group.
-    """
-    per_core = 1 if policy is ThreadPolicy.ISOLATE else max(len(v.core.cpus) for v in views)
-    return max(cores, len(views)) * per_core
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,68 +186,62 @@ class _Group:
     views: list[CoreView]
     cpus: CpuSet
     cap: int
-    full: int
     idle: bool
-    small_only: bool
-    """Partly used, and only by guests no bigger than half the group."""
+    """No other guest uses the group (``Tenant.cache``); always True for a pseudo group."""
+    cache: bool
+    """A real cache group of several cores, where sharing is weighed (not a node, kind or private pool)."""
     size_kib: int
-
-
-def _shares(level: int) -> bool:
-    """Groups of this level are cores sharing a cache (a real level, or the socket, book, drawer)."""
-    return is_cache_level(level) or level in _CONTAINERS
+    per_core: int
+    """Host CPUs one unit stands for: a whole core under ``isolate``, else one thread."""
 
 
 def _group_cores(ctx: _Ctx, level: int, key: int) -> int:
     """Physical cores of cache group ``key`` on the host (1 for a core without cache data)."""
     size = ctx.sizes.get((level, key))
     if size is None:
-        size = 1
-        if level in _CONTAINERS:
-            size = max(1, sum(1 for c in ctx.host.cores if c.cpus and _key(c, level) == key))
-        elif 0 <= key < len(ctx.host.caches):
-            size = len({cpu.core for c in ctx.host.caches[key].cpus if (cpu := ctx.host.cpu(c)) is not None})
+        if level in CONTAINER_LEVELS:
+            size = max(1, sum(1 for c in ctx.host.cores if c.cpus and group_key(c, level) == key))
+        else:
+            size = cores_in(ctx.host, key) if 0 <= key < len(ctx.host.caches) else 1
         ctx.sizes[level, key] = size
     return size
 
 
-def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx, policy: ThreadPolicy) -> list[_Group]:
+def _groups(views: Sequence[CoreView], level: int, ctx: _Ctx) -> list[_Group]:
     by_key: dict[int, list[CoreView]] = {}
     for view in views:
-        key = _key(view.core, level)
-        if _shares(level) and _group_cores(ctx, level, key) <= 1:
+        key = group_key(view.core, level)
+        if shares_cache(level) and _group_cores(ctx, level, key) <= 1:
             # a private cache (Intel P-core L2) shares nothing: such cores are one pool at this level
-            key = _PRIVATE
+            key = PRIVATE
         by_key.setdefault(key, []).append(view)
     out: list[_Group] = []
     for key, members in by_key.items():
+        cache = False
         if level == NODE_LEVEL:
             node = ctx.host.node(key)
             gcpus = node.cpus if node else CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        elif level == KIND_LEVEL or (level in _CONTAINERS and key != _PRIVATE):
-            gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if _key(c, level) == key))
+        elif level == KIND_LEVEL or (level in CONTAINER_LEVELS and key != PRIVATE):
+            gcpus = CpuSet().union(*(c.cpus for c in ctx.host.cores if group_key(c, level) == key))
             size_kib = key if level == KIND_LEVEL else 0  # latency guests: the bigger kind first
         elif key >= 0 and key < len(ctx.host.caches):
-            cache = ctx.host.caches[key]
-            gcpus = cache.cpus
-            size_kib = cache.size_kib or 0
+            group = ctx.host.caches[key]
+            gcpus, size_kib, cache = group.cpus, group.size_kib or 0, True
         else:
             gcpus = CpuSet().union(*(v.core.cpus for v in members))
             size_kib = 0
-        full = _full_units(members, policy, _group_cores(ctx, level, key) if _shares(level) else 0)
-        occupants = [t for t in ctx.tenants if not t.cpus.isdisjoint(gcpus)]
-        small_only = bool(occupants) and all(len(t.cpus & gcpus) * 2 <= len(gcpus) for t in occupants)
+        per_core = max(len(v.core.cpus) for v in members) if ctx.policy is ThreadPolicy.ISOLATE else 1
         out.append(
             _Group(
                 key=key,
                 views=members,
                 cpus=gcpus,
-                cap=_capacity(members),
-                full=full,
-                idle=not occupants,
-                small_only=small_only,
+                cap=capacity(members),
+                idle=not cache or gcpus.isdisjoint(ctx.used),
+                cache=cache,
                 size_kib=size_kib,
+                per_core=per_core,
             )
         )
     out.sort(key=lambda g: g.views[0].core.index)
@@ -316,9 +254,9 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
         return 1
     caps: dict[int, int] = {}
     for view in views:
-        key = _key(view.core, finest)
-        if _shares(finest) and _group_cores(ctx, finest, key) <= 1:
-            key = _PRIVATE
+        key = group_key(view.core, finest)
+        if shares_cache(finest) and _group_cores(ctx, finest, key) <= 1:
+            key = PRIVATE
         caps[key] = caps.get(key, 0) + len(view.units)
     need = spanned = 0
     for cap in sorted(caps.values(), reverse=True):
@@ -329,9 +267,21 @@ def _span(views: Sequence[CoreView], vcpus: int, ctx: _Ctx, finest: int | None) 
     return spanned
 
 
-def _fit_key(group: _Group, vcpus: int, ctx: _Ctx, finest: int | None) -> tuple[int, int, int, int, int, int]:
-    """(tier, finest groups spanned inside, cache rank, free units, partly used first, first core): lower
-    fits better (module rule 2).
+def _needless(group: _Group, count: int, level: int, ctx: _Ctx) -> bool:
+    """Taking ``count`` units of ``group`` would be a needless share (``sharing.needless_share``)."""
+    if not group.cache:
+        return False
+    part = count * group.per_core
+    left = group.cap - count if ctx.free is None else len(group.cpus & ctx.free) - part
+    rooms = ctx.idle_room if count == ctx.total else ctx.local_room
+    return needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0))
+
+
+def _fit_key(
+    group: _Group, vcpus: int, level: int, ctx: _Ctx, finest: int | None
+) -> tuple[int, int, int, int, int, int]:
+    """(needless share, finest groups spanned inside, cache rank, free units, partly used first, first
+    core): lower fits better (module rule 2).
 
     The span inside comes before best fit: the group whose free units are the fewest that hold the guest
     may hold them only across two of its L2 clusters while another holds them in one (hybrid hosts: the 8
@@ -339,54 +289,88 @@ def _fit_key(group: _Group, vcpus: int, ctx: _Ctx, finest: int | None) -> tuple[
     """
     cache_rank = -group.size_kib if ctx.latency else 0
     first = group.views[0].core.index
-    small = vcpus * 2 <= group.full
-    same_class = group.idle or (small and group.small_only)
     span = _span(group.views, vcpus, ctx, finest)
-    return (0 if same_class else 1, span, cache_rank, group.cap, int(group.idle), first)
+    return (int(_needless(group, vcpus, level, ctx)), span, cache_rank, group.cap, int(group.idle), first)
 
 
-def _use(level: int, group: _Group, count: int, small: bool) -> GroupUse:
+def _use(level: int, group: _Group, count: int, ctx: _Ctx) -> GroupUse:
     reason = ""
+    needless = _needless(group, count, level, ctx)
+    ctx.needless += needless
     if not group.idle:
-        reason = (
-            "the best fit among idle groups and groups of small guests"
-            if small and group.small_only
-            else "no idle group could hold it"
-        )
+        if not needless and group.cap == count:
+            reason = "it fills the group's last free CPUs (packing: nobody else can join it)"
+        elif needless:
+            reason = "no group without a needless share could hold it"
+        else:
+            reason = "no idle group could hold it"
     return GroupUse(
         level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=group.cap == count, reason=reason
     )
 
 
+def _in_order(views: Sequence[CoreView]) -> list[CoreView]:
+    # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
+    return sorted(views, key=lambda v: (not v.whole, v.core.index))
+
+
 def _select(
-    views: list[CoreView], vcpus: int, levels: tuple[int, ...], ctx: _Ctx, policy: ThreadPolicy, *, top: bool
+    views: list[CoreView], vcpus: int, levels: tuple[int, ...], ctx: _Ctx, *, top: bool
 ) -> list[CoreView]:
     if not levels:
-        # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
-        return sorted(views, key=lambda v: (not v.whole, v.core.index))
+        return _in_order(views)
     level, rest = levels[0], levels[1:]
     finest = rest[-1] if rest else None
-    groups = _groups(views, level, ctx, policy)
+    groups = _groups(views, level, ctx)
     if len(groups) == 1 and level in (NODE_LEVEL, KIND_LEVEL):
-        return _select(views, vcpus, rest, ctx, policy, top=top)
+        return _select(views, vcpus, rest, ctx, top=top)
+    if ctx.spread and is_cache_level(level) and len(groups) > 1:
+        return _spread_over(groups, vcpus, level, ctx, top=top)
     fitting = [g for g in groups if g.cap >= vcpus]
     if fitting:
-        best = min(fitting, key=lambda g: _fit_key(g, vcpus, ctx, finest))
+        best = min(fitting, key=lambda g: _fit_key(g, vcpus, level, ctx, finest))
         if top:
-            ctx.quality = (1, *_fit_key(best, vcpus, ctx, finest)[:5])
-        ctx.uses.append(_use(level, best, vcpus, vcpus * 2 <= best.full))
-        return _select(best.views, vcpus, rest, ctx, policy, top=False)
+            ctx.quality = (1, *_fit_key(best, vcpus, level, ctx, finest)[:5])
+        ctx.uses.append(_use(level, best, vcpus, ctx))
+        return _select(best.views, vcpus, rest, ctx, top=False)
     # 3: fewest groups - the largest first (idle before used among equals) until the remainder fits one,
     # unless other groups, as few, span fewer groups of the finer level (``_fewest``)
-    whole, last, remaining = _fewest(groups, vcpus, ctx, finest)
+    whole, last, remaining = _fewest(groups, vcpus, level, ctx, finest)
     chosen: list[CoreView] = []
     for group in whole:
-        ctx.uses.append(_use(level, group, group.cap, False))
-        chosen.extend(sorted(group.views, key=lambda v: (not v.whole, v.core.index)))
-    ctx.uses.append(_use(level, last, remaining, remaining * 2 <= last.full))
-    chosen.extend(_select(last.views, remaining, rest, ctx, policy, top=False))
+        ctx.uses.append(_use(level, group, group.cap, ctx))
+        chosen.extend(_in_order(group.views))
+    ctx.uses.append(_use(level, last, remaining, ctx))
+    chosen.extend(_select(last.views, remaining, rest, ctx, top=False))
     if top:
-        ctx.quality = (len(whole) + 1, sum(not g.idle for g in (*whole, last)), 0, 0, 0, 0)
+        ctx.quality = (len(whole) + 1, 0, sum(not g.idle for g in (*whole, last)), 0, 0, 0)
+    return chosen
+
+
+def _spread_over(groups: Sequence[_Group], vcpus: int, level: int, ctx: _Ctx, *, top: bool) -> list[CoreView]:
+    """``--cache-fit spread``: a core from each group in turn (idle groups first, the roomiest first)
+    until the guest has its units, so it sits behind as many caches as it has cores."""
+    order = sorted(groups, key=lambda g: (not g.idle, -g.cap, g.views[0].core.index))
+    queues = [_in_order(g.views) for g in order]
+    taken: dict[int, int] = {}
+    chosen: list[CoreView] = []
+    count = 0
+    # idle groups in turn until they run out, then busy ones: a busy group while an idle one has room
+    # would be a needless share
+    for tier in (True, False):
+        depth = 0
+        while count < vcpus and any(depth < len(q) for i, q in enumerate(queues) if order[i].idle is tier):
+            for i, queue in enumerate(queues):
+                if order[i].idle is tier and depth < len(queue) and count < vcpus:
+                    chosen.append(queue[depth])
+                    units = min(len(queue[depth].units), vcpus - count)
+                    count += units
+                    taken[i] = taken.get(i, 0) + units
+            depth += 1
+    for i, units in sorted(taken.items()):
+        ctx.uses.append(_use(level, order[i], units, ctx))
+    if top:
+        ctx.quality = (len(taken), 0, sum(not order[i].idle for i in taken), 0, 0, 0)
     return chosen
 
 
@@ -395,7 +379,7 @@ _ALTERNATIVES = 256
 
 
 def _fewest(
-    groups: Sequence[_Group], vcpus: int, ctx: _Ctx, finest: int | None
+    groups: Sequence[_Group], vcpus: int, level: int, ctx: _Ctx, finest: int | None
 ) -> tuple[list[_Group], _Group, int]:
     """(groups taken whole, the group holding the remainder, the remainder): module rule 3.
 
@@ -403,8 +387,8 @@ def _fewest(
     fewer groups of the finer level: on a hybrid host with 6 free P-CPUs (private L2s, one pool) and 7
     free E-cores in two L2 clusters, 8 vCPUs took the 7 E-cores whole (2 clusters) plus 1 P-CPU - 3 groups
     where the 6 P-CPUs plus 2 E-cores in one cluster span 2. So every set of that many groups taken whole
-    is weighed (finer groups spanned, then groups other guests use), the remainder going to its best fit
-    (rule 2); ties keep the largest-first choice.
+    is weighed (needless shares, finer groups spanned, then groups other guests use), the remainder going
+    to its best fit (rule 2); ties keep the largest-first choice.
     """
     order = sorted(groups, key=lambda g: (-g.cap, not g.idle, g.views[0].core.index))
     greedy: list[_Group] = []
@@ -416,7 +400,7 @@ def _fewest(
     def last_of(whole: Sequence[_Group]) -> tuple[_Group, int] | None:
         left = vcpus - sum(g.cap for g in whole)
         fits = [g for g in order if g.cap >= left and g not in whole]
-        return (min(fits, key=lambda g: _fit_key(g, left, ctx, finest)), left) if fits else None
+        return (min(fits, key=lambda g: _fit_key(g, left, level, ctx, finest)), left) if fits else None
 
     first = last_of(greedy)
     assert first is not None  # the loop stopped where a group holds the remainder
@@ -424,9 +408,9 @@ def _fewest(
     if finest is None or comb(len(order), len(greedy)) > _ALTERNATIVES:
         return best
 
-    def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int]:
+    def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int, int]:
         spans = sum(_span(g.views, g.cap, ctx, finest) for g in whole) + _span(last.views, left, ctx, finest)
-        return spans, sum(not g.idle for g in (*whole, last))
+        return int(_needless(last, left, level, ctx)), spans, sum(not g.idle for g in (*whole, last))
 
     best_cost = cost(*best)
     for combo in combinations(order, len(greedy)):

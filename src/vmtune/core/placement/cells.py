@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Numa, ThreadPolicy
+from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.numa import Placement, distance, memory_shortfall, place
 from vmtune.core.plan import Level, Note
@@ -78,6 +78,8 @@ class CellJob:
     tenants: Sequence[Tenant]
     latency: bool
     pci_node: int | None
+    numa_fit: Fit = Fit.PACK
+    cache_fit: Fit = Fit.PACK
 
 
 def cell_asks(guest: GuestSpec) -> tuple[CellAsk, ...]:
@@ -146,7 +148,8 @@ def _place(
         return None
     found = place(host=job.host, free=free, cores=cores, vcpus=len(ask.vcpus), policy=job.policy, numa=numa,
                   memory_kib=ask.memory_kib, hugepage_kib=job.hugepage_kib, tenants=job.tenants,
-                  latency=job.latency, pci_node=job.pci_node)  # fmt: skip
+                  latency=job.latency, pci_node=job.pci_node, numa_fit=job.numa_fit,
+                  cache_fit=job.cache_fit)  # fmt: skip
     return found.cpus if isinstance(found, Placement) else None
 
 

@@ -8,8 +8,10 @@ sees as latency spikes. So:
   outside ``isolcpus=``) on the guest's own node(s), never over the guest's dedicated cores;
 * ``--emulator isolate``: each gets its own CPU on the guest's node - with ``isolcpus=`` a housekeeping
   CPU outside it (the scheduler does not balance onto isolated CPUs); otherwise, for a non-realtime guest,
-  first a free SMT sibling of the guest's own cores (cheap and cache-local), then a free core; a realtime
-  guest never gets them on a sibling of its cores (the sibling's activity jitters the RT vCPU).
+  first a free SMT sibling of the guest's own cores (cheap and cache-local), then a free core - in the
+  guest's own cache groups first, then in idle ones, and in a group another guest uses last (an emulator
+  there would be a needless share of that group, ``sharing``); a realtime guest never gets them on a
+  sibling of its cores (the sibling's activity jitters the RT vCPU).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from vmtune.core.guest import IOThreadPin
 from vmtune.core.intent.model import EmulatorPolicy
 from vmtune.core.ledger.pool import Ledger
 from vmtune.core.placement.numa import distance
+from vmtune.core.placement.sharing import sharing_groups
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
@@ -133,7 +136,7 @@ def _isolate_candidates(
     siblings = free & guest_cores
     whole = [c for core in host.cores if core.cpus and core.cpus.issubset(free) for c in core.cpus]
     partial = [c for c in free if c not in siblings and c not in whole]
-    candidates = ([] if realtime else list(siblings)) + whole + partial
+    candidates = _by_cache(host, ledger, guest_cpus, ([] if realtime else list(siblings)) + whole + partial)
     return candidates, "free CPU on the guest's node" + (
         "" if realtime else " (a sibling of its own cores first)"
     )
@@ -187,3 +190,15 @@ def _isolate(ledger: Ledger, candidates: Sequence[int], iothreads: int, why: str
         )
     used = CpuSet() if ledger.isolcpus else CpuSet(chosen)
     return EmulatorPlacement(emulatorpin=emu, iothreadpins=pins, used=used, notes=tuple(notes))
+
+
+def _by_cache(host: Host, ledger: Ledger, guest_cpus: CpuSet, candidates: list[int]) -> list[int]:
+    """``candidates`` in the guest's own cache groups first, then in idle ones, then in groups other guests
+    use (each kept in order)."""
+    groups = sharing_groups(host)
+    if not groups:
+        return candidates
+    used = CpuSet().union(*(t.cache for t in ledger.tenants))
+    own = CpuSet().union(*(grp for _, grp in groups if not grp.isdisjoint(guest_cpus)))
+    busy = CpuSet().union(*(grp for _, grp in groups if not grp.isdisjoint(used))) - own
+    return sorted(candidates, key=lambda cpu: 0 if cpu in own else 2 if cpu in busy else 1)

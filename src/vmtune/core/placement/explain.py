@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import ThreadPolicy
+from vmtune.core.intent.model import Fit, ThreadPolicy
 from vmtune.core.placement.allocator import is_cache_level
 from vmtune.core.placement.numa import ANY_NODE, Failure, Placement
 from vmtune.core.plan import Level, Note
@@ -47,7 +47,16 @@ def cpu_note(*, host: Host, policy: ThreadPolicy, cpus: Sequence[int], partial: 
     return Note(topic="cpu", message=text, xpath="/domain/cputune/vcpupin")
 
 
-def numa_note(*, host: Host, guest: GuestSpec, placement: Placement, pci_node: int | None) -> Note:
+def numa_note(
+    *,
+    host: Host,
+    guest: GuestSpec,
+    placement: Placement,
+    pci_node: int | None,
+    asked: int | None = None,
+    fit: Fit = Fit.PACK,
+) -> Note:
+    """``asked``: the node count ``--numa N`` asked for (None: auto)."""
     shares = placement.shares
     mem = f" and {fmt_kib_brief(guest.memory_kib)}" if guest.memory_kib else ""
     if shares[0].node == ANY_NODE:
@@ -60,7 +69,10 @@ def numa_note(*, host: Host, guest: GuestSpec, placement: Placement, pci_node: i
         if pci_node is not None and node == pci_node:
             why = "the node of its passthrough device(s)"
         elif others:
-            why = f"best cache fit and most free room among nodes {CpuSet(placement.candidates)}"
+            room = (
+                "least free room that holds it" if fit is Fit.PACK else "most free room (--numa-fit spread)"
+            )
+            why = f"best cache fit, then the {room}, among nodes {CpuSet(placement.candidates)}"
         else:
             why = "the only node with room"
         text = f"fits one NUMA node: node {node} holds its {guest.vcpus} vCPU(s){mem} ({why})"
@@ -72,10 +84,15 @@ def numa_note(*, host: Host, guest: GuestSpec, placement: Placement, pci_node: i
         + (f" + {fmt_kib_brief(s.memory_kib)}" if s.memory_kib else "")
         for s in shares
     )
+    why = (
+        f"split over {len(shares)} nodes as --numa {asked} asks"
+        if asked
+        else f"too big for one node, spans the {len(shares)} closest nodes"
+    )
     return Note(
         topic="numa",
-        message=f"too big for one node, spans the {len(shares)} closest nodes ({split}); the guest gets "
-        "one NUMA cell per host node so its kernel keeps memory local",
+        message=f"{why} ({split}, as even as the nodes' room and cache groups allow); the guest gets one "
+        "NUMA cell per host node, with the host's distances between them, so its kernel keeps memory local",
         xpath="/domain/cpu/numa",
     )
 

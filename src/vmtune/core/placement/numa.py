@@ -3,11 +3,15 @@
 Rules, applied after the whole-core rule of the thread policy:
 
 * a guest that fits one node gets one node: among the nodes that hold its vCPUs and its memory, the one
-  with the best cache-group fit, then the most free room left, ties to the lowest node id; a passthrough
-  PCI device's node comes first when it fits (its DMA and interrupts stay local);
-* a guest too big for one node spans the fewest nodes, closest by the ACPI SLIT distance matrix; its vCPUs
-  fill the nodes with the least room first, in whole cores (no crumbs left behind), and its memory follows
-  the vCPUs proportionally;
+  whose pick spans the fewest cache groups with no needless share (``allocator``, ``sharing``), then by
+  ``--numa-fit``: ``pack`` (the default) the *best fit*, the node with the least free room that still
+  holds the guest - so nodes fill one after the other and wide guests later find whole nodes free, as
+  kubelet's packed policy and Nova's default packing do - ``spread`` the node with the most (balanced
+  load, for memory-bandwidth-bound guests); then the rest of the cache fit, ties to the lowest node id;
+  a passthrough PCI device's node comes first when it fits (its DMA and interrupts stay local);
+* a guest too big for one node (or ``--numa N``) spans the fewest nodes (N), closest by the ACPI SLIT
+  distance matrix; its vCPUs are split as evenly as those nodes allow, in whole cores, and its memory
+  follows the vCPUs proportionally;
 * memory must fit ``MemFree`` of each node, and with hugepages the node's free pages of that size: a node
   that can't hold its share is skipped, and when nothing fits the error says needed vs. free per node.
 
@@ -19,14 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmtune.core.intent.model import Numa, ThreadPolicy
+from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
-from vmtune.core.placement.allocator import CoreView, core_views, grouping_levels
+from vmtune.core.placement.allocator import CoreView, core_views, grouping_levels, idle_rooms
 from vmtune.core.placement.numafit import (
     ANY_NODE,
     Failure,
     NodeShare,
     Placement,
+    cell_distances,
     distance,
     memory_shortfall,
     split_memory,
@@ -40,6 +45,7 @@ __all__ = [
     "Failure",
     "NodeShare",
     "Placement",
+    "cell_distances",
     "distance",
     "memory_shortfall",
     "place",
@@ -60,6 +66,8 @@ def place(
     tenants: Sequence[Tenant],
     latency: bool,
     pci_node: int | None,
+    numa_fit: Fit = Fit.PACK,
+    cache_fit: Fit = Fit.PACK,
 ) -> Placement | Failure:
     passes = (False, True) if policy is ThreadPolicy.PREFER else (False,)
     failure: Failure | None = None
@@ -68,6 +76,8 @@ def place(
         by_node: dict[int, list[CoreView]] = {}
         for view in views:
             by_node.setdefault(view.core.node, []).append(view)
+        levels = grouping_levels(host, with_nodes=False)
+        used = CpuSet().union(*(t.cache for t in tenants))
         ask = Ask(
             host=host,
             by_node=by_node,
@@ -75,9 +85,13 @@ def place(
             policy=policy,
             memory_kib=memory_kib,
             hugepage_kib=hugepage_kib,
-            levels=grouping_levels(host, with_nodes=False),
+            levels=levels,
             tenants=tenants,
             latency=latency,
+            idle_room=idle_rooms(host, views, levels, used),
+            numa_fit=numa_fit,
+            cache_fit=cache_fit,
+            free=free,
         )
         result = _place_pass(ask, views, numa=numa, pci_node=pci_node)
         if isinstance(result, Placement):
@@ -121,7 +135,7 @@ def _place_pass(
             pick = ask.pick(node_views, vcpus)
             if pick is None:
                 continue
-            key = (int(node_id != pci_node), *pick.quality, vcpus - caps[node_id], node_id)
+            key = (int(node_id != pci_node), *_node_key(pick.quality, caps[node_id], ask), node_id)
             singles.append((key, NodeShare(node=node_id, pick=pick, memory_kib=memory_kib)))
         if singles:
             singles.sort(key=lambda item: item[0])
@@ -138,3 +152,15 @@ def _place_pass(
     if share is not None:
         return Placement(shares=share, partial=False, free_units=units)
     return Failure(units=units, memory=tuple(sorted(memory_notes.items())))
+
+
+def _node_key(quality: tuple[int, ...], room: int, ask: Ask) -> tuple[int, ...]:
+    """How well a node's pick fits (lower is better): fewest cache groups and no needless share, then the
+    node by ``--numa-fit`` (pack: least room; spread: most), then the rest of the cache fit. With
+    ``--cache-fit spread`` the pick spanning the most groups comes first."""
+    fit = room if ask.numa_fit is Fit.PACK else -room
+    groups, needless, *rest = quality
+    if ask.cache_fit is Fit.SPREAD:
+        return (needless, -groups, fit, *rest)
+    span, *cache = rest
+    return (groups, needless, span, fit, *cache)

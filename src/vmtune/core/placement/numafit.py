@@ -20,6 +20,7 @@ __all__ = [
     "Failure",
     "NodeShare",
     "Placement",
+    "cell_distances",
     "distance",
     "memory_shortfall",
     "split_memory",
@@ -67,6 +68,20 @@ def distance(host: Host, a: int, b: int) -> int:
     dist = node.distance_to(b) if node else None
     # no SLIT (old kernels, s390): treat every remote node alike
     return dist if dist is not None else 20
+
+
+def cell_distances(host: Host, nodes: Sequence[int]) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Per guest cell bound to ``nodes[i]``: (cell j, the host's SLIT distance between their nodes) for
+    every cell, so the guest's kernel sees a cell on the other socket as far as it is (without them QEMU
+    tells it 20 for every remote cell). Empty when the host has no SLIT for these nodes (nothing to copy)."""
+    known = all(
+        (node := host.node(a)) is not None and (a == b or node.distance_to(b) is not None)
+        for a in nodes
+        for b in nodes
+    )
+    if len(nodes) < 2 or not known:
+        return ()
+    return tuple(tuple((j, distance(host, a, b)) for j, b in enumerate(nodes)) for a in nodes)
 
 
 def memory_shortfall(node: Node, kib: int, hugepage_kib: int | None) -> str | None:

@@ -114,7 +114,21 @@ def write(domain: etree._Element, plan: Plan) -> None:
                 for cell in tree.children(numa, CELL.tag):
                     for dist in tree.children(cell, DISTANCES):
                         tree.remove(dist)
-            CELL.write_all(numa, sorted(want.numa_cells, key=lambda c: c.id))
+            cells = sorted(want.numa_cells, key=lambda c: c.id)
+            CELL.write_all(numa, cells)
+            for elem, want_cell in zip(tree.children(numa, CELL.tag), cells, strict=True):
+                if want_cell.distances:
+                    _write_distances(elem, want_cell.distances)
+
+
+def _write_distances(cell: etree._Element, distances: tuple[tuple[int, int], ...]) -> None:
+    """``<distances><sibling id= value=/>`` for every cell: libvirt/QEMU take the guest's SLIT from them."""
+    dist = tree.ensure(cell, DISTANCES)
+    for sib, (cell_id, value) in zip(
+        tree.replace_children(dist, "sibling", len(distances)), distances, strict=True
+    ):
+        SIBLING_ID.write(sib, cell_id)
+        SIBLING_VALUE.write(sib, value)
 
 
 def _mode(cpu: etree._Element, mode: str) -> None:

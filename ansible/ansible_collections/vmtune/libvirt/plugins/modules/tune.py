@@ -66,6 +66,14 @@ options:
   numa:
     description: 'auto, off, or a number of host nodes. (vmtune --numa)'
     type: str
+  numa_fit:
+    description: 'pack: the fullest node that holds the guest; spread: the emptiest. (vmtune --numa-fit)'
+    type: str
+    choices: ['pack', 'spread']
+  cache_fit:
+    description: 'pack: the fewest cache groups; spread: a core per cache group in turn. (vmtune --cache-fit)'
+    type: str
+    choices: ['pack', 'spread']
   memory_mode:
     description: 'numatune mode for the guest memory. (vmtune --memory-mode)'
     type: str
