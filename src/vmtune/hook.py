@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # annotations only: `started begin` / `stopped end` must not 
     from vmtune.core.topology.caps import HostCaps
     from vmtune.core.topology.model import Host
 
-__all__ = ["PREPARE_RULES", "hugepage_wants", "main", "run_hook"]
+__all__ = ["PREPARE_RULES", "hugepage_wants", "main", "recover", "run_hook"]
 
 PREPARE_RULES = frozenset({"VT104", "VT304", "VT406"})
 """What makes ``prepare begin`` refuse a start: collisions and what the host can't provide."""
@@ -125,7 +125,69 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
         if wants:
             reserve_hugepages(paths, guest.name, wants)
         write_claim(paths, guest.name, xml)
+        _isolate(paths, guest=guest, tenants=(*tenants, guest))
     return None
+
+
+def _isolate(
+    paths: HookPaths, *, guest: GuestSpec | None = None, remove: str | None = None,
+    tenants: tuple[GuestSpec, ...] | None = None,
+) -> None:  # fmt: skip
+    """Bring the host isolation to what the live guests need (``vmtune.adapters.isolation``); warnings
+    go to stderr, one line each (libvirt logs them)."""
+    from vmtune.adapters.isolation import holder_of, journal_exists, reconcile
+    from vmtune.cpuset import CpuSet
+
+    holder = holder_of(guest) if guest is not None else None
+    if holder is None and not journal_exists(paths):
+        return
+    if tenants is None:
+        tenants = read_tenants(paths)
+    busy = CpuSet().union(*(t.vcpu_cpus for t in tenants if t.name != remove))
+    add = (guest.name, holder) if guest is not None and holder is not None else None
+    outcome = reconcile(paths, add=add, remove=remove, busy=busy)
+    for line in outcome.warnings:
+        print(f"vmtune: isolate: {line}", file=sys.stderr)
+
+
+def recover(paths: HookPaths) -> str:
+    """``vmtune hook recover``: finish what a killed hook run left halfway; returns a one-line summary."""
+    with hook_lock(paths):
+        sweep(paths)
+        from vmtune.adapters.isolation import reconcile
+        from vmtune.cpuset import CpuSet
+
+        tenants = read_tenants(paths)
+        outcome = reconcile(paths, busy=CpuSet().union(*(t.vcpu_cpus for t in tenants)))
+    for line in outcome.warnings:
+        print(f"vmtune: isolate: {line}", file=sys.stderr)
+    holders = ", ".join(outcome.holders) or "none"
+    return f"vmtune: hook recover: {len(outcome.written)} file(s) written; isolating guests: {holders}"
+
+
+def _started(xml: bytes, name: str, paths: HookPaths) -> None:
+    """Drop the claim; for a realtime guest, raise its KVM PIT thread (journalled for verify)."""
+    with hook_lock(paths):
+        drop_claim(paths, name)
+        if b"vmtune" not in xml:  # no vmtune metadata: the guest is not ours, skip parsing it
+            return
+        from vmtune.adapters.isolation import Journal, load_journal, save_journal
+        from vmtune.adapters.rtthreads import raise_pit
+        from vmtune.core.intent.model import Profile
+        from vmtune.core.intent.profiles import active_profiles
+        from vmtune.xmlmap.guest import read_guest
+
+        guest = read_guest(xml, source=f"hook:{name}")
+        if guest.intent is None or Profile.REALTIME not in active_profiles(guest.intent):
+            return
+        record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
+        for line in notes:
+            print(f"vmtune: realtime: {line}", file=sys.stderr)
+        if record is not None:
+            journal = load_journal(paths)
+            threads = {**journal.threads, guest.name: record}
+            save_journal(paths, Journal(holders=journal.holders, saved=journal.saved, idle=journal.idle,
+                                        threads=threads))  # fmt: skip
 
 
 def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
@@ -150,6 +212,7 @@ def _release(name: str, paths: HookPaths) -> None:
     with hook_lock(paths):
         release_hugepages(paths, name)
         drop_claim(paths, name)
+        _isolate(paths, remove=name)
 
 
 def run_hook(
@@ -180,9 +243,11 @@ def run_hook(
                 stdout.flush()
         elif op == "release" and subop == "end":
             _release(name, paths)
-        elif (op, subop) in (("started", "begin"), ("stopped", "end")):
-            # running: libvirt's status file now speaks for the guest; stopped: nothing to protect.
-            # Either way the claim has done its job (a start that failed after prepare gets here too).
+        elif (op, subop) == ("started", "begin"):
+            # running: libvirt's status file now speaks for the guest, the claim has done its job
+            _started(stdin.read(MAX_STDIN), name, paths)
+        elif (op, subop) == ("stopped", "end"):
+            # nothing to protect any more (a start that failed after prepare gets here too)
             with hook_lock(paths):
                 drop_claim(paths, name)
     except VmtuneError as err:

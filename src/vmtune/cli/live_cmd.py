@@ -21,7 +21,7 @@ from vmtune.cli.tuning import Tuning
 from vmtune.core.verify.compare import compare, expectation_from_guest
 from vmtune.core.verify.readback import owned_mismatches
 from vmtune.errors import ExitCode, InputError, LibvirtError
-from vmtune.hook import run_hook
+from vmtune.hook import recover, run_hook
 from vmtune.render.plan import plan_json
 from vmtune.render.verify import verify_json, verify_text
 from vmtune.service import Applied, apply_domain, plan_domain
@@ -198,12 +198,18 @@ def register(app: App) -> None:
         hooks_dir: Path = DIR_OPT,
         connect: str | None = CONNECT_OPT,
     ) -> None:
-        """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`.
+        """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`;
+        `vmtune hook recover`.
 
         `install` writes DIR/qemu.d/vmtune (mode 0755; libvirtd looks for hooks only when it starts).
         With --connect it also saves the host's domcapabilities for the hook, which must never call libvirt.
+        `recover` finishes what a killed hook run left halfway (host isolation restored or re-applied for
+        the guests that run), as the next hook run would.
         """
         argv = list(args or [])
+        if argv == ["recover"]:
+            print(recover(HookPaths.from_env(os.environ)), file=sys.stderr)
+            return
         install = _install_args(argv)
         if install is not None and "--help" in install:
             print(ctx.get_help())

@@ -89,7 +89,11 @@ BAD: list[tuple[str, str, str]] = [
     ("reshape", "maybe", "expected yes or no"),
     ("isolate_host", "maybe", "expected yes or no"),
     ("power_idle", "off", "expected governor:NAME or offline"),
-    ("power_idle", "governor:../x", "governor '../x': a cpufreq governor name is [a-z0-9_-], at most 15 chars"),
+    (
+        "power_idle",
+        "governor:../x",
+        "governor '../x': a cpufreq governor name is [a-z0-9_-], at most 15 chars",
+    ),
 ]
 
 
@@ -270,9 +274,16 @@ def test_hook_accepts_metadata_hugepages_2m(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("profiles", "given", "isolates"),
-    [("realtime", None, True), ("latency", None, False), ("balanced", None, False), ("balanced", "yes", True)],
+    [
+        ("realtime", None, True),
+        ("latency", None, False),
+        ("balanced", None, False),
+        ("balanced", "yes", True),
+    ],
 )
-def test_isolate_host_is_on_by_default_only_for_realtime(profiles: str, given: str | None, isolates: bool) -> None:
+def test_isolate_host_is_on_by_default_only_for_realtime(
+    profiles: str, given: str | None, isolates: bool
+) -> None:
     from vmtune.core.guest import GuestSpec
     from vmtune.core.intent.profiles import resolve
 
