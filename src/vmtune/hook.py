@@ -99,7 +99,7 @@ def hugepage_wants(guest: GuestSpec, host: Host) -> tuple[HugepageGrant, ...]:
     )
 
 
-def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
+def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None:
     """None when the start may go on, else the one line to refuse it with."""
     from vmtune.core.audit.engine import run_rules
     from vmtune.core.ledger.tenant import others_of
@@ -125,12 +125,12 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
         if wants:
             reserve_hugepages(paths, guest.name, wants)
         write_claim(paths, guest.name, xml)
-        _isolate(paths, guest=guest, tenants=(*tenants, guest))
+        _isolate(paths, err, guest=guest, tenants=(*tenants, guest))
     return None
 
 
 def _isolate(
-    paths: HookPaths, *, guest: GuestSpec | None = None, remove: str | None = None,
+    paths: HookPaths, err: TextIO, *, guest: GuestSpec | None = None, remove: str | None = None,
     tenants: tuple[GuestSpec, ...] | None = None,
 ) -> None:  # fmt: skip
     """Bring the host isolation to what the live guests need (``vmtune.adapters.isolation``); warnings
@@ -147,7 +147,7 @@ def _isolate(
     add = (guest.name, holder) if guest is not None and holder is not None else None
     outcome = reconcile(paths, add=add, remove=remove, busy=busy)
     for line in outcome.warnings:
-        print(f"vmtune: isolate: {line}", file=sys.stderr)
+        print(f"vmtune: isolate: {line}", file=err)
 
 
 def recover(paths: HookPaths) -> str:
@@ -165,7 +165,7 @@ def recover(paths: HookPaths) -> str:
     return f"vmtune: hook recover: {len(outcome.written)} file(s) written; isolating guests: {holders}"
 
 
-def _started(xml: bytes, name: str, paths: HookPaths) -> None:
+def _started(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
     """Drop the claim; for a realtime guest, raise its KVM PIT thread (journalled for verify)."""
     with hook_lock(paths):
         drop_claim(paths, name)
@@ -182,7 +182,7 @@ def _started(xml: bytes, name: str, paths: HookPaths) -> None:
             return
         record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
         for line in notes:
-            print(f"vmtune: realtime: {line}", file=sys.stderr)
+            print(f"vmtune: realtime: {line}", file=err)
         if record is not None:
             journal = load_journal(paths)
             threads = {**journal.threads, guest.name: record}
@@ -208,11 +208,11 @@ def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
     return planned.after if planned.changed else b""
 
 
-def _release(name: str, paths: HookPaths) -> None:
+def _release(name: str, paths: HookPaths, err: TextIO) -> None:
     with hook_lock(paths):
         release_hugepages(paths, name)
         drop_claim(paths, name)
-        _isolate(paths, remove=name)
+        _isolate(paths, err, remove=name)
 
 
 def run_hook(
@@ -232,7 +232,7 @@ def run_hook(
     name, op, subop = argv[0], argv[1], argv[2]
     try:
         if op == "prepare" and subop == "begin":
-            refusal = _prepare(_read_stdin(stdin), name, paths)
+            refusal = _prepare(_read_stdin(stdin), name, paths, stderr)
             if refusal:
                 print(refusal, file=stderr)
                 return int(ExitCode.INFEASIBLE)
@@ -242,10 +242,10 @@ def run_hook(
                 stdout.write(out)
                 stdout.flush()
         elif op == "release" and subop == "end":
-            _release(name, paths)
+            _release(name, paths, stderr)
         elif (op, subop) == ("started", "begin"):
             # running: libvirt's status file now speaks for the guest, the claim has done its job
-            _started(stdin.read(MAX_STDIN), name, paths)
+            _started(stdin.read(MAX_STDIN), name, paths, stderr)
         elif (op, subop) == ("stopped", "end"):
             # nothing to protect any more (a start that failed after prepare gets here too)
             with hook_lock(paths):
