@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from isolation_roots import NS, make_root, snapshot, status_for
 
+from isolation_roots import NS, make_root, snapshot, status_for
 from vmtune.adapters.hookenv import HookPaths
 from vmtune.adapters.isolation import load_journal
 from vmtune.errors import InputError
@@ -33,8 +33,8 @@ def guest(name: str, pins: list[int], *, attrs: str = "isolate-host='yes'", devi
         )
     vcpupins = "".join(f"<vcpupin vcpu='{i}' cpuset='{c}'/>" for i, c in enumerate(pins))
     return (
-        f"<domain type='kvm'><name>{name}</name><metadata><vmtune:tuning xmlns:vmtune='{NS}' profile='latency' "
-        f"{attrs}/></metadata><memory unit='MiB'>512</memory><vcpu placement='static'>{len(pins)}</vcpu>"
+        f"<domain type='kvm'><name>{name}</name><metadata><vmtune:tuning xmlns:vmtune='{NS}' "
+        f"profile='latency' {attrs}/></metadata><memory unit='MiB'>512</memory><vcpu placement='static'>{len(pins)}</vcpu>"
         f"<cputune>{vcpupins}</cputune><os><type arch='x86_64' machine='pc'>hvm</type></os>"
         f"<devices>{hostdev}<memballoon model='none'/></devices></domain>"
     ).encode()
@@ -220,7 +220,7 @@ def test_killed_release_is_finished_by_recover(paths: HookPaths, after: int) -> 
     res = _recover(paths)
     assert res.returncode == 0, res.stderr
     assert "isolating guests: none" in res.stderr
-    assert {k: v for k, v in snapshot(paths).items()} == before
+    assert snapshot(paths) == before
 
 
 def test_killed_run_is_also_repaired_by_the_next_hook_run(paths: HookPaths) -> None:

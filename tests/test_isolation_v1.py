@@ -8,7 +8,6 @@ Skipped, saying why, where the kernel does not offer them (no cgroup v1 cpuset h
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
 import subprocess
@@ -17,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from isolation_roots import NS
 from sysfsgen import capture
-
 from vmtune.adapters.hookenv import HookPaths
 from vmtune.cpuset import CpuSet
 from vmtune.hook import run_hook
