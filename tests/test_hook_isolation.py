@@ -34,7 +34,8 @@ def guest(name: str, pins: list[int], *, attrs: str = "isolate-host='yes'", devi
     vcpupins = "".join(f"<vcpupin vcpu='{i}' cpuset='{c}'/>" for i, c in enumerate(pins))
     return (
         f"<domain type='kvm'><name>{name}</name><metadata><vmtune:tuning xmlns:vmtune='{NS}' "
-        f"profile='latency' {attrs}/></metadata><memory unit='MiB'>512</memory><vcpu placement='static'>{len(pins)}</vcpu>"
+        f"profile='latency' {attrs}/></metadata><memory unit='MiB'>512</memory>"
+        f"<vcpu placement='static'>{len(pins)}</vcpu>"
         f"<cputune>{vcpupins}</cputune><os><type arch='x86_64' machine='pc'>hvm</type></os>"
         f"<devices>{hostdev}<memballoon model='none'/></devices></domain>"
     ).encode()

@@ -90,9 +90,11 @@ def _paths(tmp: Path, subtree: Path, *, sysfs: Path | None = None, procfs: Path 
     empty = tmp / "empty"
     (empty / "irq").mkdir(parents=True, exist_ok=True)
     (tmp / "status").mkdir(exist_ok=True)
-    return HookPaths(status_dir=tmp / "status", state_dir=tmp / "state", sysfs_root=sysfs or _cpu_root(tmp),
-                     domcaps=None, cgroup_root=subtree, host_groups=("host", "user"), procfs_root=procfs or empty,
-                     systemd_dir=tmp / "no-systemd")  # fmt: skip
+    return HookPaths(
+        status_dir=tmp / "status", state_dir=tmp / "state", sysfs_root=sysfs or _cpu_root(tmp), domcaps=None,
+        cgroup_root=subtree, host_groups=("host", "user"), procfs_root=procfs or empty,
+        systemd_dir=tmp / "no-systemd",
+    )  # fmt: skip
 
 
 def _cpu_root(tmp: Path) -> Path:
@@ -135,9 +137,7 @@ def test_v1_groups_and_a_real_process_confined_then_restored(
     assert _hook(paths, "release", "end", xml) == (0, "")
     after, allowed_after = _cpus(subtree), _allowed(sleeper)
     print(f"\ncpuset.cpus before {before}\n            during {during}\n            after  {after}")
-    print(
-        f"sleep {sleeper} Cpus_allowed_list: before {allowed_before}, during {allowed_during}, after {allowed_after}"
-    )
+    print(f"sleep {sleeper} Cpus_allowed_list: {allowed_before} -> {allowed_during} -> {allowed_after}")
     assert during == {"host": f"{housekeeping}\n".encode(), "host/svc": f"{housekeeping}\n".encode(),
                       "user": f"{housekeeping}\n".encode(), "machine": before["machine"]}  # fmt: skip
     assert allowed_during == housekeeping
