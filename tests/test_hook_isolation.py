@@ -15,6 +15,7 @@ import pytest
 
 from isolation_roots import NS, make_root, snapshot, status_for
 from vmtune.adapters.hookenv import HookPaths
+from vmtune.core.guest import GuestSpec
 from vmtune.adapters.isolation import load_journal
 from vmtune.errors import InputError
 from vmtune.hook import run_hook
@@ -343,6 +344,49 @@ def test_started_begin_raises_the_pit_thread(paths: HookPaths) -> None:
             assert record["policy"] == "fifo"
         assert allowed == str(online[-1])  # vCPU 0's CPU
         assert record["tid"] == stand_in.pid and record["comm"] == "kvm-pit/4242"
+        from vmtune.adapters.isoverify import host_isolation
+
+        row, drift = (host_isolation(paths, [_running(xml)]).threads or {})["rt"]
+        print(f"\nkvm-pit stand-in {stand_in.pid}: /proc stat policy {policy} rt_priority {priority}, "
+              f"Cpus_allowed_list {allowed}; verify: {row.expected} / {row.observed} ({row.status.value})")  # fmt: skip
+        assert (row.status.value, drift) == (("ok", None) if not err else ("drift", drift))
     finally:
         stand_in.kill()
         stand_in.wait()
+
+
+# -- verify -----------------------------------------------------------------------------------------------
+def _running(xml: bytes) -> GuestSpec:
+    from vmtune.xmlmap.guest import read_guest
+
+    return read_guest(xml, source="live")
+
+
+def test_verify_rows_follow_the_intent_and_name_drift(paths: HookPaths) -> None:
+    from vmtune.adapters.isoverify import host_isolation
+
+    xml = guest("g1", [2, 3], device="0000:41:00.0")
+    start(paths, "g1", xml)
+    report = host_isolation(paths, [_running(xml)])
+    assert not report.drifts and report.leftover == 0
+    seen = {r.what: (r.expected, r.observed, r.status.value) for r in report.rows}
+    assert seen["host group system.slice"] == ("0-1,4-31", "0-1,4-31", "ok")
+    assert seen["irq 120"] == ("16-31", "16-31", "ok")
+    assert seen["workqueue cpumask"] == ("fffffff3", "fffffff3", "ok")
+    # a host tool widens user.slice behind the hook's back
+    (paths.cgroup_root / "user.slice/cpuset.cpus").write_text("0-31\n")
+    drifted = host_isolation(paths, [_running(xml)])
+    assert [d.what for d in drifted.drifts] == ["host group user.slice"]
+    assert "holds '0-31', isolation wants '0-1,4-31'" in drifted.drifts[0].message
+
+
+def test_verify_counts_what_a_dead_release_left_behind(paths: HookPaths) -> None:
+    from vmtune.adapters.isoverify import host_isolation
+
+    xml = guest("g1", [2, 3])
+    start(paths, "g1", xml)
+    (paths.status_dir / "g1.xml").unlink()
+    assert _killed(paths, 2, ["g1", "release", "end", "-"], xml) == 137
+    assert host_isolation(paths, []).leftover > 0
+    assert _recover(paths).returncode == 0
+    assert host_isolation(paths, []).leftover == 0
