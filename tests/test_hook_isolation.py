@@ -15,8 +15,8 @@ import pytest
 
 from isolation_roots import NS, make_root, snapshot, status_for
 from vmtune.adapters.hookenv import HookPaths
-from vmtune.core.guest import GuestSpec
 from vmtune.adapters.isolation import load_journal
+from vmtune.core.guest import GuestSpec
 from vmtune.errors import InputError
 from vmtune.hook import run_hook
 
@@ -348,7 +348,8 @@ def test_started_begin_raises_the_pit_thread(paths: HookPaths) -> None:
 
         row, drift = (host_isolation(paths, [_running(xml)]).threads or {})["rt"]
         print(f"\nkvm-pit stand-in {stand_in.pid}: /proc stat policy {policy} rt_priority {priority}, "
-              f"Cpus_allowed_list {allowed}; verify: {row.expected} / {row.observed} ({row.status.value})")  # fmt: skip
+              f"Cpus_allowed_list {allowed}; verify: {row.expected} / {row.observed} "
+              f"({row.status.value})")  # fmt: skip
         assert (row.status.value, drift) == (("ok", None) if not err else ("drift", drift))
     finally:
         stand_in.kill()

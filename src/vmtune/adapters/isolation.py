@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from vmtune.adapters.hookenv import HookPaths
 from vmtune.adapters.hostfiles import Kind, read_value, write_value
@@ -104,6 +105,7 @@ def _apply(steps: Iterable[Step], saved: dict[str, str], write: Writer) -> tuple
     """Write ``steps``; drop restored entries (and ones never changed) from ``saved``."""
     warnings: list[str] = []
     written: list[Step] = []
+    fixed: list[str] = []
     ordered = list(steps)
     cgroups = [s for s in ordered if s.kind is Kind.CGROUP]
     # v1: a child must stay inside its parent at every moment, so widen parents-first to the union of now
@@ -136,8 +138,15 @@ def _apply(steps: Iterable[Step], saved: dict[str, str], write: Writer) -> tuple
             if step.restore:
                 saved.pop(step.key, None)
             continue
-        warnings.append(f"{step.key}: cannot write {step.value.strip()!r}: {failed}")
+        if step.kind is Kind.IRQ and not step.restore:
+            fixed.append(Path(step.key).parent.name)
+        else:
+            warnings.append(f"{step.key}: cannot write {step.value.strip()!r}: {failed}")
         if read_value(step.key, step.kind) == saved.get(step.key):
             # never changed (an IRQ the kernel manages answers EIO): nothing to undo later
             saved.pop(step.key, None)
+    if fixed:
+        warnings.append(
+            f"IRQ {','.join(sorted(fixed, key=int))}: the kernel keeps its affinity (managed IRQ)"
+        )
     return tuple(written), warnings
