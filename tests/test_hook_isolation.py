@@ -391,3 +391,42 @@ def test_verify_counts_what_a_dead_release_left_behind(paths: HookPaths) -> None
     assert host_isolation(paths, []).leftover > 0
     assert _recover(paths).returncode == 0
     assert host_isolation(paths, []).leftover == 0
+
+
+# -- systemd ----------------------------------------------------------------------------------------------
+SYSTEMCTL = """#!/bin/sh
+# a stand-in for systemctl: remembers AllowedCPUs per unit in $UNITS, logs each call
+echo "$@" >> "$UNITS/calls"
+if [ "$1" = show ]; then cat "$UNITS/$4" 2>/dev/null; exit 0; fi
+if [ "$1" = set-property ]; then printf '%s\\n' "${4#AllowedCPUs=}" > "$UNITS/$3"; exit 0; fi
+exit 1
+"""
+
+
+def test_with_systemd_units_get_allowed_cpus_and_their_old_value_back(
+    paths: HookPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No systemd on this machine: a stand-in ``systemctl`` records what the hook asks of it."""
+    import dataclasses
+
+    units, bindir = tmp_path / "units", tmp_path / "bin"
+    units.mkdir()
+    bindir.mkdir()
+    (bindir / "systemctl").write_text(SYSTEMCTL)
+    (bindir / "systemctl").chmod(0o755)
+    (units / "user.slice").write_text("0-31\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("UNITS", str(units))
+    (tmp_path / "systemd").mkdir()
+    booted = dataclasses.replace(paths, systemd_dir=tmp_path / "systemd")
+    xml = guest("g1", [2, 3])
+    start(booted, "g1", xml)
+    assert text(units / "system.slice") == "0-1,4-31\n"
+    assert text(units / "user.slice") == "0-1,4-31\n"
+    assert text(paths.cgroup_root / "system.slice/cpuset.cpus") == "\n"  # systemd writes it, not the hook
+    stop(booted, "g1", xml)
+    assert (text(units / "system.slice"), text(units / "user.slice")) == ("\n", "0-31\n")
+    calls = text(units / "calls").splitlines()
+    assert "set-property --runtime system.slice AllowedCPUs=0-1,4-31" in calls
+    assert "set-property --runtime system.slice AllowedCPUs=" in calls  # unset again: inherit, as before
+    assert "set-property --runtime user.slice AllowedCPUs=0-31" in calls
