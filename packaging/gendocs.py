@@ -42,7 +42,7 @@ EXAMPLES = [
     ("vmtune check /etc/libvirt/qemu --sarif > vmtune.sarif", "audit for CI systems and editors"),
     ("vmtune verify --connect qemu:///system", "real thread affinity and memory per node vs. the XML"),
     ("vmtune hook install", "install the libvirt hook (restart libvirtd to load it)"),
-    ("vmtune hook recover", "finish a killed hook run: host isolation restored, or re-applied for running guests"),
+    ("vmtune hook recover", "finish a killed hook run: host isolation restored or re-applied"),
 ]
 FILES = [
     ("/etc/libvirt/hooks/qemu.d/vmtune", "the libvirt hook written by vmtune hook install"),
