@@ -260,6 +260,15 @@ def test_journal_others_could_write_is_refused(paths: HookPaths, tamper: object,
     assert snapshot(paths) == during  # nothing applied
 
 
+def test_start_with_a_journal_others_could_write_is_refused_before_anything(paths: HookPaths) -> None:
+    during = _prepared(paths)
+    (paths.state_dir / "isolation.json").chmod(0o646)
+    rc, err = hook(paths, "g2", "prepare", "begin", guest("g2", [8]))
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and "refusing" in err
+    assert snapshot(paths) == during
+    assert not (paths.claims / "g2.xml").exists()
+
+
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [

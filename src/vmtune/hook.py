@@ -109,6 +109,7 @@ def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None
     if guest.intent is None:
         return None
     with hook_lock(paths):
+        _trusted_journal(paths, guest)
         sweep(paths)
         tenants = others_of(guest, read_tenants(paths))
         host = _host(paths)
@@ -127,6 +128,15 @@ def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None
         write_claim(paths, guest.name, xml)
         _isolate(paths, err, guest=guest, tenants=(*tenants, guest))
     return None
+
+
+def _trusted_journal(paths: HookPaths, guest: GuestSpec) -> None:
+    """Refuse the start before anything is reserved or claimed when the isolation journal it would act on
+    could have been written by another user (InputError, one line)."""
+    from vmtune.adapters.isolation import holder_of, journal_exists, load_journal
+
+    if journal_exists(paths) or holder_of(guest) is not None:
+        load_journal(paths)
 
 
 def _isolate(
