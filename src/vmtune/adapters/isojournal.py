@@ -84,6 +84,10 @@ def check_state_dir(paths: HookPaths) -> None:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
+        except OSError as err:
+            raise InputError(
+                f"{path}: cannot inspect ({err.strerror or err}); the hook's state needs root"
+            ) from None
         kind_ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
         if not kind_ok or _others_can_write(st):
             raise InputError(

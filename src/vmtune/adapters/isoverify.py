@@ -10,6 +10,7 @@ but is not drift.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,10 @@ def _what(key: str, kind: Kind, paths: HookPaths) -> str:
 
 
 def host_isolation(paths: HookPaths, guests: Sequence[GuestSpec]) -> HostIsolation:
-    """Rows for the host files and the raised threads of ``guests`` (the running ones)."""
+    """Rows for the host files and the raised threads of ``guests`` (the running ones); none when this user
+    cannot read the hook's state (it is root's, mode 0700)."""
+    if paths.state_dir.is_dir() and not os.access(paths.state_dir, os.R_OK | os.X_OK):
+        return HostIsolation()
     journal = load_journal(paths)
     holders = {g.name: h for g in guests if (h := holder_of(g)) is not None}
     expected = Journal(holders=holders, saved=journal.saved, idle=journal.idle, threads=journal.threads)
