@@ -269,6 +269,16 @@ def test_start_with_a_journal_others_could_write_is_refused_before_anything(path
     assert not (paths.claims / "g2.xml").exists()
 
 
+def test_started_begin_never_fails_the_start(paths: HookPaths) -> None:
+    """libvirt stops a guest whose ``started`` hook fails: a journal the hook refuses is one line, exit 0."""
+    _prepared(paths)
+    (paths.state_dir / "isolation.json").chmod(0o666)
+    xml = guest("rt", [8, 9], attrs="").replace(b"profile='latency'", b"profile='realtime'")
+    rc, err = hook(paths, "rt", "started", "begin", xml)
+    assert rc == 0
+    assert len(err.strip().splitlines()) == 1 and "kvm-pit thread left alone" in err and "refusing" in err
+
+
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [

@@ -14,8 +14,12 @@ connection (that deadlocks), so everything comes from disk (``vmtune.adapters.ho
   (``vmtune.service.plan_document`` with ``keep_abi``): only pins and numatune move, never what the guest
   sees (libvirt checks the ABI of the output against the source's). A host that cannot hold the guest as
   it is refuses it with one stderr line and a non-zero exit, and libvirt aborts cleanly.
+* ``prepare begin`` / ``release end`` also bring host isolation (``--isolate-host``, ``--power-idle``) to
+  what the live guests need (``vmtune.adapters.isolation``): the host's cgroups, IRQs and workqueues kept off
+  the CPUs isolating guests hold, journalled before each change, restored when the last one stops.
 * ``started begin`` / ``stopped end`` / ``release end``: drop the guest's claim (``release end`` also
-  gives its hugepages back); silent.
+  gives its hugepages back); ``started begin`` raises a realtime guest's ``kvm-pit`` thread to SCHED_FIFO 2
+  on vCPU 0's CPU, and never fails (libvirt would stop the guest).
 * everything else: exit 0, no output.
 
 Only guests that carry vmtune intent in ``<metadata>`` are touched; the hook is silent for the rest.
@@ -176,28 +180,38 @@ def recover(paths: HookPaths) -> str:
 
 
 def _started(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
-    """Drop the claim; for a realtime guest, raise its KVM PIT thread (journalled for verify)."""
+    """Drop the claim; for a realtime guest, raise its KVM PIT thread (journalled for verify).
+
+    libvirt stops a guest whose ``started`` hook fails, so nothing here may fail the start: whatever goes
+    wrong with the PIT thread is one stderr line."""
     with hook_lock(paths):
         drop_claim(paths, name)
         if b"vmtune" not in xml:  # no vmtune metadata: the guest is not ours, skip parsing it
             return
-        from vmtune.adapters.isolation import Journal, load_journal, save_journal
-        from vmtune.adapters.rtthreads import raise_pit
-        from vmtune.core.intent.model import Profile
-        from vmtune.core.intent.profiles import active_profiles
-        from vmtune.xmlmap.guest import read_guest
+        try:
+            _raise_pit(xml, name, paths, err)
+        except (VmtuneError, OSError) as why:
+            print(f"vmtune: realtime: '{name}': kvm-pit thread left alone: {why}", file=err)
 
-        guest = read_guest(xml, source=f"hook:{name}")
-        if guest.intent is None or Profile.REALTIME not in active_profiles(guest.intent):
-            return
-        record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
-        for line in notes:
-            print(f"vmtune: realtime: {line}", file=err)
-        if record is not None:
-            journal = load_journal(paths)
-            threads = {**journal.threads, guest.name: record}
-            save_journal(paths, Journal(holders=journal.holders, saved=journal.saved, idle=journal.idle,
-                                        threads=threads))  # fmt: skip
+
+def _raise_pit(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
+    from vmtune.adapters.isolation import Journal, load_journal, save_journal
+    from vmtune.adapters.rtthreads import raise_pit
+    from vmtune.core.intent.model import Profile
+    from vmtune.core.intent.profiles import active_profiles
+    from vmtune.xmlmap.guest import read_guest
+
+    guest = read_guest(xml, source=f"hook:{name}")
+    if guest.intent is None or Profile.REALTIME not in active_profiles(guest.intent):
+        return
+    journal = load_journal(paths)  # refused before any change when another user could have written it
+    record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
+    for line in notes:
+        print(f"vmtune: realtime: {line}", file=err)
+    if record is not None:
+        threads = {**journal.threads, guest.name: record}
+        save_journal(paths, Journal(holders=journal.holders, saved=journal.saved, idle=journal.idle,
+                                    threads=threads))  # fmt: skip
 
 
 def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
