@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from isolation_roots import NS, make_root, snapshot, status_for
 from vmtune.adapters.hookenv import HookPaths
@@ -449,3 +451,41 @@ def test_with_systemd_units_get_allowed_cpus_and_their_old_value_back(
     assert "set-property --runtime system.slice AllowedCPUs=0-1,4-31" in calls
     assert "set-property --runtime system.slice AllowedCPUs=" in calls  # unset again: inherit, as before
     assert "set-property --runtime user.slice AllowedCPUs=0-31" in calls
+
+
+# -- invariant --------------------------------------------------------------------------------------------
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.sets(st.integers(1, 10), min_size=1, max_size=4)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_start_stop_order_keeps_the_union_free_and_ends_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, events: list[tuple[str, set[int]]]
+) -> None:
+    """Guests start (or, when already running, stop) in any order: the host groups always hold the online
+    CPUs less every running isolating guest's, and once all stopped every file is as before. Guest a pins
+    within 1-10, b within 11-20, c within 21-30 (the hook refuses colliding pins, VT104)."""
+    from vmtune.cpuset import CpuSet
+
+    paths = make_root(tmp_path_factory.mktemp("inv"))
+    before = snapshot(paths)
+    running: dict[str, tuple[bytes, set[int]]] = {}
+    for name, low in events:
+        if name in running:
+            stop(paths, name, running.pop(name)[0])
+        else:
+            cpus = {c + 10 * "abc".index(name) for c in low}
+            xml = guest(name, sorted(cpus))
+            assert hook(paths, name, "prepare", "begin", xml)[0] == 0
+            status_for(paths, name, xml)
+            running[name] = (xml, cpus)
+        held = CpuSet().union(*(CpuSet(c) for _, c in running.values()))
+        want = f"{CpuSet.range(0, 31) - held}\n" if held else None
+        system = text(paths.cgroup_root / "system.slice/cpuset.cpus")
+        assert system == (want or "\n")
+    for name, (xml, _) in list(running.items()):
+        stop(paths, name, xml)
+    assert snapshot(paths) == before
