@@ -489,3 +489,17 @@ def test_any_start_stop_order_keeps_the_union_free_and_ends_byte_for_byte(
     for name, (xml, _) in list(running.items()):
         stop(paths, name, xml)
     assert snapshot(paths) == before
+
+
+def test_settings_come_from_the_hook_environment() -> None:
+    paths = HookPaths.from_env({"VMTUNE_HOOK_CGROUP_ROOT": "/t/cg", "VMTUNE_HOOK_HOST_GROUPS": " a , b/c ,",
+                                "VMTUNE_HOOK_PROCFS": "/t/proc"})  # fmt: skip
+    assert (paths.cgroup_root, paths.host_groups, paths.procfs_root) == (
+        Path("/t/cg"),
+        ("a", "b/c"),
+        Path("/t/proc"),
+    )
+    default = HookPaths.from_env({})
+    assert default.cgroup_root == Path("/sys/fs/cgroup")
+    assert default.host_groups == ("system.slice", "user.slice", "init.scope")
+    assert default.procfs_root == Path("/proc")

@@ -174,9 +174,12 @@ def test_v1_kill_between_writes_then_recover(subtree: Path, sleeper: int, tmp_pa
     assert halfway != before
     from vmtune.hook import recover
 
-    assert "isolating guests: iso" in recover(paths)
-    assert _cpus(subtree)["host"] == f"{online - CpuSet([online.last()])}\n".encode()
+    summary = recover(paths)
+    recovered = _cpus(subtree)
+    assert "isolating guests: iso" in summary
+    assert recovered["host"] == f"{online - CpuSet([online.last()])}\n".encode()
     assert _hook(paths, "release", "end", xml) == (0, "")
+    print(f"\nkilled after 1 write: {halfway}\n{summary}: {recovered}\nafter release end: {_cpus(subtree)}")
     assert _cpus(subtree) == before
 
 
