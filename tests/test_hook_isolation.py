@@ -335,6 +335,10 @@ def test_power_idle_offline_brings_the_core_back_for_the_next_guest(tmp_path: Pa
     again = guest("again", [4], attrs="")
     assert hook(paths, "again", "prepare", "begin", again) == (0, "")  # online before QEMU pins to it
     assert (text(cpus / "cpu4/online"), text(cpus / "cpu5/online")) == ("1\n", "0\n")
+    # a guest without vmtune intent needs its CPUs online just the same
+    foreign = guest("foreign", [5]).replace(b"<metadata>", b"<!--").replace(b"</metadata>", b"-->")
+    assert hook(paths, "foreign", "prepare", "begin", foreign) == (0, "")
+    assert text(cpus / "cpu5/online") == "1\n"
 
 
 # -- the KVM PIT thread -----------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None
 
     guest = read_guest(xml, source=f"hook:{name}")
     if guest.intent is None:
+        _back_online(paths, guest, err)
         return None
     with hook_lock(paths):
         _trusted_journal(paths, guest)
@@ -132,6 +133,16 @@ def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None
         write_claim(paths, guest.name, xml)
         _isolate(paths, err, guest=guest, tenants=(*tenants, guest))
     return None
+
+
+def _back_online(paths: HookPaths, guest: GuestSpec, err: TextIO) -> None:
+    """Any guest, vmtune's or not, needs its CPUs online: a core a ``--power-idle offline`` guest left
+    idle comes back (with its governor) before this one starts."""
+    from vmtune.adapters.isolation import journal_exists
+
+    if journal_exists(paths) and guest.vcpu_cpus:
+        with hook_lock(paths):
+            _isolate(paths, err, tenants=(*read_tenants(paths), guest))
 
 
 def _trusted_journal(paths: HookPaths, guest: GuestSpec) -> None:
