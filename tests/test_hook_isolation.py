@@ -402,7 +402,8 @@ def test_verify_rows_follow_the_intent_and_name_drift(paths: HookPaths) -> None:
     # a host tool widens user.slice behind the hook's back
     (paths.cgroup_root / "user.slice/cpuset.cpus").write_text("0-31\n")
     drifted = host_isolation(paths, [_running(xml)])
-    assert [d.what for d in drifted.drifts] == ["host group user.slice"]
+    assert [d.what for d in drifted.drifts] == ["isolation"]
+    assert drifted.drifts[0].message.startswith("host group user.slice: ")
     assert "holds '0-31', isolation wants '0-1,4-31'" in drifted.drifts[0].message
 
 

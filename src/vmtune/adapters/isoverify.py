@@ -76,7 +76,7 @@ def host_isolation(paths: HookPaths, guests: Sequence[GuestSpec]) -> HostIsolati
         what = _what(key, kind, paths)
         rows.append(Row(what=what, thread="-", expected=value.strip(), observed=seen.strip(), status=status))
         if status is Status.DRIFT:
-            drifts.append(Drift(what=what, message=f"{what}: {key} holds {seen.strip()!r}, "
+            drifts.append(Drift(what="isolation", message=f"{what}: {key} holds {seen.strip()!r}, "
                                                    f"isolation wants {value.strip()!r}"))  # fmt: skip
     leftover = 0
     if not any(h.isolate or h.power for h in holders.values()):

@@ -17,8 +17,9 @@ from vmtune.cpuset import CpuSet
 
 __all__ = ["DRIFT_KINDS", "DomainSample", "sample"]
 
-DRIFT_KINDS = ("vcpu", "emulator", "iothread", "memory", "hyperv")
-"""The first word of every :class:`Drift`'s ``what`` (``vcpu 3``, ``iothread 1``, ``memory``...)."""
+DRIFT_KINDS = ("vcpu", "emulator", "iothread", "memory", "hyperv", "isolation", "kvm-pit")
+"""The first word of every :class:`Drift`'s ``what`` (``vcpu 3``, ``iothread 1``, ``memory``...);
+``isolation``: a host file ``--isolate-host`` confines, ``kvm-pit``: the realtime PIT thread."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
