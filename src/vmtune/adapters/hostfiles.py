@@ -53,7 +53,8 @@ __all__ = [
 
 MACHINE_GROUPS = frozenset({"machine", "machine.slice"})
 """libvirt's partition (v1 without systemd: ``machine``; systemd: ``machine.slice``). Never confined: a host
-cpuset that leaves out a guest's CPUs makes libvirt fail "cannot set CPU affinity" (vfio-isolate#6)."""
+cpuset that leaves out a guest's CPUs makes libvirt fail "cannot set CPU affinity" (the trap hand-written
+vfio-isolate hooks fall into)."""
 UNIT_PREFIX = "systemd:"
 _UNIT_RE = re.compile(r"[A-Za-z0-9:_.\\@-]{1,200}\.(slice|scope|service)")
 _CPULIST_RE = re.compile(r"[0-9,-]{0,4096}\n?")
