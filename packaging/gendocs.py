@@ -42,10 +42,11 @@ EXAMPLES = [
     ("vmtune check /etc/libvirt/qemu --sarif > vmtune.sarif", "audit for CI systems and editors"),
     ("vmtune verify --connect qemu:///system", "real thread affinity and memory per node vs. the XML"),
     ("vmtune hook install", "install the libvirt hook (restart libvirtd to load it)"),
+    ("vmtune hook recover", "finish a killed hook run: host isolation restored or re-applied"),
 ]
 FILES = [
     ("/etc/libvirt/hooks/qemu.d/vmtune", "the libvirt hook written by vmtune hook install"),
-    ("/run/vmtune/", "the hook's lock, CPU claims and hugepage journal"),
+    ("/run/vmtune/", "the hook's lock, CPU claims, hugepage and host-isolation journals (root, 0700)"),
     ("/var/cache/vmtune/", "domcapabilities saved by hook install --connect, nested-host probe results"),
 ]
 CHOICES = re.compile(r"^<([A-Za-z0-9]+(?:\|[A-Za-z0-9]+)+)>$")

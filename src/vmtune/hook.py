@@ -14,8 +14,12 @@ connection (that deadlocks), so everything comes from disk (``vmtune.adapters.ho
   (``vmtune.service.plan_document`` with ``keep_abi``): only pins and numatune move, never what the guest
   sees (libvirt checks the ABI of the output against the source's). A host that cannot hold the guest as
   it is refuses it with one stderr line and a non-zero exit, and libvirt aborts cleanly.
+* ``prepare begin`` / ``release end`` also bring host isolation (``--isolate-host``, ``--power-idle``) to
+  what the live guests need (``vmtune.adapters.isolation``): the host's cgroups, IRQs and workqueues kept off
+  the CPUs isolating guests hold, journalled before each change, restored when the last one stops.
 * ``started begin`` / ``stopped end`` / ``release end``: drop the guest's claim (``release end`` also
-  gives its hugepages back); silent.
+  gives its hugepages back); ``started begin`` raises a realtime guest's ``kvm-pit`` thread to SCHED_FIFO 2
+  on vCPU 0's CPU, and never fails (libvirt would stop the guest).
 * everything else: exit 0, no output.
 
 Only guests that carry vmtune intent in ``<metadata>`` are touched; the hook is silent for the rest.
@@ -46,7 +50,7 @@ if TYPE_CHECKING:  # annotations only: `started begin` / `stopped end` must not 
     from vmtune.core.topology.caps import HostCaps
     from vmtune.core.topology.model import Host
 
-__all__ = ["PREPARE_RULES", "hugepage_wants", "main", "run_hook"]
+__all__ = ["PREPARE_RULES", "hugepage_wants", "main", "recover", "run_hook"]
 
 PREPARE_RULES = frozenset({"VT104", "VT304", "VT406"})
 """What makes ``prepare begin`` refuse a start: collisions and what the host can't provide."""
@@ -99,7 +103,7 @@ def hugepage_wants(guest: GuestSpec, host: Host) -> tuple[HugepageGrant, ...]:
     )
 
 
-def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
+def _prepare(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> str | None:
     """None when the start may go on, else the one line to refuse it with."""
     from vmtune.core.audit.engine import run_rules
     from vmtune.core.ledger.tenant import others_of
@@ -107,8 +111,10 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
 
     guest = read_guest(xml, source=f"hook:{name}")
     if guest.intent is None:
+        _back_online(paths, guest, err)
         return None
     with hook_lock(paths):
+        _trusted_journal(paths, guest)
         sweep(paths)
         tenants = others_of(guest, read_tenants(paths))
         host = _host(paths)
@@ -125,7 +131,98 @@ def _prepare(xml: bytes, name: str, paths: HookPaths) -> str | None:
         if wants:
             reserve_hugepages(paths, guest.name, wants)
         write_claim(paths, guest.name, xml)
+        _isolate(paths, err, guest=guest, tenants=(*tenants, guest))
     return None
+
+
+def _back_online(paths: HookPaths, guest: GuestSpec, err: TextIO) -> None:
+    """Any guest, vmtune's or not, needs its CPUs online: a core a ``--power-idle offline`` guest left
+    idle comes back (with its governor) before this one starts."""
+    from vmtune.adapters.isolation import journal_exists
+
+    if journal_exists(paths) and guest.vcpu_cpus:
+        with hook_lock(paths):
+            _isolate(paths, err, tenants=(*read_tenants(paths), guest))
+
+
+def _trusted_journal(paths: HookPaths, guest: GuestSpec) -> None:
+    """Refuse the start before anything is reserved or claimed when the isolation journal it would act on
+    could have been written by another user (InputError, one line)."""
+    from vmtune.adapters.isolation import holder_of, journal_exists, load_journal
+
+    if journal_exists(paths) or holder_of(guest) is not None:
+        load_journal(paths)
+
+
+def _isolate(
+    paths: HookPaths, err: TextIO, *, guest: GuestSpec | None = None, remove: str | None = None,
+    tenants: tuple[GuestSpec, ...] | None = None,
+) -> None:  # fmt: skip
+    """Bring the host isolation to what the live guests need (``vmtune.adapters.isolation``); warnings
+    go to stderr, one line each (libvirt logs them)."""
+    from vmtune.adapters.isolation import holder_of, journal_exists, reconcile
+    from vmtune.cpuset import CpuSet
+
+    holder = holder_of(guest) if guest is not None else None
+    if holder is None and not journal_exists(paths):
+        return
+    if tenants is None:
+        tenants = read_tenants(paths)
+    busy = CpuSet().union(*(t.vcpu_cpus for t in tenants if t.name != remove))
+    add = (guest.name, holder) if guest is not None and holder is not None else None
+    outcome = reconcile(paths, add=add, remove=remove, busy=busy)
+    for line in outcome.warnings:
+        print(f"vmtune: isolate: {line}", file=err)
+
+
+def recover(paths: HookPaths) -> str:
+    """``vmtune hook recover``: finish what a killed hook run left halfway; returns a one-line summary."""
+    with hook_lock(paths):
+        sweep(paths)
+        from vmtune.adapters.isolation import reconcile
+        from vmtune.cpuset import CpuSet
+
+        tenants = read_tenants(paths)
+        outcome = reconcile(paths, busy=CpuSet().union(*(t.vcpu_cpus for t in tenants)))
+    for line in outcome.warnings:
+        print(f"vmtune: isolate: {line}", file=sys.stderr)
+    holders = ", ".join(outcome.holders) or "none"
+    return f"vmtune: hook recover: {len(outcome.written)} file(s) written; isolating guests: {holders}"
+
+
+def _started(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
+    """Drop the claim; for a realtime guest, raise its KVM PIT thread (journalled for verify).
+
+    libvirt stops a guest whose ``started`` hook fails, so nothing here may fail the start: whatever goes
+    wrong with the PIT thread is one stderr line."""
+    with hook_lock(paths):
+        drop_claim(paths, name)
+        if b"vmtune" not in xml:  # no vmtune metadata: the guest is not ours, skip parsing it
+            return
+        try:
+            _raise_pit(xml, name, paths, err)
+        except (VmtuneError, OSError) as why:
+            print(f"vmtune: realtime: '{name}': kvm-pit thread left alone: {why}", file=err)
+
+
+def _raise_pit(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
+    from vmtune.adapters.isolation import Journal, load_journal, save_journal
+    from vmtune.adapters.rtthreads import raise_pit
+    from vmtune.core.intent.model import Profile
+    from vmtune.core.intent.profiles import active_profiles
+    from vmtune.xmlmap.guest import read_guest
+
+    guest = read_guest(xml, source=f"hook:{name}")
+    if guest.intent is None or Profile.REALTIME not in active_profiles(guest.intent):
+        return
+    journal = load_journal(paths)  # refused before any change when another user could have written it
+    record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
+    for line in notes:
+        print(f"vmtune: realtime: {line}", file=err)
+    if record is not None:
+        threads = {**journal.threads, guest.name: record}
+        save_journal(paths, Journal(holders=journal.holders, saved=journal.saved, idle=journal.idle,
+                                    threads=threads))  # fmt: skip
 
 
 def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
@@ -146,10 +243,11 @@ def _replan(xml: bytes, name: str, paths: HookPaths) -> bytes:
     return planned.after if planned.changed else b""
 
 
-def _release(name: str, paths: HookPaths) -> None:
+def _release(name: str, paths: HookPaths, err: TextIO) -> None:
     with hook_lock(paths):
         release_hugepages(paths, name)
         drop_claim(paths, name)
+        _isolate(paths, err, remove=name)
 
 
 def run_hook(
@@ -169,7 +267,7 @@ def run_hook(
     name, op, subop = argv[0], argv[1], argv[2]
     try:
         if op == "prepare" and subop == "begin":
-            refusal = _prepare(_read_stdin(stdin), name, paths)
+            refusal = _prepare(_read_stdin(stdin), name, paths, stderr)
             if refusal:
                 print(refusal, file=stderr)
                 return int(ExitCode.INFEASIBLE)
@@ -179,10 +277,12 @@ def run_hook(
                 stdout.write(out)
                 stdout.flush()
         elif op == "release" and subop == "end":
-            _release(name, paths)
-        elif (op, subop) in (("started", "begin"), ("stopped", "end")):
-            # running: libvirt's status file now speaks for the guest; stopped: nothing to protect.
-            # Either way the claim has done its job (a start that failed after prepare gets here too).
+            _release(name, paths, stderr)
+        elif (op, subop) == ("started", "begin"):
+            # running: libvirt's status file now speaks for the guest, the claim has done its job
+            _started(stdin.read(MAX_STDIN), name, paths, stderr)
+        elif (op, subop) == ("stopped", "end"):
+            # nothing to protect any more (a start that failed after prepare gets here too)
             with hook_lock(paths):
                 drop_claim(paths, name)
     except VmtuneError as err:

@@ -80,7 +80,7 @@ def test_verify_textfile_matches_the_live_guest(
 
     assert of(got["vmtune_vcpu_pinned_ok"], name, "vcpu") == {"0": 1.0}
     assert of(got["vmtune_domain_drift"], name, "what") == dict.fromkeys(
-        ("vcpu", "emulator", "iothread", "pit", "memory", "hyperv"), 0.0
+        ("vcpu", "emulator", "iothread", "pit", "memory", "hyperv", "isolation"), 0.0
     )
     memory = of(got["vmtune_domain_memory_bytes"], name, "node")
     assert set(memory) == set(before) | set(after)

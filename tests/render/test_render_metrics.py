@@ -73,7 +73,7 @@ def families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_sample_numbers_of_a_drifting_and_a_floating_guest() -> None:
     web, odd = samples()
     assert dict(web.drift) == {"vcpu": True, "emulator": False, "iothread": False, "pit": False,
-                               "memory": True, "hyperv": False}  # fmt: skip
+                               "memory": True, "hyperv": False, "isolation": False}  # fmt: skip
     assert web.vcpu_ok == ((0, True), (1, False), (2, False))  # vCPU 2 pinned but no thread: not ok
     assert web.memory_bytes == ((0, 4 * 262144 * 1024), (1, 262144 * 1024))
     assert web.local_ratio == pytest.approx(0.8)

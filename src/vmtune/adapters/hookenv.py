@@ -63,6 +63,12 @@ class HookPaths:
     sysfs_root: Path = Path("/")
     domcaps: Path | None = Path("/var/cache/vmtune/domcapabilities.xml")
     """`vmtune hook install --connect URI` saves domcapabilities here; the hook cannot ask libvirt."""
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    host_groups: tuple[str, ...] = ("system.slice", "user.slice", "init.scope")
+    """The host's own cgroups ``--isolate-host`` confines, relative to ``cgroup_root``."""
+    procfs_root: Path = Path("/proc")
+    systemd_dir: Path = Path("/run/systemd/system")
+    """Exists when systemd runs (``sd_booted``): then v2 units are confined through ``systemctl``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HookPaths:
@@ -73,6 +79,14 @@ class HookPaths:
             state_dir=Path(env.get("VMTUNE_HOOK_STATE_DIR", str(base.state_dir))),
             sysfs_root=Path(env.get("VMTUNE_HOOK_SYSFS", str(base.sysfs_root))),
             domcaps=base.domcaps if dc is None else (Path(dc) if dc else None),
+            cgroup_root=Path(env.get("VMTUNE_HOOK_CGROUP_ROOT", str(base.cgroup_root))),
+            host_groups=tuple(
+                g.strip()
+                for g in env.get("VMTUNE_HOOK_HOST_GROUPS", ",".join(base.host_groups)).split(",")
+                if g.strip()
+            ),
+            procfs_root=Path(env.get("VMTUNE_HOOK_PROCFS", str(base.procfs_root))),
+            systemd_dir=Path(env.get("VMTUNE_HOOK_SYSTEMD_DIR", str(base.systemd_dir))),
         )
 
     @property
@@ -88,7 +102,7 @@ class HookPaths:
 def hook_lock(paths: HookPaths) -> Iterator[None]:
     """Exclusive ``flock`` for the whole decide-and-claim step (released when the process dies, too)."""
     try:
-        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(paths.state_dir / "hook.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as err:
         raise VmtuneError(f"{paths.state_dir}/hook.lock: cannot open: {err.strerror or err}") from None

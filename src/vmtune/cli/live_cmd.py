@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -11,6 +12,8 @@ import typer
 
 from vmtune.adapters.files import atomic_write
 from vmtune.adapters.hookenv import HookPaths
+from vmtune.adapters.isojournal import holder_of
+from vmtune.adapters.isoverify import HostIsolation, host_isolation
 from vmtune.adapters.libvirt import connect, is_local, qemu_pid, read_domcaps, running_guests
 from vmtune.adapters.probes import probe_host_caps
 from vmtune.adapters.procfs import read_process
@@ -18,10 +21,11 @@ from vmtune.cli.common import CONNECT_OPT, JSON_OPT
 from vmtune.cli.compat import App
 from vmtune.cli.textfile import TEXTFILE_OPT, write_verify_textfile
 from vmtune.cli.tuning import Tuning
-from vmtune.core.verify.compare import compare, expectation_from_guest
+from vmtune.core.guest import GuestSpec
+from vmtune.core.verify.compare import Report, compare, expectation_from_guest
 from vmtune.core.verify.readback import owned_mismatches
 from vmtune.errors import ExitCode, InputError, LibvirtError
-from vmtune.hook import run_hook
+from vmtune.hook import recover, run_hook
 from vmtune.render.plan import plan_json
 from vmtune.render.verify import verify_json, verify_text
 from vmtune.service import Applied, apply_domain, plan_domain
@@ -158,17 +162,34 @@ def _verify(
     if not is_local(uri):
         raise InputError(f"--connect {uri}: verify reads this host's /proc; run it on the guest's host")
     reports, seen = [], []
-    for guest in running_guests(uri, domain):
+    guests = running_guests(uri, domain)
+    iso = host_isolation(HookPaths.from_env(os.environ), guests if domain is None else running_guests(uri))
+    for guest in guests:
         pid = qemu_pid(guest.name, run_dir=run_dir)
         if pid is None:
             raise InputError(f"{run_dir}/{guest.name}.pid: no QEMU pid for running domain '{guest.name}'")
         seen.append(read_process(guest.name, pid, proc=proc))
-        reports.append(compare(expectation_from_guest(guest), seen[-1]))
+        reports.append(_with_isolation(compare(expectation_from_guest(guest), seen[-1]), guest, iso))
     sys.stdout.write(verify_json(reports) if json_out else verify_text(reports))
     write_verify_textfile(textfile, uri, reports, seen)
     if not reports:
         print(f"vmtune: no running domains on {uri}", file=sys.stderr)
-    return int(ExitCode.OK if all(r.ok for r in reports) else ExitCode.FINDINGS)
+    if iso.leftover:
+        print(f"vmtune: host isolation: {iso.leftover} file(s) still confined, no isolating guest runs; "
+              "`vmtune hook recover` restores them", file=sys.stderr)  # fmt: skip
+    ok = all(r.ok for r in reports) and not iso.leftover
+    return int(ExitCode.OK if ok else ExitCode.FINDINGS)
+
+
+def _with_isolation(report: Report, guest: GuestSpec, iso: HostIsolation) -> Report:
+    """The guest's report with the host files its ``--isolate-host`` asks for (the PIT thread's row is the
+    report's own, ``core.verify.sched``)."""
+    holder = holder_of(guest)
+    rows, drifts = list(report.rows), list(report.drifts)
+    if holder is not None:
+        rows += iso.rows
+        drifts += iso.drifts
+    return dataclasses.replace(report, rows=tuple(rows), drifts=tuple(drifts))
 
 
 def register(app: App) -> None:
@@ -198,12 +219,18 @@ def register(app: App) -> None:
         hooks_dir: Path = DIR_OPT,
         connect: str | None = CONNECT_OPT,
     ) -> None:
-        """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`.
+        """libvirt hook: `vmtune hook GUEST OP SUBOP EXTRA < XML`; `vmtune hook install [--dir DIR]`;
+        `vmtune hook recover`.
 
         `install` writes DIR/qemu.d/vmtune (mode 0755; libvirtd looks for hooks only when it starts).
         With --connect it also saves the host's domcapabilities for the hook, which must never call libvirt.
+        `recover` finishes what a killed hook run left halfway (host isolation restored or re-applied for
+        the guests that run), as the next hook run would.
         """
         argv = list(args or [])
+        if argv == ["recover"]:
+            print(recover(HookPaths.from_env(os.environ)), file=sys.stderr)
+            return
         install = _install_args(argv)
         if install is not None and "--help" in install:
             print(ctx.get_help())

@@ -30,6 +30,7 @@ from vmtune.core.intent.model import (
     Numa,
     OsFamily,
     PageSize,
+    PowerIdle,
     Profile,
     ThreadPolicy,
     VcpuMask,
@@ -76,6 +77,9 @@ GOOD: list[tuple[str, str, object, str]] = [
     ("cache_share", "None", CacheShare(), "none"),
     ("force", "yes", True, "yes"),
     ("reshape", "yes", True, "yes"),
+    ("isolate_host", "yes", True, "yes"),
+    ("power_idle", "governor:powersave", PowerIdle(governor="powersave"), "governor:powersave"),
+    ("power_idle", " offline ", PowerIdle(offline=True), "offline"),
 ]
 
 # (knob, bad text, the reason both sources give)
@@ -98,6 +102,13 @@ BAD: list[tuple[str, str, str]] = [
     ("cache_share", "big", "expected a share (25%), a number of cache ways (3), or none"),
     ("force", "maybe", "expected yes or no"),
     ("reshape", "maybe", "expected yes or no"),
+    ("isolate_host", "maybe", "expected yes or no"),
+    ("power_idle", "off", "expected governor:NAME or offline"),
+    (
+        "power_idle",
+        "governor:../x",
+        "governor '../x': a cpufreq governor name is [a-z0-9_-], at most 15 chars",
+    ),
 ]
 
 
@@ -189,6 +200,12 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     ),
     "force": st.booleans(),
     "reshape": st.booleans(),
+    # a switch is stored only when on: an explicit "off" reads back as unset (the profiles decide)
+    "isolate_host": st.sampled_from([None, True]),
+    "power_idle": _optional(
+        st.just(PowerIdle(offline=True))
+        | st.from_regex(r"[a-z0-9_-]{1,15}", fullmatch=True).map(lambda g: PowerIdle(governor=g))
+    ),
 }
 INTENTS = st.fixed_dictionaries(STRATEGIES).map(lambda kw: Intent(**kw))
 
@@ -278,3 +295,23 @@ def test_hook_accepts_metadata_hugepages_2m(tmp_path: Path) -> None:
     assert (rc, err) == (0, "")
     # an incoming guest gets only a host binding: its memory backing is part of what it was started with
     assert b"<vcpupin" in out and b"<hugepages>" not in out
+
+
+@pytest.mark.parametrize(
+    ("profiles", "given", "isolates"),
+    [
+        ("realtime", None, True),
+        ("latency", None, False),
+        ("balanced", None, False),
+        ("balanced", "yes", True),
+    ],
+)
+def test_isolate_host_is_on_by_default_only_for_realtime(
+    profiles: str, given: str | None, isolates: bool
+) -> None:
+    from vmtune.core.guest import GuestSpec
+    from vmtune.core.intent.profiles import resolve
+
+    flags = (("profiles", profiles),) + ((("isolate_host", given),) if given else ())
+    resolved = resolve(Tuning(flags=flags).intent(), GuestSpec(name="g", source="g.xml", vcpus=4))
+    assert resolved.isolate_host is isolates

@@ -27,6 +27,7 @@ from vmtune.core.intent.values import (
     Numa,
     OsFamily,
     PageSize,
+    PowerIdle,
     Profile,
     ThreadPolicy,
     VcpuMask,
@@ -50,6 +51,7 @@ __all__ = [
     "Numa",
     "OsFamily",
     "PageSize",
+    "PowerIdle",
     "Profile",
     "Resolved",
     "ThreadPolicy",
@@ -149,6 +151,15 @@ class Intent:
         help="Give a guest that has NUMA cells or a topology a new shape (changes what the guest sees).",
     )
     """One-shot: the planner stores the intent without it, so a later re-plan keeps the new shape."""
+    isolate_host: bool | None = knob(
+        parse_switch, switch=True, format=format_switch, profiles={REALTIME: True}, otherwise=False,
+        help="While the guest runs, keep host tasks, IRQs and workqueues off its CPUs (hook).",
+    )  # fmt: skip
+    """None: the profiles decide (realtime isolates); the hook applies it at ``prepare begin``."""
+    power_idle: PowerIdle | None = knob(
+        PowerIdle.parse, metavar="<governor:NAME|offline>",
+        help="Dedicated cores: performance governor while the guest runs, this once it stops (hook).",
+    )  # fmt: skip
 
     def has(self, profile: Profile) -> bool:
         return profile in self.profiles
@@ -210,3 +221,7 @@ class Resolved:
     hyperv_off: bool = False
     """``--hyperv off``: remove ``<hyperv>`` and the hypervclock timer."""
     force: bool = False
+    isolate_host: bool = False
+    """The hook confines host tasks, IRQs and workqueues to the CPUs no isolating guest holds."""
+    power_idle: PowerIdle | None = None
+    """What the hook makes of the guest's dedicated cores once it stops (None: leave them)."""

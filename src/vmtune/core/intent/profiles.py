@@ -91,6 +91,8 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
         hugepages_off=size is PageSize.NONE,
         hyperv_off=intent.hyperv is HypervMode.OFF,
         force=intent.force,
+        isolate_host=bool(_pick("isolate_host", intent, active)),
+        power_idle=intent.power_idle,
     )
 
 

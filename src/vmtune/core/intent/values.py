@@ -24,6 +24,7 @@ __all__ = [
     "Numa",
     "OsFamily",
     "PageSize",
+    "PowerIdle",
     "Profile",
     "ThreadPolicy",
     "VcpuMask",
@@ -248,3 +249,36 @@ def parse_iothreads(text: str) -> int:
             f"at most {MAX_IOTHREADS} IOThreads (QEMU's most virtqueues per device; more would sit idle)"
         )
     return int(clean)
+
+
+GOVERNOR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+"""What a cpufreq governor name is made of (``scaling_available_governors``): the hook writes the name to
+sysfs as root, so anything else is refused before it gets there."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerIdle:
+    """What a guest's dedicated cores become once it stops: a cpufreq governor, or offline (Nova's
+    ``cpu_power_management``: an offline core saves the few watts an idle one still draws)."""
+
+    governor: str | None = None
+    offline: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.governor is None) == (not self.offline):
+            raise InputError("PowerIdle: a governor or offline, exactly one")
+
+    @classmethod
+    def parse(cls, text: str) -> PowerIdle:
+        clean = text.strip()
+        if clean == "offline":
+            return cls(offline=True)
+        kind, _, name = clean.partition(":")
+        if kind != "governor" or not name:
+            raise ValueError("expected governor:NAME or offline")
+        if len(name) > 15 or not set(name) <= GOVERNOR_CHARS:
+            raise ValueError(f"governor {name!r}: a cpufreq governor name is [a-z0-9_-], at most 15 chars")
+        return cls(governor=name)
+
+    def __str__(self) -> str:
+        return "offline" if self.offline else f"governor:{self.governor}"

@@ -17,8 +17,9 @@ from vmtune.cpuset import CpuSet
 
 __all__ = ["DRIFT_KINDS", "DomainSample", "sample"]
 
-DRIFT_KINDS = ("vcpu", "emulator", "iothread", "pit", "memory", "hyperv")
-"""The first word of every :class:`Drift`'s ``what`` (``vcpu 3``, ``iothread 1``, ``memory``...)."""
+DRIFT_KINDS = ("vcpu", "emulator", "iothread", "pit", "memory", "hyperv", "isolation")
+"""The first word of every :class:`Drift`'s ``what`` (``vcpu 3``, ``iothread 1``, ``memory``...);
+``pit``: KVM's PIT thread of a realtime guest, ``isolation``: a host file ``--isolate-host`` confines."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

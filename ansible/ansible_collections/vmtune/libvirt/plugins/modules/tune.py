@@ -112,6 +112,12 @@ options:
   reshape:
     description: 'Give a guest that has NUMA cells or a topology a new shape (changes what the guest sees). (vmtune --reshape)'
     type: bool
+  isolate_host:
+    description: 'While the guest runs, keep host tasks, IRQs and workqueues off its CPUs (hook). (vmtune --isolate-host)'
+    type: bool
+  power_idle:
+    description: 'Dedicated cores: performance governor while the guest runs, this once it stops (hook). (vmtune --power-idle)'
+    type: str
   # END knobs
 """
 
