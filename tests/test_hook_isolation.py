@@ -369,13 +369,15 @@ def test_started_begin_raises_the_pit_thread(paths: HookPaths) -> None:
             assert record["policy"] == "fifo"
         assert allowed == str(online[-1])  # vCPU 0's CPU
         assert record["tid"] == stand_in.pid and record["comm"] == "kvm-pit/4242"
-        from vmtune.adapters.isoverify import host_isolation
+        from vmtune.core.verify.sched import sched_rows
 
-        row, drift = (host_isolation(paths, [_running(xml)]).threads or {})["rt"]
+        names = {os.SCHED_OTHER: "other", os.SCHED_FIFO: "fifo"}
+        seen = ("kvm-pit/4242", names[policy], priority)
+        rows = sched_rows(main=None, iothreads=[], pit=seen, emulatorsched=None, iothreadsched=(),
+                          vcpusched=_running(xml).vcpusched)  # fmt: skip
         print(f"\nkvm-pit stand-in {stand_in.pid}: /proc stat policy {policy} rt_priority {priority}, "
-              f"Cpus_allowed_list {allowed}; verify: {row.expected} / {row.observed} "
-              f"({row.status.value})")  # fmt: skip
-        assert (row.status.value, drift) == (("ok", None) if not err else ("drift", drift))
+              f"Cpus_allowed_list {allowed}; verify: {rows}")  # fmt: skip
+        assert [(r[0], r[4]) for r in rows] == [("pit", bool(err))]
     finally:
         stand_in.kill()
         stand_in.wait()

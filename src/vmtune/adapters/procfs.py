@@ -23,7 +23,14 @@ from vmtune.core.verify.compare import POLICY_NAMES, Observed, ObservedThread, c
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["find_pit", "hyperv_from_cmdline", "read_memory_by_node", "read_process", "read_threads"]
+__all__ = [
+    "find_pit",
+    "hyperv_from_cmdline",
+    "pit_tid",
+    "read_memory_by_node",
+    "read_process",
+    "read_threads",
+]
 
 _NODE_RE = re.compile(r"\bN(\d+)=(\d+)\b")
 _PAGESIZE_RE = re.compile(r"\bkernelpagesize_kB=(\d+)\b")
@@ -75,9 +82,10 @@ def _observed(tid: int, base: Path, name: str) -> ObservedThread | None:
     )
 
 
-def find_pit(pid: int, *, proc: Path = Path("/proc")) -> ObservedThread | None:
-    """KVM's ``kvm-pit/<pid>`` kernel thread of QEMU process ``pid``; None when KVM made none (no
-    in-kernel PIT: TCG, a machine without a PIT, ``<timer name='pit' present='no'/>``)."""
+def pit_tid(pid: int, *, proc: Path = Path("/proc")) -> int | None:
+    """The tid of KVM's ``kvm-pit/<pid>`` kernel thread of QEMU process ``pid`` (found by its name: it is
+    a top-level task, not one of QEMU's); None when KVM made none (no in-kernel PIT: TCG, a machine
+    without a PIT, ``<timer name='pit' present='no'/>``)."""
     want = f"kvm-pit/{pid}"
     try:
         entries = [p for p in proc.iterdir() if p.name.isdigit()]
@@ -86,8 +94,14 @@ def find_pit(pid: int, *, proc: Path = Path("/proc")) -> ObservedThread | None:
     for entry in entries:
         comm = _read(entry / "comm")
         if comm is not None and comm.rstrip("\n") == want:
-            return _observed(int(entry.name), entry, want)
+            return int(entry.name)
     return None
+
+
+def find_pit(pid: int, *, proc: Path = Path("/proc")) -> ObservedThread | None:
+    """KVM's PIT thread of QEMU process ``pid`` as observed now (``pit_tid``); None when there is none."""
+    tid = pit_tid(pid, proc=proc)
+    return None if tid is None else _observed(tid, proc / str(tid), f"kvm-pit/{pid}")
 
 
 def read_threads(pid: int, *, proc: Path = Path("/proc")) -> tuple[ObservedThread, ...]:

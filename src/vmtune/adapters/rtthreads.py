@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from vmtune.adapters.hookenv import HookPaths
-from vmtune.adapters.procfs import find_pit
+from vmtune.adapters.procfs import pit_tid
 from vmtune.core.tuning.rtthreads import PIT_PRIORITY
 from vmtune.cpuset import CpuSet
 
@@ -36,10 +36,9 @@ def raise_pit(paths: HookPaths, name: str, vcpu0: CpuSet | None) -> tuple[dict[s
     pid = qemu_pid_of(paths, name)
     if pid is None:
         return None, [f"{paths.status_dir}/{name}.pid: no QEMU pid; kvm-pit thread left alone"]
-    pit = find_pit(pid, proc=paths.procfs_root)
-    if pit is None:
+    tid = pit_tid(pid, proc=paths.procfs_root)
+    if tid is None:
         return None, []  # no in-kernel PIT (a machine type or accelerator without one): nothing to raise
-    tid = pit.tid
     record: dict[str, Any] = {"tid": tid, "comm": f"kvm-pit/{pid}", "policy": "fifo",
                               "priority": str(PIT_PRIORITY), "cpus": str(vcpu0) if vcpu0 else ""}  # fmt: skip
     try:
