@@ -55,6 +55,9 @@ def _fewest(sizes: Sequence[int], n: int) -> int:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Score:
     placed: int
+    placed_whole: int
+    """Guests placed on cores no earlier guest uses (a guest that split a core does not count: kubelet's
+    ``full-pcpus-only`` would refuse it on a host whose CPUs-per-core it reads right)."""
     refused: int
     nodes_over: int
     groups_over: int
@@ -111,8 +114,12 @@ def score(host: Host, run: Run) -> Score:
                 core_users.setdefault(core.index, set()).add(p.index)
         for g in groups:
             group_users.setdefault(g, set()).add(p.index)
+    splitters = {
+        max(users) for users in core_users.values() if len(users) > 1
+    }  # the later guest of each split core
     return Score(
         placed=len(run.placed),
+        placed_whole=len(run.placed) - len(splitters),
         refused=run.refused,
         nodes_over=nodes_over,
         groups_over=groups_over,
