@@ -209,11 +209,12 @@ def _raise_pit(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
     from vmtune.adapters.isolation import Journal, load_journal, save_journal
     from vmtune.adapters.rtthreads import raise_pit
     from vmtune.core.intent.model import Profile
-    from vmtune.core.intent.profiles import active_profiles
+    from vmtune.core.tuning.rtthreads import pit_raised
     from vmtune.xmlmap.guest import read_guest
 
     guest = read_guest(xml, source=f"hook:{name}")
-    if guest.intent is None or Profile.REALTIME not in active_profiles(guest.intent):
+    wants = guest.intent is not None and guest.intent.has(Profile.REALTIME)
+    if not pit_raised(guest.vcpusched, wants_realtime=wants):
         return
     journal = load_journal(paths)  # refused before any change when another user could have written it
     record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)

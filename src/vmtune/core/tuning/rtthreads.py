@@ -13,19 +13,28 @@ the start to fail.
 
 from __future__ import annotations
 
-from vmtune.core.guest import EmulatorSched, IOThreadSched
+from collections.abc import Sequence
+
+from vmtune.core.guest import EmulatorSched, IOThreadSched, VcpuSched
 from vmtune.core.plan import Level, Note, Plan
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.tuning.devices import RT_PRIORITY
 from vmtune.cpuset import CpuSet
 
-__all__ = ["PIT_PRIORITY", "RT_SCHEDULERS", "rt_helper_sched"]
+__all__ = ["PIT_PRIORITY", "RT_SCHEDULERS", "pit_raised", "rt_helper_sched"]
 
 RT_SCHEDULERS = frozenset({"fifo", "rr"})
 PIT_PRIORITY = 2
 """SCHED_FIFO priority of a realtime guest's ``kvm-pit/<qemu pid>`` kernel thread, as KubeVirt sets it:
 above the FIFO vCPUs (1), so the timer ticks it injects are not held back by the vCPU it shares a CPU
 with."""
+
+
+def pit_raised(vcpusched: Sequence[VcpuSched], *, wants_realtime: bool) -> bool:
+    """The one rule the hook raises KVM's PIT thread by and ``verify`` judges it by: the guest's vCPUs
+    are realtime-scheduled, or its stored intent asks for realtime (the PIT thread is a kernel thread in
+    the root cgroup, so it can get FIFO where the vCPUs' cgroup v1 group has no RT budget)."""
+    return wants_realtime or any(s.scheduler in RT_SCHEDULERS for s in vcpusched)
 
 
 def _no_rt_runtime(caps: HostCaps | None) -> bool:

@@ -311,6 +311,7 @@ def _sched_rows(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Obs
         emulatorsched=exp.emulatorsched,
         iothreadsched=exp.iothreadsched,
         vcpusched=exp.vcpusched,
+        wants_realtime=exp.wants_realtime,
     )
     for what, thread, expected, observed, drifted in found:
         status = Status.DRIFT if drifted else Status.IGNORED if expected == "any" else Status.OK

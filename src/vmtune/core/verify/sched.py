@@ -5,8 +5,9 @@
   ones inherit it, so only the main thread is judged.
 * ``<iothreadsched>``: each ``IO iothread<N>`` thread.
 * ``kvm-pit/<qemu pid>``: the kernel thread KVM makes for the in-kernel PIT (a kthread of its own, not a
-  task of QEMU's). libvirt never touches it; a realtime guest (FIFO vCPUs) wants it SCHED_FIFO at
-  ``PIT_PRIORITY`` as KubeVirt sets it, else its timer ticks wait behind the FIFO vCPU on its CPU.
+  task of QEMU's). libvirt never touches it; vmtune's hook raises it to SCHED_FIFO ``PIT_PRIORITY`` as
+  KubeVirt does for a realtime guest (``pit_raised``: FIFO vCPUs or realtime intent), else its timer
+  ticks wait behind the FIFO vCPU on its CPU.
 
 A row is shown when a realtime policy is expected or seen (a SCHED_OTHER thread that should be just that
 is the common case and would only add noise); the PIT row whenever the thread exists.
@@ -15,7 +16,7 @@ is the common case and would only add noise); the PIT row whenever the thread ex
 from __future__ import annotations
 
 from vmtune.core.guest import EmulatorSched, IOThreadSched, VcpuSched
-from vmtune.core.tuning.rtthreads import PIT_PRIORITY, RT_SCHEDULERS
+from vmtune.core.tuning.rtthreads import PIT_PRIORITY, RT_SCHEDULERS, pit_raised
 
 __all__ = ["SchedRow", "expected_pit", "sched_rows"]
 
@@ -32,9 +33,9 @@ def _norm(policy: str, priority: int | None) -> tuple[str, int]:
     return (policy, priority or 0) if policy in RT_SCHEDULERS else (policy, 0)
 
 
-def expected_pit(vcpusched: tuple[VcpuSched, ...]) -> tuple[str, int] | None:
-    """FIFO ``PIT_PRIORITY`` for a guest with realtime vCPUs; None (not judged) otherwise."""
-    return ("fifo", PIT_PRIORITY) if any(s.scheduler in RT_SCHEDULERS for s in vcpusched) else None
+def expected_pit(vcpusched: tuple[VcpuSched, ...], *, wants_realtime: bool = False) -> tuple[str, int] | None:
+    """FIFO ``PIT_PRIORITY`` where the hook raises it (``pit_raised``); None (not judged) otherwise."""
+    return ("fifo", PIT_PRIORITY) if pit_raised(vcpusched, wants_realtime=wants_realtime) else None
 
 
 def _row(what: str, thread: str, want: tuple[str, int], seen: tuple[str, int]) -> SchedRow | None:
@@ -51,6 +52,7 @@ def sched_rows(
     emulatorsched: EmulatorSched | None,
     iothreadsched: tuple[IOThreadSched, ...],
     vcpusched: tuple[VcpuSched, ...],
+    wants_realtime: bool = False,
 ) -> list[SchedRow]:
     """Rows for the main thread (thread label, policy, priority), each iothread (id, label, policy,
     priority) and the PIT thread, against the domain's schedulers."""
@@ -63,7 +65,7 @@ def sched_rows(
         want = _OTHER if entry is None else _norm(entry.scheduler, entry.priority)
         rows.append(_row(f"iothread {index}", label, want, _norm(policy, priority)))
     if pit is not None:
-        expected = expected_pit(vcpusched)
+        expected = expected_pit(vcpusched, wants_realtime=wants_realtime)
         seen = _norm(pit[1], pit[2])
         rows.append(
             (
