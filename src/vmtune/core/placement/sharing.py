@@ -28,7 +28,14 @@ from typing import TypeVar
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["CacheGroupUse", "needless_share", "needless_shares", "sharing_groups", "split_levels"]
+__all__ = [
+    "CacheGroupUse",
+    "needless_share",
+    "needless_shares",
+    "neighbour_needless",
+    "sharing_groups",
+    "split_levels",
+]
 
 K = TypeVar("K")
 
@@ -67,6 +74,22 @@ def needless_share(*, shared: bool, left: int, part: int, idle_room: int) -> boo
     ``left`` CPUs of it stay free after the guest, and an idle group of the level has ``idle_room`` >=
     ``part`` free CPUs."""
     return shared and left > 0 and part <= idle_room
+
+
+def neighbour_needless(
+    *, users: Sequence[CpuSet], group: CpuSet, left: int, whole_room: int, local_room: int
+) -> bool:
+    """Joining ``group``, which ``users`` (each another guest's use of cache groups) touch, and leaving
+    ``left`` CPUs of it free, makes a needless share of the one guest that had it to itself: the rule
+    judges every guest, so a newcomer must not create one for its neighbour. Its part weighs against
+    ``whole_room`` (an idle group anywhere) when the part is all it uses, else ``local_room`` (one of the
+    neighbour's nodes, as far as the caller knows them). Several users already share it: joining takes
+    nothing from any of them."""
+    if len(users) != 1 or left <= 0:
+        return False
+    part = users[0] & group
+    room = whole_room if part == users[0] else local_room
+    return needless_share(shared=True, left=left, part=len(part), idle_room=room)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
