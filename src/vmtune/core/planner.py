@@ -454,15 +454,18 @@ def _place_truthfully(job: _Job, notes: list[Note]) -> tuple[_Job, Placement, in
 
 
 def _one_width_tries(job: _Job, width: int) -> list[tuple[_Job, int, Note | None]]:
-    """The placement on cores with all ``width`` threads free only (threads=width), then on the cores with
-    one usable thread only (E-cores, a core whose sibling is offline or taken: threads=1). Where the free
-    cores mix both, the plain placement takes some of each, which no uniform topology can show."""
+    """The placement on free cores of all ``width`` threads only (threads=width), then on the free cores
+    that have one thread (E-cores, a core whose sibling is offline: threads=1). Where the free cores mix
+    both, the plain placement takes some of each, which no uniform topology can show. A core half taken
+    by another guest is in neither: using it would split a core between guests (VT103)."""
     free = job.ledger.free
-    full = CpuSet().union(*(c.cpus for c in job.host.cores if len(c.cpus & free) == width))
-    if not full or full == free:
+    whole = [c for c in job.host.cores if c.cpus and c.cpus.issubset(free)]
+    full = CpuSet().union(*(c.cpus for c in whole if len(c.cpus) == width))
+    lone = CpuSet().union(*(c.cpus for c in whole if len(c.cpus) < width))
+    if not full or not lone:
         return []
     out: list[tuple[_Job, int, Note | None]] = []
-    for cpus, want, which in ((full, width, f"{width}-thread"), (free - full, 1, "single-thread")):
+    for cpus, want, which in ((full, width, f"{width}-thread"), (lone, 1, "single-thread")):
         say = f"only {which} cores: the free cores mix widths, and a guest on both kinds has no true topology"
         out.append((replace(job, ledger=replace(job.ledger, free=cpus)), want,
                     Note(topic="topology", message=say, xpath="/domain/cputune")))  # fmt: skip
