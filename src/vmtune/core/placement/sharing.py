@@ -17,6 +17,10 @@ is packing: the group is then full and nobody else can join it, so that is never
 group because no idle group can hold the part is the best the host can do. The idle groups weighed are
 those the part could have gone to without spanning another NUMA node: any on the host when the part is
 the whole guest, else those of the guest's own nodes (the rest of the guest is there).
+
+The rule judges every guest, however late its neighbours came: so the planner also keeps a newcomer from
+joining a group one other guest has to itself when that would make the other's part a needless share
+(``neighbour_needless``).
 """
 
 from __future__ import annotations
