@@ -400,9 +400,11 @@ def _place_truthfully(job: _Job, notes: list[Note]) -> tuple[_Job, Placement, in
     cores allow: 1 thread per core gets one vCPU per core, the siblings left free (not held, unlike
     ``isolate``); 2 threads get sibling pairs even under ``isolate``. A fresh guest whose plain pins no
     topology can show (an odd count on 2-thread cores: 2+2+1) gets offline vCPU slots on its idle siblings
-    (``round_to_cores``; the job returned carries the raised maximum), else one vCPU per core; either
-    only when it spans no more nodes and cache groups than the plain placement, which is kept (with a
-    warning) otherwise.
+    (``round_to_cores``; the job returned carries the raised maximum), else cores of one width only (where
+    the free cores mix 2-thread cores with single-thread ones: E-cores, a core whose sibling is offline),
+    else one vCPU per core; each only when it spans no more nodes and cache groups than the plain
+    placement, which is kept (with a warning) otherwise. Under ``require`` a true topology comes first: any
+    of them however far it spans, else InfeasibleError.
     """
     guest, resolved, host = job.guest, job.resolved, job.host
     before = list(notes)
@@ -422,23 +424,52 @@ def _place_truthfully(job: _Job, notes: list[Note]) -> tuple[_Job, Placement, in
         if slots != guest.vcpus and resolved.cpu_policy is CpuPolicy.DEDICATED:
             more = replace(guest, vcpus=slots, current_vcpus=guest.current_vcpus or guest.vcpus)
             tries.append((replace(job, guest=more), width, slots_note(guest.vcpus, slots, width)))
+        tries.extend(_one_width_tries(job, width))
         say = "one vCPU per host core: the plain pins share cores unevenly, which no topology can show"
         tries.append((replace(job, resolved=replace(resolved, thread_policy=ThreadPolicy.ISOLATE)), 1,
                       Note(topic="topology", message=say, xpath="/domain/cputune")))  # fmt: skip
     plain_spread = _reach(host, placement.cpus)
-    for attempt, want, note in tries:
-        scratch = list(before)
-        try:
-            truer, pci = _place_vcpus(attempt, scratch)
-        except InfeasibleError:
-            continue
-        if threads_per_vcpu_core(host, truer.cpus) != want:
-            continue
-        if not job.keep and _reach(host, truer.cpus) > plain_spread:
-            continue
-        notes[:] = [*scratch, *([note] if note else [])]
-        return replace(attempt, resolved=resolved), truer, pci
+    # under require a truthful topology outranks compactness: a wider truthful placement, else a refusal
+    require = not job.keep and resolved.thread_policy is ThreadPolicy.REQUIRE
+    for bounded in (True, False) if require else (True,):
+        for attempt, want, note in tries:
+            scratch = list(before)
+            try:
+                truer, pci = _place_vcpus(attempt, scratch)
+            except InfeasibleError:
+                continue
+            if threads_per_vcpu_core(host, truer.cpus) != want:
+                continue
+            if bounded and not job.keep and _reach(host, truer.cpus) > plain_spread:
+                continue
+            notes[:] = [*scratch, *([note] if note else [])]
+            return replace(attempt, resolved=resolved), truer, pci
+    if require and shown is None:
+        raise InfeasibleError(
+            f"{guest.name}: needs {guest.vcpus} vCPU(s) on whole cores of one width (thread policy require): "
+            "the free cores mix 1 and 2 usable threads, so no guest topology could tell which vCPUs are "
+            "siblings; free whole cores of one kind, or use --thread-policy prefer"
+        )
     return job, placement, pci_node
+
+
+def _one_width_tries(job: _Job, width: int) -> list[tuple[_Job, int, Note | None]]:
+    """The placement on free cores of all ``width`` threads only (threads=width), then on the free cores
+    that have one thread (E-cores, a core whose sibling is offline: threads=1). Where the free cores mix
+    both, the plain placement takes some of each, which no uniform topology can show. A core half taken
+    by another guest is in neither: using it would split a core between guests (VT103)."""
+    free = job.ledger.free
+    whole = [c for c in job.host.cores if c.cpus and c.cpus.issubset(free)]
+    full = CpuSet().union(*(c.cpus for c in whole if len(c.cpus) == width))
+    lone = CpuSet().union(*(c.cpus for c in whole if len(c.cpus) < width))
+    if not full or not lone:
+        return []
+    out: list[tuple[_Job, int, Note | None]] = []
+    for cpus, want, which in ((full, width, f"{width}-thread"), (lone, 1, "single-thread")):
+        say = f"only {which} cores: the free cores mix widths, and a guest on both kinds has no true topology"
+        out.append((replace(job, ledger=replace(job.ledger, free=cpus)), want,
+                    Note(topic="topology", message=say, xpath="/domain/cputune")))  # fmt: skip
+    return out
 
 
 def _reach(host: Host, cpus: Sequence[int]) -> tuple[int, int]:

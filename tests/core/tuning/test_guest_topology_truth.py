@@ -3,10 +3,14 @@ share one rule (``threads_per_vcpu_core``), judged here also by a referee writte
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lxml import etree
 
-from hosts import host_named
+from hosts import host_named, host_of
+from sysfsgen import HostSpec
+from vmtune.adapters.sysfs import read_sysfs
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Intent, Profile, ThreadPolicy
@@ -14,6 +18,7 @@ from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.guesttopo import round_to_cores, threads_per_vcpu_core
+from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.xmlmap.apply import apply_plan
 from vmtune.xmlmap.guest import read_guest
@@ -100,3 +105,91 @@ def test_the_rule_names_uneven_pins_untellable() -> None:
     assert threads_per_vcpu_core(host, [1, 2, 21, 22]) is None  # siblings not consecutive
     assert [round_to_cores(n, 2) for n in (1, 2, 3, 5, 17)] == [1, 2, 4, 6, 18]
     assert round_to_cores(5, 1) == 5
+
+
+# hosts whose free cores mix widths: single-thread E-cores next to 2-thread P-cores, or a core whose sibling
+# is offline; 2 sockets x 16 cores, CPU n and n+32 siblings, isolcpus leaving cores 0-1 of each socket out
+ISOL_OFFLINE = HostSpec(name="isol-offline", sockets=2, cores_per_node=16, threads_per_core=2,
+                        sibling_numbering="interleaved", l3_cores=16, offline=(30, 45, 62), vendor="Intel",
+                        isolated=(*range(2, 16), *range(18, 32), *range(34, 48), *range(50, 64)))  # fmt: skip
+RAPTOR = "hwloc-20em64t-hybrid-1p6c2t+2ca4co1t"  # CPUs 0-11: 6 P-cores SMT2, 12-19: E-cores, 12-15 reserved
+P_CORES, E_CORES = CpuSet.parse("0-11"), CpuSet.parse("12-19")
+
+
+def _named(name: str, vcpus: int) -> etree._ElementTree:
+    return etree.ElementTree(
+        etree.fromstring(
+            f"<domain type='kvm'><name>{name}</name><memory unit='KiB'>{vcpus * 131072}</memory>"
+            f"<vcpu>{vcpus}</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"
+        )
+    )
+
+
+def _require_stream(host: Host, sizes: list[int]) -> list[GuestSpec | None]:
+    """Each size planned with thread policy require next to the guests before it (None: refused); every
+    placed guest passes the QEMU-numbering referee and VT109 stays silent on all of them together."""
+    tenants: list[GuestSpec] = []
+    out: list[GuestSpec | None] = []
+    for i, vcpus in enumerate(sizes):
+        doc = _named(f"g{i}", vcpus)
+        try:
+            plan = plan_guest(host=host, guest=read_guest(doc, source=f"g{i}.xml"), tenants=tenants,
+                              intent=Intent(thread_policy=ThreadPolicy.REQUIRE))  # fmt: skip
+        except InfeasibleError as e:
+            assert "whole cores" in str(e)
+            out.append(None)
+            continue
+        placed = read_guest(apply_plan(doc, plan), source=f"g{i}.xml")
+        assert _truthful(host, placed), (i, vcpus, placed.vcpupins)
+        tenants.append(placed)
+        out.append(placed)
+    assert not run_rules(host, tenants, select=frozenset({"VT109"}))
+    return out
+
+
+def _cpus(guest: GuestSpec) -> CpuSet:
+    return CpuSet(p.cpus.first() for p in guest.vcpupins)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "refused"),
+    [
+        # 2 on E-cores, 6 on P-cores; then 12 does not fit; 8 would need 3 free P-cores + 2 E-cores
+        ([2, 6, 12, 8], {2, 3}),
+        ([16], {0}),  # the whole pool: 6 P-cores + 4 E-cores, no width fits 16 vCPUs
+        ([8, 8], {1}),  # 4 P-cores; then 2 P-cores + 4 E-cores left
+        ([8, 4, 4], set()),  # 4 P-cores, 2 P-cores, then the 4 free E-cores at threads=1
+    ],
+)
+def test_raptor_lake_guests_never_span_p_and_e_cores(
+    corpora: Path, sizes: list[int], refused: set[int]
+) -> None:
+    host = read_sysfs(corpora / "sysfs" / RAPTOR)
+    placed = _require_stream(host, sizes)
+    assert {i for i, g in enumerate(placed) if g is None} == refused
+    for guest in filter(None, placed):
+        cpus = _cpus(guest)
+        assert cpus.issubset(P_CORES) or cpus.issubset(E_CORES), cpus
+        assert guest.topology is not None and guest.topology.threads == (2 if cpus.issubset(P_CORES) else 1)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [2, 4, 6, 8, 32],
+        [12, 8, 2, 2, 4, 8, 12],
+        [6, 8, 8, 2, 2, 8, 8, 4, 8, 2, 8, 8, 8, 32, 8, 8, 4],
+    ],
+)
+def test_a_core_with_an_offline_sibling_is_never_mixed_with_whole_cores(sizes: list[int]) -> None:
+    host = host_of(ISOL_OFFLINE)
+    lone = CpuSet([13])  # CPU 45, its sibling, is offline
+    placed = _require_stream(host, sizes)
+    for guest in filter(None, placed):
+        if guest.vcpus > 1 and lone.issubset(_cpus(guest)):
+            assert guest.topology is not None and guest.topology.threads == 1
+    # the 32-vCPU guest after 20 vCPUs fits the 16 whole cores left, without CPU 13
+    if sizes[:5] == [2, 4, 6, 8, 32]:
+        wide = placed[4]
+        assert wide is not None and wide.topology is not None and wide.topology.threads == 2
+        assert not lone & _cpus(wide)

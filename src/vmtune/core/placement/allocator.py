@@ -13,7 +13,8 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
      use is taken only when the guest fills its last free units exactly (packing: any size of guest may
      close any other guest's hole), or when no idle group of the level on the host can hold the guest's
-     part;
+     part; nor a share that is needless for the one guest already there (VT105 judges it too: joining
+     its group with CPUs left over while an idle group could hold its part);
    - then the group that holds the guest in the fewest groups of the finest level below (as few cache
      groups as possible comes before fragmentation);
    - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
@@ -43,7 +44,7 @@ from math import comb
 
 from vmtune.core.intent.model import ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
-from vmtune.core.placement.sharing import needless_share
+from vmtune.core.placement.sharing import needless_share, neighbour_needless
 from vmtune.core.placement.units import (
     CONTAINER_LEVELS,
     KIND_LEVEL,
@@ -94,6 +95,8 @@ class _Ctx:
     host: Host
     used: CpuSet
     """CPUs by which other guests use cache groups (``Tenant.cache``)."""
+    caches: tuple[CpuSet, ...]
+    """Each other guest's ``Tenant.cache``: whose part of a group joining it would make a needless share."""
     idle_room: dict[int, int]
     """Level -> the most free CPUs of one idle group of it where the whole guest could go instead."""
     local_room: dict[int, int]
@@ -113,6 +116,8 @@ class _Ctx:
     """Needless shares taken (``sharing.needless_share``) at every level: 0 unless nothing else fits."""
     sizes: dict[tuple[int, int], int] = field(default_factory=dict)
     """(level, key) -> cores of the whole group on the host."""
+    host_room: dict[int, int] = field(default_factory=dict)
+    """``idle_room`` over every node: where a neighbour whose whole use is one group could go instead."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +150,7 @@ def pick_in_domain(
     spread: bool = False,
     free: CpuSet | None = None,
     local_room: dict[int, int] | None = None,
+    host_room: dict[int, int] | None = None,
 ) -> DomainPick | None:
     """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
 
@@ -152,14 +158,19 @@ def pick_in_domain(
     alone can't tell whether an idle group elsewhere could hold it), ``local_room`` where a part of it
     could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
     free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
+    ``host_room`` is ``idle_rooms`` over every node of the pass (default ``idle_room``): where a neighbour
+    whose whole use is one group could go instead.
     """
     if capacity(views) < vcpus:
         return None
     used = CpuSet().union(*(t.cache for t in tenants))
     here = idle_rooms(host, views, levels, used) if idle_room is None or local_room is None else {}
-    ctx = _Ctx(host=host, used=used, idle_room=here if idle_room is None else idle_room,
+    caches = tuple(t.cache for t in tenants if t.cache)
+    whole_room = here if idle_room is None else idle_room
+    ctx = _Ctx(host=host, used=used, caches=caches, idle_room=whole_room,
                local_room=here if local_room is None else local_room, total=vcpus, latency=latency,
-               policy=policy, free=free, spread=spread)  # fmt: skip
+               policy=policy, free=free, spread=spread,
+               host_room=whole_room if host_room is None else host_room)  # fmt: skip
     chosen = _select(list(views), vcpus, tuple(levels), ctx, top=True)
     taken: list[tuple[Core, tuple[int, ...]]] = []
     count = 0
@@ -274,7 +285,13 @@ def _needless(group: _Group, count: int, level: int, ctx: _Ctx) -> bool:
     part = count * group.per_core
     left = group.cap - count if ctx.free is None else len(group.cpus & ctx.free) - part
     rooms = ctx.idle_room if count == ctx.total else ctx.local_room
-    return needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0))
+    if needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0)):
+        return True
+    if group.idle or left <= 0:
+        return False
+    users = [cache for cache in ctx.caches if not cache.isdisjoint(group.cpus)]
+    whole, local = ctx.host_room.get(level, 0), ctx.local_room.get(level, 0)
+    return neighbour_needless(users=users, group=group.cpus, left=left, whole_room=whole, local_room=local)
 
 
 def _fit_key(

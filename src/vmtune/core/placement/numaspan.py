@@ -50,6 +50,8 @@ class Ask:
     """The pass's free CPUs (``allocator.pick_in_domain``)."""
     local_room: dict[int, int] | None = None
     """``allocator.idle_rooms`` where a part of the guest could go instead (None: the picked views)."""
+    host_room: dict[int, int] | None = None
+    """``allocator.idle_rooms`` over every node (None: ``idle_room``): where a neighbour could go."""
 
     def pick(
         self, views: Sequence[CoreView], vcpus: int, levels: Sequence[int] | None = None
@@ -67,6 +69,7 @@ class Ask:
             spread=self.cache_fit is Fit.SPREAD,
             free=self.free,
             local_room=self.local_room,
+            host_room=self.host_room,
         )
 
     def room(self, node_id: int, units: int) -> int:
@@ -112,7 +115,7 @@ def split_wide(
         views = [v for n in node_set for v in ask.by_node[n]]
         used = CpuSet().union(*(t.cache for t in ask.tenants))
         rooms = idle_rooms(ask.host, views, ask.levels, used)
-        here = replace(ask, idle_room=rooms, local_room=rooms)
+        here = replace(ask, idle_room=rooms, local_room=rooms, host_room=ask.host_room or ask.idle_room)
         even, by_groups = split_by_nodes(here, node_set), split_by_groups(here, node_set)
         for shares, needless in (
             (even, sum(s.pick.quality[1] for s in even or ())),

@@ -17,6 +17,10 @@ is packing: the group is then full and nobody else can join it, so that is never
 group because no idle group can hold the part is the best the host can do. The idle groups weighed are
 those the part could have gone to without spanning another NUMA node: any on the host when the part is
 the whole guest, else those of the guest's own nodes (the rest of the guest is there).
+
+The rule judges every guest, however late its neighbours came: so the planner also keeps a newcomer from
+joining a group one other guest has to itself when that would make the other's part a needless share
+(``neighbour_needless``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ from typing import TypeVar
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["CacheGroupUse", "needless_share", "needless_shares", "sharing_groups", "split_levels"]
+__all__ = [
+    "CacheGroupUse",
+    "needless_share",
+    "needless_shares",
+    "neighbour_needless",
+    "sharing_groups",
+    "split_levels",
+]
 
 K = TypeVar("K")
 
@@ -67,6 +78,22 @@ def needless_share(*, shared: bool, left: int, part: int, idle_room: int) -> boo
     ``left`` CPUs of it stay free after the guest, and an idle group of the level has ``idle_room`` >=
     ``part`` free CPUs."""
     return shared and left > 0 and part <= idle_room
+
+
+def neighbour_needless(
+    *, users: Sequence[CpuSet], group: CpuSet, left: int, whole_room: int, local_room: int
+) -> bool:
+    """Joining ``group``, which ``users`` (each another guest's use of cache groups) touch, and leaving
+    ``left`` CPUs of it free, makes a needless share of the one guest that had it to itself: the rule
+    judges every guest, so a newcomer must not create one for its neighbour. Its part weighs against
+    ``whole_room`` (an idle group anywhere) when the part is all it uses, else ``local_room`` (one of the
+    neighbour's nodes, as far as the caller knows them). Several users already share it: joining takes
+    nothing from any of them."""
+    if len(users) != 1 or left <= 0:
+        return False
+    part = users[0] & group
+    room = whole_room if part == users[0] else local_room
+    return needless_share(shared=True, left=left, part=len(part), idle_room=room)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
