@@ -8,8 +8,8 @@ distance, the PCI node in or out alike) the split spanning the fewest cache grou
 the room only breaks ties the cache rule leaves; an even split that spans more cache groups than a split
 by groups loses to it. With ``--numa-fit pack`` the set with the least room comes next, then the split
 that leaves the most room on one node (the fuller nodes filled first, ``_fill``): an even 8 + 8 over two
-nodes of 14 free CPUs leaves 6 + 6, where no later 12-vCPU guest fits one node. Memory follows the vCPUs (``split_memory``) and every
-node's share must fit its ``MemFree``/free hugepages.
+nodes of 14 free CPUs leaves 6 + 6, where no later 12-vCPU guest fits one node. Memory follows the vCPUs
+(``split_memory``) and every node's share must fit its ``MemFree``/free hugepages.
 """
 
 from __future__ import annotations
