@@ -383,7 +383,9 @@ def _fewest(
 ) -> tuple[list[_Group], _Group, int]:
     """(groups taken whole, the group holding the remainder, the remainder): module rule 3.
 
-    The largest groups first give the fewest groups at this level. Other sets of as many groups can span
+    The largest groups first give the fewest groups at this level. Other sets of as many groups can leave
+    a remainder that closes a hole exactly where the largest-first one would share a group needlessly (16
+    vCPUs over L2 clusters of 4, 4, 4, 3, 2 free CPUs: 4 + 4 + 4 + 2 + 2, not 4 + 4 + 4 + 3 + 1), or span
     fewer groups of the finer level: on a hybrid host with 6 free P-CPUs (private L2s, one pool) and 7
     free E-cores in two L2 clusters, 8 vCPUs took the 7 E-cores whole (2 clusters) plus 1 P-CPU - 3 groups
     where the 6 P-CPUs plus 2 E-cores in one cluster span 2. So every set of that many groups taken whole
@@ -405,7 +407,7 @@ def _fewest(
     first = last_of(greedy)
     assert first is not None  # the loop stopped where a group holds the remainder
     best = (greedy, *first)
-    if finest is None or comb(len(order), len(greedy)) > _ALTERNATIVES:
+    if comb(len(order), len(greedy)) > _ALTERNATIVES:
         return best
 
     def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int, int]:

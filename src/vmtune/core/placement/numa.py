@@ -22,6 +22,7 @@ helpers live in ``numafit`` and the multi-node split in ``numaspan`` (re-exporte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
@@ -132,7 +133,8 @@ def _place_pass(
         for node_id, node_views in by_node.items():
             if node_id in memory_notes or caps[node_id] < vcpus:
                 continue
-            pick = ask.pick(node_views, vcpus)
+            # a needless share is weighed against the node's own idle groups (``sharing``)
+            pick = replace(ask, idle_room=None, local_room=None).pick(node_views, vcpus)
             if pick is None:
                 continue
             key = (int(node_id != pci_node), *_node_key(pick.quality, caps[node_id], ask), node_id)

@@ -15,8 +15,12 @@ group still has free CPUs after it (the guest did not close the hole exactly) an
 level - no guest's use in it - has at least as many free CPUs as the guest's part. Closing a hole exactly
 is packing: the group is then full and nobody else can join it, so that is never a finding; sharing a
 group because no idle group can hold the part is the best the host can do. The idle groups weighed are
-those the part could have gone to without spanning another NUMA node: any on the host when the part is
-the whole guest, else those of the guest's own nodes (the rest of the guest is there).
+those of the guest's own NUMA node(s): which node a guest lives on is the NUMA fit's business, as it is
+for an L3 that is the whole node. Weighing every node's idle groups made each small guest that could not
+close a hole exactly break a group on a fresh node while the nodes in use had only busy ones, until every
+group of the host was open: no node was left whole for a wide guest, and the holes left behind made
+later guests span more groups than kubelet's packed policy does. ``--numa-fit spread`` still puts a
+guest on the emptiest node, where idle groups are.
 """
 
 from __future__ import annotations
@@ -96,13 +100,15 @@ def needless_shares(
     reach = CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes))
     for level in split_levels(host):
         of_level = [grp for lvl, grp in groups if lvl == level]
-        rooms = [(len(grp - reserved), grp.issubset(reach)) for grp in of_level if grp.isdisjoint(used)]
+        # only idle groups of the guest's own nodes: another node is the NUMA fit's business
+        idle_room = max(
+            (len(grp - reserved) for grp in of_level if grp.isdisjoint(used) and grp.issubset(reach)),
+            default=0,
+        )
         for grp in of_level:
             part = mine & grp
             if not part:
                 continue
-            whole = part == mine
-            idle_room = max((room for room, near in rooms if whole or near), default=0)
             others = tuple(
                 i for i, (key, cpus) in enumerate(uses) if key is not target and not cpus.isdisjoint(grp)
             )
