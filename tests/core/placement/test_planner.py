@@ -66,6 +66,10 @@ CASES = [
     # E-core cluster (hybrid); the next guest takes the idle group beside it on the fullest node
     ("epyc-2ccx-per-node", 8, {}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
     ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [4, 36], "0"),
+    # node 0's only guest CCX is half used: with no idle CCX on node 0, a small guest shares it (pack keeps
+    # node 1 whole for a wide guest: another node's idle CCX is the NUMA fit's business); spread takes node 1
+    ("epyc-2ccx-per-node", 2, {}, [[4, 36, 5, 37]], [6, 38], "0"),
+    ("epyc-2ccx-per-node", 2, {"numa_fit": Fit.SPREAD}, [[4, 36, 5, 37]], [8, 40], "1"),
     ("phytium-s2500", 4, {}, [], [4, 5, 6, 7], "0"),
     ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [0, 2, 4, 6], "0"),
     ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [20, 21, 22, 23], "0"),
