@@ -12,8 +12,8 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    group can hold the request, choose it by *best fit*:
    - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
      use is taken only when the guest fills its last free units exactly (packing: any size of guest may
-     close any other guest's hole), or when no idle group of the level on the host can hold the guest's
-     part;
+     close any other guest's hole), or when no idle group of the level on the guest's node(s) can hold
+     the guest's part;
    - then the group that holds the guest in the fewest groups of the finest level below (as few cache
      groups as possible comes before fragmentation);
    - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
@@ -148,9 +148,9 @@ def pick_in_domain(
 ) -> DomainPick | None:
     """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
 
-    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead (the whole pass: a node's views
-    alone can't tell whether an idle group elsewhere could hold it), ``local_room`` where a part of it
-    could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
+    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead, ``local_room`` where a part of
+    it could (``sharing``: the guest's own node(s)); without them, both are computed over ``views`` (a
+    node's pick: that node's idle groups). ``free`` (the pass's
     free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
     """
     if capacity(views) < vcpus:

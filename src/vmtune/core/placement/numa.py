@@ -3,7 +3,8 @@
 Rules, applied after the whole-core rule of the thread policy:
 
 * a guest that fits one node gets one node: among the nodes that hold its vCPUs and its memory, the one
-  whose pick spans the fewest cache groups with no needless share (``allocator``, ``sharing``), then by
+  whose pick spans the fewest cache groups with no needless share (``allocator``, ``sharing``: weighed
+  against that node's own idle groups, so a full node's busy group beats breaking a fresh node), then by
   ``--numa-fit``: ``pack`` (the default) the *best fit*, the node with the least free room that still
   holds the guest - so nodes fill one after the other and wide guests later find whole nodes free, as
   kubelet's packed policy and Nova's default packing do - ``spread`` the node with the most (balanced

@@ -45,7 +45,7 @@ class Ask:
     tenants: Sequence[Tenant]
     latency: bool
     idle_room: dict[int, int] | None = None
-    """``allocator.idle_rooms`` over the pass: whether an idle group anywhere could hold a guest's part."""
+    """``allocator.idle_rooms`` where the guest could go instead (None: the picked views, e.g. one node's)."""
     numa_fit: Fit = Fit.PACK
     cache_fit: Fit = Fit.PACK
     free: CpuSet | None = None
