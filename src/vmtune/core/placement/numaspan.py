@@ -103,7 +103,9 @@ def split_wide(
     pair does. An even split that cuts one more cache group loses: 10 vCPUs over two nodes of 3 + 4 free
     cores per L2 cluster go 7 + 3 over three clusters, not 5 + 5 over four. With ``pack`` (and no
     ``--numa N``) the filling split (``_fill``) is tried too, and among splits alike in cache groups the set
-    with the least room, then the split leaving the largest hole on one node, wins over the even one.
+    with the least room, then the split leaving the largest hole on one node, wins over the even one;
+    sharing fewer groups with other guests only breaks the ties left (a set that closes a busy group's hole
+    exactly beats one that breaks an idle group and leaves a one-core sliver on another node).
     """
     best: tuple[NodeShare, ...] | None = None
     best_key: tuple[int, ...] | None = None
@@ -130,7 +132,7 @@ def split_wide(
                 continue
             groups, shared = _group_spread(ask, shares)
             fit = (sum(room[n] for n in node_set), -_largest_left(shares, room)) if pack else (0, 0)
-            key = (needless, groups, shared, *fit, _imbalance(shares))
+            key = (needless, groups, *fit, shared, _imbalance(shares))
             if best_key is None or key < best_key:
                 best, best_key, best_rank = shares, key, rank
     return best
