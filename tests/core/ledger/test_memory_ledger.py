@@ -117,8 +117,9 @@ def test_hugepage_note_counts_the_cells_written() -> None:
     plan = plan_guest(host=_host("snc2-xeon"), guest=guest(vcpus=24, memory_gib=6), tenants=(),
                       intent=Intent(hugepages=PageSize.parse("2M")))  # fmt: skip
     assert plan.cpu is not None
-    assert [c.memory_kib for c in plan.cpu.numa_cells or ()] == [3 * GIB, 3 * GIB]  # 12 + 12 vCPUs
-    assert any("node 0 needs 1536, 2048 free, node 1 needs 1536, 2048 free" in n.message for n in plan.notes)
+    # 16 + 8 vCPUs: pack fills node 0's 8 isolated cores and leaves node 1 6 whole cores, not 2 + 4
+    assert [c.memory_kib for c in plan.cpu.numa_cells or ()] == [4 * GIB, 2 * GIB]
+    assert any("node 0 needs 2048, 2048 free, node 1 needs 1024, 2048 free" in n.message for n in plan.notes)
 
 
 def test_a_hugepage_shortfall_does_not_blame_the_thread_policy() -> None:

@@ -66,6 +66,10 @@ CASES = [
     # E-core cluster (hybrid); the next guest takes the idle group beside it on the fullest node
     ("epyc-2ccx-per-node", 8, {}, [], [4, 36, 5, 37, 6, 38, 7, 39], "0"),
     ("epyc-2ccx-per-node", 2, {}, [[12, 44]], [4, 36], "0"),
+    # node 0's only guest CCX is half used: with no idle CCX on node 0, a small guest shares it (pack keeps
+    # node 1 whole for a wide guest: another node's idle CCX is the NUMA fit's business); spread takes node 1
+    ("epyc-2ccx-per-node", 2, {}, [[4, 36, 5, 37]], [6, 38], "0"),
+    ("epyc-2ccx-per-node", 2, {"numa_fit": Fit.SPREAD}, [[4, 36, 5, 37]], [8, 40], "1"),
     ("phytium-s2500", 4, {}, [], [4, 5, 6, 7], "0"),
     ("hybrid-pe", 4, {"profiles": (Profile.LATENCY,)}, [], [0, 2, 4, 6], "0"),
     ("hybrid-pe", 4, {"core_kind": CoreKind.LITTLE}, [], [20, 21, 22, 23], "0"),
@@ -100,23 +104,27 @@ def test_isolate_claims_the_empty_siblings_in_vcpu_cpuset() -> None:
     assert CpuSet(pins(nxt)).isdisjoint(CpuSet.parse("2-9"))
 
 
-def test_wide_guest_gets_cells_mirroring_the_nodes() -> None:
-    result = plan("dual-skylake-ht-interleaved", guest(vcpus=24, memory_gib=8))
+@pytest.mark.parametrize(
+    ("fit", "split"),
+    # pack fills node 0's 9 free cores and leaves node 1 6 whole cores for a later guest (3 + 3 would
+    # hold no 12-vCPU guest in one node); spread splits evenly, 6 cores a node, so the cells are alike
+    [(Fit.PACK, [("0-17", 6), ("18-23", 2)]), (Fit.SPREAD, [("0-11", 4), ("12-23", 4)])],
+)
+def test_wide_guest_gets_cells_mirroring_the_nodes(fit: Fit, split: list[tuple[str, int]]) -> None:
+    result = plan("dual-skylake-ht-interleaved", guest(vcpus=24, memory_gib=8), numa_fit=fit)
     assert result.numatune is not None and result.cpu is not None and result.cpu.topology is not None
     assert result.numatune.nodeset == CpuSet.parse("0-1")
     assert [(m.cellid, str(m.nodeset)) for m in result.numatune.memnodes] == [(0, "0"), (1, "1")]
-    # split evenly, 6 cores a node, so the guest's cells are alike; the host's SLIT between the two nodes
+    # memory follows the vCPUs; the host's SLIT between the two nodes
     cells = result.cpu.numa_cells or ()
-    assert [(str(c.cpus), c.memory_kib) for c in cells] == [
-        ("0-11", 4 * 1024 * 1024),
-        ("12-23", 4 * 1024 * 1024),
-    ]
+    assert [(str(c.cpus), c.memory_kib) for c in cells] == [(cpus, gib * GIB) for cpus, gib in split]
     host = host_named("dual-skylake-ht-interleaved")
     far = host.nodes[0].distance_to(1)
     assert far is not None and far > 10
     assert [c.distances for c in cells] == [((0, 10), (1, far)), ((0, far), (1, 10))]
     t = result.cpu.topology
-    assert (t.sockets, t.cores, t.threads) == (2, 6, 2)
+    # alike cells: one socket each; unlike ones: one socket (a socket per cell would claim 9 + 3 cores)
+    assert (t.sockets, t.cores, t.threads) == ((2, 6, 2) if fit is Fit.SPREAD else (1, 12, 2))
 
 
 def test_memory_too_big_for_one_node_spans_two() -> None:
@@ -230,9 +238,14 @@ def test_numa_n_splits_evenly_and_says_it_was_asked(vcpus: int, split: list[str]
 
 def test_wide_guest_splits_evenly_unless_that_cuts_a_cache_group() -> None:
     # big-256: a node is 2 L3 groups of 8 cores x 2 threads, the first with its reserved core. 40 vCPUs
-    # need 2 nodes; 20 + 20 would span 4 L3 groups, 24 + 16 spans 3: the fewer cache groups win. Over
-    # the 4 nodes --numa 4 asks, 10 each fit one group each: the even split
+    # need 2 nodes; 20 + 20 would span 4 L3 groups, 24 + 16 and 30 + 10 span 3: the fewer cache groups
+    # win. Pack then fills node 0 and leaves node 1 20 free CPUs in one piece (24 + 16 leaves 6 and 14);
+    # spread keeps the more even of the two. Over the 4 nodes --numa 4 asks, 10 each fit one group
+    # each: the even split
     result = plan("big-256", guest(vcpus=40, memory_gib=8))
+    assert result.cpu is not None
+    assert [len(c.cpus) for c in result.cpu.numa_cells or ()] == [30, 10]
+    result = plan("big-256", guest(vcpus=40, memory_gib=8), numa_fit=Fit.SPREAD)
     assert result.cpu is not None
     assert [len(c.cpus) for c in result.cpu.numa_cells or ()] == [24, 16]
     result = plan("big-256", guest(vcpus=40, memory_gib=8), numa=Numa(nodes=4))

@@ -12,9 +12,9 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    group can hold the request, choose it by *best fit*:
    - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
      use is taken only when the guest fills its last free units exactly (packing: any size of guest may
-     close any other guest's hole), or when no idle group of the level on the host can hold the guest's
-     part; nor a share that is needless for the one guest already there (VT105 judges it too: joining
-     its group with CPUs left over while an idle group could hold its part);
+     close any other guest's hole), or when no idle group of the level on the guest's node(s) can hold
+     the guest's part; nor a share that is needless for the one guest already there (VT105 judges it
+     too: joining its group with CPUs left over while an idle group of its node could hold its part);
    - then the group that holds the guest in the fewest groups of the finest level below (as few cache
      groups as possible comes before fragmentation);
    - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
@@ -116,8 +116,6 @@ class _Ctx:
     """Needless shares taken (``sharing.needless_share``) at every level: 0 unless nothing else fits."""
     sizes: dict[tuple[int, int], int] = field(default_factory=dict)
     """(level, key) -> cores of the whole group on the host."""
-    host_room: dict[int, int] = field(default_factory=dict)
-    """``idle_room`` over every node: where a neighbour whose whole use is one group could go instead."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,16 +148,13 @@ def pick_in_domain(
     spread: bool = False,
     free: CpuSet | None = None,
     local_room: dict[int, int] | None = None,
-    host_room: dict[int, int] | None = None,
 ) -> DomainPick | None:
     """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
 
-    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead (the whole pass: a node's views
-    alone can't tell whether an idle group elsewhere could hold it), ``local_room`` where a part of it
-    could (``sharing``); without them, both are computed over ``views``. ``free`` (the pass's
+    ``idle_room`` is ``idle_rooms`` where the whole guest could go instead, ``local_room`` where a part of
+    it could (``sharing``: the guest's own node(s)); without them, both are computed over ``views`` (a
+    node's pick: that node's idle groups). ``free`` (the pass's
     free CPUs) counts what a group has left after the guest as VT105 counts it; without it, the units.
-    ``host_room`` is ``idle_rooms`` over every node of the pass (default ``idle_room``): where a neighbour
-    whose whole use is one group could go instead.
     """
     if capacity(views) < vcpus:
         return None
@@ -169,8 +164,7 @@ def pick_in_domain(
     whole_room = here if idle_room is None else idle_room
     ctx = _Ctx(host=host, used=used, caches=caches, idle_room=whole_room,
                local_room=here if local_room is None else local_room, total=vcpus, latency=latency,
-               policy=policy, free=free, spread=spread,
-               host_room=whole_room if host_room is None else host_room)  # fmt: skip
+               policy=policy, free=free, spread=spread)  # fmt: skip
     chosen = _select(list(views), vcpus, tuple(levels), ctx, top=True)
     taken: list[tuple[Core, tuple[int, ...]]] = []
     count = 0
@@ -290,8 +284,9 @@ def _needless(group: _Group, count: int, level: int, ctx: _Ctx) -> bool:
     if group.idle or left <= 0:
         return False
     users = [cache for cache in ctx.caches if not cache.isdisjoint(group.cpus)]
-    whole, local = ctx.host_room.get(level, 0), ctx.local_room.get(level, 0)
-    return neighbour_needless(users=users, group=group.cpus, left=left, whole_room=whole, local_room=local)
+    return neighbour_needless(
+        users=users, group=group.cpus, left=left, idle_room=ctx.local_room.get(level, 0)
+    )
 
 
 def _fit_key(
@@ -400,7 +395,9 @@ def _fewest(
 ) -> tuple[list[_Group], _Group, int]:
     """(groups taken whole, the group holding the remainder, the remainder): module rule 3.
 
-    The largest groups first give the fewest groups at this level. Other sets of as many groups can span
+    The largest groups first give the fewest groups at this level. Other sets of as many groups can leave
+    a remainder that closes a hole exactly where the largest-first one would share a group needlessly (16
+    vCPUs over L2 clusters of 4, 4, 4, 3, 2 free CPUs: 4 + 4 + 4 + 2 + 2, not 4 + 4 + 4 + 3 + 1), or span
     fewer groups of the finer level: on a hybrid host with 6 free P-CPUs (private L2s, one pool) and 7
     free E-cores in two L2 clusters, 8 vCPUs took the 7 E-cores whole (2 clusters) plus 1 P-CPU - 3 groups
     where the 6 P-CPUs plus 2 E-cores in one cluster span 2. So every set of that many groups taken whole
@@ -422,7 +419,7 @@ def _fewest(
     first = last_of(greedy)
     assert first is not None  # the loop stopped where a group holds the remainder
     best = (greedy, *first)
-    if finest is None or comb(len(order), len(greedy)) > _ALTERNATIVES:
+    if comb(len(order), len(greedy)) > _ALTERNATIVES:
         return best
 
     def cost(whole: Sequence[_Group], last: _Group, left: int) -> tuple[int, int, int]:

@@ -89,9 +89,14 @@ def numa_note(
         if asked
         else f"too big for one node, spans the {len(shares)} closest nodes"
     )
+    how = (
+        "the fewest cache groups, then the rest of the free room left in one piece (--numa-fit pack)"
+        if fit is Fit.PACK and not asked
+        else "as even as the nodes' room and cache groups allow"
+    )
     return Note(
         topic="numa",
-        message=f"{why} ({split}, as even as the nodes' room and cache groups allow); the guest gets one "
+        message=f"{why} ({split}, {how}); the guest gets one "
         "NUMA cell per host node, with the host's distances between them, so its kernel keeps memory local",
         xpath="/domain/cpu/numa",
     )

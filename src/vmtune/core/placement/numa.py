@@ -3,7 +3,8 @@
 Rules, applied after the whole-core rule of the thread policy:
 
 * a guest that fits one node gets one node: among the nodes that hold its vCPUs and its memory, the one
-  whose pick spans the fewest cache groups with no needless share (``allocator``, ``sharing``), then by
+  whose pick spans the fewest cache groups with no needless share (``allocator``, ``sharing``: weighed
+  against that node's own idle groups, so a full node's busy group beats breaking a fresh node), then by
   ``--numa-fit``: ``pack`` (the default) the *best fit*, the node with the least free room that still
   holds the guest - so nodes fill one after the other and wide guests later find whole nodes free, as
   kubelet's packed policy and Nova's default packing do - ``spread`` the node with the most (balanced
@@ -22,6 +23,7 @@ helpers live in ``numafit`` and the multi-node split in ``numaspan`` (re-exporte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
@@ -132,7 +134,8 @@ def _place_pass(
         for node_id, node_views in by_node.items():
             if node_id in memory_notes or caps[node_id] < vcpus:
                 continue
-            pick = ask.pick(node_views, vcpus)
+            # a needless share is weighed against the node's own idle groups (``sharing``)
+            pick = replace(ask, idle_room=None, local_room=None).pick(node_views, vcpus)
             if pick is None:
                 continue
             key = (int(node_id != pci_node), *_node_key(pick.quality, caps[node_id], ask), node_id)

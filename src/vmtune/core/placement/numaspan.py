@@ -6,8 +6,10 @@ as evenly as its nodes allow, in whole cores (a node with less room than its eve
 the others), so the guest's cells are alike. Among the sets the node rule ranks alike (same size, same
 distance, the PCI node in or out alike) the split spanning the fewest cache groups wins (``split_wide``):
 the room only breaks ties the cache rule leaves; an even split that spans more cache groups than a split
-by groups loses to it. Memory follows the vCPUs (``split_memory``) and every
-node's share must fit its ``MemFree``/free hugepages.
+by groups loses to it. With ``--numa-fit pack`` the set with the least room comes next, then the split
+that leaves the most room on one node (the fuller nodes filled first, ``_fill``): an even 8 + 8 over two
+nodes of 14 free CPUs leaves 6 + 6, where no later 12-vCPU guest fits one node. Memory follows the vCPUs
+(``split_memory``) and every node's share must fit its ``MemFree``/free hugepages.
 """
 
 from __future__ import annotations
@@ -43,15 +45,13 @@ class Ask:
     tenants: Sequence[Tenant]
     latency: bool
     idle_room: dict[int, int] | None = None
-    """``allocator.idle_rooms`` over the pass: whether an idle group anywhere could hold a guest's part."""
+    """``allocator.idle_rooms`` where the guest could go instead (None: the picked views, e.g. one node's)."""
     numa_fit: Fit = Fit.PACK
     cache_fit: Fit = Fit.PACK
     free: CpuSet | None = None
     """The pass's free CPUs (``allocator.pick_in_domain``)."""
     local_room: dict[int, int] | None = None
     """``allocator.idle_rooms`` where a part of the guest could go instead (None: the picked views)."""
-    host_room: dict[int, int] | None = None
-    """``allocator.idle_rooms`` over every node (None: ``idle_room``): where a neighbour could go."""
 
     def pick(
         self, views: Sequence[CoreView], vcpus: int, levels: Sequence[int] | None = None
@@ -69,7 +69,6 @@ class Ask:
             spread=self.cache_fit is Fit.SPREAD,
             free=self.free,
             local_room=self.local_room,
-            host_room=self.host_room,
         )
 
     def room(self, node_id: int, units: int) -> int:
@@ -102,10 +101,15 @@ def split_wide(
     (then sharing the fewest with other guests), then the most even wins, ties to the rule's order: the
     best-fitting of equally close pairs may hold the guest only across more cache groups than another
     pair does. An even split that cuts one more cache group loses: 10 vCPUs over two nodes of 3 + 4 free
-    cores per L2 cluster go 7 + 3 over three clusters, not 5 + 5 over four.
+    cores per L2 cluster go 7 + 3 over three clusters, not 5 + 5 over four. With ``pack`` (and no
+    ``--numa N``) the filling split (``_fill``) is tried too, and among splits alike in cache groups the set
+    with the least room, then the split leaving the largest hole on one node, wins over the even one;
+    sharing fewer groups with other guests only breaks the ties left (a set that closes a busy group's hole
+    exactly beats one that breaks an idle group and leaves a one-core sliver on another node).
     """
     best: tuple[NodeShare, ...] | None = None
-    best_key: tuple[int, int, int, int] | None = None
+    best_key: tuple[int, ...] | None = None
+    pack = ask.numa_fit is Fit.PACK
     best_rank: tuple[int, ...] | None = None
     room = {node: ask.room(node, units) for node, units in caps.items()}
     for rank, node_set in ranked_sets(ask.host, room, ask.vcpus, wanted, pci_node, fit=ask.numa_fit):
@@ -115,18 +119,28 @@ def split_wide(
         views = [v for n in node_set for v in ask.by_node[n]]
         used = CpuSet().union(*(t.cache for t in ask.tenants))
         rooms = idle_rooms(ask.host, views, ask.levels, used)
-        here = replace(ask, idle_room=rooms, local_room=rooms, host_room=ask.host_room or ask.idle_room)
+        here = replace(ask, idle_room=rooms, local_room=rooms)
         even, by_groups = split_by_nodes(here, node_set), split_by_groups(here, node_set)
+        # packing: the split filling the set's fuller nodes leaves the roomiest one's hole whole
+        filled = split_by_nodes(here, node_set, fill=True) if pack and wanted <= 1 else None
         for shares, needless in (
             (even, sum(s.pick.quality[1] for s in even or ())),
             (by_groups, by_groups[0].pick.quality[1] if by_groups else 0),
+            (filled, sum(s.pick.quality[1] for s in filled or ())),
         ):
             if shares is None:
                 continue
-            key = (needless, *_group_spread(ask, shares), _imbalance(shares))
+            groups, shared = _group_spread(ask, shares)
+            fit = (sum(room[n] for n in node_set), -_largest_left(shares, room)) if pack else (0, 0)
+            key = (needless, groups, *fit, shared, _imbalance(shares))
             if best_key is None or key < best_key:
                 best, best_key, best_rank = shares, key, rank
     return best
+
+
+def _largest_left(shares: Sequence[NodeShare], room: dict[int, int]) -> int:
+    """The most vCPUs one node of the split has room for after the guest: the hole a later guest finds."""
+    return max(room[s.node] - len(s.pick.cpus) for s in shares)
 
 
 def _imbalance(shares: Sequence[NodeShare]) -> int:
@@ -190,15 +204,21 @@ def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...
     return tuple(shares)
 
 
-def split_by_nodes(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...] | None:
+def split_by_nodes(
+    ask: Ask, node_set: tuple[int, ...], *, fill: bool = False
+) -> tuple[NodeShare, ...] | None:
+    """Split a wide guest over ``node_set`` node by node, in whole cores: as evenly as the nodes' room
+    allows (``_even``), or with ``fill`` the nodes with the least room taken whole and the rest on the
+    roomiest (``_fill``)."""
     by_node, vcpus = ask.by_node, ask.vcpus
+    share = _fill if fill else _even
     step = (
         1 if ask.policy is ThreadPolicy.ISOLATE else max(len(v.units) for n in node_set for v in by_node[n])
     )
     counts: list[int] | None = None
     for s in dict.fromkeys((step, 1)):
         need = -(-vcpus // s)
-        alloc = _even([ask.room(n, sum(len(v.units) for v in by_node[n])) // s for n in node_set], need)
+        alloc = share([ask.room(n, sum(len(v.units) for v in by_node[n])) // s for n in node_set], need)
         if alloc is not None:
             counts = [a * s for a in alloc]
             # trim the overshoot of the last step (odd vCPU count) from the largest, highest-id share
@@ -229,6 +249,20 @@ def _memory_shares(ask: Ask, node_set: tuple[int, ...], counts: Sequence[int]) -
         if node is not None and memory_shortfall(node, mem, ask.hugepage_kib):
             return None
     return memory
+
+
+def _fill(caps: Sequence[int], need: int) -> list[int] | None:
+    """``need`` steps over the nodes, the ones with the least room (``caps``, in steps) filled first and
+    every node keeping at least one: what is left free gathers on the roomiest node, where a later guest
+    finds it in one piece (kubelet's packed policy takes whole nodes first the same way)."""
+    if sum(caps) < need or need < len(caps) or min(caps) < 1:
+        return None
+    n, left = len(caps), need
+    alloc = [0] * n
+    for done, i in enumerate(sorted(range(n), key=lambda i: (caps[i], i))):
+        alloc[i] = min(caps[i], left - (n - done - 1))
+        left -= alloc[i]
+    return alloc if left == 0 else None
 
 
 def _even(caps: Sequence[int], need: int) -> list[int] | None:

@@ -15,8 +15,12 @@ group still has free CPUs after it (the guest did not close the hole exactly) an
 level - no guest's use in it - has at least as many free CPUs as the guest's part. Closing a hole exactly
 is packing: the group is then full and nobody else can join it, so that is never a finding; sharing a
 group because no idle group can hold the part is the best the host can do. The idle groups weighed are
-those the part could have gone to without spanning another NUMA node: any on the host when the part is
-the whole guest, else those of the guest's own nodes (the rest of the guest is there).
+those of the guest's own NUMA node(s): which node a guest lives on is the NUMA fit's business, as it is
+for an L3 that is the whole node. Weighing every node's idle groups made each small guest that could not
+close a hole exactly break a group on a fresh node while the nodes in use had only busy ones, until every
+group of the host was open: no node was left whole for a wide guest, and the holes left behind made
+later guests span more groups than kubelet's packed policy does. ``--numa-fit spread`` still puts a
+guest on the emptiest node, where idle groups are.
 
 The rule judges every guest, however late its neighbours came: so the planner also keeps a newcomer from
 joining a group one other guest has to itself when that would make the other's part a needless share
@@ -80,20 +84,16 @@ def needless_share(*, shared: bool, left: int, part: int, idle_room: int) -> boo
     return shared and left > 0 and part <= idle_room
 
 
-def neighbour_needless(
-    *, users: Sequence[CpuSet], group: CpuSet, left: int, whole_room: int, local_room: int
-) -> bool:
+def neighbour_needless(*, users: Sequence[CpuSet], group: CpuSet, left: int, idle_room: int) -> bool:
     """Joining ``group``, which ``users`` (each another guest's use of cache groups) touch, and leaving
     ``left`` CPUs of it free, makes a needless share of the one guest that had it to itself: the rule
     judges every guest, so a newcomer must not create one for its neighbour. Its part weighs against
-    ``whole_room`` (an idle group anywhere) when the part is all it uses, else ``local_room`` (one of the
-    neighbour's nodes, as far as the caller knows them). Several users already share it: joining takes
-    nothing from any of them."""
+    ``idle_room``, the idle groups of the group's own node (as far as the caller knows them). Several
+    users already share it: joining takes nothing from any of them."""
     if len(users) != 1 or left <= 0:
         return False
     part = users[0] & group
-    room = whole_room if part == users[0] else local_room
-    return needless_share(shared=True, left=left, part=len(part), idle_room=room)
+    return needless_share(shared=True, left=left, part=len(part), idle_room=idle_room)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,13 +123,15 @@ def needless_shares(
     reach = CpuSet().union(*(n.cpus for n in host.nodes if n.id in nodes))
     for level in split_levels(host):
         of_level = [grp for lvl, grp in groups if lvl == level]
-        rooms = [(len(grp - reserved), grp.issubset(reach)) for grp in of_level if grp.isdisjoint(used)]
+        # only idle groups of the guest's own nodes: another node is the NUMA fit's business
+        idle_room = max(
+            (len(grp - reserved) for grp in of_level if grp.isdisjoint(used) and grp.issubset(reach)),
+            default=0,
+        )
         for grp in of_level:
             part = mine & grp
             if not part:
                 continue
-            whole = part == mine
-            idle_room = max((room for room, near in rooms if whole or near), default=0)
             others = tuple(
                 i for i, (key, cpus) in enumerate(uses) if key is not target and not cpus.isdisjoint(grp)
             )

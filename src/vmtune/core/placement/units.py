@@ -130,7 +130,7 @@ def _container_key(core: Core, level: int) -> int | None:
 
 
 def idle_rooms(host: Host, views: Sequence[CoreView], levels: Sequence[int], used: CpuSet) -> dict[int, int]:
-    """Level -> the most free CPUs one idle group of it has among ``views`` (the whole pass, every node):
+    """Level -> the most free CPUs one idle group of it has among ``views`` (the guest's node or nodes):
     what ``sharing.needless_share`` weighs a guest's part of a busy group against."""
     out: dict[int, int] = {}
     sizes: dict[tuple[int, int], int] = {}
