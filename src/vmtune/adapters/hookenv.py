@@ -41,6 +41,7 @@ __all__ = [
     "HugepageGrant",
     "drop_claim",
     "hook_lock",
+    "live_names",
     "read_tenants",
     "release_hugepages",
     "reserve_hugepages",
@@ -135,6 +136,24 @@ def _status_files(paths: HookPaths) -> dict[str, Path]:
         return {}
 
 
+def _live_claims(paths: HookPaths, now: float) -> list[Path]:
+    """Claims younger than ``CLAIM_TTL``: guests the hook let through that are still starting."""
+    out: list[Path] = []
+    for path in sorted(paths.claims.glob("*.xml")) if paths.claims.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime <= CLAIM_TTL:
+                out.append(path)
+        except OSError:
+            continue
+    return out
+
+
+def live_names(paths: HookPaths, *, now: float | None = None) -> frozenset[str]:
+    """Guests libvirt runs (status files) or the hook let through and that are still starting (claims)."""
+    now = time.time() if now is None else now
+    return frozenset(_status_files(paths)) | {p.stem for p in _live_claims(paths, now)}
+
+
 def read_tenants(paths: HookPaths, *, now: float | None = None) -> tuple[GuestSpec, ...]:
     """Running guests (status files) plus live claims of guests still starting, by name.
 
@@ -152,10 +171,7 @@ def read_tenants(paths: HookPaths, *, now: float | None = None) -> tuple[GuestSp
         with contextlib.suppress(InputError):
             running.append(read_status(read_bytes(path), source=str(path)).guest)
     starting: list[GuestSpec] = []
-    for path in sorted(paths.claims.glob("*.xml")) if paths.claims.is_dir() else ():
-        with contextlib.suppress(OSError):
-            if now - path.stat().st_mtime > CLAIM_TTL:
-                continue
+    for path in _live_claims(paths, now):
         with contextlib.suppress(InputError):
             claim = read_guest(read_bytes(path), source=str(path))
             if not any(same_guest(claim, r) for r in running):

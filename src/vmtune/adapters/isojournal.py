@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmtune.adapters.hookenv import CLAIM_TTL, HookPaths
+from vmtune.adapters.hookenv import HookPaths
 from vmtune.adapters.hostfiles import check_value, recognise
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
@@ -32,7 +31,6 @@ __all__ = [
     "check_state_dir",
     "holder_of",
     "journal_exists",
-    "live_names",
     "load_journal",
     "save_journal",
 ]
@@ -163,19 +161,6 @@ def save_journal(paths: HookPaths, journal: Journal) -> None:
     }
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write(path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
-
-
-def live_names(paths: HookPaths, *, now: float | None = None) -> frozenset[str]:
-    """Guests libvirt runs (status files) or the hook let through and that are still starting (claims)."""
-    now = time.time() if now is None else now
-    names = {p.stem for p in paths.status_dir.glob("*.xml")} if paths.status_dir.is_dir() else set()
-    for claim in paths.claims.glob("*.xml") if paths.claims.is_dir() else ():
-        try:
-            if now - claim.stat().st_mtime <= CLAIM_TTL:
-                names.add(claim.stem)
-        except OSError:
-            continue
-    return frozenset(names)
 
 
 def holder_of(guest: GuestSpec) -> Holder | None:

@@ -24,14 +24,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmtune.adapters.hookenv import HookPaths
+from vmtune.adapters.hookenv import HookPaths, live_names
 from vmtune.adapters.hostfiles import Kind, read_value, write_value
 from vmtune.adapters.isojournal import (
     Holder,
     Journal,
     holder_of,
     journal_exists,
-    live_names,
     load_journal,
     save_journal,
 )
