@@ -107,3 +107,14 @@ def emulator_affinity(name: str) -> set[str]:
             continue
         found |= {allowed for _, allowed in entries}
     return found
+
+
+def restart_daemons(lv: Libvirt) -> None:
+    """Restart libvirtd through the repo's scripts (so it loads a newly installed hook) and reconnect."""
+    repo = Path(__file__).resolve().parents[2]
+    for script in ("libvirt-down.sh", "libvirt-up.sh"):
+        res = subprocess.run(
+            [repo / "scripts" / script], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert res.returncode == 0, f"{script}: {res.stdout}{res.stderr}"
+    lv.conn = lv.lv.open(URI)

@@ -20,25 +20,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, record, spare_pins, vcpu_affinity, vmtune
+from e2ehelp import REQUIRED, URI, Libvirt, record, restart_daemons, spare_pins, vcpu_affinity, vmtune
 
 from vmtune.core.verify.abi import abi_changes
 from vmtune.xmlmap.guest import read_guest
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 HOOKS = Path("/etc/libvirt/hooks")
 PIDS = Path(os.environ.get("VMTUNE_PIDS_FILE", "/run/vmtune-test-daemons.pids"))
-
-
-def _restart(lv: Libvirt) -> None:
-    for script in ("libvirt-down.sh", "libvirt-up.sh"):
-        res = subprocess.run(
-            [REPO / "scripts" / script], capture_output=True, text=True, timeout=120, check=False
-        )
-        assert res.returncode == 0, f"{script}: {res.stdout}{res.stderr}"
-    lv.conn = lv.lv.open(URI)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def hook_installed(libvirt_session: Libvirt) -> Iterator[Path]:
     # libvirt reads the hugetlbfs mounts when its QEMU driver starts; without one a hugepage guest
     # fails with "hugetlbfs filesystem is not mounted". Mount one for this restart, if there is none.
     mounted = _mount_hugetlbfs()
-    _restart(libvirt_session)
+    restart_daemons(libvirt_session)
     try:
         yield target
     finally:
@@ -67,7 +57,7 @@ def hook_installed(libvirt_session: Libvirt) -> Iterator[Path]:
             target.unlink(missing_ok=True)
         if mounted:
             subprocess.run(["umount", str(HUGETLBFS)], check=False, timeout=30)
-        _restart(libvirt_session)
+        restart_daemons(libvirt_session)
 
 
 HUGETLBFS = Path("/dev/hugepages")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2ehelp import REQUIRED, URI, Libvirt, qemu_pid, record, vcpu_affinity, vmtune
+from e2ehelp import REQUIRED, URI, Libvirt, qemu_pid, record, restart_daemons, vcpu_affinity, vmtune
 
 from vmtune.cli.live_cmd import hook_script
 from vmtune.cpuset import CpuSet
@@ -60,15 +60,6 @@ def _skip(reason: str) -> None:
     if REQUIRED:
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
-
-
-def _restart(lv: Libvirt) -> None:
-    for script in ("libvirt-down.sh", "libvirt-up.sh"):
-        res = subprocess.run(
-            [REPO / "scripts" / script], capture_output=True, text=True, timeout=120, check=False
-        )
-        assert res.returncode == 0, f"{script}: {res.stdout}{res.stderr}"
-    lv.conn = lv.lv.open(URI)
 
 
 def _mkgroup(path: Path, cpus: str, mems: str) -> None:
@@ -121,7 +112,7 @@ def isolating_hook(
     HOOK.parent.mkdir(parents=True, exist_ok=True)
     HOOK.write_text(body)
     HOOK.chmod(0o755)
-    _restart(libvirt_session)
+    restart_daemons(libvirt_session)
     try:
         yield state
     finally:
@@ -129,7 +120,7 @@ def isolating_hook(
             HOOK.unlink(missing_ok=True)
         else:
             HOOK.write_bytes(old)
-        _restart(libvirt_session)
+        restart_daemons(libvirt_session)
 
 
 def _irqs() -> dict[int, bytes]:
