@@ -43,7 +43,7 @@ def measure(hosts: list[str], seeds: list[int], rounds: int) -> Results:
     knobs = knob_values()
     scores, audits, spread = {}, {}, {}
     for name in hosts:
-        host = shapes[name].load()
+        host = shapes[name].host()
         for seed in seeds:
             for run in runs(host, seed):
                 scores[name, seed, run.algo] = score(host, run)
@@ -61,7 +61,7 @@ def measure(hosts: list[str], seeds: list[int], rounds: int) -> Results:
 
 def detail(name: str, seed: int) -> None:
     """One stream, a guest per line: each placer's nodes and cache groups against the topology minimum."""
-    host = next(s for s in SHAPES if s.name == name).load()
+    host = next(s for s in SHAPES if s.name == name).host()
     spans = Spans(host)
     placed = {run.algo: {p.index: p for p in run.placed} for run in runs(host, seed)}
     print(f"{name} seed {seed}: guest vcpus | per placer: nodes/min groups/min CPUs ('-': refused)")

@@ -6,6 +6,7 @@ Generated machines are ``tests/sysfsgen.HostSpec``s turned into a Host by the te
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -40,6 +41,11 @@ class Shape:
     name: str
     what: str
     load: Callable[[], Host]
+
+    def host(self) -> Host:
+        """The host, named after the shape: its streams are seeded by name, which must not depend on where
+        the corpora sit (a sysfs dump's host is named after its path)."""
+        return dataclasses.replace(self.load(), name=self.name)
 
 
 def _s2500_distances() -> tuple[tuple[int, ...], ...]:
