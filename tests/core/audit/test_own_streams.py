@@ -1,6 +1,7 @@
 """vmtune's own plans never trigger a rule it plans by: streams of guests planned one after another (each
 next to the earlier ones, as ``vmtune plan`` does in a batch), then VT103, VT105 and VT109 run over all of
-them. VT105 judges every guest, so the planner must weigh what a newcomer does to its neighbours too."""
+them. VT105 judges every guest that keeps its cache groups alone (``--cache-fit own``), so the planner
+must weigh what a newcomer does to such neighbours too."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hosts import host_named
 from rulehosts import make_host
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Intent, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Intent, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.allocator import core_views, grouping_levels, pick_in_domain
 from vmtune.core.placement.sharing import needless_shares
@@ -53,6 +54,8 @@ def _plan_stream(host: Host, sizes: list[int], intent: Intent) -> list[GuestSpec
     [
         ("huge-960", HUGE_STREAM, Intent(thread_policy=ThreadPolicy.REQUIRE)),
         ("huge-960", HUGE_STREAM, Intent()),
+        ("huge-960", HUGE_STREAM, Intent(thread_policy=ThreadPolicy.REQUIRE, cache_fit=CacheFit.OWN)),
+        ("huge-960", HUGE_STREAM, Intent(cache_fit=CacheFit.OWN)),
     ],
 )
 def test_a_stream_of_own_plans_is_clean(host_name: str, sizes: list[int], intent: Intent) -> None:
@@ -70,7 +73,7 @@ def test_a_newcomer_does_not_turn_its_neighbours_group_into_a_needless_share() -
     Joining b's is clean: b's 3 fit no idle group."""
     host = make_host(nodes=1, cores_per_node=24, threads=1, l3_per_node=3, offline="6-7,10-15")
     a, b = CpuSet([0]), CpuSet([16, 17, 18])
-    tenants = [Tenant(name=n, cpus=c, vcpus=len(c), cache=c) for n, c in (("a", a), ("b", b))]
+    tenants = [Tenant(name=n, cpus=c, vcpus=len(c), cache=c, alone=True) for n, c in (("a", a), ("b", b))]
     free = host.online - a - b
     views, levels = (
         core_views(host, free, ThreadPolicy.REQUIRE, partial=False),
@@ -83,3 +86,25 @@ def test_a_newcomer_does_not_turn_its_neighbours_group_into_a_needless_share() -
     uses = [("a", a), ("b", b), ("new", pick.cpu_set)]
     for key, _ in uses:
         assert list(needless_shares(host, uses, CpuSet(), key)) == [], key
+
+
+def test_a_pack_newcomer_fills_a_packing_neighbours_group_but_not_an_own_ones() -> None:
+    """One node, two 8-core L3 groups, no SMT; guest a holds 0-3. A 2-vCPU ``pack`` newcomer fills a's
+    group (the fullest that holds it: the idle group stays whole for a wide guest) when a packs too, and
+    takes the idle group when a keeps its group alone - else a's share would be needless."""
+    host = make_host(nodes=1, cores_per_node=16, threads=1, l3_per_node=2)
+    a = CpuSet.parse("0-3")
+    free = host.online - a
+    views, levels = (
+        core_views(host, free, ThreadPolicy.REQUIRE, partial=False),
+        grouping_levels(host, with_nodes=False),
+    )
+    picks = {}
+    for alone in (False, True):
+        tenants = [Tenant(name="a", cpus=a, vcpus=4, cache=a, alone=alone)]
+        pick = pick_in_domain(host=host, views=views, vcpus=2, policy=ThreadPolicy.REQUIRE, levels=levels,
+                              tenants=tenants, latency=False, free=free)  # fmt: skip
+        assert pick is not None
+        picks[alone] = pick.cpu_set
+    assert picks[False] == CpuSet.parse("4-5")
+    assert picks[True] == CpuSet.parse("8-9")

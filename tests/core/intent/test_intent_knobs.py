@@ -19,6 +19,7 @@ from vmtune.cli.app import main
 from vmtune.cli.tuning import Tuning
 from vmtune.core.intent.model import (
     KNOBS,
+    CacheFit,
     CacheShare,
     CoreKind,
     CpuPolicy,
@@ -59,7 +60,8 @@ GOOD: list[tuple[str, str, object, str]] = [
     ("numa", "3", Numa(nodes=3), "3"),
     ("numa", "auto", Numa(), "auto"),
     ("numa_fit", "Spread", Fit.SPREAD, "spread"),
-    ("cache_fit", "pack", Fit.PACK, "pack"),
+    ("cache_fit", "pack", CacheFit.PACK, "pack"),
+    ("cache_fit", "Own", CacheFit.OWN, "own"),
     ("memory_mode", "interleave", MemoryMode.INTERLEAVE, "interleave"),
     ("hugepages", "2m", PageSize.HUGE_2M, "2M"),
     ("hugepages", "1G", PageSize.HUGE_1G, "1G"),
@@ -182,7 +184,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "iothreads": _optional(st.integers(0, 64)),
     "numa": st.just(Numa()) | st.just(Numa(off=True)) | st.integers(1, 64).map(lambda n: Numa(nodes=n)),
     "numa_fit": _optional(st.sampled_from(Fit)),
-    "cache_fit": _optional(st.sampled_from(Fit)),
+    "cache_fit": _optional(st.sampled_from(CacheFit)),
     "memory_mode": _optional(st.sampled_from(MemoryMode)),
     "hugepages": _optional(st.sampled_from(PageSize)),
     "realtime_mask": _optional(

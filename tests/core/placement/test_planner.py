@@ -6,7 +6,16 @@ import pytest
 
 from planner_hosts import GIB, as_tenant, cores_of, guest, host_named, tenant
 from vmtune.core.guest import GuestSpec, NumaCell, VcpuPin
-from vmtune.core.intent.model import CoreKind, EmulatorPolicy, Fit, Intent, Numa, Profile, ThreadPolicy
+from vmtune.core.intent.model import (
+    CacheFit,
+    CoreKind,
+    EmulatorPolicy,
+    Fit,
+    Intent,
+    Numa,
+    Profile,
+    ThreadPolicy,
+)
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
 from vmtune.cpuset import CpuSet
@@ -43,7 +52,7 @@ CASES = [
     (
         "epyc-2ccx-per-node",
         8,
-        {"cache_fit": Fit.SPREAD, "reserve": FIRST_CORES},
+        {"cache_fit": CacheFit.SPREAD, "reserve": FIRST_CORES},
         [],
         [1, 33, 2, 34, 4, 36, 5, 37],
         "0",

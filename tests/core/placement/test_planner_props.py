@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from planner_hosts import guest, host_named, tenant
 from vmtune.core.audit.engine import run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Fit, Intent, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Fit, Intent, ThreadPolicy
 from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.ledger.tenant import as_planned
 from vmtune.core.placement.numa import distance
@@ -42,14 +42,23 @@ def scenarios(draw: st.DrawFn) -> tuple[Host, list[GuestSpec], int, ThreadPolicy
     return host, tenants, vcpus, policy
 
 
-def _whole_units(host: Host, free: CpuSet, policy: ThreadPolicy, node: int | None = None) -> int:
-    cores = [c for c in host.cores if c.cpus and c.cpus.issubset(free) and (node is None or c.node == node)]
+def _whole_units(
+    host: Host, free: CpuSet, policy: ThreadPolicy, node: int | None = None, *, width: int | None = None
+) -> int:
+    cores = [
+        c
+        for c in host.cores
+        if c.cpus
+        and c.cpus.issubset(free)
+        and (node is None or c.node == node)
+        and (width is None or len(c.cpus) == width)
+    ]
     return len(cores) if policy is ThreadPolicy.ISOLATE else sum(len(c.cpus) for c in cores)
 
 
-@given(scenarios(), st.sampled_from(Fit), st.sampled_from(Fit))
+@given(scenarios(), st.sampled_from(Fit), st.sampled_from(CacheFit))
 def test_plan_invariants(
-    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: Fit
+    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: CacheFit
 ) -> None:
     host, tenants, vcpus, policy = scenario
     g = guest(vcpus=vcpus, memory_gib=0.5)
@@ -61,8 +70,12 @@ def test_plan_invariants(
     try:
         plan = plan_guest(host=host, guest=g, tenants=tenants, intent=intent)
     except InfeasibleError:
-        # infeasible only when the whole-core units (prefer: any free CPU) really are too few
+        # infeasible only when the whole-core units (prefer: any free CPU; require: whole cores of one
+        # width, so the guest topology can tell the siblings) really are too few
         units = len(free) if policy is ThreadPolicy.PREFER else _whole_units(host, free, policy)
+        if policy is ThreadPolicy.REQUIRE:
+            widths = {len(c.cpus) for c in host.cores if c.cpus}
+            units = max(_whole_units(host, free, policy, width=w) for w in widths)
         assert units < vcpus
         return
     pins = [p.cpus for p in plan.vcpupins or ()]
@@ -89,9 +102,9 @@ def test_plan_invariants(
         assert len(host.nodes_of(cpus)) == 1
 
 
-@given(scenarios(), st.sampled_from(Fit), st.sampled_from(Fit))
+@given(scenarios(), st.sampled_from(Fit), st.sampled_from(CacheFit))
 def test_a_plan_never_shares_a_cache_group_needlessly(
-    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: Fit
+    scenario: tuple[Host, list[GuestSpec], int, ThreadPolicy], numa_fit: Fit, cache_fit: CacheFit
 ) -> None:
     """Planner and VT105 share one rule (``placement.sharing``): whatever the fits, the guest just placed
     gets no VT105, and no node holds more of its memory than it has free."""

@@ -23,7 +23,7 @@ from vmtune.core.audit.engine import (
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.pool import is_shared, reservation
 from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
-from vmtune.core.placement.sharing import needless_shares
+from vmtune.core.placement.sharing import keeps_alone, needless_shares
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
@@ -155,13 +155,15 @@ def _crossings(
 @host_rule("VT105", "two domains share an L2/L3 group while a free one exists", Level.WARNING)
 def vt105(ctx: AuditContext) -> Iterator[Hit]:
     """The planner's own rule (``core.placement.sharing``): a guest's part of a cache group other guests
-    use, the group not full, while an idle group of that level could hold the part. Each guest's use is
-    what it holds for itself (emulator pins on housekeeping CPUs are no use); the reserve is ``--reserve``
-    plus, for a guest with vmtune intent, the one its plans were made with."""
+    use, the group not full, while an idle group of that level could hold the part - judged for the
+    guests that keep their groups alone (``keeps_alone``: ``--cache-fit own``, or no vmtune intent); a
+    ``pack`` guest shares on purpose. Each guest's use is what it holds for itself (emulator pins on
+    housekeeping CPUs are no use); the reserve is ``--reserve`` plus, for a guest with vmtune intent, the
+    one its plans were made with."""
     host = ctx.host
     by_housekeeping: dict[CpuSet, list[tuple[GuestSpec, CpuSet]]] = {}
     for g in ctx.guests:
-        if not is_dedicated(g, host):
+        if not is_dedicated(g, host) or not keeps_alone(g.intent):
             continue
         reserved, housekeeping = _reserve_of(g, ctx)
         if housekeeping not in by_housekeeping:
@@ -176,7 +178,7 @@ def vt105(ctx: AuditContext) -> Iterator[Hit]:
                 location=f"CPUs {found.part}",
                 message=f"shares {level} group {found.group} with {names(others)} while an idle {level} "
                 f"group with {found.idle_room} CPUs exists",
-                fix=f"re-plan into an idle cache group: {apply_cmd(g, '--domains DIR')}",
+                fix=f"re-plan into an idle cache group: {apply_cmd(g, '--cache-fit own --domains DIR')}",
             )
 
 

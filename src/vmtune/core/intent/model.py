@@ -17,6 +17,7 @@ from typing import Any
 
 from vmtune.core.intent.knob import KNOB, Knob, format_switch, knob, parse_cpuset, parse_switch
 from vmtune.core.intent.values import (
+    CacheFit,
     CacheShare,
     CoreKind,
     CpuPolicy,
@@ -40,6 +41,7 @@ from vmtune.units import GIB, MIB, parse_size_kib
 
 __all__ = [
     "KNOBS",
+    "CacheFit",
     "CacheShare",
     "CoreKind",
     "CpuPolicy",
@@ -104,9 +106,10 @@ class Intent:
         Fit, otherwise=Fit.PACK,
         help="pack: the fullest node that holds the guest; spread: the emptiest.",
     )  # fmt: skip
-    cache_fit: Fit | None = knob(
-        Fit, otherwise=Fit.PACK,
-        help="pack: the fewest cache groups; spread: a core per cache group in turn.",
+    cache_fit: CacheFit | None = knob(
+        CacheFit, profiles={LATENCY: CacheFit.OWN}, otherwise=CacheFit.PACK,
+        help="pack: the fullest cache group that holds the guest (shared with other guests); own: never a "
+        "group another guest uses while an idle one holds it; spread: a core per cache group in turn.",
     )  # fmt: skip
     memory_mode: MemoryMode | None = knob(
         MemoryMode, otherwise=MemoryMode.STRICT, help="numatune mode for the guest memory."
@@ -196,7 +199,7 @@ class Resolved:
     iothreads: int = 0
     numa: Numa = field(default_factory=Numa)
     numa_fit: Fit = Fit.PACK
-    cache_fit: Fit = Fit.PACK
+    cache_fit: CacheFit = CacheFit.PACK
     memory_mode: MemoryMode = MemoryMode.STRICT
     hugepages_kib: int | None = None
     """Hugepage size to back memory with (2048, 1048576), None for normal pages."""

@@ -14,6 +14,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.knob import Knob
 from vmtune.core.intent.model import (
     KNOBS,
+    CacheFit,
     CpuPolicy,
     HypervMode,
     Intent,
@@ -26,7 +27,7 @@ from vmtune.core.intent.model import (
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["active_profiles", "resolve"]
+__all__ = ["active_profiles", "cache_fit_of", "resolve"]
 
 _KNOB = {k.name: k for k in KNOBS}
 
@@ -41,6 +42,12 @@ def _pick(name: str, intent: Intent, active: frozenset[Profile]) -> Any:
     """The knob's explicit value, else what its declaration says the active profiles want."""
     knob: Knob[Any] = _KNOB[name]
     return knob.resolve(getattr(intent, name), active)
+
+
+def cache_fit_of(intent: Intent) -> CacheFit:
+    """``--cache-fit`` as the guest's plans were made: explicit, else its profiles' default."""
+    fit: CacheFit = _pick("cache_fit", intent, active_profiles(intent))
+    return fit
 
 
 def resolve(intent: Intent, guest: GuestSpec) -> Resolved:

@@ -68,13 +68,26 @@ class EmulatorPolicy(StrEnum):
 
 
 class Fit(StrEnum):
-    """``--numa-fit``/``--cache-fit``: pack a guest into the fullest node or cache group that holds it
-    (Nova's ``packing_host_numa_cells_allocation_strategy``, kubelet's packed policy), or spread guests
-    over nodes / a guest over cache groups for memory bandwidth (kubelet's
-    ``distribute-cpus-across-numa``, the caveat of its uncore-cache alignment)."""
+    """``--numa-fit``: pack a guest into the fullest node that holds it (Nova's
+    ``packing_host_numa_cells_allocation_strategy``, kubelet's packed policy), or spread guests over
+    nodes for memory bandwidth (kubelet's ``distribute-cpus-across-numa``)."""
 
     PACK = "pack"
     SPREAD = "spread"
+
+
+class CacheFit(StrEnum):
+    """``--cache-fit``: how a guest's cores sit in the host's cache groups (CCX/CCD L3s, L2 clusters).
+
+    ``pack`` fills the fullest group that holds the guest, sharing it with other guests so that idle
+    groups stay whole for wide guests (kubelet's uncore-cache alignment does the same); ``own`` never
+    takes a group another guest uses while an idle group of its node(s) could hold it (a guest that
+    would rather not share an L3 than keep groups whole for others; the latency profiles' default);
+    ``spread`` puts a core per group in turn, for memory-bandwidth-bound guests."""
+
+    PACK = "pack"
+    SPREAD = "spread"
+    OWN = "own"
 
 
 class MemoryMode(StrEnum):

@@ -36,6 +36,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.memory import MemoryBook, memory_book
 from vmtune.core.ledger.reserve import default_reserve_of
 from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
+from vmtune.core.placement.sharing import keeps_alone
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
@@ -55,6 +56,9 @@ class Tenant:
     cache: CpuSet = field(default_factory=CpuSet)
     """The CPUs by which it uses a cache group (``Holding.own``; none for a shared guest): emulator and
     iothread pins on housekeeping CPUs never make a group busy (``core.placement.sharing``)."""
+    alone: bool = False
+    """It keeps its cache groups to itself (``sharing.keeps_alone``): nobody joins one while an idle group
+    could take them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,7 +204,14 @@ def build_ledger(
             dedicated = dedicated | held.own(housekeeping)  # a mixed guest's pool is not its own
         cache = CpuSet() if held.shared else held.own(housekeeping)
         ledger_tenants.append(
-            Tenant(name=tenant.name, cpus=cpus, vcpus=tenant.vcpus, shared=held.shared, cache=cache)
+            Tenant(
+                name=tenant.name,
+                cpus=cpus,
+                vcpus=tenant.vcpus,
+                shared=held.shared,
+                cache=cache,
+                alone=keeps_alone(tenant.intent),
+            )
         )
     if floating:
         notes.append(

@@ -10,11 +10,12 @@ thread policy as *units* per physical core, then the cache hierarchy is walked t
    hosts, then each cache level coarsest first that splits a node into several groups of cores -
    ``sharing.split_levels``: a private per-core L2 or an L3 that is the whole node adds nothing), if one
    group can hold the request, choose it by *best fit*:
-   - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a group other guests
-     use is taken only when the guest fills its last free units exactly (packing: any size of guest may
-     close any other guest's hole), or when no idle group of the level on the guest's node(s) can hold
-     the guest's part; nor a share that is needless for the one guest already there (VT105 judges it
-     too: joining its group with CPUs left over while an idle group of its node could hold its part);
+   - never a needless share (``sharing.needless_share``, the rule VT105 checks too): a ``--cache-fit
+     own`` guest takes a group other guests use only when it fills its last free units exactly (any size
+     of guest may close any other guest's hole), or when no idle group of the level on the guest's
+     node(s) can hold the guest's part; and no guest makes a needless share for the one guest already in
+     a group when that guest keeps alone (``sharing.keeps_alone``: joining its group with CPUs left over
+     while an idle group of its node could hold its part). A ``pack`` guest otherwise shares freely;
    - then the group that holds the guest in the fewest groups of the finest level below (as few cache
      groups as possible comes before fragmentation);
    - then the one whose free count is the smallest that still holds the guest - so a hole left beside the
@@ -95,8 +96,9 @@ class _Ctx:
     host: Host
     used: CpuSet
     """CPUs by which other guests use cache groups (``Tenant.cache``)."""
-    caches: tuple[CpuSet, ...]
-    """Each other guest's ``Tenant.cache``: whose part of a group joining it would make a needless share."""
+    caches: tuple[tuple[CpuSet, bool], ...]
+    """Each other guest's ``Tenant.cache`` and ``Tenant.alone``: whose part of a group joining it would
+    make a needless share."""
     idle_room: dict[int, int]
     """Level -> the most free CPUs of one idle group of it where the whole guest could go instead."""
     local_room: dict[int, int]
@@ -110,6 +112,8 @@ class _Ctx:
     """The pass's free CPUs: a group's CPUs left free after the guest (threads of half-used cores too)."""
     spread: bool = False
     """``--cache-fit spread``: one core per cache group in turn."""
+    own: bool = False
+    """``--cache-fit own``: the guest's own needless shares count (``sharing.keeps_alone``)."""
     uses: list[GroupUse] = field(default_factory=list)
     quality: tuple[int, ...] | None = None
     needless: int = 0
@@ -148,6 +152,7 @@ def pick_in_domain(
     spread: bool = False,
     free: CpuSet | None = None,
     local_room: dict[int, int] | None = None,
+    own: bool = False,
 ) -> DomainPick | None:
     """Choose ``vcpus`` CPUs among ``views``; None when they don't hold that many.
 
@@ -160,11 +165,11 @@ def pick_in_domain(
         return None
     used = CpuSet().union(*(t.cache for t in tenants))
     here = idle_rooms(host, views, levels, used) if idle_room is None or local_room is None else {}
-    caches = tuple(t.cache for t in tenants if t.cache)
+    caches = tuple((t.cache, t.alone) for t in tenants if t.cache)
     whole_room = here if idle_room is None else idle_room
     ctx = _Ctx(host=host, used=used, caches=caches, idle_room=whole_room,
                local_room=here if local_room is None else local_room, total=vcpus, latency=latency,
-               policy=policy, free=free, spread=spread)  # fmt: skip
+               policy=policy, free=free, spread=spread, own=own)  # fmt: skip
     chosen = _select(list(views), vcpus, tuple(levels), ctx, top=True)
     taken: list[tuple[Core, tuple[int, ...]]] = []
     count = 0
@@ -279,13 +284,15 @@ def _needless(group: _Group, count: int, level: int, ctx: _Ctx) -> bool:
     part = count * group.per_core
     left = group.cap - count if ctx.free is None else len(group.cpus & ctx.free) - part
     rooms = ctx.idle_room if count == ctx.total else ctx.local_room
-    if needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0)):
+    if ctx.own and needless_share(shared=not group.idle, left=left, part=part, idle_room=rooms.get(level, 0)):
         return True
     if group.idle or left <= 0:
         return False
-    users = [cache for cache in ctx.caches if not cache.isdisjoint(group.cpus)]
+    users = [(cache, alone) for cache, alone in ctx.caches if not cache.isdisjoint(group.cpus)]
+    if len(users) != 1 or not users[0][1]:
+        return False  # several already share it, or its one user packs: joining takes nothing it keeps
     return neighbour_needless(
-        users=users, group=group.cpus, left=left, idle_room=ctx.local_room.get(level, 0)
+        users=[users[0][0]], group=group.cpus, left=left, idle_room=ctx.local_room.get(level, 0)
     )
 
 
@@ -314,8 +321,10 @@ def _use(level: int, group: _Group, count: int, ctx: _Ctx) -> GroupUse:
             reason = "it fills the group's last free CPUs (packing: nobody else can join it)"
         elif needless:
             reason = "no group without a needless share could hold it"
-        else:
+        elif ctx.own:
             reason = "no idle group could hold it"
+        else:
+            reason = "the fullest group that holds it (--cache-fit pack: idle groups stay whole)"
     return GroupUse(
         level=level, key=group.key, cpus=group.cpus, idle=group.idle, whole=group.cap == count, reason=reason
     )

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.numa import Placement, distance, memory_shortfall, place
 from vmtune.core.plan import Level, Note
@@ -79,7 +79,7 @@ class CellJob:
     latency: bool
     pci_node: int | None
     numa_fit: Fit = Fit.PACK
-    cache_fit: Fit = Fit.PACK
+    cache_fit: CacheFit = CacheFit.PACK
 
 
 def cell_asks(guest: GuestSpec) -> tuple[CellAsk, ...]:

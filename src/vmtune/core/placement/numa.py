@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vmtune.core.intent.model import Fit, Numa, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Fit, Numa, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.allocator import CoreView, core_views, grouping_levels, idle_rooms
 from vmtune.core.placement.numafit import (
@@ -69,7 +69,7 @@ def place(
     latency: bool,
     pci_node: int | None,
     numa_fit: Fit = Fit.PACK,
-    cache_fit: Fit = Fit.PACK,
+    cache_fit: CacheFit = CacheFit.PACK,
 ) -> Placement | Failure:
     passes = (False, True) if policy is ThreadPolicy.PREFER else (False,)
     failure: Failure | None = None
@@ -163,7 +163,7 @@ def _node_key(quality: tuple[int, ...], room: int, ask: Ask) -> tuple[int, ...]:
     ``--cache-fit spread`` the pick spanning the most groups comes first."""
     fit = room if ask.numa_fit is Fit.PACK else -room
     groups, needless, *rest = quality
-    if ask.cache_fit is Fit.SPREAD:
+    if ask.cache_fit is CacheFit.SPREAD:
         return (needless, -groups, fit, *rest)
     span, *cache = rest
     return (groups, needless, span, fit, *cache)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from vmtune.core.intent.model import Fit, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Fit, ThreadPolicy
 from vmtune.core.ledger.pool import Tenant
 from vmtune.core.placement.allocator import CoreView, DomainPick, idle_rooms, is_cache_level, pick_in_domain
 from vmtune.core.placement.nodesets import node_sets, ranked_sets
@@ -47,7 +47,7 @@ class Ask:
     idle_room: dict[int, int] | None = None
     """``allocator.idle_rooms`` where the guest could go instead (None: the picked views, e.g. one node's)."""
     numa_fit: Fit = Fit.PACK
-    cache_fit: Fit = Fit.PACK
+    cache_fit: CacheFit = CacheFit.PACK
     free: CpuSet | None = None
     """The pass's free CPUs (``allocator.pick_in_domain``)."""
     local_room: dict[int, int] | None = None
@@ -66,7 +66,8 @@ class Ask:
             tenants=self.tenants,
             latency=self.latency,
             idle_room=self.idle_room,
-            spread=self.cache_fit is Fit.SPREAD,
+            spread=self.cache_fit is CacheFit.SPREAD,
+            own=self.cache_fit is CacheFit.OWN,
             free=self.free,
             local_room=self.local_room,
         )
@@ -174,7 +175,7 @@ def split_by_groups(ask: Ask, node_set: tuple[int, ...]) -> tuple[NodeShare, ...
     clusters instead of 4 + 4 over two. None when the host has no such groups, when a node of the set is
     left without vCPUs (the set was not the fewest nodes after all) or a node lacks memory for its share.
     """
-    if ask.cache_fit is Fit.SPREAD or not any(is_cache_level(level) for level in ask.levels):
+    if ask.cache_fit is CacheFit.SPREAD or not any(is_cache_level(level) for level in ask.levels):
         return None
     pick = ask.pick([v for n in node_set for v in ask.by_node[n]], ask.vcpus)
     if pick is None:

@@ -16,7 +16,7 @@ KNOBS = (
     {'option': 'iothreads', 'flag': '--iothreads', 'type': 'int', 'help': 'Number of IOThreads.'},
     {'option': 'numa', 'flag': '--numa', 'type': 'str', 'help': 'auto, off, or a number of host nodes.'},
     {'option': 'numa_fit', 'flag': '--numa-fit', 'type': 'str', 'choices': ['pack', 'spread'], 'help': 'pack: the fullest node that holds the guest; spread: the emptiest.'},
-    {'option': 'cache_fit', 'flag': '--cache-fit', 'type': 'str', 'choices': ['pack', 'spread'], 'help': 'pack: the fewest cache groups; spread: a core per cache group in turn.'},
+    {'option': 'cache_fit', 'flag': '--cache-fit', 'type': 'str', 'choices': ['pack', 'spread', 'own'], 'help': 'pack: the fullest cache group that holds the guest (shared with other guests); own: never a group another guest uses while an idle one holds it; spread: a core per cache group in turn.'},
     {'option': 'memory_mode', 'flag': '--memory-mode', 'type': 'str', 'choices': ['strict', 'preferred', 'interleave', 'restrictive'], 'help': 'numatune mode for the guest memory.'},
     {'option': 'hugepages', 'flag': '--hugepages', 'type': 'str', 'choices': ['2M', '1G', 'none'], 'help': '2M, 1G or none.'},
     {'option': 'realtime_mask', 'flag': '--realtime-mask', 'type': 'str', 'help': 'vCPUs that get SCHED_FIFO, cpuset syntax (^0).'},

@@ -71,9 +71,9 @@ options:
     type: str
     choices: ['pack', 'spread']
   cache_fit:
-    description: 'pack: the fewest cache groups; spread: a core per cache group in turn. (vmtune --cache-fit)'
+    description: 'pack: the fullest cache group that holds the guest (shared with other guests); own: never a group another guest uses while an idle one holds it; spread: a core per cache group in turn. (vmtune --cache-fit)'
     type: str
-    choices: ['pack', 'spread']
+    choices: ['pack', 'spread', 'own']
   memory_mode:
     description: 'numatune mode for the guest memory. (vmtune --memory-mode)'
     type: str
