@@ -13,6 +13,7 @@ from placement_timing import TARGET_MS
 __all__ = ["Criterion", "Results", "criteria", "markdown", "plot"]
 
 AUDITED = ("VT103", "VT105", "VT109")
+OWN = "vmtune --cache-fit own"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +26,8 @@ class Results:
     """(host, seed) -> {"half"/"final": codes vmtune check reported on vmtune's guests}."""
     spread: Mapping[tuple[str, int], tuple[float | None, ...]]
     """(host, seed) -> balance of vmtune --numa-fit spread (empty without the knob)."""
+    own: Mapping[tuple[str, int], Score]
+    """(host, seed) -> vmtune --cache-fit own (empty without that value): the strict fit VT105 judges."""
     knobs: Mapping[str, tuple[str, ...]]
     timing: tuple[float, float, int]
     """(median ms, min ms, rounds)."""
@@ -70,6 +73,7 @@ def criteria(r: Results) -> list[Criterion]:
         for a in ALGOS
     }
     (vn, vg), (un, ug) = sums["vmtune"], sums["kubelet-uncore"]
+    audits = sum(len(found) for found in r.audits.values())
     audited = [
         f"{h}/{s} {when}: {','.join(sorted(set(codes) & set(AUDITED)))}"
         for (h, s), found in r.audits.items()
@@ -93,8 +97,9 @@ def criteria(r: Results) -> list[Criterion]:
                   detail=f"vmtune {vn}, kubelet-uncore {un}, kubelet {sums['kubelet'][0]}"),
         Criterion(name="summed cache groups over min <= 1/3 of kubelet-uncore's", passed=3 * vg <= ug,
                   detail=f"vmtune {vg}, kubelet-uncore {ug}, kubelet {sums['kubelet'][1]}"),
-        Criterion(name="vmtune check: no VT103/VT105/VT109 on vmtune's guests (half full and at the end)",
-                  passed=not audited, detail=f"{2 * n - len(audited)} of {2 * n} audits clean",
+        Criterion(name="vmtune check: no VT103/VT105/VT109 on vmtune's guests (half full and at the end; "
+                  "pack, and own where the checkout has it)",
+                  passed=not audited, detail=f"{audits - len(audited)} of {audits} audits clean",
                   failures=tuple(audited)),
         Criterion(name=f"plan one guest on huge-960 with 100 tenants < {TARGET_MS:.0f} ms",
                   passed=median < TARGET_MS,
@@ -147,20 +152,14 @@ def markdown(r: Results, found: Sequence[Criterion]) -> str:
                 wn = sum(x.nodes_over > b[0] for x, b in zip(xs, best, strict=True))
                 wg = sum(x.groups_over > b[1] for x, b in zip(xs, best, strict=True))
                 worse = f"{wn} / {wg}"
-            lines.append(
-                f"| {h} | {a} | {sum(x.placed for x in xs)} | {sum(x.refused for x in xs)} | "
-                f"{sum(x.nodes_over for x in xs)} | {sum(x.groups_over for x in xs)} | "
-                f"{sum(x.cores_shared for x in xs)} | {sum(x.groups_shared for x in xs)} | {worse} | "
-                f"{sum(x.ms_per_guest for x in xs) / len(xs):.2f} |"
-            )
+            lines.append(_row(h, a, xs, worse))
+        if r.own:
+            lines.append(_row(h, OWN, [r.own[h, s] for s in r.seeds]))
     totals = {a: [r.scores[h, s, a] for h in r.hosts for s in r.seeds] for a in ALGOS}
-    for a in ALGOS:
-        xs = totals[a]
-        lines.append(
-            f"| **all** | {a} | {sum(x.placed for x in xs)} | {sum(x.refused for x in xs)} | "
-            f"{sum(x.nodes_over for x in xs)} | {sum(x.groups_over for x in xs)} | "
-            f"{sum(x.cores_shared for x in xs)} | {sum(x.groups_shared for x in xs)} | | |"
-        )
+    if r.own:
+        totals[OWN] = [r.own[h, s] for h in r.hosts for s in r.seeds]
+    for a, xs in totals.items():
+        lines.append(_row("**all**", a, xs, worse="", ms=False))
     fills = " / ".join(f"{int(f * 100)} %" for f in FILLS)
     spread = (
         "vmtune --numa-fit spread"
@@ -194,6 +193,15 @@ def markdown(r: Results, found: Sequence[Criterion]) -> str:
     lines += verdict_lines(found)
     lines += ["", "Hosts:", ""] + [f"- {h}: {r.what[h]}" for h in r.hosts]
     return "\n".join(lines) + "\n"
+
+
+def _row(host: str, algo: str, xs: Sequence[Score], worse: str = "-", *, ms: bool = True) -> str:
+    per_guest = f"{sum(x.ms_per_guest for x in xs) / len(xs):.2f}" if ms else ""
+    return (
+        f"| {host} | {algo} | {sum(x.placed for x in xs)} | {sum(x.refused for x in xs)} | "
+        f"{sum(x.nodes_over for x in xs)} | {sum(x.groups_over for x in xs)} | "
+        f"{sum(x.cores_shared for x in xs)} | {sum(x.groups_shared for x in xs)} | {worse} | {per_guest} |"
+    )
 
 
 def _single_node(r: Results, host: str) -> bool:

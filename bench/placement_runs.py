@@ -21,6 +21,7 @@ from kubelet import Kubelet, topology_of
 
 from vmtune.core.audit.engine import Finding, run_rules
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent import model
 from vmtune.core.intent.model import KNOBS, Intent, ThreadPolicy
 from vmtune.core.ledger.pool import reservation
 from vmtune.core.topology.model import Host
@@ -98,7 +99,12 @@ def stream(host: Host, seed: int, *, fill: float = 3.0) -> list[int]:
 def knob_values() -> dict[str, tuple[str, ...]]:
     """The placement-fit knobs this checkout has (``--numa-fit``, ``--cache-fit``) and their values."""
     names = {f.name for f in dataclasses.fields(Intent)}
-    return {k: ("pack", "spread") for k in ("numa_fit", "cache_fit") if k in names}
+    enums = {"numa_fit": getattr(model, "Fit", None), "cache_fit": getattr(model, "CacheFit", None)}
+    return {
+        name: tuple(str(v) for v in enum) if enum is not None else ("pack", "spread")
+        for name, enum in enums.items()
+        if name in names
+    }
 
 
 def bench_intent(**fits: str) -> Intent:
