@@ -16,7 +16,7 @@ from rulehosts import findings, guest, make_host, pins
 from vmtune.core.audit.catalog import BY_CODE
 from vmtune.core.audit.engine import Family, catalog, claimed_cpus, is_dedicated, run_rules
 from vmtune.core.guest import CacheAlloc, CacheTune, GuestSpec, GuestTopology, IOThreadPin
-from vmtune.core.intent.model import Intent, Profile, ThreadPolicy
+from vmtune.core.intent.model import CacheFit, Intent, Profile, ThreadPolicy
 from vmtune.core.ledger.pool import default_reserve
 from vmtune.core.plan import Level, Plan
 from vmtune.core.planner import plan_guest
@@ -199,6 +199,23 @@ def test_closing_a_group_exactly_is_no_vt105() -> None:
     b = guest("b", vcpupins=pins("1", "9"))
     assert findings("VT105", (a, b), host=TWO_L3_PER_NODE) == ()
     assert findings("VT105", (a, guest("b", vcpupins=pins("1"))), host=TWO_L3_PER_NODE) != ()
+
+
+@pytest.mark.parametrize(
+    ("intent", "fires"),
+    [
+        (None, True),  # a guest vmtune never planned: nobody chose to pack it
+        (Intent(cache_fit=CacheFit.OWN), True),
+        (Intent(profiles=(Profile.LATENCY,)), True),  # the latency profiles keep groups alone
+        (Intent(), False),  # pack (the default) shares the fullest group on purpose
+        (Intent(cache_fit=CacheFit.PACK, profiles=(Profile.LATENCY,)), False),
+    ],
+)
+def test_vt105_judges_the_guests_that_keep_their_groups_alone(intent: Intent | None, fires: bool) -> None:
+    # b shares a's group with CPUs left over while the group 2-3,10-11 of their node is idle
+    a = guest("a", vcpupins=pins("0"), intent=Intent())
+    b = guest("b", vcpupins=pins("1"), intent=intent)
+    assert [f.guest for f in findings("VT105", (a, b), host=TWO_L3_PER_NODE)] == (["b"] if fires else [])
 
 
 def test_emulator_pins_on_housekeeping_cpus_use_no_cache_group() -> None:

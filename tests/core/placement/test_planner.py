@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from planner_hosts import GIB, as_tenant, cores_of, guest, host_named, tenant
@@ -285,3 +287,23 @@ def test_kept_cells_follow_the_numa_fit(fit: Fit, first_node: str) -> None:
     result = plan("dual-skylake-ht-interleaved", g, [tenant("t", range(1, 6))], numa_fit=fit)
     assert result.numatune is not None
     assert str(result.numatune.memnodes[0].nodeset) == first_node
+
+
+@pytest.mark.parametrize(
+    ("tenant_intent", "fit", "expected"),
+    [
+        # a packing tenant's CCX (core 12 of node 1's second CCX) is the fullest that holds a pack newcomer
+        (Intent(), CacheFit.PACK, [13, 45]),
+        # an own newcomer takes the idle CCX beside the reserved core instead
+        (Intent(), CacheFit.OWN, [9, 41]),
+        # a tenant that keeps its CCX alone (own, or a guest vmtune never planned) is not joined by anyone
+        (Intent(cache_fit=CacheFit.OWN), CacheFit.PACK, [9, 41]),
+        (None, CacheFit.PACK, [9, 41]),
+    ],
+)
+def test_cache_fit_pack_joins_only_packing_neighbours(
+    tenant_intent: Intent | None, fit: CacheFit, expected: list[int]
+) -> None:
+    t = dataclasses.replace(tenant("t", [12, 44]), intent=tenant_intent)
+    result = plan("epyc-2ccx-per-node", guest(vcpus=2, memory_gib=1), [t], reserve=FIRST_CORES, cache_fit=fit)
+    assert pins(result) == expected
