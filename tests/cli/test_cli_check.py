@@ -469,3 +469,20 @@ def test_textfile_holds_the_findings_and_replaces_the_file_atomically(
         capsys, CHECK / "VT104" / "bad", "--sysfs", HOST, "--textfile", tmp_path / "no" / "x.prom"
     )
     assert rc == 2 and "x.prom" in err
+
+
+def test_fix_plans_a_vt105_guest_to_keep_its_cache_group_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, ccx_host: Path
+) -> None:
+    """The VT105 fixture's guests were never planned, so the rule judged them as keeping their groups
+    alone; ``--fix`` plans them that way (``--cache-fit own``, as the finding's fix says), so the share
+    goes away rather than the rule's reason to look at them."""
+    for xml in (CHECK / "VT105" / "bad").glob("*.xml"):
+        shutil.copy(xml, tmp_path / xml.name)
+    rc, out, err = run(capsys, tmp_path, "--sysfs", ccx_host, "--json")
+    assert "VT105" in codes_of(out), out
+    rc, out, err = run(capsys, tmp_path, "--sysfs", ccx_host, "--json", "--fix")
+    assert rc in (0, 5), err
+    assert "VT105" not in codes_of(out), out
+    fixed = [p for p in tmp_path.glob("*.xml") if b"vmtune:tuning" in p.read_bytes()]
+    assert fixed and all(b"cache-fit='own'" in p.read_bytes() for p in fixed), [p.name for p in fixed]
