@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from placement_hosts import ROOT, SHAPES
-from placement_metrics import Spans, score
+from placement_metrics import Spans, forced_nodes, score
 from placement_report import Results, criteria, markdown, plot
 from placement_runs import knob_values, run_vmtune, runs, stream
 from placement_timing import plan_timing, timing_against
@@ -43,14 +43,16 @@ BEGIN, END = "<!-- placement-bench:begin -->", "<!-- placement-bench:end -->"
 def measure(hosts: list[str], seeds: list[int], rounds: int) -> Results:
     shapes = {s.name: s for s in SHAPES}
     knobs = knob_values()
-    scores, audits, spread, own = {}, {}, {}, {}
+    scores, audits, spread, own, forced = {}, {}, {}, {}, {}
     for name in hosts:
         host = shapes[name].host()
         for seed in seeds:
-            for run in runs(host, seed):
+            three = list(runs(host, seed))
+            for run in three:
                 scores[name, seed, run.algo] = score(host, run)
                 if run.audits:
                     audits[name, seed] = {when: [f.code for f in found] for when, found in run.audits.items()}
+            forced[name, seed] = forced_nodes(host, three)
             if "own" in knobs.get("cache_fit", ()):
                 # the strict fit VT105 judges: its audits are where the rule can fire on vmtune's own plans
                 fits = dict.fromkeys(knobs, "pack") | {"cache_fit": "own"}
@@ -67,7 +69,7 @@ def measure(hosts: list[str], seeds: list[int], rounds: int) -> Results:
     median, least = plan_timing(rounds)
     what = {s.name: s.what for s in SHAPES}
     return Results(hosts=hosts, seeds=seeds, scores=scores, audits=audits, spread=spread, own=own,
-                   knobs=knobs, timing=(median, least, rounds), what=what)  # fmt: skip
+                   forced=forced, knobs=knobs, timing=(median, least, rounds), what=what)  # fmt: skip
 
 
 def detail(name: str, seed: int) -> None:

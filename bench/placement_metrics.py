@@ -22,7 +22,7 @@ from placement_runs import Placed, Run, pool_of
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["FILLS", "Score", "Span", "Spans", "group_of", "score"]
+__all__ = ["FILLS", "Score", "Span", "Spans", "forced_nodes", "group_of", "score"]
 
 FILLS = (0.25, 0.5, 0.75)
 
@@ -144,3 +144,30 @@ def balance(host: Host, placed: Sequence[Placed]) -> tuple[float | None, ...]:
             if out[i] is None and len(used) >= fill * len(pool) and mean:
                 out[i] = max(loads) / mean
     return tuple(out)
+
+
+def forced_nodes(host: Host, runs: Sequence[Run]) -> tuple[int, int]:
+    """(vmtune's nodes over min on one stream, the part of it at guests for which a kubelet variant had
+    the same free CPUs on every node, as a sorted list): at those guests no node held the guest under either
+    placer, so no choice made then could have avoided the span; both packers reached that state."""
+    pool = pool_of(host)
+    spans = Spans(host)
+    states: dict[str, dict[int, tuple[int, ...]]] = {}
+    overs: dict[int, int] = {}
+    for run in runs:
+        used = CpuSet()
+        seen: dict[int, tuple[int, ...]] = {}
+        for p in run.placed:
+            seen[p.index] = tuple(sorted((len((n.cpus & pool) - used) for n in host.nodes), reverse=True))
+            span = spans.of(p)
+            if run.algo == "vmtune" and span.nodes > span.min_nodes:
+                overs[p.index] = span.nodes - span.min_nodes
+            used = used | p.held
+        states[run.algo] = seen
+    vmtune = states.get("vmtune", {})
+    same = sum(
+        over
+        for i, over in overs.items()
+        if any(seen.get(i) == vmtune[i] for algo, seen in states.items() if algo != "vmtune")
+    )
+    return sum(overs.values()), same

@@ -26,6 +26,8 @@ class Results:
     """(host, seed) -> {"half"/"final": codes vmtune check reported on vmtune's guests}."""
     spread: Mapping[tuple[str, int], tuple[float | None, ...]]
     """(host, seed) -> balance of vmtune --numa-fit spread (empty without the knob)."""
+    forced: Mapping[tuple[str, int], tuple[int, int]]
+    """(host, seed) -> ``placement_metrics.forced_nodes``."""
     own: Mapping[tuple[str, int], Score]
     """(host, seed) -> vmtune --cache-fit own (empty without that value): the strict fit VT105 judges."""
     knobs: Mapping[str, tuple[str, ...]]
@@ -160,6 +162,14 @@ def markdown(r: Results, found: Sequence[Criterion]) -> str:
         totals[OWN] = [r.own[h, s] for h in r.hosts for s in r.seeds]
     for a, xs in totals.items():
         lines.append(_row("**all**", a, xs, worse="", ms=False))
+    over = sum(o for o, _ in r.forced.values())
+    same = sum(s for _, s in r.forced.values())
+    lines += [
+        "",
+        f"Of vmtune's {over} nodes over min, {same} came at a guest for which a kubelet variant had the same "
+        "free CPUs on every node (sorted): no node held the guest under either placer, so no choice made at "
+        "that point could have avoided the span; both best-fit packers reached that state from the stream.",
+    ]
     fills = " / ".join(f"{int(f * 100)} %" for f in FILLS)
     spread = (
         "vmtune --numa-fit spread"

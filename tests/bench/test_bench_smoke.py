@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,10 @@ def test_placement_bench_runs(tmp_path: Path) -> None:
     assert table == res.stdout
     assert "| host | algo | placed | refused | nodes over min | groups over min |" in table
     for host in ("xeon-2s", "raptor-lake"):
-        for algo in ("vmtune", "kubelet", "kubelet-uncore"):
+        for algo in ("vmtune", "kubelet", "kubelet-uncore", "vmtune --cache-fit own"):
             assert f"| {host} | {algo} |" in table
+    over = re.search(r"Of vmtune's (\d+) nodes over min, (\d+) came at a guest", table)
+    assert over is not None and int(over[2]) <= int(over[1]), table
     assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in table
     verdicts = [line for line in table.splitlines() if "**PASS**" in line or "**FAIL**" in line]
     assert len(verdicts) == 8, verdicts
