@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from planner_hosts import GIB, as_tenant, cores_of, guest, host_named, tenant
+from rulehosts import make_host
 from vmtune.core.guest import GuestSpec, NumaCell, VcpuPin
 from vmtune.core.intent.model import (
     CacheFit,
@@ -307,3 +308,12 @@ def test_cache_fit_pack_joins_only_packing_neighbours(
     t = dataclasses.replace(tenant("t", [12, 44]), intent=tenant_intent)
     result = plan("epyc-2ccx-per-node", guest(vcpus=2, memory_gib=1), [t], reserve=FIRST_CORES, cache_fit=fit)
     assert pins(result) == expected
+
+
+def test_an_even_guest_takes_a_whole_two_thread_core_before_a_lone_thread() -> None:
+    """Core 1's sibling (CPU 5) is offline. 2 vCPUs under require take core 2 whole, not CPU 1 plus one
+    thread of core 2: that would leave CPU 6 idle, unheld, and half a core for the next guest."""
+    host = make_host(nodes=1, cores_per_node=4, threads=2, offline="5")
+    intent = Intent(thread_policy=ThreadPolicy.REQUIRE, reserve=CpuSet.parse("0,4"))
+    result = plan_guest(host=host, guest=guest(vcpus=2, memory_gib=1), tenants=[], intent=intent)
+    assert pins(result) == [2, 6]

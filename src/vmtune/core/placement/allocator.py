@@ -331,8 +331,10 @@ def _use(level: int, group: _Group, count: int, ctx: _Ctx) -> GroupUse:
 
 
 def _in_order(views: Sequence[CoreView]) -> list[CoreView]:
-    # whole cores before half-used ones, then by id: siblings stay adjacent in guest order
-    return sorted(views, key=lambda v: (not v.whole, v.core.index))
+    # whole cores before half-used ones, the widest first, then by id: a core whose sibling is offline
+    # (or an E-core beside P-cores) comes last, else an even guest takes it plus one thread of a 2-thread
+    # core and leaves that core's other thread idle and unheld; siblings stay adjacent in guest order
+    return sorted(views, key=lambda v: (not v.whole, -len(v.units), v.core.index))
 
 
 def _select(
