@@ -202,6 +202,22 @@ def test_closing_a_group_exactly_is_no_vt105() -> None:
 
 
 @pytest.mark.parametrize(
+    ("intent_b", "fires"),
+    [
+        (Intent(), False),  # two prefer guests share a core when no whole one is left, as their plans say
+        (None, True),  # a guest vmtune never planned keeps its cores whole
+        (Intent(thread_policy=ThreadPolicy.REQUIRE), True),
+        (Intent(profiles=(Profile.LATENCY,)), True),  # isolate, by the profile
+    ],
+)
+def test_vt103_judges_the_cores_of_guests_that_keep_them_whole(intent_b: Intent | None, fires: bool) -> None:
+    # CPUs 1 and 9 are the two threads of one core (interleaved numbering on 2 nodes x 4 cores)
+    a = guest("a", vcpupins=pins("1"), intent=Intent())
+    b = guest("b", vcpupins=pins("9"), intent=intent_b)
+    assert bool(findings("VT103", (a, b))) is fires
+
+
+@pytest.mark.parametrize(
     ("intent", "fires"),
     [
         (None, True),  # a guest vmtune never planned: nobody chose to pack it

@@ -153,12 +153,30 @@ def test_memory_infeasible_says_needed_vs_free_per_node() -> None:
 
 
 def test_require_fails_rather_than_split_cores() -> None:
-    half = [tenant("a", range(2, 16, 2)), tenant("b", range(18, 32, 2))]
+    # tenants a and b (thread policy prefer, the default) each hold one thread of every core left
+    half = [
+        dataclasses.replace(tenant(name, cpus), intent=Intent())
+        for name, cpus in (("a", range(2, 16, 2)), ("b", range(18, 32, 2)))
+    ]
     with pytest.raises(InfeasibleError, match="whole cores required"):
         plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), half, thread_policy=ThreadPolicy.REQUIRE)
     shared = plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), half)
     assert pins(shared) == [3, 5, 7, 9]
     assert any(n.level is Level.WARNING and "share a physical core" in n.message for n in shared.notes)
+
+
+@pytest.mark.parametrize(
+    "keeps", [None, Intent(thread_policy=ThreadPolicy.REQUIRE), Intent(profiles=(Profile.LATENCY,))]
+)
+def test_prefer_never_takes_half_a_core_of_a_guest_that_keeps_cores_whole(keeps: Intent | None) -> None:
+    """Tenant b keeps its cores whole (require, isolate by the latency profile, or never planned by
+    vmtune: VT103 judges its cores), so a prefer newcomer takes only the free threads of prefer tenant
+    a's cores, and is refused when those are too few."""
+    a = dataclasses.replace(tenant("a", range(2, 16, 2)), intent=Intent())
+    b = dataclasses.replace(tenant("b", range(18, 32, 2)), intent=keeps)
+    assert pins(plan("dual-ht-adjacent", guest(vcpus=4, memory_gib=1), [a, b])) == [3, 5, 7, 9]
+    with pytest.raises(InfeasibleError):
+        plan("dual-ht-adjacent", guest(vcpus=8, memory_gib=1), [a, b])
 
 
 def test_emulator_share_uses_housekeeping_of_the_guest_node() -> None:

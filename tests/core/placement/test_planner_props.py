@@ -72,7 +72,12 @@ def test_plan_invariants(
     except InfeasibleError:
         # infeasible only when the whole-core units (prefer: any free CPU; require: whole cores of one
         # width, so the guest topology can tell the siblings) really are too few
-        units = len(free) if policy is ThreadPolicy.PREFER else _whole_units(host, free, policy)
+        units = _whole_units(host, free, policy)
+        if policy is ThreadPolicy.PREFER:
+            # any free CPU, except the free threads of the tenants' cores: they were never planned by
+            # vmtune, so they keep their cores whole (``sharing.keeps_cores_whole``)
+            guarded = CpuSet().union(*(c.cpus for c in host.cores if not c.cpus.isdisjoint(taken)))
+            units = len(free - guarded)
         if policy is ThreadPolicy.REQUIRE:
             widths = {len(c.cpus) for c in host.cores if c.cpus}
             units = max(_whole_units(host, free, policy, width=w) for w in widths)

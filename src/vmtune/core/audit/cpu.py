@@ -23,7 +23,7 @@ from vmtune.core.audit.engine import (
 from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.pool import is_shared, reservation
 from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
-from vmtune.core.placement.sharing import keeps_alone, needless_shares
+from vmtune.core.placement.sharing import keeps_alone, keeps_cores_whole, needless_shares
 from vmtune.core.plan import Level
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
@@ -87,7 +87,9 @@ def vt103(ctx: AuditContext) -> Iterator[Hit]:
         if len(core.cpus) < 2:
             continue
         users = [(g, c & core.cpus) for g, c in claims if not c.isdisjoint(core.cpus)]
-        if len(users) < 2:
+        # prefer guests share a core when no whole one is left, as their plans say; not with a guest
+        # that keeps its cores whole (``keeps_cores_whole``, the planner's rule too)
+        if len(users) < 2 or not any(keeps_cores_whole(g.intent) for g, _ in users):
             continue
         for g, mine in users:
             for other, theirs in users:

@@ -22,12 +22,13 @@ from vmtune.core.intent.model import (
     PageSize,
     Profile,
     Resolved,
+    ThreadPolicy,
     VcpuMask,
 )
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["active_profiles", "cache_fit_of", "resolve"]
+__all__ = ["active_profiles", "cache_fit_of", "resolve", "thread_policy_of"]
 
 _KNOB = {k.name: k for k in KNOBS}
 
@@ -48,6 +49,12 @@ def cache_fit_of(intent: Intent) -> CacheFit:
     """``--cache-fit`` as the guest's plans were made: explicit, else its profiles' default."""
     fit: CacheFit = _pick("cache_fit", intent, active_profiles(intent))
     return fit
+
+
+def thread_policy_of(intent: Intent) -> ThreadPolicy:
+    """``--thread-policy`` as the guest's plans were made: explicit, else its profiles' default."""
+    policy: ThreadPolicy = _pick("thread_policy", intent, active_profiles(intent))
+    return policy
 
 
 def resolve(intent: Intent, guest: GuestSpec) -> Resolved:

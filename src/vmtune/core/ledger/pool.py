@@ -36,7 +36,7 @@ from vmtune.core.guest import GuestSpec
 from vmtune.core.ledger.memory import MemoryBook, memory_book
 from vmtune.core.ledger.reserve import default_reserve_of
 from vmtune.core.ledger.tenant import held_cpus, is_shared, others_of
-from vmtune.core.placement.sharing import keeps_alone
+from vmtune.core.placement.sharing import keeps_alone, keeps_cores_whole
 from vmtune.core.plan import Level, Note
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
@@ -59,6 +59,9 @@ class Tenant:
     alone: bool = False
     """It keeps its cache groups to itself (``sharing.keeps_alone``): nobody joins one while an idle group
     could take them."""
+    whole_cores: bool = True
+    """It keeps its physical cores to itself (``sharing.keeps_cores_whole``): nobody takes the free thread
+    of a core it half uses."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +214,7 @@ def build_ledger(
                 shared=held.shared,
                 cache=cache,
                 alone=keeps_alone(tenant.intent),
+                whole_cores=keeps_cores_whole(tenant.intent),
             )
         )
     if floating:

@@ -4,8 +4,9 @@ Pure and deterministic, in the style of kubelet's ``cpu_assignment.go``: the fre
 thread policy as *units* per physical core, then the cache hierarchy is walked top-down:
 
 1. a core's units: ``prefer``/``require`` use every thread of a wholly free core (``prefer`` may fall back
-   to the free threads of a core another guest half-uses, but only in a second pass when no whole-core
-   solution exists); ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
+   to the free threads of a core another ``prefer`` guest half-uses, but only in a second pass when no
+   whole-core solution exists: ``core.numa`` leaves out the cores of guests that keep them whole);
+   ``isolate`` uses one thread of a wholly free core and leaves its siblings empty;
 2. at each grouping level (NUMA node when the domain is the whole host, then the core kind on hybrid
    hosts, then each cache level coarsest first that splits a node into several groups of cores -
    ``sharing.split_levels``: a private per-core L2 or an L3 that is the whole node adds nothing), if one

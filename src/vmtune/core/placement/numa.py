@@ -74,7 +74,10 @@ def place(
     passes = (False, True) if policy is ThreadPolicy.PREFER else (False,)
     failure: Failure | None = None
     for partial in passes:
-        views = core_views(host, free, policy, partial=partial, cores=cores)
+        # the second pass may take the free thread of a core a prefer tenant half uses, never one of a
+        # tenant that keeps its cores whole (``sharing.keeps_cores_whole``: VT103 judges its cores)
+        usable = free - _guarded(host, tenants) if partial else free
+        views = core_views(host, usable, policy, partial=partial, cores=cores)
         by_node: dict[int, list[CoreView]] = {}
         for view in views:
             by_node.setdefault(view.core.node, []).append(view)
@@ -106,6 +109,18 @@ def place(
         failure = result
     assert failure is not None
     return failure
+
+
+def _guarded(host: Host, tenants: Sequence[Tenant]) -> CpuSet:
+    """The other threads of the cores that tenants keeping their cores whole use."""
+    out = CpuSet()
+    for tenant in tenants:
+        if tenant.whole_cores:
+            for cpu in tenant.cpus:
+                core = host.core_of(cpu)
+                if core is not None:
+                    out = out | core.cpus
+    return out
 
 
 def _place_pass(

@@ -43,14 +43,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from vmtune.core.intent.model import CacheFit, Intent
-from vmtune.core.intent.profiles import cache_fit_of
+from vmtune.core.intent.model import CacheFit, Intent, ThreadPolicy
+from vmtune.core.intent.profiles import cache_fit_of, thread_policy_of
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
 __all__ = [
     "CacheGroupUse",
     "keeps_alone",
+    "keeps_cores_whole",
     "needless_share",
     "needless_shares",
     "neighbour_needless",
@@ -88,6 +89,14 @@ def sharing_groups(host: Host) -> list[tuple[int, CpuSet]]:
             if len(cores) > 1:
                 out.append((level, group.cpus))
     return out
+
+
+def keeps_cores_whole(intent: Intent | None) -> bool:
+    """The guest never shares a physical core with another guest (VT103 judges its cores): thread policy
+    ``require`` or ``isolate`` (the latency profiles' default), or a guest vmtune never planned. A
+    ``prefer`` guest (the default) takes the free threads of a core another ``prefer`` guest half uses
+    when no whole core is left, as its plan note says; it never takes half of such a guest's core."""
+    return intent is None or thread_policy_of(intent) is not ThreadPolicy.PREFER
 
 
 def keeps_alone(intent: Intent | None) -> bool:
