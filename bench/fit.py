@@ -6,8 +6,9 @@ balance of --numa-fit pack vs spread, and the planning time on a big host.
    minimum (nodes: ceil(vCPUs / node CPUs); groups: ceil(vCPUs / CPUs of a group of the coarsest cache
    level that splits a node)), summed over the seeds; and the guests ``check`` reports VT105 on when the
    stream ends.
-2. 8-vCPU guests on 8-core CCD hosts: VT105 on each guest as it is placed, and how many joined a CCD
-   another guest uses while one was idle (each of those closed the CCD's last free CPUs: packing).
+2. 8-vCPU guests on 8-core CCD hosts, with ``--cache-fit pack`` (the default) and ``own``: VT105 on each
+   guest as it is placed, and how many joined a CCD another guest uses while one was idle (pack does so on
+   purpose, keeping idle CCDs whole; own only where the guest closes the CCD's last free CPUs).
 3. The busiest node's vCPUs over the mean at 25 % and 50 % fill, --numa-fit pack and spread.
 4. One 8-vCPU and one 62-vCPU guest planned on huge-960 (960 CPUs, 16 nodes) beside 100 4-vCPU tenants:
    min / median / max process CPU time of 30 rounds.
@@ -34,7 +35,7 @@ from hosts import host_named  # noqa: E402
 from vmtune.adapters.sysfs import read_sysfs  # noqa: E402
 from vmtune.core.audit.engine import run_rules  # noqa: E402
 from vmtune.core.guest import GuestSpec  # noqa: E402
-from vmtune.core.intent.model import Fit, Intent  # noqa: E402
+from vmtune.core.intent.model import CacheFit, Fit, Intent  # noqa: E402
 from vmtune.core.ledger.tenant import as_planned  # noqa: E402
 from vmtune.core.placement.sharing import split_levels  # noqa: E402
 from vmtune.core.planner import plan_guest  # noqa: E402
@@ -95,7 +96,7 @@ def spans(name: str, seeds: int) -> tuple[int, int, int, int]:
     return placed_all, nodes_over, groups_over, flagged
 
 
-def ccd_stream(name: str) -> tuple[int, int, int]:
+def ccd_stream(name: str, fit: CacheFit) -> tuple[int, int, int]:
     """(8-vCPU guests placed, those with VT105 when placed, those joining a used CCD while one was idle)."""
     host = _host(name)
     ccds = [g.cpus for g in host.groups(3)]
@@ -104,7 +105,7 @@ def ccd_stream(name: str) -> tuple[int, int, int]:
     while True:
         g = _guest(len(placed), 8)
         try:
-            plan = plan_guest(host=host, guest=g, tenants=placed, intent=Intent())
+            plan = plan_guest(host=host, guest=g, tenants=placed, intent=Intent(cache_fit=fit))
         except VmtuneError:
             break
         used = CpuSet().union(*(_cpus(t) for t in placed))
@@ -175,10 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for name in hosts:
         print("| {} | {} | {} | {} | {} |".format(name, *spans(name, seeds)), flush=True)
-    print("\n| CCD host, 8-vCPU guests | placed | VT105 when placed | joined a used CCD while one was idle |")
-    print("|---|---|---|---|")
+    print("\n| CCD host, 8-vCPU guests | cache fit | placed | VT105 when placed | joined a used CCD while "
+          "one was idle |")  # fmt: skip
+    print("|---|---|---|---|---|")
     for name in ("epyc-milan-nps1", "epyc-genoa-nps1"):
-        print("| {} | {} | {} | {} |".format(name, *ccd_stream(name)), flush=True)
+        for fit in (CacheFit.PACK, CacheFit.OWN):
+            print("| {} | {} | {} | {} | {} |".format(name, fit, *ccd_stream(name, fit)), flush=True)
     print("\n| host | numa-fit | busiest node / mean at 25 % fill | at 50 % |")
     print("|---|---|---|---|")
     for name in ("dual-skylake-ht-interleaved", "epyc-milan-nps1", "epyc-2ccx-per-node", "big-256")[

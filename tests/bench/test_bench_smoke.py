@@ -146,4 +146,5 @@ def test_fit_bench_runs() -> None:
     res = _run("fit.py", "--quick")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| host | placed | nodes over min | groups over min | guests with VT105 |" in res.stdout
+    assert "| epyc-genoa-nps1 | own |" in res.stdout
     assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
