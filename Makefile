@@ -65,6 +65,7 @@ deb:
 bench: $(VENV)/.test-stamp
 	$(BIN)/python bench/host_render.py
 	-$(BIN)/python bench/placement.py
+	$(BIN)/python bench/node_fit.py
 	$(BIN)/python bench/xml_speed.py
 
 clean:

@@ -22,7 +22,7 @@ from placement_runs import Placed, Run, pool_of
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
 
-__all__ = ["FILLS", "Score", "Span", "Spans", "forced_nodes", "group_of", "score"]
+__all__ = ["FILLS", "Score", "Span", "Spans", "fewest", "forced_nodes", "group_of", "score"]
 
 FILLS = (0.25, 0.5, 0.75)
 
@@ -41,7 +41,7 @@ def group_of(host: Host) -> Callable[[int], int | None]:
     return finest.get
 
 
-def _fewest(sizes: Sequence[int], n: int) -> int:
+def fewest(sizes: Sequence[int], n: int) -> int:
     """Fewest of these containers (largest first) that hold ``n``."""
     total = count = 0
     for size in sorted(sizes, reverse=True):
@@ -92,9 +92,9 @@ class Spans:
         groups = frozenset(g for c in p.cpus if (g := self.group(c)) is not None)
         return Span(
             nodes=len(self.host.nodes_of(p.cpus)),
-            min_nodes=_fewest(self.node_sizes, p.vcpus),
+            min_nodes=fewest(self.node_sizes, p.vcpus),
             groups=groups,
-            min_groups=_fewest(self.group_sizes, p.vcpus) if self.group_sizes else len(groups),
+            min_groups=fewest(self.group_sizes, p.vcpus) if self.group_sizes else len(groups),
         )
 
 

@@ -148,3 +148,14 @@ def test_fit_bench_runs() -> None:
     assert "| host | placed | nodes over min | groups over min | guests with VT105 |" in res.stdout
     assert "| epyc-genoa-nps1 | own |" in res.stdout
     assert "huge-960 (960 CPUs, 16 nodes) with 100 tenants" in res.stdout
+
+
+def test_node_fit_model_runs() -> None:
+    if not (CORPORA / "sysfs").is_dir():
+        pytest.skip(f"shared corpora not found at {CORPORA}")
+    res = _run("node_fit.py", "--seeds", "1", "--tries", "3")
+    assert res.returncode == 0, res.stderr[-2000:]
+    total = next(line for line in res.stdout.splitlines() if line.startswith("| **all** |"))
+    best, _, worst, hindsight = (int(x) for x in total.strip("|").split("|")[1:])
+    # hindsight takes the best-fit run among its candidates, so it is never above it
+    assert hindsight <= best <= worst, total
