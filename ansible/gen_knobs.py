@@ -65,6 +65,8 @@ def knob_rows(knobs: tuple[Knob[Any], ...] = KNOBS) -> list[dict[str, Any]]:
             row["choices"] = choices
         if elements is not None:
             row["elements"] = elements
+        if k.negatable:
+            row["no_flag"] = k.no_flag  # false is passed on: it overrides the profile's default
         row["help"] = k.help
         rows.append(row)
     return rows

@@ -68,17 +68,20 @@ def test_module_options_become_flags_the_knob_parsers_accept(module_utils: Modul
     assert spec["profile"] == {"type": "list", "elements": "str", "choices": profiles}
     assert spec["force"] == {"type": "bool"}
     params = {"profile": ["latency", "windows"], "iothreads": 2, "hugepages": "none", "force": True,
-              "reshape": False, "numa": None}  # fmt: skip
+              "reshape": False, "numa": None, "isolate_host": False}  # fmt: skip
     args = module_utils.knob_args(params)
-    assert args == ["--profile", "latency,windows", "--iothreads", "2", "--hugepages", "none", "--force"]
-    by_flag = {k.flag: k for k in KNOBS}
+    # false is passed on only for a switch a profile can turn on: it opts out of the profile's default
+    assert args == ["--profile", "latency,windows", "--iothreads", "2", "--hugepages", "none", "--force",
+                    "--no-isolate-host"]  # fmt: skip
+    by_flag = {k.flag: k for k in KNOBS} | {k.no_flag: k for k in KNOBS if k.negatable}
     raw: dict[str, str] = {}
     it = iter(args)
     for flag in it:
         knob = by_flag[flag]
-        raw[knob.name] = "yes" if knob.switch else next(it)
+        raw[knob.name] = ("no" if flag == knob.no_flag else "yes") if knob.switch else next(it)
     intent = parse_intent(raw, where=lambda k: k.flag)
     assert intent.iothreads == 2 and intent.force and len(intent.profiles) == 2
+    assert intent.isolate_host is False
 
 
 class _Failed(Exception):

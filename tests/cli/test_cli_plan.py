@@ -48,6 +48,20 @@ def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["plan"]["intent"]["profiles"] == ["latency", "windows"]
 
 
+@pytest.mark.parametrize(("flag", "stored"), [("--no-isolate-host", b"isolate-host='no'"), (None, None)])
+def test_a_realtime_guest_opts_out_of_host_isolation(
+    flag: str | None, stored: bytes | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.xml"
+    args = ["apply", str(SERVER), "--sysfs", str(HOST), "--profile", "realtime", "--force", "-o", str(out)]
+    assert main(args + ([flag] if flag else [])) == 0, capsys.readouterr().err
+    written = out.read_bytes()
+    # unset, the realtime profile decides (isolation on) and nothing is stored; "no" is kept
+    assert (b"isolate-host=" in written) is (stored is not None)
+    if stored is not None:
+        assert stored in written
+
+
 def test_apply_output_then_replan_is_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.xml"
     assert main(["apply", str(SERVER), "--sysfs", str(HOST), "--profile", "latency", "-o", str(out)]) == 0

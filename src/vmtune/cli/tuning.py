@@ -57,6 +57,9 @@ class Tuning:
 
 def _option(k: Knob[Any]) -> inspect.Parameter:
     """The typer parameter for one knob: a bare flag for a switch, else text the knob parses."""
+    if k.negatable:
+        both = typer.Option(None, f"{k.flag}/{k.no_flag}", help=k.help, show_default=False)
+        return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=both, annotation=bool | None)
     if k.switch:
         switch = typer.Option(False, k.flag, help=k.help)
         return inspect.Parameter(k.name, inspect.Parameter.KEYWORD_ONLY, default=switch, annotation=bool)
@@ -66,6 +69,8 @@ def _option(k: Knob[Any]) -> inspect.Parameter:
 
 def _given(k: Knob[Any], value: str | bool | None) -> str | None:
     """The flag's text for the knob parser; None when the flag was not on the command line."""
+    if k.negatable and isinstance(value, bool):
+        return "yes" if value else "no"
     if k.switch:
         return "yes" if value else None
     return value if isinstance(value, str) else None

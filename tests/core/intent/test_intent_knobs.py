@@ -202,8 +202,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     ),
     "force": st.booleans(),
     "reshape": st.booleans(),
-    # a switch is stored only when on: an explicit "off" reads back as unset (the profiles decide)
-    "isolate_host": st.sampled_from([None, True]),
+    # a switch a profile turns on keeps an explicit "no" (the guest opts out of its profile's default)
+    "isolate_host": st.sampled_from([None, True, False]),
     "power_idle": _optional(
         st.just(PowerIdle(offline=True))
         | st.from_regex(r"[a-z0-9_-]{1,15}", fullmatch=True).map(lambda g: PowerIdle(governor=g))
@@ -306,6 +306,7 @@ def test_hook_accepts_metadata_hugepages_2m(tmp_path: Path) -> None:
         ("latency", None, False),
         ("balanced", None, False),
         ("balanced", "yes", True),
+        ("realtime", "no", False),  # --no-isolate-host: a realtime guest opts out
     ],
 )
 def test_isolate_host_is_on_by_default_only_for_realtime(

@@ -49,12 +49,22 @@ class Knob(Generic[T]):
     def flag(self) -> str:
         return f"--{self.attr}"
 
+    @property
+    def negatable(self) -> bool:
+        """A switch a profile can turn on (``--isolate-host`` under realtime): an explicit ``no``
+        (``--no-isolate-host``) is stored, so the guest can opt out of its profile's default."""
+        return self.switch and bool(self.profiles)
+
+    @property
+    def no_flag(self) -> str:
+        return f"--no-{self.attr}"
+
     def named(self, name: str) -> Knob[T]:
         return replace(self, name=name, attr=self.attr or name.replace("_", "-"))
 
     def text(self, value: T | None) -> str | None:
         """``value`` as the flag or attribute would spell it; None when unset (not stored)."""
-        if value is None or (self.switch and not value):
+        if value is None or (self.switch and not value and not self.negatable):
             return None
         return self.format(value)
 

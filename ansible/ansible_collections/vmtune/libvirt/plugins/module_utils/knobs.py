@@ -28,6 +28,6 @@ KNOBS = (
     {'option': 'cache_share', 'flag': '--cache-share', 'type': 'str', 'help': 'Exclusive L3 cache for the vCPUs (resctrl): a share, a number of ways, or none.'},
     {'option': 'force', 'flag': '--force', 'type': 'bool', 'help': 'Ignore host gates (domcapabilities, cgroup RT).'},
     {'option': 'reshape', 'flag': '--reshape', 'type': 'bool', 'help': 'Give a guest that has NUMA cells or a topology a new shape (changes what the guest sees).'},
-    {'option': 'isolate_host', 'flag': '--isolate-host', 'type': 'bool', 'help': 'While the guest runs, keep host tasks, IRQs and workqueues off its CPUs (hook).'},
+    {'option': 'isolate_host', 'flag': '--isolate-host', 'type': 'bool', 'no_flag': '--no-isolate-host', 'help': 'While the guest runs, keep host tasks, IRQs and workqueues off its CPUs (hook).'},
     {'option': 'power_idle', 'flag': '--power-idle', 'type': 'str', 'help': 'Dedicated cores: performance governor while the guest runs, this once it stops (hook).'},
 )

@@ -50,6 +50,8 @@ def knob_args(params):
         if row["type"] == "bool":
             if value:
                 args.append(row["flag"])
+            elif row.get("no_flag"):
+                args.append(row["no_flag"])
         elif row["type"] == "list":
             args += [row["flag"], ",".join(str(v) for v in value)]
         else:
