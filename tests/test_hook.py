@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from vmtune.adapters.hookenv import (
     sweep,
 )
 from vmtune.cpuset import CpuSet
-from vmtune.errors import VmtuneError
+from vmtune.errors import InputError, VmtuneError
 from vmtune.hook import run_hook
 
 NS = "https://vmtune.dev/xmlns/1"
@@ -307,6 +308,28 @@ def test_hugepage_reservation_is_journalled_and_released(env: HookPaths) -> None
     assert (hp / "nr_hugepages").read_text().strip() == "10"
     assert not (env.journal / "g.json").exists()
     assert release_hugepages(env, "g") == ()
+
+
+@pytest.mark.parametrize("forge", ["group-writable", "symlink"])
+def test_a_hugepage_journal_another_user_could_write_is_refused(env: HookPaths, forge: str) -> None:
+    """The release lowers nr_hugepages by what the journal says: a journal anyone but root could have
+    written (or a symlink to one) is refused in one line and nothing is given back."""
+    hp = _hp(env, 1)
+    hp.mkdir(parents=True, exist_ok=True)
+    (hp / "nr_hugepages").write_text("10\n")
+    (hp / "free_hugepages").write_text("4\n")
+    reserve_hugepages(env, "g", (HugepageGrant(node=1, size_kib=2048, pages=16),))
+    journal = env.journal / "g.json"
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600 and stat.S_IMODE(env.journal.stat().st_mode) == 0o700
+    if forge == "group-writable":
+        journal.chmod(0o664)
+    else:
+        real = env.state_dir / "elsewhere.json"
+        journal.rename(real)
+        journal.symlink_to(real)
+    with pytest.raises(InputError, match="refusing to act on a journal another user could write"):
+        release_hugepages(env, "g")
+    assert (hp / "nr_hugepages").read_text().strip() == "22"
 
 
 def test_hugepages_enough_free_adds_nothing(env: HookPaths) -> None:

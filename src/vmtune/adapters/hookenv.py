@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -179,6 +180,26 @@ def read_tenants(paths: HookPaths, *, now: float | None = None) -> tuple[GuestSp
     return tuple(sorted((*running, *starting), key=lambda g: g.name))
 
 
+def check_private(path: Path, *, folder: bool) -> None:
+    """InputError when ``path`` (a state folder or journal of the hook) could have been written by another
+    user, or is not a plain folder/file (a symlink): the hook undoes host changes from what it reads there,
+    so it acts on nothing it cannot trust. A missing path is fine."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise InputError(
+            f"{path}: cannot inspect ({err.strerror or err}); the hook's state needs root"
+        ) from None
+    kind_ok = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
+    if not kind_ok or st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(
+            f"{path}: owned by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o}, or not a plain "
+            f"{'folder' if folder else 'file'}; refusing to act on a journal another user could write"
+        )
+
+
 def _safe_name(name: str) -> str:
     if not name or "/" in name or name.startswith(".") or "\x00" in name:
         raise InputError(f"hook: guest name {name!r} cannot be a file name")
@@ -188,7 +209,7 @@ def _safe_name(name: str) -> str:
 def write_claim(paths: HookPaths, name: str, xml: bytes) -> None:
     from vmtune.adapters.files import atomic_write
 
-    paths.claims.mkdir(parents=True, exist_ok=True)
+    paths.claims.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write(paths.claims / f"{_safe_name(name)}.xml", xml, mode=0o600)
 
 
@@ -241,7 +262,7 @@ def _journal_path(paths: HookPaths, name: str) -> Path:
 def _save(paths: HookPaths, journal: _Journal) -> None:
     from vmtune.adapters.files import atomic_write
 
-    paths.journal.mkdir(parents=True, exist_ok=True)
+    paths.journal.mkdir(mode=0o700, parents=True, exist_ok=True)
     body = {"guest": journal.guest, "grants": [
         {"node": g.node, "size_kib": g.size_kib, "pages": g.pages, "added": g.added} for g in journal.grants
     ]}  # fmt: skip
@@ -313,6 +334,8 @@ def _give_back(paths: HookPaths, grants: tuple[HugepageGrant, ...]) -> None:
 def release_hugepages(paths: HookPaths, name: str) -> tuple[HugepageGrant, ...]:
     """Undo what the journal says this guest added; no journal, nothing to do."""
     path = _journal_path(paths, name)
+    for private, folder in ((paths.state_dir, True), (paths.journal, True), (path, False)):
+        check_private(private, folder=folder)
     journal = _load(path)
     if journal is None:
         return ()

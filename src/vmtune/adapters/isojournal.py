@@ -9,14 +9,12 @@ runs as root and a journal entry becomes a root write.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmtune.adapters.hookenv import HookPaths
+from vmtune.adapters.hookenv import HookPaths, check_private
 from vmtune.adapters.hostfiles import check_value, recognise
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
@@ -71,27 +69,10 @@ def journal_exists(paths: HookPaths) -> bool:
     return _journal_path(paths).is_file()
 
 
-def _others_can_write(st: os.stat_result) -> bool:
-    return st.st_uid != os.geteuid() or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
 def check_state_dir(paths: HookPaths) -> None:
     """InputError when the state dir (or the journal in it) could have been written by another user."""
-    for path, want_dir in ((paths.state_dir, True), (_journal_path(paths), False)):
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            raise InputError(
-                f"{path}: cannot inspect ({err.strerror or err}); the hook's state needs root"
-            ) from None
-        kind_ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
-        if not kind_ok or _others_can_write(st):
-            raise InputError(
-                f"{path}: owned by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o}, or not a plain "
-                f"{'folder' if want_dir else 'file'}; refusing to act on a journal another user could write"
-            )
+    check_private(paths.state_dir, folder=True)
+    check_private(_journal_path(paths), folder=False)
 
 
 def load_journal(paths: HookPaths) -> Journal:
