@@ -209,7 +209,7 @@ def _raise_pit(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
     from vmtune.adapters.isolation import Journal, load_journal, save_journal
     from vmtune.adapters.rtthreads import raise_pit
     from vmtune.core.intent.model import Profile
-    from vmtune.core.tuning.rtthreads import pit_raised
+    from vmtune.core.tuning.rtthreads import pit_cpus, pit_raised
     from vmtune.xmlmap.guest import read_guest
 
     guest = read_guest(xml, source=f"hook:{name}")
@@ -217,7 +217,7 @@ def _raise_pit(xml: bytes, name: str, paths: HookPaths, err: TextIO) -> None:
     if not pit_raised(guest.vcpusched, wants_realtime=wants):
         return
     journal = load_journal(paths)  # refused before any change when another user could have written it
-    record, notes = raise_pit(paths, guest.name, guest.pin_of(0) or guest.vcpu_cpus or None)
+    record, notes = raise_pit(paths, guest.name, pit_cpus(guest.pin_of(0), guest.vcpu_cpus))
     for line in notes:
         print(f"vmtune: realtime: {line}", file=err)
     if record is not None:

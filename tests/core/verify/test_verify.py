@@ -202,11 +202,11 @@ def test_owned_mismatches_is_semantic() -> None:
     assert owned_mismatches(Plan(), dropped) == ()  # the empty plan checks nothing
 
 
-def fake_task(proc: Path, tid: int, comm: str, policy: int, prio: int) -> None:
+def fake_task(proc: Path, tid: int, comm: str, policy: int, prio: int, *, cpus: str = "0") -> None:
     """A task of its own (a kernel thread such as ``kvm-pit/<pid>``): /proc/<tid>/{comm,status,stat}."""
     (proc / str(tid)).mkdir(parents=True, exist_ok=True)
     (proc / str(tid) / "comm").write_text(comm + "\n")
-    (proc / str(tid) / "status").write_text(f"Name:\t{comm}\nCpus_allowed_list:\t0\n")
+    (proc / str(tid) / "status").write_text(f"Name:\t{comm}\nCpus_allowed_list:\t{cpus}\n")
     (proc / str(tid) / "stat").write_text(STAT.format(tid=tid, comm=comm, policy=policy, prio=prio) + "\n")
 
 
@@ -288,7 +288,7 @@ def test_thread_schedulers_against_the_domain(  # noqa: PLR0917 - one parameter 
     fake_task(proc, 17, "kthreadd", OTHER, 0)
     fake_task(proc, 310, "kvm-pit/299", FIFO, 2)  # another guest's PIT thread
     if pit is not None:
-        fake_task(proc, 311, f"kvm-pit/{pid}", *pit)
+        fake_task(proc, 311, f"kvm-pit/{pid}", *pit, cpus="1")  # on vCPU 0's CPU, where the hook pins it
     obs = read_process("g", pid, proc=proc)
     assert (obs.pit is not None) == (pit is not None)
     rep = compare(expectation_from_guest(guest(**xml)), obs)
@@ -298,3 +298,21 @@ def test_thread_schedulers_against_the_domain(  # noqa: PLR0917 - one parameter 
     assert sched == rows
     pit_rows = [r for r in rep.rows if r.what == "pit"]
     assert [r.thread for r in pit_rows] == ([f"kvm-pit/{pid} (311)"] if pit else [])
+
+
+@pytest.mark.parametrize(("cpus", "drifts"), [("1", []), ("0-2", ["pit affinity"])])
+def test_a_raised_pit_thread_runs_on_vcpu0s_cpus(tmp_path: Path, cpus: str, drifts: list[str]) -> None:
+    """The hook pins the PIT thread it raises to vCPU 0's CPUs (``pit_cpus``); verify holds it to that."""
+    pid = 300
+    threads = [
+        (pid, "qemu-system-x86", "0", FIFO, 1),
+        (301, "CPU 0/KVM", "1", 0, 0),
+        (302, "CPU 1/KVM", "2", FIFO, 1),
+        (303, "IO iothread1", "3", FIFO, 1),
+    ]
+    proc = fake_qemu(tmp_path, pid, threads)
+    fake_task(proc, 311, f"kvm-pit/{pid}", FIFO, 2, cpus=cpus)
+    rep = compare(expectation_from_guest(guest(**RT_XML)), read_process("g", pid, proc=proc))
+    assert [d.what for d in rep.drifts] == drifts
+    [row] = [r for r in rep.rows if r.what == "pit affinity"]
+    assert (row.expected, row.observed) == ("CPUs 1", f"CPUs {CpuSet.parse(cpus)}")

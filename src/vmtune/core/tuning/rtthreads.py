@@ -21,13 +21,19 @@ from vmtune.core.topology.caps import HostCaps
 from vmtune.core.tuning.devices import RT_PRIORITY
 from vmtune.cpuset import CpuSet
 
-__all__ = ["PIT_PRIORITY", "RT_SCHEDULERS", "pit_raised", "rt_helper_sched"]
+__all__ = ["PIT_PRIORITY", "RT_SCHEDULERS", "pit_cpus", "pit_raised", "rt_helper_sched"]
 
 RT_SCHEDULERS = frozenset({"fifo", "rr"})
 PIT_PRIORITY = 2
 """SCHED_FIFO priority of a realtime guest's ``kvm-pit/<qemu pid>`` kernel thread, as KubeVirt sets it:
 above the FIFO vCPUs (1), so the timer ticks it injects are not held back by the vCPU it shares a CPU
 with."""
+
+
+def pit_cpus(vcpu0: CpuSet | None, vcpus: CpuSet | None) -> CpuSet | None:
+    """Where the hook pins a raised PIT thread and ``verify`` expects it: vCPU 0's CPUs (the vCPU its
+    timer interrupts mostly go to), else wherever the vCPUs may run; None: left where it is."""
+    return vcpu0 or vcpus or None
 
 
 def pit_raised(vcpusched: Sequence[VcpuSched], *, wants_realtime: bool) -> bool:

@@ -25,7 +25,8 @@ from vmtune.core.guest import EmulatorSched, GuestSpec, IOThreadPin, IOThreadSch
 from vmtune.core.intent.model import Profile
 from vmtune.core.ledger.tenant import as_planned
 from vmtune.core.plan import Plan
-from vmtune.core.verify.sched import sched_rows
+from vmtune.core.tuning.rtthreads import pit_cpus
+from vmtune.core.verify.sched import expected_pit, sched_rows
 from vmtune.cpuset import CpuSet
 
 __all__ = [
@@ -313,6 +314,12 @@ def _sched_rows(rows: list[Row], drifts: list[Drift], exp: Expectation, obs: Obs
         vcpusched=exp.vcpusched,
         wants_realtime=exp.wants_realtime,
     )
+    want = pit_cpus(exp.vcpu_cpus(0), exp.vcpu_cpuset)
+    if obs.pit is not None and want and expected_pit(exp.vcpusched, wants_realtime=exp.wants_realtime):
+        # the hook pins the raised PIT thread as it raises it (``pit_cpus``)
+        seen = obs.pit.affinity
+        found.append(("pit affinity", f"{obs.pit.name} ({obs.pit.tid})", f"CPUs {want}", f"CPUs {seen}",
+                      seen != want))  # fmt: skip
     for what, thread, expected, observed, drifted in found:
         status = Status.DRIFT if drifted else Status.IGNORED if expected == "any" else Status.OK
         rows.append(Row(what=what, thread=thread, expected=expected, observed=observed, status=status))
