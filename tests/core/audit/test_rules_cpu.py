@@ -42,6 +42,13 @@ RDT = HostCaps(
         default=ResctrlGroup(name="", masks=(("L3", 0, 0x1F), ("L3", 1, 0x1F))),
     )
 )
+# the default group holds ways 4-7 of cache 0: its 7 free ways are runs of 4 and 3
+RDT_SPLIT = HostCaps(
+    resctrl=Resctrl(
+        resources=(ResctrlResource(name="L3", cbm_mask=0x7FF, num_closids=16),),
+        default=ResctrlGroup(name="", masks=(("L3", 0, 0x0F0), ("L3", 1, 0x1F))),
+    )
+)
 
 
 def l3(kib: int, cache_id: int = 0) -> tuple[CacheTune, ...]:
@@ -128,6 +135,10 @@ CASES = [
     Case("resctrl-ways", "VT110", (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(4 * 2560)),),
          (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(3 * 2560)),), host=H_L3, caps=RDT,
          tenants=(guest("b", vcpupins=pins("1", "9"), cachetunes=l3(3 * 2560)),)),
+    # 2 + 5 ways are the 7 free ones, but 5 contiguous ways are not there: 4 + 3 (or 3 + 3) are
+    Case("resctrl-runs", "VT110", (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(5 * 2560)),),
+         (guest("a", vcpupins=pins("0", "8"), cachetunes=l3(4 * 2560)),), host=H_L3, caps=RDT_SPLIT,
+         tenants=(guest("b", vcpupins=pins("1", "9"), cachetunes=l3(2 * 2560)),)),
 ]  # fmt: skip
 
 

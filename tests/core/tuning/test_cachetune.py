@@ -128,7 +128,7 @@ def test_two_guests_each_25_percent(tmp_path: Path, regen: bool) -> None:
     assert sizes(first) == sizes(second) == [("0-1", 0, "both", 3 * WAY_KIB)]
     assert run_rules(host, pair, caps=caps, select=frozenset({"VT110"})) == ()
     with pytest.raises(
-        InfeasibleError, match=r"L3 cache 0 needs 1 way\(s\), 0 free: 6 of its 11 .*web1 3, web2 3"
+        InfeasibleError, match=r"L3 cache 0 needs 1 contiguous way\(s\), 0 free: 6 of its 11 .*web1 3, web2 3"
     ):
         plan(host, caps, "web3", "1", pair)
 
@@ -227,3 +227,28 @@ def _cached_root(factory: pytest.TempPathFactory, kept: int) -> tuple[Host, Host
     if kept not in _ROOTS:
         _ROOTS[kept] = host_root(factory.mktemp(f"skx{kept}"), default={0: (1 << kept) - 1})
     return _ROOTS[kept]
+
+
+@pytest.mark.parametrize(("share", "fits"), [("4", True), ("5", False)])
+def test_each_guest_needs_its_ways_contiguous(tmp_path: Path, share: str, fits: bool) -> None:
+    """The default group holds ways 4-7 of 11: 7 ways are free, in runs of 4 and 3. libvirt gives a
+    ``<cachetune>`` one contiguous run, so 5 ways do not fit although 7 are free."""
+    host, caps = host_root(tmp_path, default={0: 0x0F0})
+    if fits:
+        assert sizes(plan(host, caps, "web", share)) == [("0-1", 0, "both", 4 * WAY_KIB)]
+        return
+    with pytest.raises(InfeasibleError, match=r"needs 5 contiguous way\(s\), 7 free: .* in runs of 4\+3"):
+        plan(host, caps, "web", share)
+
+
+def test_two_guests_pack_into_the_runs_largest_first(tmp_path: Path) -> None:
+    """Runs of 4 and 3: guests of 3 and 4 ways fit (4 in the 4-run, 3 in the 3-run, whatever order
+    they come in); a third guest of 1 way finds nothing left, though VT110 and the planner agree."""
+    host, caps = host_root(tmp_path, default={0: 0x0F0})
+    first = plan(host, caps, "a", "3")
+    tenants = next_tenants([], first)
+    second = plan(host, caps, "b", "4", tenants)
+    tenants = next_tenants(tenants, second)
+    assert run_rules(host, tenants, caps=caps, select=frozenset({"VT110"})) == ()
+    with pytest.raises(InfeasibleError, match="needs 1 contiguous way"):
+        plan(host, caps, "c", "1", tenants)

@@ -39,13 +39,15 @@ def _hits(guests: list[tuple[GuestSpec, str]], what: str, ctx: AuditContext) -> 
 def _by_resctrl(ctx: AuditContext) -> Iterator[Hit]:
     assert ctx.caps.resctrl is not None
     for budget in cache_budgets(host=ctx.host, resctrl=ctx.caps.resctrl, guests=ctx.guests):
-        if len(budget.asked) < 2 or budget.used <= budget.free_ways:
+        if len(budget.asked) < 2 or budget.holds():
             continue
         asked = dict(budget.asked)
         res = budget.resource
+        runs = "+".join(map(str, budget.runs)) or "0"
         what = (
             f"{res.name} cache {budget.cache_id}: guests ask for {budget.used} exclusive way(s), "
-            f"{budget.free_ways} of its {res.ways} are free of the default and other groups"
+            f"{budget.free_ways} of its {res.ways} are free of the default and other groups (contiguous "
+            f"runs of {runs}; each guest's ways must sit in one)"
         )
         guests = [(g, f"{asked[g.name]} way(s)") for g in ctx.guests if g.name in asked]
         yield from _hits(guests, what, ctx)

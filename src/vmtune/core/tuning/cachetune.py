@@ -5,10 +5,11 @@ of ``cbm_mask`` minus the default group's mask and every other group's; each ``<
 whole number of ways (size / way = cache size / ``cbm_mask`` bits), at least ``min_cbm_bits`` of them,
 never the whole cache; it takes the smallest contiguous free run that holds them. So vmtune asks for
 whole ways and checks, per cache instance (:func:`cache_budgets`), that the ways every tenant's
-``<cachetune>`` asks for plus this guest's fit in what the default group, the ways shared with other
-agents (``shareable_bits``) and the groups libvirt did not make leave free, and that a CLOSID is left
-(``num_closids`` counts the default group). The sum is what vmtune can promise; libvirt still needs the
-free ways to be contiguous when the guests start, which depends on the order they start in.
+``<cachetune>`` asks for plus this guest's pack into the contiguous runs of ways the default group, the
+ways shared with other agents (``shareable_bits``) and the groups libvirt did not make leave free
+(``Budget.holds``: largest ask first, each into the smallest run that holds it, as libvirt picks), and
+that a CLOSID is left (``num_closids`` counts the default group). Each ask is contiguous, so a sum that
+fits split runs is not enough: 4 free ways as 2 + 2 hold no 3-way guest.
 
 The caches are the L3 instances the guest's vCPUs are pinned on (the host topology's cache ids, which
 are resctrl's ids); one ``<cachetune>`` covers every vCPU, so the guest takes one CLOSID.
@@ -48,12 +49,32 @@ class Budget:
     """Cache size / ways; None when the host does not say the size or it does not split evenly."""
     free_ways: int
     """Ways no one else holds: cbm minus the default group, shareable bits and foreign groups."""
+    runs: tuple[int, ...] = ()
+    """The contiguous runs those free ways form, largest first (each ask must sit in one)."""
     asked: tuple[tuple[str, int], ...] = ()
     """(guest, ways) each tenant's ``<cachetune>`` asks for on this instance."""
 
     @property
     def used(self) -> int:
         return sum(ways for _, ways in self.asked)
+
+    def holds(self, *extra: int) -> bool:
+        """Every ask (and ``extra``) packs into the free runs: the largest first, each into the smallest
+        run that holds it (libvirt's choice at start; a start order exists that gets them all)."""
+        left = sorted(self.runs)
+        for ways in sorted([w for _, w in self.asked] + list(extra), reverse=True):
+            fit = next((i for i, run in enumerate(left) if run >= ways), None)
+            if fit is None:
+                return False
+            left[fit] -= ways
+            left.sort()
+        return True
+
+
+def free_runs(mask: int) -> tuple[int, ...]:
+    """Lengths of the runs of set bits in ``mask``, largest first."""
+    runs = [len(bits) for bits in bin(mask)[2:].split("0") if bits]
+    return tuple(sorted(runs, reverse=True))
 
 
 def _sanitized(name: str) -> str:
@@ -124,6 +145,7 @@ def cache_budgets(
                     cache_id=cache_id,
                     way_bytes=way,
                     free_ways=(res.cbm_mask & ~held).bit_count(),
+                    runs=free_runs(res.cbm_mask & ~held),
                     asked=tuple(a for a in asked if a[1]),
                 )
             )
@@ -245,7 +267,7 @@ def plan_cachetune(
                     )
                 )
                 return None, tuple(notes)
-            if budget.used + want > budget.free_ways:
+            if not budget.holds(want):
                 short.append(_shortfall(budget, want, resctrl))
             caches.append(
                 CacheAlloc(id=cache_id, level=CACHE_LEVEL, type=res.type, size_bytes=want * budget.way_bytes)
@@ -270,12 +292,13 @@ def _shortfall(budget: Budget, want: int, resctrl: Resctrl) -> str:
     res = budget.resource
     who = ", ".join(f"{name} {ways}" for name, ways in budget.asked) or "no other guest"
     default = resctrl.default.mask(res.name, budget.cache_id) or 0
+    runs = "+".join(map(str, budget.runs)) or "0"
     return (
-        f"{res.name} cache {budget.cache_id} needs {want} way(s), {budget.free_ways - budget.used} free: "
-        f"{budget.free_ways} of its {res.ways} are outside the default group ({default:x}), shareable bits "
-        f"({res.shareable_bits:x}) and other groups, and guests ask for {budget.used} ({who}); "
-        f"shrink the default group (echo '{res.name}:{budget.cache_id}=<fewer bits>' > "
-        f"{resctrl.source}/schemata) or ask for less"
+        f"{res.name} cache {budget.cache_id} needs {want} contiguous way(s), "
+        f"{budget.free_ways - budget.used} free: {budget.free_ways} of its {res.ways} are outside the "
+        f"default group ({default:x}), shareable bits ({res.shareable_bits:x}) and other groups, in runs "
+        f"of {runs}, and guests ask for {budget.used} ({who}); shrink the default group "
+        f"(echo '{res.name}:{budget.cache_id}=<fewer bits>' > {resctrl.source}/schemata) or ask for less"
     )
 
 
