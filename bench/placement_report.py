@@ -49,6 +49,13 @@ def _best(x: Mapping[str, Score], attr: str) -> int:
     return min(getattr(x[a], attr) for a in ALGOS[1:])
 
 
+def _split_note(x: Mapping[str, Score]) -> str:
+    """Says when the kubelet variants split physical cores in the run (which vmtune never does): their
+    layout was reached by packing that whole cores do not allow."""
+    split = min(x[a].cores_shared for a in ALGOS[1:])
+    return f"; kubelet split {split} core(s) in this run" if split else ""
+
+
 def _runs(r: Results) -> list[tuple[str, int, dict[str, Score]]]:
     return [(h, s, {a: r.scores[h, s, a] for a in ALGOS}) for h in r.hosts for s in r.seeds]
 
@@ -63,7 +70,7 @@ def criteria(r: Results) -> list[Criterion]:
     shared = [f"{h}/{s} ({x['vmtune'].cores_shared} cores)" for h, s, x in runs if x["vmtune"].cores_shared]
     worse = {
         attr: [
-            f"{h}/{s} ({getattr(x['vmtune'], attr)} vs {_best(x, attr)})"
+            f"{h}/{s} ({getattr(x['vmtune'], attr)} vs {_best(x, attr)}{_split_note(x)})"
             for h, s, x in runs
             if getattr(x["vmtune"], attr) > _best(x, attr)
         ]
