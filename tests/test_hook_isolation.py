@@ -131,6 +131,18 @@ def test_realtime_profile_isolates_by_default(paths: HookPaths) -> None:
     assert text(paths.cgroup_root / "system.slice/cpuset.cpus") == "0-1,5-31\n"
 
 
+def test_a_realtime_guest_with_isolate_host_no_leaves_the_host_alone(paths: HookPaths) -> None:
+    """``--no-isolate-host`` (stored ``isolate-host='no'``) opts a realtime guest out of its profile's
+    default: prepare begin changes no file and writes no journal."""
+    before = snapshot(paths)
+    xml = guest("rt", [2, 3, 4], attrs="isolate-host='no'").replace(
+        b"profile='latency'", b"profile='realtime'"
+    )
+    assert hook(paths, "rt", "prepare", "begin", xml)[0] == 0
+    assert snapshot(paths) == before
+    assert not (paths.state_dir / "isolation.json").exists()
+
+
 def test_a_holder_whose_guest_vanished_is_dropped_by_the_next_run(paths: HookPaths) -> None:
     """libvirtd died before ``release end``: no status file, no claim. The next hook run lifts it."""
     before = snapshot(paths)
