@@ -5,6 +5,9 @@ must weigh what a newcomer does to such neighbours too."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
 import pytest
 from lxml import etree
 
@@ -108,3 +111,23 @@ def test_a_pack_newcomer_fills_a_packing_neighbours_group_but_not_an_own_ones() 
         picks[alone] = pick.cpu_set
     assert picks[False] == CpuSet.parse("4-5")
     assert picks[True] == CpuSet.parse("8-9")
+
+
+@pytest.mark.parametrize("host_name", ["epyc-genoa-nps1", "epyc-2ccx-per-node"])
+def test_prefer_streams_that_fill_the_host_never_split_a_core_with_a_guest_that_keeps_it_whole(
+    host_name: str,
+) -> None:
+    """Odd and even sizes with the default intent (prefer, pack) until the host is full, so the last guests
+    take the free threads of half-used cores: those are other prefer guests' only, which VT103 accepts, and
+    pack shares no group with an own guest. Every tenant here is a vmtune plan, so no finding of either."""
+    host = host_named(host_name)
+    rng = random.Random(host_name)
+    sizes = [rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 12]) for _ in range(120)]
+    placed = _plan_stream(host, sizes, Intent())
+    split = [c for c in host.cores if len({g.name for g in placed if not g.vcpu_cpus.isdisjoint(c.cpus)}) > 1]
+    assert split, "the stream never filled the host far enough to split a core"
+    assert run_rules(host, placed, select=frozenset({"VT103", "VT105"})) == ()
+    # a guest vmtune never planned keeps its cores whole: the same split cores are findings then
+    foreign = [dataclasses.replace(placed[0], intent=None), *placed[1:]]
+    shares_core = any(not placed[0].vcpu_cpus.isdisjoint(c.cpus) for c in split)
+    assert bool(run_rules(host, foreign, select=frozenset({"VT103"}))) is shares_core
