@@ -17,8 +17,8 @@ intent: nobody chose to pack it, so the catalog's plain reading holds). A ``--ca
 uncore-cache alignment does, so idle groups stay whole for wide guests. The strict rule for every guest
 was measured worse than kubelet on groups: on a 12-CCD host, 12 small guests each open a CCD and every
 later 8-core guest spans two, where packing keeps most CCDs whole - no ordering of the choice avoids
-that while every share is a finding. A pack guest still never joins a group a guest
-that keeps alone has to itself while an idle group could take it (``neighbour_needless``).
+that while every share is a finding. A pack guest still never joins a group a guest that keeps alone
+has to itself while an idle group could take it (``neighbour_needless``).
 
 The rule (``needless_share``): a guest's part of a group other guests use is a needless share when the
 group still has free CPUs after it (the guest did not close the hole exactly) and an idle group of that
