@@ -1,18 +1,49 @@
 """Test roots for host isolation: a cgroup v2 layout, /proc/irq, the workqueue mask and cpufreq, as the kernel
-lays them out, under a temp dir (the real cgroup v1 tree of this machine is used by test_isolation_v1.py)."""
+lays them out, under a temp dir; and a test subtree of this machine's real cgroup v1 cpuset hierarchy
+(``cpuset_v1_subtree``, for test_isolation_v1.py and the e2e hook test)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from sysfsgen import NAMED_HOSTS, write_sysfs
 from vmtune.adapters.hookenv import HookPaths
 
-__all__ = ["GROUPS", "make_root", "snapshot", "status_for"]
+__all__ = ["CPUSET", "GROUPS", "cpuset_v1_subtree", "make_root", "snapshot", "status_for"]
 
 GROUPS = ("system.slice", "user.slice", "init.scope")
 NS = "https://vmtune.dev/xmlns/1"
+CPUSET = Path("/sys/fs/cgroup/cpuset")
+
+
+@contextlib.contextmanager
+def cpuset_v1_subtree(prefix: str, groups: Sequence[str]) -> Iterator[Path]:
+    """``CPUSET/<prefix>-XXXXXXXX`` with ``groups`` (parents before children) under it, each on every
+    online CPU and the root's memory nodes; removed whatever happens, its tasks moved back to the root
+    first (a cgroup with tasks cannot be removed)."""
+    top = CPUSET / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    cpus = Path("/sys/devices/system/cpu/online").read_text().strip()
+    mems = (CPUSET / "cpuset.mems").read_text().strip()
+    made: list[Path] = []
+    try:
+        for path in (top, *(top / g for g in groups)):
+            path.mkdir()
+            made.append(path)
+            (path / "cpuset.cpus").write_text(cpus)
+            (path / "cpuset.mems").write_text(mems)
+        yield top
+    finally:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                for pid in (path / "tasks").read_text().split():
+                    with contextlib.suppress(OSError):
+                        (CPUSET / "tasks").write_text(pid)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def make_root(tmp: Path, *, host: str = "dual-ht-adjacent", cpufreq: bool = False) -> HookPaths:

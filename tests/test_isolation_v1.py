@@ -11,19 +11,16 @@ import contextlib
 import io
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from isolation_roots import NS
+from isolation_roots import CPUSET, NS, cpuset_v1_subtree
 from sysfsgen import capture
 from vmtune.adapters.hookenv import HookPaths
 from vmtune.cpuset import CpuSet
 from vmtune.hook import run_hook
-
-CPUSET = Path("/sys/fs/cgroup/cpuset")
 
 
 def _online() -> CpuSet:
@@ -43,31 +40,11 @@ def _usable() -> str | None:
 pytestmark = pytest.mark.skipif(_usable() is not None, reason=_usable() or "")
 
 
-def _mkgroup(path: Path, cpus: str, mems: str) -> None:
-    path.mkdir()
-    (path / "cpuset.cpus").write_text(cpus)
-    (path / "cpuset.mems").write_text(mems)
-
-
 @pytest.fixture
 def subtree() -> Iterator[Path]:
     """``vmtune-test-XXXX/{host/svc, user, machine}`` in the real hierarchy, removed whatever happens."""
-    top = CPUSET / f"vmtune-test-{uuid.uuid4().hex[:8]}"
-    cpus, mems = str(_online()), (CPUSET / "cpuset.mems").read_text().strip()
-    try:
-        _mkgroup(top, cpus, mems)
-        for group in ("host", "host/svc", "user", "machine"):
-            _mkgroup(top / group, cpus, mems)
+    with cpuset_v1_subtree("vmtune-test", ("host", "host/svc", "user", "machine")) as top:
         yield top
-    finally:
-        for group in ("host/svc", "host", "user", "machine", ""):
-            path = top / group
-            with contextlib.suppress(OSError):
-                for pid in (path / "tasks").read_text().split():
-                    with contextlib.suppress(OSError):
-                        (CPUSET / "tasks").write_text(pid)
-            with contextlib.suppress(OSError):
-                path.rmdir()
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from e2ehelp import REQUIRED, URI, Libvirt, qemu_pid, record, restart_daemons, vcpu_affinity, vmtune
 
+from isolation_roots import CPUSET, cpuset_v1_subtree
 from vmtune.cli.live_cmd import hook_script
 from vmtune.cpuset import CpuSet
 
@@ -34,7 +34,6 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 HOOK = Path("/etc/libvirt/hooks/qemu.d/vmtune")
 PIDS = Path(os.environ.get("VMTUNE_PIDS_FILE", "/run/vmtune-test-daemons.pids"))
-CPUSET = Path("/sys/fs/cgroup/cpuset")
 WQ = Path("/sys/devices/virtual/workqueue/cpumask")
 GROUPS = ("host", "host/svc", "user")
 ONLINE = CpuSet.parse(Path("/sys/devices/system/cpu/online").read_text().strip())
@@ -62,33 +61,14 @@ def _skip(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _mkgroup(path: Path, cpus: str, mems: str) -> None:
-    path.mkdir()
-    (path / "cpuset.cpus").write_text(cpus)
-    (path / "cpuset.mems").write_text(mems)
-
-
 @pytest.fixture(scope="module")
 def subtree() -> Iterator[Path]:
     if not (CPUSET / "cpuset.cpus").is_file():
         pytest.skip(f"no cgroup v1 cpuset hierarchy at {CPUSET}")
     if len(ONLINE) < 2:
         pytest.skip(f"only CPU {ONLINE} online: a guest holding one leaves no housekeeping CPU")
-    top = CPUSET / f"vmtune-e2e-{uuid.uuid4().hex[:8]}"
-    mems = (CPUSET / "cpuset.mems").read_text().strip()
-    try:
-        for group in ("", "host", "host/svc", "user"):
-            _mkgroup(top / group if group else top, str(ONLINE), mems)
+    with cpuset_v1_subtree("vmtune-e2e", GROUPS) as top:
         yield top
-    finally:
-        for group in ("host/svc", "host", "user", ""):
-            path = top / group if group else top
-            with contextlib.suppress(OSError):
-                for pid in (path / "tasks").read_text().split():
-                    with contextlib.suppress(OSError):
-                        (CPUSET / "tasks").write_text(pid)
-            with contextlib.suppress(OSError):
-                path.rmdir()
 
 
 @pytest.fixture(scope="module")
