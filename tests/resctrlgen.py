@@ -12,7 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["write_resctrl"]
+from sysfsgen import HostSpec
+
+__all__ = ["SKX", "WAY_KIB", "write_resctrl"]
+
+WAY_KIB = 2560
+SKX = HostSpec(
+    name="skx-1s",
+    sockets=1,
+    cores_per_node=8,
+    threads_per_core=2,
+    l3_cores=8,
+    l3_kib=11 * WAY_KIB,
+    vendor="GenuineIntel",
+)
+"""A one-socket Skylake-SP with an 11-way 27.5 MiB L3 (2.5 MiB a way), as the resctrl tests lay it out."""
 
 
 def _put(path: Path, text: str) -> None:

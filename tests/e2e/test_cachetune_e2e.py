@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from e2ehelp import URI, Libvirt, record, vmtune
 
-from resctrlgen import write_resctrl
-from sysfsgen import HostSpec, write_sysfs
+from resctrlgen import SKX, write_resctrl
+from sysfsgen import write_sysfs
 from vmtune.core.intent.model import CacheShare
 from vmtune.core.plan import Plan
 from vmtune.core.verify.readback import owned_mismatches
@@ -27,15 +27,6 @@ from vmtune.xmlmap.guest import read_guest
 
 pytestmark = pytest.mark.e2e
 RESCTRL = Path("/sys/fs/resctrl/info")
-SKX = HostSpec(
-    name="skx-1s",
-    sockets=1,
-    cores_per_node=8,
-    threads_per_core=2,
-    l3_cores=8,
-    l3_kib=28160,
-    vendor="GenuineIntel",
-)
 GUEST = """<domain type='{type}'>
   <name>{name}</name>
   <memory unit='MiB'>128</memory>

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resctrlgen import write_resctrl
+from resctrlgen import SKX, WAY_KIB, write_resctrl
 from sysfsgen import HostSpec, write_sysfs
 from testutil import GOLDEN, check_golden
 from vmtune.adapters.probes import probe_host_caps
@@ -30,16 +30,6 @@ from vmtune.cpuset import CpuSet
 from vmtune.errors import InfeasibleError
 from vmtune.service import Planned, next_tenants, plan_document
 
-WAY_KIB = 2560
-SKX = HostSpec(
-    name="skx-1s",
-    sockets=1,
-    cores_per_node=8,
-    threads_per_core=2,
-    l3_cores=8,
-    l3_kib=11 * WAY_KIB,
-    vendor="GenuineIntel",
-)
 SKX2 = dataclasses.replace(SKX, name="skx-2s", sockets=2)
 GUEST = """<domain type='kvm'>
   <name>{name}</name>
