@@ -164,6 +164,10 @@ def closids_left(
     return total - 1 - foreign - tunes
 
 
+def _warning(message: str) -> Note:
+    return Note(topic="cache", level=Level.WARNING, xpath=XPATH, message=message)
+
+
 def _wanted_ways(share: CacheShare, res: ResctrlResource) -> int:
     # a share rounds half up: 25% of 11 ways is 3
     want = share.ways if share.ways is not None else ((share.percent or 0) * res.ways * 2 + 100) // 200
@@ -174,23 +178,17 @@ def _gate(guest: GuestSpec, caps: HostCaps | None, vcpu_cpus: CpuSet, notes: lis
     resctrl = caps.resctrl if caps is not None else None
     if resctrl is None:
         notes.append(
-            Note(
-                topic="cache",
-                level=Level.WARNING,
-                xpath=XPATH,
-                message="--cache-share: no cache allocation on this host (/sys/fs/resctrl not "
-                "mounted, or a CPU without RDT CAT / L3 QoS): no <cachetune> written",
+            _warning(
+                "--cache-share: no cache allocation on this host (/sys/fs/resctrl not "
+                "mounted, or a CPU without RDT CAT / L3 QoS): no <cachetune> written"
             )
         )
         return None
     if not vcpu_cpus:
         notes.append(
-            Note(
-                topic="cache",
-                level=Level.WARNING,
-                xpath=XPATH,
-                message=f"--cache-share: {guest.name}'s vCPUs are not pinned, so their cache "
-                "instances are unknown: no <cachetune> written",
+            _warning(
+                f"--cache-share: {guest.name}'s vCPUs are not pinned, so their cache "
+                "instances are unknown: no <cachetune> written"
             )
         )
         return None
@@ -221,14 +219,7 @@ def plan_cachetune(
     resources = resctrl.resources_at(CACHE_LEVEL) if resctrl is not None else ()
     if resctrl is None or not resources:
         if resctrl is not None:
-            notes.append(
-                Note(
-                    topic="cache",
-                    level=Level.WARNING,
-                    xpath=XPATH,
-                    message=f"--cache-share: resctrl allocates no L{CACHE_LEVEL} here",
-                )
-            )
+            notes.append(_warning(f"--cache-share: resctrl allocates no L{CACHE_LEVEL} here"))
         return None, tuple(notes)
     ids = sorted(
         {
@@ -238,14 +229,7 @@ def plan_cachetune(
         }
     )
     if not ids:
-        notes.append(
-            Note(
-                topic="cache",
-                level=Level.WARNING,
-                xpath=XPATH,
-                message="--cache-share: the host names no L3 cache id for the vCPUs' CPUs",
-            )
-        )
+        notes.append(_warning("--cache-share: the host names no L3 cache id for the vCPUs' CPUs"))
         return None, tuple(notes)
     others = [t for t in tenants if t.name != guest.name]
     found = cache_budgets(host=host, resctrl=resctrl, guests=others, also=(guest.name,))
@@ -258,12 +242,9 @@ def plan_cachetune(
             budget = budgets.get((res.name, cache_id))
             if budget is None or budget.way_bytes is None:
                 notes.append(
-                    Note(
-                        topic="cache",
-                        level=Level.WARNING,
-                        xpath=XPATH,
-                        message=f"--cache-share: L{CACHE_LEVEL} cache {cache_id}: the size of a "
-                        "way is unknown (no cache size, or resctrl lacks the id)",
+                    _warning(
+                        f"--cache-share: L{CACHE_LEVEL} cache {cache_id}: the size of a "
+                        "way is unknown (no cache size, or resctrl lacks the id)"
                     )
                 )
                 return None, tuple(notes)
@@ -284,7 +265,7 @@ def plan_cachetune(
         why = f"{guest.name}: --cache-share {share}: " + "; ".join(short)
         if not force:
             raise InfeasibleError(f"{why}; or pass --force to write it anyway (libvirt refuses the start)")
-        notes.append(Note(topic="cache", level=Level.WARNING, xpath=XPATH, message=f"--force: {why}"))
+        notes.append(_warning(f"--force: {why}"))
     return (tune,), tuple(notes)
 
 
