@@ -62,6 +62,9 @@ class Score:
     nodes_over: int
     groups_over: int
     cores_shared: int
+    cpus_twice: int
+    """CPUs given to more than one guest (kubelet's ``takeFullCores`` takes a whole core's CPUs, the
+    taken sibling too, where an offline CPU made its CPUs-per-core 1)."""
     groups_shared: int
     ms_per_guest: float
     balance: tuple[float | None, ...]
@@ -103,7 +106,9 @@ def score(host: Host, run: Run) -> Score:
     nodes_over = groups_over = 0
     core_users: dict[int, set[int]] = {}
     group_users: dict[int, set[int]] = {}
+    cpu_users: Counter[int] = Counter()
     for p in run.placed:
+        cpu_users.update(p.cpus)
         span = spans.of(p)
         nodes_over += span.nodes - span.min_nodes
         groups_over += len(span.groups) - span.min_groups
@@ -124,6 +129,7 @@ def score(host: Host, run: Run) -> Score:
         nodes_over=nodes_over,
         groups_over=groups_over,
         cores_shared=sum(1 for users in core_users.values() if len(users) > 1),
+        cpus_twice=sum(1 for n in cpu_users.values() if n > 1),
         groups_shared=sum(1 for users in group_users.values() if len(users) > 1),
         ms_per_guest=1000 * sum(run.seconds) / max(1, len(run.seconds)),
         balance=balance(host, run.placed),

@@ -50,10 +50,12 @@ def _best(x: Mapping[str, Score], attr: str) -> int:
 
 
 def _split_note(x: Mapping[str, Score]) -> str:
-    """Says when the kubelet variants split physical cores in the run (which vmtune never does): their
-    layout was reached by packing that whole cores do not allow."""
+    """Says when the kubelet variants split physical cores in the run, or gave a CPU to two guests (which
+    vmtune never does): their layout was reached by packing that whole cores do not allow."""
     split = min(x[a].cores_shared for a in ALGOS[1:])
-    return f"; kubelet split {split} core(s) in this run" if split else ""
+    twice = min(x[a].cpus_twice for a in ALGOS[1:])
+    both = f" and gave {twice} CPU(s) to two guests" if twice else ""
+    return f"; kubelet split {split} core(s){both} in this run" if split else ""
 
 
 def _runs(r: Results) -> list[tuple[str, int, dict[str, Score]]]:
