@@ -33,7 +33,7 @@ from vmtune.cli.textfile import TEXTFILE_OPT, write_check_textfile
 from vmtune.cli.tuning import host_caps
 from vmtune.core.audit.engine import Finding, catalog, parse_codes, run_rules
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import CacheFit, Intent
+from vmtune.core.intent.model import Settings, with_settings
 from vmtune.core.ledger.tenant import same_guest
 from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
@@ -180,19 +180,20 @@ def _fix(
 ) -> tuple[GuestSpec, ...]:
     """Re-plan and rewrite each file-backed guest with findings; returns the guests as re-read (and puts
     the new documents in ``maps``, so what remains is located in the rewritten files)."""
-    to_fix = {f.source for f in findings}
-    # VT105 judged an unplanned guest as keeping its cache groups alone; its fix plans it that way
-    alone = {f.source for f in findings if f.code == "VT105"}
+    # each guest is planned as its findings' printed fixes would: their settings over its stored intent
+    settings: dict[str, Settings] = {}
+    for f in findings:
+        settings[f.source] = (*settings.get(f.source, ()), *f.settings)
     current = list(guests)
     writes: list[tuple[Path, bytes]] = []
     for i, guest in enumerate(current):
-        if guest.source not in to_fix or guest.source.startswith("libvirt:"):
+        if guest.source not in settings or guest.source.startswith("libvirt:"):
             continue
         path = Path(guest.source)
         others = [*current, *tenants]
-        fresh = Intent(cache_fit=CacheFit.OWN) if guest.source in alone else Intent()
+        intent = with_settings(guest.intent, settings[guest.source])
         planned = plan_document(read_bytes(path), source=guest.source, host=host, tenants=others,
-                                intent=guest.intent or fresh, caps=caps)  # fmt: skip
+                                intent=intent, caps=caps)  # fmt: skip
         validate_output(planned.raw, planned.after, source=planned.source)
         if planned.after != planned.raw:
             writes.append((path, planned.after))

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
 from testutil import DATA, HOSTS
 from vmtune.adapters.hookenv import HookPaths
-from vmtune.cli.app import main
-from vmtune.cli.tuning import Tuning
+from vmtune.cli.app import app, main
+from vmtune.cli.tuning import Tuning, _given
 from vmtune.core.intent.model import (
     KNOBS,
     CacheFit,
@@ -35,7 +36,9 @@ from vmtune.core.intent.model import (
     Profile,
     ThreadPolicy,
     VcpuMask,
+    intent_args,
     intent_texts,
+    with_settings,
 )
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
@@ -225,6 +228,39 @@ def test_metadata_round_trip(intent: Intent) -> None:
 def test_flags_round_trip(intent: Intent) -> None:
     flags = tuple((k.name, text) for k, text in intent_texts(intent))
     assert Tuning(flags=flags).intent() == intent
+
+
+@given(INTENTS)
+def test_intent_args_are_flags_the_cli_reads_back(intent: Intent) -> None:
+    """``intent_args`` (how a finding's fix spells its command) parsed by the real ``vmtune apply``
+    options gives the intent back."""
+    command = typer.main.get_command(app).commands["apply"]  # type: ignore[attr-defined]
+    params = command.make_context("apply", [*intent_args(intent), "g.xml"]).params
+    flags = tuple((k.name, text) for k in KNOBS if (text := _given(k, params[k.name])) is not None)
+    assert Tuning(flags=flags).intent() == intent
+
+
+@pytest.mark.parametrize(
+    ("stored", "settings", "profiles", "extra"),
+    [
+        (None, (("profiles", "realtime"),), (Profile.REALTIME,), {}),
+        (Intent(profiles=(Profile.LATENCY,)), (("profiles", "realtime"),),
+         (Profile.LATENCY, Profile.REALTIME), {}),
+        (Intent(profiles=(Profile.BALANCED,)), (("profiles", "windows"),), (Profile.WINDOWS,), {}),
+        (Intent(thread_policy=ThreadPolicy.REQUIRE, cache_fit=CacheFit.OWN), (("thread_policy", "isolate"),),
+         (Profile.BALANCED,), {"thread_policy": ThreadPolicy.ISOLATE, "cache_fit": CacheFit.OWN}),
+        (Intent(emulator=EmulatorPolicy.ISOLATE), (), (Profile.BALANCED,),
+         {"emulator": EmulatorPolicy.ISOLATE}),
+    ],
+)  # fmt: skip
+def test_with_settings_puts_a_fix_over_the_stored_intent(
+    stored: Intent | None, settings: tuple[tuple[str, str], ...], profiles: tuple[Profile, ...],
+    extra: dict[str, object],
+) -> None:  # fmt: skip
+    got = with_settings(stored, settings)
+    assert got.profiles == profiles
+    for name, value in extra.items():
+        assert getattr(got, name) == value
 
 
 # -- through the CLI and the hook ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from vmtune.core.audit.engine import (
     wants_isolation,
 )
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.model import Settings
 from vmtune.core.ledger.pool import is_shared, reservation
 from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
 from vmtune.core.placement.sharing import keeps_alone, keeps_cores_whole, needless_shares
@@ -30,6 +31,10 @@ from vmtune.core.tuning.guesttopo import threads_per_vcpu_core
 from vmtune.cpuset import CpuSet
 
 __all__ = ["vt101", "vt102", "vt103", "vt104", "vt105", "vt106", "vt107", "vt108", "vt109"]
+
+WHOLE_CORES: Settings = (("thread_policy", "isolate"),)
+OWN_GROUP: Settings = (("cache_fit", "own"),)
+EMULATOR_OFF: Settings = (("emulator", "isolate"),)
 
 
 def _claims(ctx: AuditContext) -> list[tuple[GuestSpec, CpuSet]]:
@@ -104,7 +109,8 @@ def vt103(ctx: AuditContext) -> Iterator[Hit]:
             location=f"CPUs {cpus}",
             message=f"physical cores of CPUs {cpus} are split with {names(by_id[o] for o in partners[gid])}: "
             "busy SMT siblings each lose ~30%",
-            fix=f"give each guest whole cores: {apply_cmd(g, '--thread-policy isolate')}",
+            fix=f"give each guest whole cores: {apply_cmd(g, settings=WHOLE_CORES)}",
+            settings=WHOLE_CORES,
         )
 
 
@@ -180,7 +186,8 @@ def vt105(ctx: AuditContext) -> Iterator[Hit]:
                 location=f"CPUs {found.part}",
                 message=f"shares {level} group {found.group} with {names(others)} while an idle {level} "
                 f"group with {found.idle_room} CPUs exists",
-                fix=f"re-plan into an idle cache group: {apply_cmd(g, '--cache-fit own --domains DIR')}",
+                fix=f"re-plan into an idle cache group: {apply_cmd(g, '--domains DIR', settings=OWN_GROUP)}",
+                settings=OWN_GROUP,
             )
 
 
@@ -203,11 +210,12 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     vcpu_cpus = g.vcpu_cpus
     if not wants_isolation(g) or not vcpu_cpus:
         return
-    fix = f"pin the emulator and iothreads off the vCPU cores: {apply_cmd(g, '--emulator isolate')}"
+    fix = f"pin the emulator and iothreads off the vCPU cores: {apply_cmd(g, settings=EMULATOR_OFF)}"
     yield from emulator_off(
         g,
         vcpu_cpus,
         fix=fix,
+        settings=EMULATOR_OFF,
         unpinned="isolate intent but no <emulatorpin>: the emulator thread runs on the vCPUs' "
         f"CPUs {vcpu_cpus}",
         overlap=lambda shared: f"emulator thread shares CPUs {shared} with the vCPUs under isolate intent",
@@ -220,6 +228,7 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
                 location=f"/domain/cputune/iothreadpin[@iothread='{pin.iothread}']",
                 message=f"iothread {pin.iothread} shares CPUs {pin.cpus & vcpu_cpus} with the vCPUs",
                 fix=fix,
+                settings=EMULATOR_OFF,
             )
     floating = [i for i in range(1, g.iothreads + 1) if i not in pinned_io]
     if floating:
@@ -228,6 +237,7 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             location="/domain/cputune",
             message=f"iothreads {CpuSet(floating)} have no <iothreadpin>: they run on the vCPUs' CPUs",
             fix=fix,
+            settings=EMULATOR_OFF,
         )
 
 
@@ -243,11 +253,13 @@ def vt107(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         reserved = reserved | g.intent.reserve
     bad = vcpu_cpus & reserved
     if bad:
+        off_reserve = (("reserve", str(reserved)),)
         yield Hit(
             guest=g,
             location=f"CPUs {bad}",
             message=f"vCPUs pinned to reserved housekeeping CPUs {bad}",
-            fix=f"keep guests off the reserved CPUs: {apply_cmd(g, f'--reserve {reserved}')}",
+            fix=f"keep guests off the reserved CPUs: {apply_cmd(g, settings=off_reserve)}",
+            settings=off_reserve,
         )
     isolated = ctx.host.isolated
     # a mixed guest's shared vCPUs belong outside isolcpus, with the host's other time-shared threads

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, OsFamily, Profile
+from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, OsFamily, Profile, Settings
 from vmtune.core.ledger.tenant import held_cpus
 from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
@@ -83,6 +83,8 @@ class Finding:
     message: str
     fix: str
     """What to do: the vmtune command or the XML change."""
+    settings: Settings = ()
+    """The knobs the fix's ``vmtune apply`` sets (printed in ``fix``), which ``check --fix`` plans with."""
     line: int | None = None
     """1-based line of ``location`` in ``source`` (the nearest existing ancestor for a missing element);
     None when unknown. Rules never set it: the CLI resolves it from the file (``vmtune.xmlmap.lines``)."""
@@ -98,6 +100,8 @@ class Hit:
     location: str
     message: str
     fix: str
+    settings: Settings = ()
+    """The knobs ``fix`` re-plans with (``common.apply_cmd``'s ``settings``)."""
     severity: Level | None = None
 
 
@@ -288,6 +292,7 @@ def run_rules(
                 location=hit.location,
                 message=hit.message,
                 fix=hit.fix,
+                settings=hit.settings,
             )
             found.append((order[id(hit.guest)], finding))
     found.sort(key=lambda pair: (pair[0], pair[1].code, pair[1].location, pair[1].message))

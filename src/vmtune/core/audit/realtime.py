@@ -20,14 +20,22 @@ from vmtune.core.audit.engine import (
     realtime_vcpus,
 )
 from vmtune.core.guest import GuestSpec
+from vmtune.core.intent.model import Settings
 from vmtune.core.plan import Level
 from vmtune.cpuset import CpuSet
 
 __all__ = ["vt401", "vt402", "vt403", "vt404", "vt405", "vt406", "vt407"]
 
 
+REALTIME: Settings = (("profiles", "realtime"),)
+
+
 def _rt_fix(g: GuestSpec) -> str:
-    return apply_cmd(g, "--profile realtime")
+    return apply_cmd(g, settings=REALTIME)
+
+
+_HOUSEKEEPING_VCPU: Settings = (*REALTIME, ("realtime_mask", "^0"))
+_RT_EMULATOR_OFF: Settings = (*REALTIME, ("emulator", "isolate"))
 
 
 @guest_rule("VT401", "FIFO/RR vCPUs not on dedicated cores", Level.ERROR)
@@ -56,6 +64,7 @@ def vt401(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             location=vcpupin_xpath(floating[0]) if g.pin_of(floating[0]) else "/domain/cputune",
             message=f"realtime {vcpus_text(floating)} not pinned to one dedicated core each",
             fix=_rt_fix(g),
+            settings=REALTIME,
         )
     if shared:
         yield Hit(
@@ -63,6 +72,7 @@ def vt401(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             location=vcpupin_xpath(shared[0]),
             message=f"realtime {vcpus_text(shared)} on cores shared with {names(rivals)}",
             fix=_rt_fix(g),
+            settings=REALTIME,
         )
 
 
@@ -74,6 +84,7 @@ def vt402(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             location="/domain/features/pmu",
             message="realtime guest with the virtual PMU on (the default): PMU MSR traps add latency",
             fix=f"<features><pmu state='off'/></features>: {_rt_fix(g)}",
+            settings=REALTIME,
         )
 
 
@@ -89,6 +100,7 @@ def vt403(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             location="/domain/devices/memballoon",
             message=f"realtime guest with {what}{implicit}: ballooning faults and frees guest memory",
             fix=f"<memballoon model='none'/>: {_rt_fix(g)}",
+            settings=REALTIME,
         )
 
 
@@ -112,6 +124,7 @@ def vt404(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             message=f"realtime guest memory without {' and '.join(missing)}: "
             "page faults and swap add latency",
             fix=f"<memoryBacking><hugepages/><locked/></memoryBacking>: {_rt_fix(g)}",
+            settings=REALTIME,
         )
 
 
@@ -123,7 +136,8 @@ def vt405(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             guest=g,
             location="/domain/cputune/vcpusched",
             message=f"all {g.vcpus} vCPUs are realtime: none left for the guest's housekeeping",
-            fix=f"keep vCPU 0 non-RT: {apply_cmd(g, '--profile realtime --realtime-mask ^0')}",
+            fix=f"keep vCPU 0 non-RT: {apply_cmd(g, settings=_HOUSEKEEPING_VCPU)}",
+            settings=_HOUSEKEEPING_VCPU,
         )
 
 
@@ -155,7 +169,8 @@ def vt407(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
     yield from emulator_off(
         g,
         rt_cores,
-        fix=f"pin the emulator off the RT cores: {apply_cmd(g, '--profile realtime --emulator isolate')}",
+        fix=f"pin the emulator off the RT cores: {apply_cmd(g, settings=_RT_EMULATOR_OFF)}",
+        settings=_RT_EMULATOR_OFF,
         unpinned="no <emulatorpin>: the emulator thread may run on the realtime cores and be starved",
         overlap=lambda shared: (
             f"emulator thread pinned to CPUs {shared} of the realtime cores: FIFO vCPUs starve it"

@@ -19,7 +19,7 @@ from vmtune.core.audit.engine import (
     is_windows,
 )
 from vmtune.core.guest import GuestSpec
-from vmtune.core.intent.model import Profile
+from vmtune.core.intent.model import Profile, Settings
 from vmtune.core.plan import Level
 from vmtune.core.tuning.hyperv import EVERYWHERE, RECOMMENDED
 
@@ -39,8 +39,11 @@ def _x86_windows(g: GuestSpec) -> bool:
     return is_windows(g) and (g.arch is None or g.arch in _X86)
 
 
+WINDOWS: Settings = (("profiles", "windows"),)
+
+
 def _windows_fix(g: GuestSpec) -> str:
-    return apply_cmd(g, "--profile windows")
+    return apply_cmd(g, settings=WINDOWS)
 
 
 @guest_rule("VT301", "Windows guest missing Hyper-V enlightenments", Level.WARNING)
@@ -58,6 +61,7 @@ def vt301(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             message=f"Windows guest without Hyper-V enlightenments {', '.join(missing)}: "
             "timer and APIC accesses become VM exits",
             fix=_windows_fix(g),
+            settings=WINDOWS,
         )
 
 
@@ -88,6 +92,7 @@ def vt302(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             message=f"Windows guest timers: {', '.join(problems)}",
             fix=f"<timer name='hypervclock' present='yes'/>, hpet present='no', rtc tickpolicy='catchup', "
             f"pit tickpolicy='delay': {_windows_fix(g)}",
+            settings=WINDOWS,
         )
 
 
@@ -124,5 +129,6 @@ def vt304(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
             message=f"host KVM doesn't offer Hyper-V {', '.join(bad)} (not in domcapabilities): the start "
             "may fail (nested KVM here rejects vpindex, synic, stimer, vapic at start)",
             fix="drop them, or let vmtune gate them: "
-            f"{apply_cmd(g, '--profile windows --domcapabilities FILE')}",
+            f"{apply_cmd(g, '--domcapabilities FILE', settings=WINDOWS)}",
+            settings=WINDOWS,
         )

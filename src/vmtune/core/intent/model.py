@@ -56,10 +56,13 @@ __all__ = [
     "PowerIdle",
     "Profile",
     "Resolved",
+    "Settings",
     "ThreadPolicy",
     "VcpuMask",
+    "intent_args",
     "intent_texts",
     "parse_intent",
+    "with_settings",
 ]
 
 LATENCY, REALTIME = Profile.LATENCY, Profile.REALTIME
@@ -179,6 +182,38 @@ def parse_intent(raw: Mapping[str, str], *, where: Callable[[Knob[Any]], str]) -
     and XPath of its attribute).
     """
     return Intent(**{k.name: k.read(raw[k.name], where(k)) for k in KNOBS if k.name in raw})
+
+
+Settings = tuple[tuple[str, str], ...]
+"""(knob name, text) pairs, as flags or metadata attributes spell them: what a finding's fix plans with."""
+
+
+def with_settings(intent: Intent | None, settings: Settings) -> Intent:
+    """``intent`` (the defaults when None) with ``settings`` on top, as ``vmtune apply`` with those flags and
+    the intent's own would plan; profiles add to the ones the intent has (``balanced`` gives way)."""
+    if not settings:
+        return intent or Intent()
+    raw = {k.name: text for k, text in intent_texts(intent or Intent())}
+    for name, text in settings:
+        if name == "profiles":
+            have = [p for p in raw.get(name, "").split(",") if p and p != Profile.BALANCED]
+            raw[name] = ",".join(dict.fromkeys([*have, *text.split(",")]))
+        else:
+            raw[name] = text
+    return parse_intent(raw, where=lambda k: k.flag)
+
+
+def intent_args(intent: Intent) -> Iterator[str]:
+    """The command-line flags that ask for ``intent`` (knobs at their default left out), in table order."""
+    default = Intent()
+    for k in KNOBS:
+        value = getattr(intent, k.name)
+        if value == getattr(default, k.name):
+            continue
+        if k.switch:
+            yield k.flag if value else k.no_flag
+        elif (text := k.text(value)) is not None:
+            yield from (k.flag, text)
 
 
 def intent_texts(intent: Intent) -> Iterator[tuple[Knob[Any], str]]:
