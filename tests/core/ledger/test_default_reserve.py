@@ -81,6 +81,13 @@ CORPUS = [
     # Kunpeng 920: L3 per node, private L2 (clusters share no cache): first core of each node
     ("hwloc-128arm-2pa2n8cluster4co", "0,32,64,96", "the first core of each NUMA node"),
     ("hwloc-32intel64-2p8co2t+8ve", "0,8,16,24", "the first core of each NUMA node"),
+    # POWER7: physical_package_id -1 and a package mask per core, so 8 one-core sockets per node: one core
+    # per socket would be every core; the first core of each node instead
+    (
+        "hwloc-256ppc-8n8s4t",
+        "0-3,32-35,64-67,96-99,128-131,160-163,192-195,224-227",
+        "the first core of each NUMA node",
+    ),
 ]
 
 
@@ -100,6 +107,11 @@ def test_never_a_large_share_of_any_corpus_node(corpora: Path) -> None:
         assert all(c.cpus.issubset(chosen.cpus) or c.cpus.isdisjoint(chosen.cpus) for c in host.cores), (
             root.name
         )
+        for node in host.nodes:
+            cores = [c for c in host.cores if c.cpus and c.node == node.id]
+            kept = [c for c in cores if c.cpus.isdisjoint(chosen.cpus)]
+            # housekeeping never takes half of a node that has cores to spare
+            assert len(cores) < 2 or 2 * len(kept) >= len(cores), (root.name, node.id)
         if chosen.why.startswith("one whole"):
             per_scope = len(host.nodes) if "NUMA node" in chosen.why else len(host.sockets)
             assert len(reserved_cores) <= MAX_CORES * per_scope, root.name

@@ -25,7 +25,8 @@ first core of each node cut 16 of the 32 four-core L2 clusters). So, the first r
    them on the guest's node.
 4. Otherwise (nothing shared below the node, as on most Intel sockets, or every shared group too big):
    the first core of each NUMA node, with all its threads; a node that holds CPUs of several sockets
-   (CPUs the firmware put in no node) gets one per socket, so housekeeping never crosses sockets.
+   (CPUs the firmware put in no node) gets one per socket, so housekeeping never crosses sockets, unless
+   that would take half the node's cores or more (POWER7's package per core).
 """
 
 from __future__ import annotations
@@ -58,21 +59,24 @@ def default_reserve_of(host: Host) -> DefaultReserve:
         found = rule(host, cores)
         if found is not None:
             return found
-    several = len({(c.node, c.socket) for c in cores}) > len({c.node for c in cores})
+    firsts = _first_cores(cores)
+    several = len(firsts) > len({c.node for c in cores})
     why = "the first core of each NUMA node" + (" (of each socket in it)" if several else "")
-    return DefaultReserve(cpus=_first_cores(cores), why=why)
+    return DefaultReserve(cpus=_union(firsts), why=why)
 
 
 def _union(cores: Sequence[Core]) -> CpuSet:
     return CpuSet().union(*(c.cpus for c in cores))
 
 
-def _first_cores(cores: Sequence[Core]) -> CpuSet:
-    """Rule 4: the first core of each (node, socket)."""
-    firsts: dict[tuple[int, int], Core] = {}
-    for core in cores:
-        firsts.setdefault((core.node, core.socket), core)
-    return _union(list(firsts.values()))
+def _first_cores(cores: Sequence[Core]) -> list[Core]:
+    """Rule 4: the first core of each (node, socket); of each node alone where one per socket would take
+    half its cores or more (POWER7 reports a package per core: a core per socket would be every core)."""
+    out: list[Core] = []
+    for node in _by(cores, lambda c: c.node):
+        per_socket = [group[0] for group in _by(node, lambda c: c.socket)]
+        out.extend(per_socket if 2 * len(per_socket) < len(node) or len(per_socket) == 1 else node[:1])
+    return out
 
 
 def _by(cores: Sequence[Core], key: Callable[[Core], object]) -> list[list[Core]]:
