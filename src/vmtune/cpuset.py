@@ -20,9 +20,10 @@ __all__ = ["MAX_CPU", "CpuSet"]
 
 _MASK_FAST = re.compile(r"[0-9a-fA-F]{1,8}(?:,[0-9a-fA-F]{8})*")
 
-# Linux caps NR_CPUS at 8192 (CONFIG_NR_CPUS_RANGE_END); anything above is garbage, and refusing it keeps a
-# typo like "0-99999999" from allocating a gigantic bitmap.
-MAX_CPU = 8191
+# libvirt reads a domain's CPU lists into bitmaps of VIR_DOMAIN_CPUMASK_LEN (16384) bits, so a domain may
+# name any CPU below it (its own cputune-cpuset-big-id test uses 16383); anything above is garbage, and
+# refusing it keeps a typo like "0-99999999" from allocating a gigantic bitmap.
+MAX_CPU = 16383
 
 
 class CpuSet:
