@@ -11,7 +11,7 @@ from lxml import etree
 
 from abiguests import GIB, GUESTS, corpus_roots, domain, named_roots
 from vmtune.adapters.sysfs import read_sysfs
-from vmtune.core.intent.model import CpuPolicy, Intent
+from vmtune.core.intent.model import CpuPolicy, Intent, VcpuMask
 from vmtune.core.topology.model import Host
 from vmtune.core.verify.abi import abi_changes
 from vmtune.errors import InfeasibleError
@@ -98,6 +98,19 @@ def test_memory_hotplug_guest_does_not_grow(reshape: bool) -> None:
     assert guest.memory_kib == 8 * GIB and guest.max_memory_kib == 128 * GIB
     assert sum(c.memory_kib for c in guest.numa_cells) == 6 * GIB
     assert etree.fromstring(out).findtext("memory") == str(8 * GIB)
+
+
+def test_mixed_policy_keeps_the_cells_a_memory_device_is_plugged_into() -> None:
+    """``--cpu-policy mixed`` places its dedicated vCPUs as a part of their own; the guest keeps its cells
+    (and the DIMM in cell 1) unless ``--reshape``."""
+    host = _two_nodes()
+    dimm = "<memory model='dimm'><target><size unit='GiB'>1</size><node>1</node></target></memory>"
+    cells = (("0-1", GIB), ("2-3", GIB))
+    xml = domain("mx", vcpus=4, cells=cells, memory_kib=3 * GIB, devices=dimm, intent=None)
+    mixed = Intent(cpu_policy=CpuPolicy.MIXED, dedicated_mask=VcpuMask.parse("0"))
+    out = _plan(xml, host, mixed)
+    assert _cells(out) == [("0-1", GIB, None), ("2-3", GIB, None)]
+    assert b"<memnode cellid='1'" in out
 
 
 def test_hook_mode_is_binding_only(tmp_path: Path) -> None:

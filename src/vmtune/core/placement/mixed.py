@@ -41,8 +41,10 @@ def dedicated_part(guest: GuestSpec, dedicated: CpuSet) -> MixedSplit:
     ids = tuple(sorted(dedicated))
     index = {v: i for i, v in enumerate(ids)}
     pins = tuple(VcpuPin(vcpu=index[p.vcpu], cpus=p.cpus) for p in guest.vcpupins if p.vcpu in index)
+    # the part is only a vehicle for placing the dedicated vCPUs: the whole guest's cells and its memory
+    # devices are judged once the parts are merged (``planning.policies.plan_mixed``)
     part = replace(guest, vcpus=len(ids), current_vcpus=None, vcpupins=pins, numa_cells=(), topology=None,
-                   memnodes=(), vcpusched=())  # fmt: skip
+                   memnodes=(), vcpusched=(), memory_devices=())  # fmt: skip
     return MixedSplit(dedicated=ids, guest=part)
 
 

@@ -26,7 +26,7 @@ from vmtune.core.tuning.memmode import at_home, keep_user_binding, single_node_p
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["check_kept_topology", "plan_layout", "plan_numatune", "vcpu_cpuset"]
+__all__ = ["check_kept_topology", "check_memory_devices", "plan_layout", "plan_numatune", "vcpu_cpuset"]
 
 
 def plan_layout(job: Job, placement: Placement, numa_off: bool, notes: list[Note]) -> GuestLayout:
@@ -41,7 +41,7 @@ def plan_layout(job: Job, placement: Placement, numa_off: bool, notes: list[Note
         return replace(layout, topology=seen_topology(job.guest))
     if layout.hidden:
         notes.append(hidden_note(job.host, placement.cpus))
-    _check_memory_devices(job.guest, layout)
+    check_memory_devices(job.guest, len(layout.cells))
     seen = carry_cell_access(job.guest.numa_cells, layout.cells)
     distances = cell_distances(job.host, [s.node for s in placement.shares]) if len(seen) > 1 else ()
     if len(distances) == len(seen):
@@ -62,13 +62,13 @@ def check_kept_topology(job: Job, cpus: Sequence[int], notes: list[Note]) -> Non
         notes.append(Note(topic="topology", level=Level.WARNING, message=say, xpath="/domain/cpu/topology"))
 
 
-def _check_memory_devices(guest: GuestSpec, layout: GuestLayout) -> None:
-    """A memory device is plugged into a guest cell: the new shape must still have that cell."""
+def check_memory_devices(guest: GuestSpec, cells: int) -> None:
+    """A memory device is plugged into a guest cell: the new shape (``cells`` cells) must still have it."""
     for dev in guest.memory_devices:
-        if dev.node is not None and dev.node >= max(len(layout.cells), 1):
+        if dev.node is not None and dev.node >= max(cells, 1):
             raise InputError(
                 f"{guest.source}: a <memory model='{dev.model}'> device targets guest cell {dev.node}, "
-                f"the new shape has {len(layout.cells)} cell(s); keep the shape (no --reshape) or move it"
+                f"the new shape has {cells} cell(s); keep the shape (no --reshape) or move it"
             )
 
 
