@@ -216,3 +216,20 @@ def test_sigterm_during_batch_apply_leaves_old_or_new_and_no_temp(tmp_path: Path
     assert len(states) == 300 and all(s in (original, new) for s in states)
     assert states[0] == new and states[-1] == original, "the signal should land mid-batch"
     assert not list(batch.glob(".*.vmtune-tmp"))
+
+
+def test_a_failing_file_among_many_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], corpora: Path
+) -> None:
+    """A message that names only the domain or a flag says which file failed when many are planned."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.xml").write_bytes(SERVER.read_bytes())
+    big = SERVER.read_text().replace("<name>", "<name>big-", 1)
+    big = big.replace(big[big.index("<vcpu") : big.index("</vcpu>")], "<vcpu placement='static'>64")
+    (tmp_path / "big.xml").write_text(big)
+    rc = main(["plan", str(tmp_path), "--sysfs", str(HOST)])
+    err = capsys.readouterr().err
+    assert rc == 3, err
+    failed = [line for line in err.splitlines() if line.startswith("vmtune: error: ")]
+    assert failed == [line for line in failed if line.startswith(f"vmtune: error: {tmp_path / 'big.xml'}: ")]
+    assert len(failed) == 1, err

@@ -194,7 +194,9 @@ def run(
                 raise
             worst = max(worst, int(error.exit_code))
             rows.append(FileRow(path=str(path), status="failed", reason=str(error)))
-            _line(err, f"vmtune: error: {error}", soft_wrap=True)
+            # among many files, a message naming only the domain (or a flag) must say which file failed
+            said = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
+            _line(err, f"vmtune: error: {said}", soft_wrap=True)
         else:
             rows.append(FileRow(path=str(path), status="changed" if prep.changed else "unchanged"))
             _show(prep, out, notes_to, json_out=json_out, apply=apply, docs=docs)
