@@ -22,6 +22,7 @@ __all__ = [
     "LibvirtError",
     "SchemaError",
     "VmtuneError",
+    "in_file",
 ]
 
 
@@ -54,3 +55,12 @@ class LibvirtError(VmtuneError):
 
 class SchemaError(VmtuneError):
     exit_code = ExitCode.UNEXPECTED
+
+
+def in_file(err: VmtuneError, source: str) -> VmtuneError:
+    """``err`` with its message led by ``source`` (unless it already is): among many files, a message that
+    names only the domain or a flag must still say which file it is about."""
+    text = str(err)
+    if text.startswith(source):
+        return err
+    return type(err)(f"{source}: {text}")

@@ -174,6 +174,8 @@ def test_fix_writes_nothing_when_a_guest_cannot_be_placed(
     rc, _, err = run(capsys, tmp_path, "--sysfs", HOST, "--fix")
     assert rc == 3, err
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.xml")} == before
+    # the refusal names the file it is about, not only the domain
+    assert f"vmtune: error: {tmp_path / 'z.xml'}: big: " in err, err
 
 
 @pytest.mark.parametrize("fmt", ["txt", "json", "sarif"])

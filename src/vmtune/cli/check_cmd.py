@@ -39,7 +39,7 @@ from vmtune.core.plan import Level
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.cpuset import CpuSet
-from vmtune.errors import ExitCode, InputError, VmtuneError
+from vmtune.errors import ExitCode, InputError, VmtuneError, in_file
 from vmtune.render.check import render_json, render_sarif, render_table
 from vmtune.render.console import make_console
 from vmtune.service import load_host, load_tenants, plan_document
@@ -192,8 +192,11 @@ def _fix(
         path = Path(guest.source)
         others = [*current, *tenants]
         intent = with_settings(guest.intent, settings[guest.source])
-        planned = plan_document(read_bytes(path), source=guest.source, host=host, tenants=others,
-                                intent=intent, caps=caps)  # fmt: skip
+        try:
+            planned = plan_document(read_bytes(path), source=guest.source, host=host, tenants=others,
+                                    intent=intent, caps=caps)  # fmt: skip
+        except VmtuneError as err:
+            raise in_file(err, guest.source) from None
         validate_output(planned.raw, planned.after, source=planned.source)
         if planned.after != planned.raw:
             writes.append((path, planned.after))

@@ -20,7 +20,7 @@ from vmtune.adapters.libvirt import open_host
 from vmtune.cli.tuning import Tuning, host_caps
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Intent
-from vmtune.errors import ExitCode, InputError, VmtuneError
+from vmtune.errors import ExitCode, InputError, VmtuneError, in_file
 from vmtune.render.console import make_console
 from vmtune.render.plan import FileRow, plan_json, print_diff, print_notes, print_summary
 from vmtune.service import (
@@ -194,9 +194,7 @@ def run(
                 raise
             worst = max(worst, int(error.exit_code))
             rows.append(FileRow(path=str(path), status="failed", reason=str(error)))
-            # among many files, a message naming only the domain (or a flag) must say which file failed
-            said = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
-            _line(err, f"vmtune: error: {said}", soft_wrap=True)
+            _line(err, f"vmtune: error: {in_file(error, str(path))}", soft_wrap=True)
         else:
             rows.append(FileRow(path=str(path), status="changed" if prep.changed else "unchanged"))
             _show(prep, out, notes_to, json_out=json_out, apply=apply, docs=docs)
