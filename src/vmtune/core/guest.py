@@ -6,6 +6,7 @@ says what these owned elements should become, a GuestSpec says what they are now
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +32,7 @@ __all__ = [
     "Timer",
     "VcpuPin",
     "VcpuSched",
+    "iothread_ids",
 ]
 
 
@@ -222,6 +224,8 @@ class GuestSpec:
     """``<maxMemory>``: the hotplug ceiling (None without memory hotplug)."""
     memory_devices: tuple[MemoryDevice, ...] = ()
     iothreads: int = 0
+    iothread_given_ids: tuple[int, ...] = ()
+    """The ids ``<iothreadids>`` lists; libvirt numbers the other IOThreads (``iothread_ids``)."""
     vcpupins: tuple[VcpuPin, ...] = ()
     emulatorpin: CpuSet | None = None
     iothreadpins: tuple[IOThreadPin, ...] = ()
@@ -293,3 +297,16 @@ class GuestSpec:
             if timer.name == name:
                 return timer
         return None
+
+
+def iothread_ids(given: Sequence[int], count: int) -> tuple[int, ...]:
+    """The ids libvirt gives ``count`` IOThreads: the ones ``<iothreadids>`` lists, then the lowest unused
+    from 1 (``virDomainIOThreadIDDefArrayInit``); ``<iothreads>`` smaller than the list counts the list."""
+    ids = list(dict.fromkeys(given))
+    taken = set(ids)
+    candidate = 1
+    while len(ids) < count:
+        if candidate not in taken:
+            ids.append(candidate)
+        candidate += 1
+    return tuple(ids)

@@ -9,8 +9,8 @@ from lxml import etree
 
 from planner_hosts import host_named
 from testutil import DATA
-from vmtune.core.guest import IOThreadDevice, IOThreadDeviceKind
-from vmtune.core.intent.model import CpuPolicy, Intent, VcpuMask
+from vmtune.core.guest import IOThreadDevice, IOThreadDeviceKind, iothread_ids
+from vmtune.core.intent.model import CpuPolicy, EmulatorPolicy, Intent, VcpuMask
 from vmtune.core.plan import Level
 from vmtune.service import Planned, plan_document
 from vmtune.xmlmap.guest import read_guest
@@ -135,3 +135,31 @@ def test_no_iothreads_planned_leaves_devices_alone() -> None:
     planned = _plan(raw)
     assert planned.plan.device_iothreads is None
     assert not any(n.topic == "iothreads" for n in planned.plan.notes)
+
+
+@pytest.mark.parametrize(
+    ("given", "count", "ids"),
+    [
+        ((), 3, (1, 2, 3)),
+        ((5, 6), 4, (5, 6, 1, 2)),  # libvirt's iothreads-ids-partial test
+        ((8,), 1, (8,)),  # libvirt's genericxml2xml iothreadids test
+        ((2, 1), 3, (2, 1, 3)),
+        ((4, 5), 1, (4, 5)),  # <iothreads> below the list: libvirt keeps the listed ones
+    ],
+)
+def test_iothread_ids_are_libvirts(given: tuple[int, ...], count: int, ids: tuple[int, ...]) -> None:
+    assert iothread_ids(given, count) == ids
+
+
+def test_pins_and_devices_name_the_ids_iothreadids_gives() -> None:
+    """libvirt refuses an ``<iothreadpin>`` or ``<driver iothread=>`` naming an IOThread it does not have."""
+    listed = "<iothreads>3</iothreads>\n  <iothreadids><iothread id='7'/></iothreadids>"
+    raw = _domain(vdb=2).decode().replace("<vcpu>4</vcpu>", f"<vcpu>4</vcpu>\n  {listed}").encode()
+    for emulator in (EmulatorPolicy.SHARE, EmulatorPolicy.ISOLATE):
+        planned = _plan(raw, emulator=emulator)
+        root = etree.fromstring(planned.after)
+        pinned = sorted(int(p.get("iothread")) for p in root.iterfind("cputune/iothreadpin"))
+        assert pinned == [1, 2, 7], emulator
+        used = {int(v) for v in _assigned(planned.after).values() if v is not None}
+        assert used and used <= {1, 2, 7}, used
+        assert validate_domain(parse_xml(planned.after, source="d.xml", root="domain"), SCHEMA)

@@ -20,7 +20,7 @@ from vmtune.core.audit.engine import (
     is_dedicated,
     wants_isolation,
 )
-from vmtune.core.guest import GuestSpec
+from vmtune.core.guest import GuestSpec, iothread_ids
 from vmtune.core.intent.model import Settings
 from vmtune.core.ledger.pool import is_shared, reservation
 from vmtune.core.ledger.tenant import held_cpus, mixed_dedicated
@@ -230,7 +230,7 @@ def vt106(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
                 fix=fix,
                 settings=EMULATOR_OFF,
             )
-    floating = [i for i in range(1, g.iothreads + 1) if i not in pinned_io]
+    floating = [i for i in iothread_ids(g.iothread_given_ids, g.iothreads) if i not in pinned_io]
     if floating:
         yield Hit(
             guest=g,

@@ -232,6 +232,8 @@ class Resolved:
     thread_policy: ThreadPolicy = ThreadPolicy.PREFER
     emulator: EmulatorPolicy = EmulatorPolicy.SHARE
     iothreads: int = 0
+    iothread_ids: tuple[int, ...] = ()
+    """The ids libvirt gives those ``iothreads`` (``core.guest.iothread_ids``)."""
     numa: Numa = field(default_factory=Numa)
     numa_fit: Fit = Fit.PACK
     cache_fit: CacheFit = CacheFit.PACK

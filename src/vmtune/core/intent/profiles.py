@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmtune.core.guest import GuestSpec
+from vmtune.core.guest import GuestSpec, iothread_ids
 from vmtune.core.intent.knob import Knob
 from vmtune.core.intent.model import (
     KNOBS,
@@ -81,11 +81,15 @@ def resolve(intent: Intent, guest: GuestSpec) -> Resolved:
     if_free = size is None and latency
     mask: VcpuMask | None = _pick("realtime_mask", intent, active)
     rt_vcpus = CpuSet() if mask is None else _realtime_vcpus(mask, intent, guest, dedicated)
+    # libvirt keeps every IOThread <iothreadids> lists (vmtune never edits that list), so never fewer
+    count = intent.iothreads if intent.iothreads is not None else guest.iothreads
+    io_ids = iothread_ids(guest.iothread_given_ids, count)
     return Resolved(
         cpu_policy=cpu_policy,
         thread_policy=_pick("thread_policy", intent, active),
         emulator=_pick("emulator", intent, active),
-        iothreads=intent.iothreads if intent.iothreads is not None else guest.iothreads,
+        iothreads=len(io_ids),
+        iothread_ids=io_ids,
         numa=intent.numa,
         numa_fit=_pick("numa_fit", intent, active),
         cache_fit=_pick("cache_fit", intent, active),

@@ -61,7 +61,7 @@ def place_emulator(
     host: Host,
     ledger: Ledger,
     policy: EmulatorPolicy,
-    iothreads: int,
+    iothreads: Sequence[int],
     guest_cpus: CpuSet,
     nodes: Sequence[int],
     realtime: bool,
@@ -83,7 +83,13 @@ def place_emulator(
 
 
 def _share(
-    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], guest_cores: CpuSet, *, sockets: CpuSet
+    host: Host,
+    ledger: Ledger,
+    iothreads: Sequence[int],
+    nodes: Sequence[int],
+    guest_cores: CpuSet,
+    *,
+    sockets: CpuSet,
 ) -> EmulatorPlacement:
     """``--emulator share``: the housekeeping CPUs near the guest, else its free non-dedicated CPUs."""
     pool = _near(host, ledger.housekeeping, nodes, sockets)
@@ -110,7 +116,7 @@ def _share(
     )
     return EmulatorPlacement(
         emulatorpin=pool,
-        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in range(1, iothreads + 1)),
+        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in iothreads),
         used=CpuSet(),
         notes=(note,),
     )
@@ -143,7 +149,7 @@ def _isolate_candidates(
 
 
 def _isolate_fallback(
-    host: Host, ledger: Ledger, iothreads: int, nodes: Sequence[int], sockets: CpuSet
+    host: Host, ledger: Ledger, iothreads: Sequence[int], nodes: Sequence[int], sockets: CpuSet
 ) -> EmulatorPlacement:
     """``--emulator isolate`` with no CPU to spare: share the housekeeping CPUs, with a warning."""
     pool = _near(host, ledger.housekeeping, nodes, sockets)
@@ -155,22 +161,22 @@ def _isolate_fallback(
     )
     return EmulatorPlacement(
         emulatorpin=pool or None,
-        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in range(1, iothreads + 1))
-        if pool
-        else (),
+        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in iothreads) if pool else (),
         used=CpuSet(),
         notes=(note,),
     )
 
 
-def _isolate(ledger: Ledger, candidates: Sequence[int], iothreads: int, why: str) -> EmulatorPlacement:
+def _isolate(
+    ledger: Ledger, candidates: Sequence[int], iothreads: Sequence[int], why: str
+) -> EmulatorPlacement:
     """The emulator on the first candidate, each iothread on the next (else on the emulator's CPU)."""
-    need = 1 + iothreads
+    need = 1 + len(iothreads)
     chosen = candidates[:need]
     emu = CpuSet(chosen[:1])
     pins = tuple(
-        IOThreadPin(iothread=i, cpus=CpuSet([chosen[i]]) if i < len(chosen) else emu)
-        for i in range(1, iothreads + 1)
+        IOThreadPin(iothread=io, cpus=CpuSet([chosen[k]]) if k < len(chosen) else emu)
+        for k, io in enumerate(iothreads, start=1)
     )
     notes = [
         Note(
@@ -184,7 +190,7 @@ def _isolate(ledger: Ledger, candidates: Sequence[int], iothreads: int, why: str
         notes.append(
             Note(
                 topic="emulator",
-                message=f"{iothreads} iothread(s) on CPU(s) {CpuSet(chosen[1:]) or emu}{shared}",
+                message=f"{len(iothreads)} iothread(s) on CPU(s) {CpuSet(chosen[1:]) or emu}{shared}",
                 xpath="/domain/cputune/iothreadpin",
             )
         )

@@ -140,7 +140,7 @@ def _plan(
         vcpupins=tuple(VcpuPin(vcpu=i, cpus=pool) for i in range(guest.vcpus)),
         emulatorpin=pool,
         iothreads=iothreads if (iothreads or guest.iothreads) else None,
-        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in range(1, iothreads + 1))
+        iothreadpins=tuple(IOThreadPin(iothread=i, cpus=pool) for i in resolved.iothread_ids)
         if iothreads
         else (() if guest.iothreadpins else None),
         numatune=NumaTunePlan(mode=resolved.memory_mode.value, nodeset=nodes) if nodes else None,

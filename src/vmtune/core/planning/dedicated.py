@@ -33,7 +33,7 @@ def plan_dedicated(job: Job, notes: list[Note], *, tune: bool = True) -> Plan:
     notes.append(numa_note(host=host, guest=guest, placement=placement, pci_node=pci_node,
                            asked=resolved.numa.nodes, fit=resolved.numa_fit))  # fmt: skip
     notes.extend(cache_notes(host=host, placement=placement))
-    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
+    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothread_ids,
                          guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
                          current=guest.emulatorpin)  # fmt: skip
     notes.extend(emu.notes)
@@ -75,7 +75,7 @@ def plan_kept_cells(job: Job, notes: list[Note]) -> Plan:
     nodes = sorted(mapped.nodes)
     notes.extend(mapped.notes)
     check_kept_topology(job, cpus, notes)
-    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothreads,
+    emu = place_emulator(host=host, ledger=ledger, policy=resolved.emulator, iothreads=resolved.iothread_ids,
                          guest_cpus=CpuSet(cpus), nodes=nodes, realtime=resolved.realtime,
                          current=guest.emulatorpin)  # fmt: skip
     notes.extend(emu.notes)

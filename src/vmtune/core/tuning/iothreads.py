@@ -1,11 +1,12 @@
 """IOThreads get work: a virtio disk or virtio-scsi controller without ``<driver iothread=>`` runs its I/O
 in QEMU's main loop, so IOThreads that no device names only cost a host thread.
 
-When the plan has IOThreads (``Plan.iothreads`` = N, ids 1..N as ``<iothreads>N</iothreads>`` numbers
-them), every such device without one is given the IOThread serving the fewest devices so far, lowest id
-first: round-robin over the N when none had one. A device that already names an IOThread of the plan
-keeps it; one naming an IOThread the plan no longer has (libvirt would refuse the definition) is moved,
-with a warning, and with no IOThreads left (``--iothreads 0``) the attribute is removed.
+When the plan has IOThreads (``Plan.iothreads`` = N, with the ids libvirt gives them: those
+``<iothreadids>`` lists, then the lowest unused), every such device without one is given the IOThread
+serving the fewest devices so far, lowest id first: round-robin over the N when none had one. A device
+that already names an IOThread of the plan keeps it; one naming an IOThread the plan no longer has
+(libvirt would refuse the definition) is moved, with a warning, and with no IOThreads left
+(``--iothreads 0``) the attribute is removed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vmtune.core.guest import GuestSpec, IOThreadDevice
+from vmtune.core.guest import GuestSpec, IOThreadDevice, iothread_ids
 from vmtune.core.plan import Level, Note, Plan
 
 __all__ = ["spread_iothreads"]
@@ -39,12 +40,13 @@ def spread_iothreads(plan: Plan, guest: GuestSpec) -> Plan:
             xpath="/domain/devices",
         )
         return replace(plan, device_iothreads=dropped, notes=(*plan.notes, note))
-    kept = Counter(d.iothread for d in devices if d.iothread is not None and 1 <= d.iothread <= count)
-    load = [(kept[i], i) for i in range(1, count + 1)]
+    ids = iothread_ids(guest.iothread_given_ids, count)
+    kept = Counter(d.iothread for d in devices if d.iothread in ids)
+    load = [(kept[i], i) for i in ids]
     heapq.heapify(load)
     moved: list[IOThreadDevice] = []
     for device in devices:
-        if device.iothread is not None and 1 <= device.iothread <= count:
+        if device.iothread in ids:
             continue
         users, iothread = heapq.heappop(load)
         heapq.heappush(load, (users + 1, iothread))

@@ -1,4 +1,5 @@
-"""``<iothreads>``: the number of I/O threads, whose pins live in ``<cputune>``."""
+"""``<iothreads>``: the number of I/O threads, whose pins live in ``<cputune>``; the ids ``<iothreadids>``
+lists are read (libvirt numbers the rest), never written."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ TAG = "iothreads"
 
 def read(domain: etree._Element, r: Reader) -> Fields:
     elem = tree.child(domain, TAG)
-    return {} if elem is None else {"iothreads": r.text_int(elem)}
+    fields: Fields = {} if elem is None else {"iothreads": r.text_int(elem)}
+    listed = tree.child(domain, "iothreadids")
+    ids = [r.int_attr(e, "id") for e in listed.iterfind("iothread")] if listed is not None else []
+    if ids:
+        fields["iothread_given_ids"] = tuple(i for i in ids if i is not None)
+    return fields
 
 
 def write(domain: etree._Element, plan: Plan) -> None:
