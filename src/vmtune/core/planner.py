@@ -43,7 +43,7 @@ from vmtune.core.planning.policies import plan_mixed, plan_shared_pool
 from vmtune.core.topology.caps import HostCaps
 from vmtune.core.topology.model import Host
 from vmtune.core.tuning.cachetune import plan_cachetune
-from vmtune.core.tuning.iothreads import spread_iothreads
+from vmtune.core.tuning.iothreads import keep_iothreadsched, spread_iothreads
 from vmtune.core.tuning.rtthreads import rt_helper_sched
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
@@ -82,7 +82,8 @@ def plan_guest(
         plan = plan_kept_cells(job, notes)
     else:
         plan = plan_dedicated(job, notes)
-    plan = _with_cachetune(job, _with_rt_helpers(job, spread_iothreads(plan, job.guest)))
+    plan = keep_iothreadsched(spread_iothreads(plan, job.guest), job.guest)
+    plan = _with_cachetune(job, _with_rt_helpers(job, plan))
     # --reshape acts once: the stored intent leaves it out, so the next re-plan keeps the new shape
     plan = replace(plan, intent=replace(intent, reshape=False))
     return plan.binding_only() if keep_abi else plan

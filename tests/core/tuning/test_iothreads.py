@@ -163,3 +163,29 @@ def test_pins_and_devices_name_the_ids_iothreadids_gives() -> None:
         used = {int(v) for v in _assigned(planned.after).values() if v is not None}
         assert used and used <= {1, 2, 7}, used
         assert validate_domain(parse_xml(planned.after, source="d.xml", root="domain"), SCHEMA)
+
+
+def test_fewer_iothreads_trim_the_iothreadsched_that_names_them() -> None:
+    sched = (
+        "<cputune><iothreadsched iothreads='1-3,^2' scheduler='batch'/>"
+        "<iothreadsched iothreads='2' scheduler='rr' priority='0'/></cputune>"
+    )
+    raw = (
+        _domain(vdb=1, iothreads=4).decode().replace("<vcpu>4</vcpu>", f"<vcpu>4</vcpu>\n  {sched}").encode()
+    )
+    planned = _plan(raw, iothreads=2)
+    root = etree.fromstring(planned.after)
+    got = [(s.get("iothreads"), s.get("scheduler")) for s in root.iterfind("cputune/iothreadsched")]
+    assert got == [("1", "batch"), ("2", "rr")]
+    assert any("no longer names IOThread(s) 3" in n.message for n in planned.plan.notes)
+    assert _plan(raw, iothreads=4).after.count(b"<iothreadsched") == 2  # nothing to trim: left alone
+
+
+def test_a_vhost_user_disk_gets_no_iothread() -> None:
+    disk = (
+        "<disk type='vhostuser' device='disk'><driver name='qemu' type='raw'/>"
+        "<source type='unix' path='/tmp/vhost1.sock'/><target dev='vdz' bus='virtio'/></disk>"
+    )
+    raw = _domain(vdb=1, iothreads=2).decode().replace("<devices>", f"<devices>\n    {disk}", 1).encode()
+    assigned = _assigned(_plan(raw).after)
+    assert assigned["vdz"] is None and assigned["vda"] is not None, assigned

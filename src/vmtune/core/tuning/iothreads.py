@@ -18,8 +18,9 @@ from dataclasses import replace
 
 from vmtune.core.guest import GuestSpec, IOThreadDevice, iothread_ids
 from vmtune.core.plan import Level, Note, Plan
+from vmtune.cpuset import CpuSet
 
-__all__ = ["spread_iothreads"]
+__all__ = ["keep_iothreadsched", "spread_iothreads"]
 
 _LISTED = 8
 """Devices a note names one by one before it only counts the rest."""
@@ -84,3 +85,21 @@ def _notes(moved: Sequence[IOThreadDevice], before: Sequence[IOThreadDevice], co
 def _names(devices: Sequence[IOThreadDevice]) -> str:
     names = ", ".join(d.label for d in devices[:_LISTED])
     return names + (f" and {len(devices) - _LISTED} more" if len(devices) > _LISTED else "")
+
+
+def keep_iothreadsched(plan: Plan, guest: GuestSpec) -> Plan:
+    """The guest's ``<iothreadsched>`` trimmed to the IOThreads the plan keeps: libvirt refuses one that
+    names an IOThread the domain does not have (``--iothreads`` lowered below it)."""
+    if plan.iothreads is None or plan.iothreadsched is not None or not guest.iothreadsched:
+        return plan
+    ids = CpuSet(iothread_ids(guest.iothread_given_ids, plan.iothreads))
+    kept = tuple(replace(s, iothreads=s.iothreads & ids) for s in guest.iothreadsched if s.iothreads & ids)
+    if kept == guest.iothreadsched:
+        return plan
+    gone = CpuSet().union(*(s.iothreads for s in guest.iothreadsched)) - ids
+    note = Note(
+        topic="iothreads",
+        message=f"<iothreadsched> no longer names IOThread(s) {gone}: the guest has {plan.iothreads} now",
+        xpath="/domain/cputune/iothreadsched",
+    )
+    return replace(plan, iothreadsched=kept, notes=(*plan.notes, note))

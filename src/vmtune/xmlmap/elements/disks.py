@@ -24,7 +24,8 @@ def _serves(kind: IOThreadDeviceKind, elem: etree._Element) -> str | None:
     """The device's label when an IOThread can serve it (a virtio disk, a virtio-scsi controller)."""
     if kind is IOThreadDeviceKind.DISK:
         target = tree.child(elem, "target")
-        if target is None or target.get("bus") != "virtio":
+        # libvirt refuses an IOThread for a vhost-user disk: its I/O runs in the vhost-user backend
+        if target is None or target.get("bus") != "virtio" or elem.get("type") == "vhostuser":
             return None
         return tree.attr(target, "dev") or "virtio disk"
     if elem.get("type") != "scsi" or elem.get("model") != "virtio-scsi":
