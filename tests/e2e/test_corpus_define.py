@@ -32,6 +32,8 @@ INTENTS = {
     "latency,windows": parse_intent({"profiles": "latency,windows"}, where=lambda k: k.flag),
     "realtime --force": parse_intent({"profiles": "realtime", "force": "yes"}, where=lambda k: k.flag),
     "shared --iothreads 2": parse_intent({"cpu_policy": "shared", "iothreads": "2"}, where=lambda k: k.flag),
+    "--reshape --numa 2": parse_intent({"reshape": "yes", "numa": "2"}, where=lambda k: k.flag),
+    "--numa off": parse_intent({"numa": "off"}, where=lambda k: k.flag),
     "mixed --dedicated-mask ^0": parse_intent(
         {"cpu_policy": "mixed", "dedicated_mask": "^0", "emulator": "isolate"}, where=lambda k: k.flag
     ),

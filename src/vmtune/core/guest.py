@@ -7,7 +7,7 @@ says what these owned elements should become, a GuestSpec says what they are now
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from vmtune.core.intent.model import Intent, OsFamily
@@ -223,6 +223,8 @@ class GuestSpec:
     max_memory_kib: int | None = None
     """``<maxMemory>``: the hotplug ceiling (None without memory hotplug)."""
     memory_devices: tuple[MemoryDevice, ...] = ()
+    hugepage_cells: CpuSet = field(default_factory=CpuSet)
+    """Guest cells the ``<hugepages><page nodeset=>`` attributes name (every page, not only the first)."""
     iothreads: int = 0
     iothread_given_ids: tuple[int, ...] = ()
     """The ids ``<iothreadids>`` lists; libvirt numbers the other IOThreads (``iothread_ids``)."""

@@ -3,6 +3,7 @@ gives a new shape that still carries ``memAccess`` and leaves memory devices out
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +12,10 @@ from lxml import etree
 
 from abiguests import GIB, GUESTS, corpus_roots, domain, named_roots
 from vmtune.adapters.sysfs import read_sysfs
-from vmtune.core.intent.model import CpuPolicy, Intent, VcpuMask
+from vmtune.core.intent.model import CpuPolicy, Intent, Numa, VcpuMask
 from vmtune.core.topology.model import Host
 from vmtune.core.verify.abi import abi_changes
-from vmtune.errors import InfeasibleError
+from vmtune.errors import InfeasibleError, InputError
 from vmtune.service import plan_document
 from vmtune.xmlmap.guest import read_guest
 
@@ -111,6 +112,36 @@ def test_mixed_policy_keeps_the_cells_a_memory_device_is_plugged_into() -> None:
     out = _plan(xml, host, mixed)
     assert _cells(out) == [("0-1", GIB, None), ("2-3", GIB, None)]
     assert b"<memnode cellid='1'" in out
+
+
+def test_a_guest_without_memory_element_is_as_big_as_its_cells() -> None:
+    """libvirt fills ``<memory>`` in from the cells; a reshape splits that total, not zero."""
+    host = _two_nodes()
+    xml = domain("nm", vcpus=8, cells=(("0-3", GIB), ("4-7", GIB)), intent=None)
+    xml = re.sub(rb"<memory[^>]*>[0-9]+</memory>", b"", xml)
+    assert read_guest(xml, source="x").memory_kib == 2 * GIB
+    reshaped = _cells(_plan(xml, host, Intent(reshape=True, numa=Numa.parse("2"))))
+    assert sum(k for _, k, _ in reshaped) == 2 * GIB and len(reshaped) == 2
+
+
+def test_reshape_refuses_hugepage_nodesets_naming_cells_it_drops() -> None:
+    host = _two_nodes()
+    pages = "<memoryBacking><hugepages><page size='2048' unit='KiB' nodeset='1'/></hugepages></memoryBacking>"
+    half = GIB // 2  # the named host has 1000 free 2M pages per node
+    xml = domain("hp", vcpus=4, cells=(("0-1", half), ("2-3", half)), extra=pages, intent=None)
+    assert _cells(_plan(xml, host, Intent())) == [("0-1", half, None), ("2-3", half, None)]  # kept: fine
+    with pytest.raises(InputError, match=r"/domain/memoryBacking/hugepages/page/@nodeset names guest cell"):
+        _plan(xml, host, Intent(reshape=True, numa=Numa.parse("1")))
+
+
+def test_numa_off_keeps_a_memory_placement_that_followed_vcpu_auto() -> None:
+    """``<memory mode='preferred'/>`` follows ``<vcpu placement='auto'>``: pinning makes the vCPUs static,
+    so the memory's ``auto`` is said out loud (libvirt asks static memory for a nodeset)."""
+    xml = domain("auto", vcpus=1, intent=None).replace(b"placement='static'", b"placement='auto'")
+    xml = xml.replace(b"<vcpu", b"<numatune><memory mode='preferred'/></numatune><vcpu")
+    out = etree.fromstring(_plan(xml, _two_nodes(), Intent(numa=Numa.parse("off"))))
+    assert out.find("vcpu").get("placement") == "static"  # type: ignore[union-attr]
+    assert dict(out.find("numatune/memory").attrib) == {"mode": "preferred", "placement": "auto"}  # type: ignore[union-attr]
 
 
 def test_hook_mode_is_binding_only(tmp_path: Path) -> None:

@@ -63,13 +63,20 @@ def check_kept_topology(job: Job, cpus: Sequence[int], notes: list[Note]) -> Non
 
 
 def check_memory_devices(guest: GuestSpec, cells: int) -> None:
-    """A memory device is plugged into a guest cell: the new shape (``cells`` cells) must still have it."""
+    """A memory device is plugged into a guest cell, a hugepage size is given to some: the new shape
+    (``cells`` cells) must still have them (libvirt refuses a cell it does not have)."""
     for dev in guest.memory_devices:
         if dev.node is not None and dev.node >= max(cells, 1):
             raise InputError(
                 f"{guest.source}: a <memory model='{dev.model}'> device targets guest cell {dev.node}, "
                 f"the new shape has {cells} cell(s); keep the shape (no --reshape) or move it"
             )
+    if guest.hugepage_cells and guest.hugepage_cells.last() >= max(cells, 1):
+        raise InputError(
+            f"{guest.source}: /domain/memoryBacking/hugepages/page/@nodeset names guest cell(s) "
+            f"{guest.hugepage_cells}, the new shape has {cells} cell(s); keep the shape (no --reshape) or "
+            "change the nodesets"
+        )
 
 
 def vcpu_cpuset(

@@ -9,6 +9,7 @@ from lxml import etree
 
 from vmtune.core.guest import MemoryBacking
 from vmtune.core.plan import Plan
+from vmtune.cpuset import CpuSet
 from vmtune.xmlmap import tree
 from vmtune.xmlmap.elements.view import CPUS, Attr, Fields, Reader, Size, read_fields, write_fields
 
@@ -39,7 +40,12 @@ def read(domain: etree._Element, r: Reader) -> Fields:
     if normal:
         values = {}
     values |= {flag: tree.child(mb, flag) is not None for flag in FLAGS}
-    return {"memory_backing": MemoryBacking(hugepages=huge is not None and not normal, **values)}
+    fields: Fields = {"memory_backing": MemoryBacking(hugepages=huge is not None and not normal, **values)}
+    pages = () if huge is None else tree.children(huge, PAGE)
+    cells = CpuSet().union(*(r.cpuset(page, "nodeset") or CpuSet() for page in pages))
+    if cells:
+        fields["hugepage_cells"] = cells
+    return fields
 
 
 def write(domain: etree._Element, plan: Plan) -> None:

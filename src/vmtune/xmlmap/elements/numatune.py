@@ -56,6 +56,7 @@ def read(domain: etree._Element, r: Reader) -> Fields:
 
 def write(domain: etree._Element, plan: Plan) -> None:
     if plan.numatune is None:
+        _keep_auto(domain, plan)
         return
     numatune = tree.ensure(domain, TAG)
     memory = tree.ensure(numatune, MEMORY)
@@ -64,3 +65,14 @@ def write(domain: etree._Element, plan: Plan) -> None:
         PLACEMENT.write(memory, None)
     write_fields(memory, (MODE, NODESET), plan.numatune)
     MEMNODE.write_all(numatune, sorted(plan.numatune.memnodes, key=lambda m: m.cellid))
+
+
+def _keep_auto(domain: etree._Element, plan: Plan) -> None:
+    """A ``<memory>`` with neither nodeset nor placement follows ``<vcpu placement>``: once the plan makes
+    that static, say ``auto`` out loud, or libvirt asks for a nodeset the guest never had."""
+    numatune = tree.child(domain, TAG)
+    memory = None if numatune is None else tree.child(numatune, MEMORY)
+    if memory is None or plan.vcpu_placement != "static":
+        return
+    if memory.get(NODESET.name) is None and memory.get(PLACEMENT.name) is None:
+        PLACEMENT.write(memory, "auto")
