@@ -223,6 +223,8 @@ class GuestSpec:
     max_memory_kib: int | None = None
     """``<maxMemory>``: the hotplug ceiling (None without memory hotplug)."""
     memory_devices: tuple[MemoryDevice, ...] = ()
+    controller_cells: tuple[tuple[str, int], ...] = ()
+    """(XPath of the controller, guest cell) for each ``<controller><target><node>`` (PCI expander buses)."""
     hugepage_cells: CpuSet = field(default_factory=CpuSet)
     """Guest cells the ``<hugepages><page nodeset=>`` attributes name (every page, not only the first)."""
     iothreads: int = 0

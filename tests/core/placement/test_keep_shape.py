@@ -155,3 +155,17 @@ def test_hook_mode_is_binding_only(tmp_path: Path) -> None:
     plan = planned.plan
     assert plan.cpu is None and plan.features is None and plan.timers is None and plan.intent is None
     assert replace(plan, notes=()) == replace(plan.binding_only(), notes=())
+
+
+def test_reshape_refuses_a_pci_expander_bus_on_a_cell_it_drops() -> None:
+    host = _two_nodes()
+    pxb = (
+        "<controller type='pci' index='1' model='pci-expander-bus'>"
+        "<target busNr='254'><node>1</node></target></controller>"
+    )
+    xml = domain("pxb", vcpus=4, cells=(("0-1", GIB), ("2-3", GIB)), devices=pxb, intent=None)
+    assert len(_cells(_plan(xml, host, Intent()))) == 2
+    with pytest.raises(
+        InputError, match=r"controller\[@type='pci'\]\[@index='1'\]/target/node names guest cell 1"
+    ):
+        _plan(xml, host, Intent(reshape=True, numa=Numa.parse("1")))

@@ -44,7 +44,8 @@ def dedicated_part(guest: GuestSpec, dedicated: CpuSet) -> MixedSplit:
     # the part is only a vehicle for placing the dedicated vCPUs: the whole guest's cells and its memory
     # devices are judged once the parts are merged (``planning.policies.plan_mixed``)
     part = replace(guest, vcpus=len(ids), current_vcpus=None, vcpupins=pins, numa_cells=(), topology=None,
-                   memnodes=(), vcpusched=(), memory_devices=(), hugepage_cells=CpuSet())  # fmt: skip
+                   memnodes=(), vcpusched=(), memory_devices=(), hugepage_cells=CpuSet(),
+                   controller_cells=())  # fmt: skip
     return MixedSplit(dedicated=ids, guest=part)
 
 

@@ -71,6 +71,12 @@ def check_memory_devices(guest: GuestSpec, cells: int) -> None:
                 f"{guest.source}: a <memory model='{dev.model}'> device targets guest cell {dev.node}, "
                 f"the new shape has {cells} cell(s); keep the shape (no --reshape) or move it"
             )
+    for where, cell in guest.controller_cells:
+        if cell >= max(cells, 1):
+            raise InputError(
+                f"{guest.source}: {where}/target/node names guest cell {cell}, the new shape has {cells} "
+                "cell(s); keep the shape (no --reshape) or move the controller"
+            )
     if guest.hugepage_cells and guest.hugepage_cells.last() >= max(cells, 1):
         raise InputError(
             f"{guest.source}: /domain/memoryBacking/hugepages/page/@nodeset names guest cell(s) "

@@ -42,6 +42,7 @@ def read(domain: Element, r: Reader) -> Fields:
         if max_memory is None
         else memory_kib(max_memory.text or "", max_memory.get("unit"), r.where(max_memory)),
         "memory_devices": _memory_devices(domain, r),
+        "controller_cells": _controller_cells(domain, r),
         "os_family": OsFamily.UNKNOWN if os_id is None else os_family_of(os_id),
         "os_id": os_id,
         "hostdev_pci": _hostdev_pci(domain, r),
@@ -63,6 +64,19 @@ def _memory_devices(domain: Element, r: Reader) -> tuple[MemoryDevice, ...]:
                 node=None if node is None else r.text_int(node),
             )
         )
+    return tuple(out)
+
+
+def _controller_cells(domain: Element, r: Reader) -> tuple[tuple[str, int], ...]:
+    """Controllers bound to a guest cell (``pci-expander-bus``/``pcie-expander-bus`` ``<target><node>``)."""
+    devices = tree.child(domain, "devices")
+    out = []
+    for ctl in () if devices is None else tree.children(devices, "controller"):
+        target = tree.child(ctl, "target")
+        node = None if target is None else tree.child(target, "node")
+        if node is not None:
+            where = f"/domain/devices/controller[@type='{ctl.get('type')}'][@index='{ctl.get('index')}']"
+            out.append((where, r.text_int(node)))
     return tuple(out)
 
 
