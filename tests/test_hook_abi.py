@@ -18,7 +18,9 @@ import pytest
 from abiguests import GUESTS, corpus_roots, named_roots
 from vmtune.adapters.hookenv import HookPaths
 from vmtune.adapters.sysfs import read_sysfs
+from vmtune.core.intent.model import Intent
 from vmtune.core.verify.abi import abi_changes
+from vmtune.errors import InfeasibleError, InputError
 from vmtune.hook import run_hook
 from vmtune.service import plan_document
 from vmtune.xmlmap.guest import read_guest
@@ -73,3 +75,32 @@ def test_a_destination_too_small_refuses_in_one_line(tmp_path: Path, op: str) ->
     assert (rc, out) == (3, b"")
     assert err.startswith(f"vmtune: hook {op} begin 'four-cells-smt': ") and err.count("\n") == 1
     assert "cannot hold the guest's 4 NUMA cell(s)" in err
+
+
+def test_corpus_guests_tuned_on_one_host_keep_their_abi_rebound_on_another(corpora: Path) -> None:
+    """The 606 real domains, tuned on a 2-socket host, then planned as the hook plans a migration or restore
+    to a 4-socket, 16-node host: the guest sees the same machine, or the hook refuses (never half-moved)."""
+    source = read_sysfs(corpora / "sysfs" / "hwloc-32intel64-2p8co2t+8ve")
+    destination = read_sysfs(corpora / "sysfs" / "hwloc-96em64t-4no4pa3ca2co")
+    rows = [line.split("\t")[0] for line in (corpora / "domains" / "INDEX.tsv").read_text().splitlines()[1:]]
+    outcomes: Counter[str] = Counter()
+    changed: list[str] = []
+    for rel in rows:
+        raw = (corpora / "domains" / rel).read_bytes()
+        try:
+            tuned = plan_document(raw, source=rel, host=source, tenants=(), intent=Intent(), caps=None).after
+        except (InputError, InfeasibleError):
+            outcomes["not tuned"] += 1
+            continue
+        try:
+            moved = plan_document(tuned, source=rel, host=destination, tenants=(), intent=None, caps=None,
+                                  keep_abi=True)  # fmt: skip
+        except InfeasibleError:
+            outcomes["refused"] += 1
+            continue
+        outcomes["rebound"] += 1
+        diff = abi_changes(read_guest(tuned, source="in"), read_guest(moved.after, source="out"))
+        changed.extend(f"{rel}: {d}" for d in diff)
+    print(f"\ncorpus hook ABI: {dict(outcomes)}")
+    assert changed == [], changed[:10]
+    assert outcomes["rebound"] >= 500, outcomes
