@@ -64,8 +64,17 @@ def test_vt301_asks_only_for_what_the_host_can_give() -> None:
 
 
 def test_vt302_lists_every_timer_problem() -> None:
-    (f,) = findings("VT302", (guest(os_family=WIN),))
+    full = HostCaps(hyperv=frozenset(RECOMMENDED_HYPERV))
+    (f,) = findings("VT302", (guest(os_family=WIN),), caps=full)
     assert f.message == "Windows guest timers: no hypervclock, hpet not off, rtc not catchup, pit not delay"
+
+
+def test_vt302_asks_for_hypervclock_only_where_the_planner_would_write_it() -> None:
+    """No domcapabilities, or a host without hv-time: the planner adds no hypervclock, nor does VT302."""
+    no_hv_time = HostCaps(hyperv=frozenset({"spinlocks", "vendor_id"}))  # no KVM-backed enlightenment
+    for caps in (None, no_hv_time):
+        (f,) = findings("VT302", (guest(os_family=WIN),), caps=caps)
+        assert f.message == "Windows guest timers: hpet not off, rtc not catchup, pit not delay", caps
 
 
 def test_vt303_unknown_apicv_says_nothing_and_linux_is_left_alone() -> None:

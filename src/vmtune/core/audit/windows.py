@@ -21,7 +21,7 @@ from vmtune.core.audit.engine import (
 from vmtune.core.guest import GuestSpec
 from vmtune.core.intent.model import Profile, Settings
 from vmtune.core.plan import Level
-from vmtune.core.tuning.hyperv import EVERYWHERE, RECOMMENDED
+from vmtune.core.tuning.hyperv import EVERYWHERE, RECOMMENDED, hypervclock_available
 
 __all__ = ["RECOMMENDED_HYPERV", "vt301", "vt302", "vt303", "vt304"]
 
@@ -73,7 +73,8 @@ def vt302(g: GuestSpec, ctx: AuditContext) -> Iterator[Hit]:
         return
     problems = []
     hv = g.timer("hypervclock")
-    if hv is None or hv.present is False:
+    # the planner's gate: asked for only where this host is known to give hv-time
+    if hypervclock_available(ctx.caps) and (hv is None or hv.present is False):
         problems.append("no hypervclock")
     hpet = g.timer("hpet")
     # QEMU enables the HPET unless told not to; Windows then prefers it and every read exits
