@@ -32,7 +32,9 @@ def read_guest(tree_or_bytes: etree._ElementTree | bytes | str, *, source: str) 
         raise
     except ValueError as err:  # CpuSet range errors surface as InputError already; this is a backstop
         raise InputError(f"{source}: {err}") from None
-    if not fields.get("memory_kib") and fields.get("numa_cells"):
-        # a domain without <memory> is as big as its cells (libvirt fills <memory> in from them)
-        fields["memory_kib"] = sum(c.memory_kib for c in fields["numa_cells"])
+    if fields.get("numa_cells"):
+        # libvirt sizes a domain with cells by them, whatever <memory> says (or without one): the cells'
+        # sum, plus the memory devices (virDomainDefPostParseMemory)
+        cells = sum(c.memory_kib for c in fields["numa_cells"])
+        fields["memory_kib"] = cells + sum(d.size_kib for d in fields.get("memory_devices", ()))
     return GuestSpec(source=source, **fields)

@@ -124,6 +124,16 @@ def test_a_guest_without_memory_element_is_as_big_as_its_cells() -> None:
     assert sum(k for _, k, _ in reshaped) == 2 * GIB and len(reshaped) == 2
 
 
+def test_cells_size_the_guest_whatever_memory_says() -> None:
+    """libvirt's test data has a 214 MiB ``<memory>`` over a 14 GiB cell: libvirt runs the 14 GiB, so the
+    hugepages and the memory ledger count 14 GiB too."""
+    xml = domain("big-cell", vcpus=2, cells=(("0-1", 14 * GIB),), memory_kib=214 * 1024, intent=None)
+    assert read_guest(xml, source="x").memory_kib == 14 * GIB
+    dimm = "<memory model='dimm'><target><size unit='GiB'>2</size><node>0</node></target></memory>"
+    xml = domain("dimm", vcpus=2, cells=(("0-1", GIB),), memory_kib=GIB, devices=dimm, intent=None)
+    assert read_guest(xml, source="x").memory_kib == 3 * GIB
+
+
 def test_reshape_refuses_hugepage_nodesets_naming_cells_it_drops() -> None:
     host = _two_nodes()
     pages = "<memoryBacking><hugepages><page size='2048' unit='KiB' nodeset='1'/></hugepages></memoryBacking>"
