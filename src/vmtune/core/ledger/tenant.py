@@ -26,6 +26,7 @@ __all__ = [
     "held_memory",
     "is_shared",
     "mixed_dedicated",
+    "node_shares",
     "others_of",
     "same_guest",
 ]
@@ -168,6 +169,17 @@ def _spread(amount: int, nodes: CpuSet) -> Iterator[tuple[int, int]]:
         yield node, base + (1 if i < rest else 0)
 
 
+def node_shares(guest: GuestSpec) -> dict[int, int]:
+    """KiB of the guest's bound memory per host node, split as ``held_memory`` splits it: what a plan's
+    hugepage check must count so that the ledger (and VT206) see the same pages."""
+    out: dict[int, int] = {}
+    for kib, mode, nodeset in _pieces(guest):
+        if kib > 0 and nodeset and mode in _BINDING_MODES:
+            for node, part in _spread(kib, nodeset):
+                out[node] = out.get(node, 0) + part
+    return out
+
+
 def held_memory(guest: GuestSpec, *, default_page_kib: int = DEFAULT_HUGEPAGE_KIB) -> MemoryHolding:
     """The memory ``guest`` commits, per host node, per hugepage size, or floating (no binding,
     ``preferred``, ``placement='auto'``); ``default_page_kib`` is the host's default hugepage size, used
@@ -213,6 +225,7 @@ def as_planned(guest: GuestSpec, plan: Plan) -> GuestSpec:
     if plan.cpu is not None and plan.cpu.topology is not None:
         changes["topology"] = plan.cpu.topology
     if plan.numatune is not None:
+        # a written nodeset replaces placement='auto' (``xmlmap.elements.numatune``): the memory is bound
         changes |= {"numatune_mode": plan.numatune.mode, "numatune_nodeset": plan.numatune.nodeset,
-                    "memnodes": plan.numatune.memnodes}  # fmt: skip
+                    "memnodes": plan.numatune.memnodes, "numatune_placement": None}  # fmt: skip
     return dataclasses.replace(guest, **changes)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ NUMA cells bound to host nodes (``plan_kept_cells``)."""
 from __future__ import annotations
 
 from vmtune.core.guest import MemNode, VcpuPin
+from vmtune.core.ledger.tenant import as_planned, node_shares
 from vmtune.core.placement.cells import CellJob, CellMap, cell_asks, map_cells
 from vmtune.core.placement.emulator import place_emulator
 from vmtune.core.placement.explain import cache_notes, cpu_note, numa_note
@@ -98,9 +99,11 @@ def plan_kept_cells(job: Job, notes: list[Note]) -> Plan:
         cpu=CpuPlan(),
         notes=tuple(notes),
     )
+    # each kept cell's pages come from its own <memnode> nodes, as the ledger counts them
+    shares = node_shares(as_planned(guest, plan)) or None
     tuning = device_tuning(host=host, guest=guest, resolved=resolved, caps=caps, vcpu_cpus=CpuSet(cpus),
                            emulator_cpus=emu.emulatorpin, nodes=CpuSet(nodes), vcpupins=vcpupins,
-                           topology=seen_topology(guest))  # fmt: skip
+                           topology=seen_topology(guest), memory_shares=shares)  # fmt: skip
     return merge_tuning(plan, tuning)
 
 
