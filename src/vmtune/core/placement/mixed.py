@@ -41,8 +41,8 @@ def dedicated_part(guest: GuestSpec, dedicated: CpuSet) -> MixedSplit:
     ids = tuple(sorted(dedicated))
     index = {v: i for i, v in enumerate(ids)}
     pins = tuple(VcpuPin(vcpu=index[p.vcpu], cpus=p.cpus) for p in guest.vcpupins if p.vcpu in index)
-    # the part is only a vehicle for placing the dedicated vCPUs: the whole guest's cells and its memory
-    # devices are judged once the parts are merged (``planning.policies.plan_mixed``)
+    # the part is only a vehicle for placing the dedicated vCPUs: the whole guest's cells and what is bound
+    # to them are judged once the parts are merged (``planning.policies.plan_mixed``)
     part = replace(guest, vcpus=len(ids), current_vcpus=None, vcpupins=pins, numa_cells=(), topology=None,
                    memnodes=(), vcpusched=(), memory_devices=(), hugepage_cells=CpuSet(),
                    controller_cells=())  # fmt: skip

@@ -26,7 +26,7 @@ from vmtune.core.tuning.memmode import at_home, keep_user_binding, single_node_p
 from vmtune.cpuset import CpuSet
 from vmtune.errors import InputError
 
-__all__ = ["check_kept_topology", "check_memory_devices", "plan_layout", "plan_numatune", "vcpu_cpuset"]
+__all__ = ["check_cell_users", "check_kept_topology", "plan_layout", "plan_numatune", "vcpu_cpuset"]
 
 
 def plan_layout(job: Job, placement: Placement, numa_off: bool, notes: list[Note]) -> GuestLayout:
@@ -41,7 +41,7 @@ def plan_layout(job: Job, placement: Placement, numa_off: bool, notes: list[Note
         return replace(layout, topology=seen_topology(job.guest))
     if layout.hidden:
         notes.append(hidden_note(job.host, placement.cpus))
-    check_memory_devices(job.guest, len(layout.cells))
+    check_cell_users(job.guest, len(layout.cells))
     seen = carry_cell_access(job.guest.numa_cells, layout.cells)
     distances = cell_distances(job.host, [s.node for s in placement.shares]) if len(seen) > 1 else ()
     if len(distances) == len(seen):
@@ -62,27 +62,25 @@ def check_kept_topology(job: Job, cpus: Sequence[int], notes: list[Note]) -> Non
         notes.append(Note(topic="topology", level=Level.WARNING, message=say, xpath="/domain/cpu/topology"))
 
 
-def check_memory_devices(guest: GuestSpec, cells: int) -> None:
-    """A memory device is plugged into a guest cell, a hugepage size is given to some: the new shape
-    (``cells`` cells) must still have them (libvirt refuses a cell it does not have)."""
-    for dev in guest.memory_devices:
-        if dev.node is not None and dev.node >= max(cells, 1):
-            raise InputError(
-                f"{guest.source}: a <memory model='{dev.model}'> device targets guest cell {dev.node}, "
-                f"the new shape has {cells} cell(s); keep the shape (no --reshape) or move it"
-            )
-    for where, cell in guest.controller_cells:
+def check_cell_users(guest: GuestSpec, cells: int) -> None:
+    """What is bound to a guest cell (a memory device, a PCI expander bus, a hugepage size) must still have
+    its cell in the new shape of ``cells`` cells: libvirt refuses a cell the domain does not have."""
+    users = [
+        (dev.node, f"a <memory model='{dev.model}'> device targets guest cell {dev.node}", "move it")
+        for dev in guest.memory_devices
+        if dev.node is not None
+    ]
+    users += [(cell, f"{where}/target/node names guest cell {cell}", "move the controller")
+              for where, cell in guest.controller_cells]  # fmt: skip
+    if guest.hugepage_cells:
+        names = f"/domain/memoryBacking/hugepages/page/@nodeset names guest cell(s) {guest.hugepage_cells}"
+        users.append((guest.hugepage_cells.last(), names, "change the nodesets"))
+    for cell, what, remedy in users:
         if cell >= max(cells, 1):
             raise InputError(
-                f"{guest.source}: {where}/target/node names guest cell {cell}, the new shape has {cells} "
-                "cell(s); keep the shape (no --reshape) or move the controller"
+                f"{guest.source}: {what}, the new shape has {cells} cell(s); "
+                f"keep the shape (no --reshape) or {remedy}"
             )
-    if guest.hugepage_cells and guest.hugepage_cells.last() >= max(cells, 1):
-        raise InputError(
-            f"{guest.source}: /domain/memoryBacking/hugepages/page/@nodeset names guest cell(s) "
-            f"{guest.hugepage_cells}, the new shape has {cells} cell(s); keep the shape (no --reshape) or "
-            "change the nodesets"
-        )
 
 
 def vcpu_cpuset(

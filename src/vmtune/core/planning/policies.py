@@ -12,7 +12,7 @@ from vmtune.core.placement.shared import plan_shared
 from vmtune.core.plan import CpuPlan, Note, Plan
 from vmtune.core.planning.dedicated import plan_dedicated
 from vmtune.core.planning.job import Job, merge_tuning, seen_topology
-from vmtune.core.planning.layout import check_memory_devices
+from vmtune.core.planning.layout import check_cell_users
 from vmtune.core.planning.vcpus import device_node, hugepage_size
 from vmtune.core.tuning.devices import device_tuning
 from vmtune.core.tuning.memmode import at_home
@@ -76,7 +76,7 @@ def plan_mixed(job: Job, notes: list[Note]) -> Plan:
     notes[:] = part_notes
     plan = merge_mixed(guest, split, part, pool, pool_node=job.host.node_of(pool.first()), keep=job.keep)
     if not job.keep:
-        check_memory_devices(guest, len(plan.cpu.numa_cells or ()) if plan.cpu is not None else 0)
+        check_cell_users(guest, len(plan.cpu.numa_cells or ()) if plan.cpu is not None else 0)
     if job.keep and plan.numatune is not None:
         numatune = plan.numatune
         memnodes = tuple(MemNode(cellid=c.id, mode=numatune.mode, nodeset=numatune.nodeset)
